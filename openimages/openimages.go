@@ -1,0 +1,100 @@
+// Package openimages reads the CSV files of the Open Images dataset that bulk
+// import uses: class descriptions (MID → display name) and image-level labels.
+// FORMATS.md describes them.
+package openimages
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Class is one row of a class-descriptions file.
+type Class struct {
+	MID         string // e.g. /m/01yrx
+	DisplayName string // e.g. Cat
+}
+
+// Name is the label name the hub uses for a class: its display name in lower
+// case with inner spaces kept ("Traffic light" → "traffic light").
+func (c Class) Name() string {
+	return strings.Join(strings.Fields(strings.ToLower(c.DisplayName)), " ")
+}
+
+// ReadClasses reads a class-descriptions CSV: two columns, LabelName and
+// DisplayName, with or without a header row (older files have none).
+func ReadClasses(r io.Reader) ([]Class, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = 2
+	cr.ReuseRecord = true
+	var out []Class
+	for line := 1; ; line++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("class descriptions line %d: %w", line, err)
+		}
+		mid, name := strings.TrimSpace(strings.TrimPrefix(rec[0], "\ufeff")), strings.TrimSpace(rec[1])
+		if line == 1 && strings.EqualFold(mid, "LabelName") {
+			continue
+		}
+		if mid == "" || name == "" {
+			return nil, fmt.Errorf("class descriptions line %d: empty field", line)
+		}
+		out = append(out, Class{MID: mid, DisplayName: name})
+	}
+}
+
+// ImageLabel is one row of an image-level labels file.
+type ImageLabel struct {
+	ImageID    string
+	Source     string
+	MID        string
+	Confidence float64
+}
+
+// ReadImageLabels reads an image-level labels CSV
+// (ImageID,Source,LabelName,Confidence) and returns, for each image, the MIDs
+// it is labelled with. Rows with Confidence 0 say the class was verified
+// absent: they are not labels and are skipped.
+func ReadImageLabels(r io.Reader) (map[string][]string, error) {
+	cr := csv.NewReader(r)
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("image labels header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+	}
+	for _, need := range []string{"ImageID", "LabelName", "Confidence"} {
+		if _, ok := col[need]; !ok {
+			return nil, fmt.Errorf("image labels: no %s column in header %v", need, header)
+		}
+	}
+	out := map[string][]string{}
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("image labels line %d: %w", line, err)
+		}
+		conf, err := strconv.ParseFloat(strings.TrimSpace(rec[col["Confidence"]]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("image labels line %d: confidence %q is not a number", line, rec[col["Confidence"]])
+		}
+		if conf <= 0 {
+			continue
+		}
+		id := strings.TrimSpace(rec[col["ImageID"]])
+		out[id] = append(out[id], strings.TrimSpace(rec[col["LabelName"]]))
+	}
+}
