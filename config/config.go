@@ -29,6 +29,21 @@ type Config struct {
 	LoginMaxFailuresIP int           `env:"LOGIN_MAX_FAILURES_PER_IP" envDefault:"100"`
 	LoginFailureWindow time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"15m"`
 	ShutdownTimeout    time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
+
+	UploadMaxFileBytes    int64 `env:"UPLOAD_MAX_FILE_BYTES" envDefault:"26214400"`     // 25 MiB
+	UploadMaxRequestBytes int64 `env:"UPLOAD_MAX_REQUEST_BYTES" envDefault:"536870912"` // 512 MiB
+	UploadMaxFiles        int   `env:"UPLOAD_MAX_FILES" envDefault:"200"`
+	UploadMaxPixels       int64 `env:"UPLOAD_MAX_PIXELS" envDefault:"40000000"`
+
+	// NearDuplicateDistance is the largest Hamming distance between perceptual
+	// hashes at which two images count as near-duplicates (at most 7).
+	NearDuplicateDistance int `env:"NEAR_DUPLICATE_DISTANCE" envDefault:"6"`
+	// BlobGracePeriod is how old an unreferenced blob must be before the
+	// sweeper deletes it, so that an upload in flight is never swept.
+	BlobGracePeriod time.Duration `env:"BLOB_GRACE_PERIOD" envDefault:"24h"`
+	// JobRescueAfter is how long a running job may go silent (its process
+	// killed) before River hands it to another process.
+	JobRescueAfter time.Duration `env:"JOB_RESCUE_AFTER" envDefault:"10m"`
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -78,6 +93,12 @@ func (c *Config) validate() error {
 	}
 	if c.LoginMaxFailures < 1 || c.LoginMaxFailuresIP < 1 {
 		return fmt.Errorf("LOGIN_MAX_FAILURES and LOGIN_MAX_FAILURES_PER_IP must be at least 1")
+	}
+	if c.UploadMaxFileBytes < 1 || c.UploadMaxRequestBytes < c.UploadMaxFileBytes || c.UploadMaxFiles < 1 || c.UploadMaxPixels < 1 {
+		return fmt.Errorf("upload limits must be positive, and UPLOAD_MAX_REQUEST_BYTES at least UPLOAD_MAX_FILE_BYTES")
+	}
+	if c.NearDuplicateDistance < 0 || c.NearDuplicateDistance > 7 {
+		return fmt.Errorf("NEAR_DUPLICATE_DISTANCE %d: want 0 to 7", c.NearDuplicateDistance)
 	}
 	if c.SessionTTL < time.Minute {
 		return fmt.Errorf("SESSION_TTL %s is too short", c.SessionTTL)

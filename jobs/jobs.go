@@ -7,6 +7,7 @@ package jobs
 import (
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
@@ -21,36 +25,59 @@ import (
 type Deps struct {
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
+	Blobs  blob.Store
+	Config config.Config
 }
 
 // Options tune the River client.
 type Options struct {
 	// Work makes the client fetch and run jobs; without it the client only
 	// inserts (a process that serves pages but runs no jobs, or a CLI command).
-	Work       bool
-	MaxWorkers int
+	Work bool
 }
 
 // NewClient builds the River client with every worker and periodic job.
 func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	q := queries.New()
-	if err := river.AddWorkerSafely(workers, &CleanupWorker{pool: d.Pool, q: q, logger: d.Logger}); err != nil {
-		return nil, fmt.Errorf("error adding cleanup worker: %w", err)
+	for _, add := range []func() error{
+		func() error {
+			return river.AddWorkerSafely(workers, &CleanupWorker{pool: d.Pool, q: q, logger: d.Logger})
+		},
+		func() error {
+			return river.AddWorkerSafely(workers, &IngestWorker{
+				pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger,
+				thresholds: imaging.DefaultThresholds, nearDist: d.Config.NearDuplicateDistance,
+			})
+		},
+		func() error {
+			return river.AddWorkerSafely(workers, &SweepWorker{
+				q: q, pool: d.Pool, blobs: d.Blobs, logger: d.Logger, grace: d.Config.BlobGracePeriod,
+			})
+		},
+	} {
+		if err := add(); err != nil {
+			return nil, fmt.Errorf("error adding worker: %w", err)
+		}
 	}
 	cfg := &river.Config{
-		Logger:  d.Logger,
-		Workers: workers,
+		Logger:               d.Logger,
+		Workers:              workers,
+		RescueStuckJobsAfter: d.Config.JobRescueAfter,
 	}
 	if opts.Work {
-		if opts.MaxWorkers <= 0 {
-			opts.MaxWorkers = 20
+		cfg.Queues = map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: 10},
+			// Ingest is CPU-bound: one job per core keeps latency steady.
+			QueueIngest: {MaxWorkers: runtime.GOMAXPROCS(0)},
 		}
-		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.MaxWorkers}}
 		cfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 				return CleanupArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
+				return SweepArgs{}, nil
+			}, nil),
 		}
 	}
 	client, err := river.NewClient(riverpgxv5.New(d.Pool), cfg)

@@ -13,6 +13,82 @@ import (
 	"github.com/google/uuid"
 )
 
+type ImageStatus string
+
+const (
+	ImageStatusUploaded          ImageStatus = "uploaded"
+	ImageStatusProcessing        ImageStatus = "processing"
+	ImageStatusAwaitingInference ImageStatus = "awaiting_inference"
+	ImageStatusAwaitingReview    ImageStatus = "awaiting_review"
+	ImageStatusReviewed          ImageStatus = "reviewed"
+	ImageStatusFlagged           ImageStatus = "flagged"
+	ImageStatusRejected          ImageStatus = "rejected"
+	ImageStatusFailed            ImageStatus = "failed"
+)
+
+func (e *ImageStatus) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = ImageStatus(s)
+	case string:
+		*e = ImageStatus(s)
+	default:
+		return fmt.Errorf("unsupported scan type for ImageStatus: %T", src)
+	}
+	return nil
+}
+
+type NullImageStatus struct {
+	ImageStatus ImageStatus
+	Valid       bool // Valid is true if ImageStatus is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullImageStatus) Scan(value interface{}) error {
+	if value == nil {
+		ns.ImageStatus, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.ImageStatus.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullImageStatus) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.ImageStatus), nil
+}
+
+func (e ImageStatus) Valid() bool {
+	switch e {
+	case ImageStatusUploaded,
+		ImageStatusProcessing,
+		ImageStatusAwaitingInference,
+		ImageStatusAwaitingReview,
+		ImageStatusReviewed,
+		ImageStatusFlagged,
+		ImageStatusRejected,
+		ImageStatusFailed:
+		return true
+	}
+	return false
+}
+
+func AllImageStatusValues() []ImageStatus {
+	return []ImageStatus{
+		ImageStatusUploaded,
+		ImageStatusProcessing,
+		ImageStatusAwaitingInference,
+		ImageStatusAwaitingReview,
+		ImageStatusReviewed,
+		ImageStatusFlagged,
+		ImageStatusRejected,
+		ImageStatusFailed,
+	}
+}
+
 type UserRole string
 
 const (
@@ -86,6 +162,69 @@ type APIToken struct {
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+}
+
+type Campaign struct {
+	ID          uuid.UUID
+	Title       string
+	Description string
+	TargetCount int32
+	Priority    int32
+	ClosesAt    time.Time
+	CreatedBy   uuid.UUID
+	CreatedAt   time.Time
+}
+
+type CampaignLabel struct {
+	CampaignID uuid.UUID
+	LabelID    uuid.UUID
+}
+
+type Image struct {
+	ID              uuid.UUID
+	UploadSha256    []byte
+	Sha256          []byte
+	OwnerID         uuid.UUID
+	CampaignID      *uuid.UUID
+	Filename        string
+	ContentType     string
+	ByteSize        int64
+	Width           int32
+	Height          int32
+	Status          ImageStatus
+	Reason          *string
+	Phash           *int64
+	PhashB0         *int32
+	PhashB1         *int32
+	PhashB2         *int32
+	PhashB3         *int32
+	NearDuplicateOf *uuid.UUID
+	Quality         []byte
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+type ImageLabel struct {
+	ImageID   uuid.UUID
+	LabelID   uuid.UUID
+	AddedBy   uuid.UUID
+	CreatedAt time.Time
+}
+
+type ImageUpload struct {
+	ImageID    uuid.UUID
+	UserID     uuid.UUID
+	Filename   string
+	CampaignID *uuid.UUID
+	CreatedAt  time.Time
+}
+
+type Label struct {
+	ID          uuid.UUID
+	Name        string
+	DisplayName string
+	ExternalID  *string
+	CreatedAt   time.Time
 }
 
 type LoginFailure struct {

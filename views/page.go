@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/static"
 )
 
 // Viewer is the signed-in person a page is rendered for.
@@ -48,3 +49,37 @@ func formatOptTime(t *time.Time, none string) string {
 	}
 	return formatTime(*t)
 }
+
+func joinLabels(labels []string) string {
+	out := ""
+	for i, l := range labels {
+		if i > 0 {
+			out += ", "
+		}
+		out += l
+	}
+	return out
+}
+
+// statusText is an image status in words for a contributor.
+func statusText(status string) string {
+	switch status {
+	case "uploaded", "processing":
+		return "checking"
+	case "awaiting_inference":
+		return "waiting for the model"
+	case "awaiting_review":
+		return "waiting for review"
+	case "reviewed":
+		return "reviewed"
+	case "flagged":
+		return "needs a second look"
+	case "rejected":
+		return "not accepted"
+	case "failed":
+		return "failed"
+	}
+	return status
+}
+
+func staticPath(name string) string { return static.Path(name) }

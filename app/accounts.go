@@ -1,0 +1,81 @@
+package app
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// userJSON is a user as the API shows it.
+type userJSON struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Role      auth.Role `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func toUserJSON(u queries.User) userJSON {
+	return userJSON{ID: u.ID.String(), Email: u.Email, Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt.UTC()}
+}
+
+// startSession signs the browser in with a fresh session id (never one it
+// brought along), ending the session it had before.
+func (s *Server) startSession(c *fiber.Ctx, u queries.User) error {
+	ctx := c.UserContext()
+	if id := currentIdentity(c); id != nil && id.sessionHash != nil {
+		if err := s.q.SessionDelete(ctx, s.pool, id.sessionHash); err != nil {
+			return fmt.Errorf("error ending old session: %w", err)
+		}
+	}
+	plain, hash := auth.NewSecret("")
+	expires := time.Now().Add(s.cfg.SessionTTL)
+	ua := c.Get(fiber.HeaderUserAgent)
+	if len(ua) > 300 {
+		ua = ua[:300]
+	}
+	err := s.q.SessionInsert(ctx, s.pool, queries.SessionInsertParams{
+		IDHash: hash, UserID: u.ID, ExpiresAt: expires, UserAgent: ua, IP: c.IP(),
+	})
+	if err != nil {
+		return fmt.Errorf("error creating session: %w", err)
+	}
+	c.Cookie(&fiber.Cookie{
+		Name: sessionCookie, Value: plain, Path: "/", Expires: expires,
+		HTTPOnly: true, Secure: s.cfg.SecureCookies, SameSite: fiber.CookieSameSiteLaxMode,
+	})
+	c.Locals(localsIdentity, &identity{user: u, sessionHash: hash})
+	return nil
+}
+
+// endSession signs the browser out.
+func (s *Server) endSession(c *fiber.Ctx) error {
+	if id := currentIdentity(c); id != nil && id.sessionHash != nil {
+		if err := s.q.SessionDelete(c.UserContext(), s.pool, id.sessionHash); err != nil {
+			return fmt.Errorf("error ending session: %w", err)
+		}
+	}
+	s.clearSessionCookie(c)
+	c.Locals(localsIdentity, nil)
+	return nil
+}
+
+func (s *Server) clearSessionCookie(c *fiber.Ctx) {
+	c.Cookie(&fiber.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
+		HTTPOnly: true, Secure: s.cfg.SecureCookies, SameSite: fiber.CookieSameSiteLaxMode,
+	})
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}

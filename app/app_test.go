@@ -1,0 +1,227 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/dbtest"
+	"github.com/deepimageshub/imagehub/jobs"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// testBundle is a running server on a fresh database, reached over real HTTP
+// on a loopback port.
+type testBundle struct {
+	server *Server
+	pool   *pgxpool.Pool
+	q      *queries.Queries
+	base   string
+	blobs  blob.Store
+}
+
+func testConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg, err := config.Load(func(string) string { return "" })
+	require.NoError(t, err)
+	return cfg
+}
+
+func setup(t *testing.T, mods ...func(*config.Config)) *testBundle {
+	t.Helper()
+	pool := dbtest.NewPool(t)
+	cfg := testConfig(t)
+	for _, m := range mods {
+		m(&cfg)
+	}
+	blobs, err := blob.Open(context.Background(), "file://"+t.TempDir())
+	require.NoError(t, err)
+	return startBundle(t, cfg, pool, blobs)
+}
+
+// startBundle starts the server and its River workers on a database and a
+// blob store.
+func startBundle(t *testing.T, cfg config.Config, pool *pgxpool.Pool, blobs blob.Store) *testBundle {
+	t.Helper()
+	cfg.DataDir = t.TempDir()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rc, err := jobs.NewClient(jobs.Deps{Pool: pool, Logger: logger, Blobs: blobs, Config: cfg}, jobs.Options{Work: true})
+	require.NoError(t, err)
+	require.NoError(t, rc.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = rc.StopAndCancel(ctx)
+	})
+	s, err := New(Deps{Config: cfg, Pool: pool, Blobs: blobs, River: rc, Logger: logger})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	return &testBundle{server: s, pool: pool, q: queries.New(), base: "http://" + ln.Addr().String(), blobs: blobs}
+}
+
+// client is a browser-like HTTP client: it keeps cookies and does not follow
+// redirects, so tests see them.
+type client struct {
+	t    *testing.T
+	base string
+	http *http.Client
+	// header is added to every request (Authorization for token tests).
+	header http.Header
+}
+
+func (tb *testBundle) client(t *testing.T) *client {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	return &client{t: t, base: tb.base, header: http.Header{}, http: &http.Client{
+		Jar:           jar,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+type response struct {
+	*http.Response
+	body []byte
+}
+
+func (r *response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.body, &m), "body: %s", r.body)
+	return m
+}
+
+// apiError returns the API.md error body's code and field.
+func (r *response) apiError(t *testing.T) (code, field string) {
+	t.Helper()
+	e, ok := r.json(t)["error"].(map[string]any)
+	require.True(t, ok, "no error object in %s", r.body)
+	f, _ := e["field"].(string)
+	require.NotEmpty(t, e["message"], "error without a message")
+	return e["code"].(string), f
+}
+
+func (r *response) doc(t *testing.T) *goquery.Document {
+	t.Helper()
+	d, err := goquery.NewDocumentFromReader(strings.NewReader(string(r.body)))
+	require.NoError(t, err)
+	return d
+}
+
+func (c *client) do(method, path string, body io.Reader, header http.Header) *response {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, body)
+	require.NoError(c.t, err)
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	res, err := c.http.Do(req)
+	require.NoError(c.t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(c.t, err)
+	return &response{Response: res, body: b}
+}
+
+func (c *client) get(path string) *response { return c.do(http.MethodGet, path, nil, nil) }
+
+func (c *client) json(method, path string, v any) *response {
+	c.t.Helper()
+	var body io.Reader
+	switch v := v.(type) {
+	case string:
+		body = strings.NewReader(v)
+	default:
+		b, err := json.Marshal(v)
+		require.NoError(c.t, err)
+		body = strings.NewReader(string(b))
+	}
+	return c.do(method, path, body, http.Header{"Content-Type": {"application/json"}})
+}
+
+// csrf returns this client's CSRF token, fetching a page first if needed.
+func (c *client) csrf() string {
+	c.t.Helper()
+	u, _ := url.Parse(c.base)
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == csrfCookie {
+			return ck.Value
+		}
+	}
+	c.get("/")
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == csrfCookie {
+			return ck.Value
+		}
+	}
+	c.t.Fatal("no csrf cookie after visiting a page")
+	return ""
+}
+
+// form posts a browser form, with the CSRF token unless told otherwise.
+func (c *client) form(path string, values url.Values) *response {
+	c.t.Helper()
+	if values.Get(csrfField) == "" {
+		values.Set(csrfField, c.csrf())
+	}
+	return c.do(http.MethodPost, path, strings.NewReader(values.Encode()),
+		http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
+}
+
+const testPassword = "correct horse battery"
+
+// signup creates an account through the API and leaves the client signed in.
+func (c *client) signup(email, name string) map[string]any {
+	c.t.Helper()
+	res := c.json(http.MethodPost, "/api/v1/auth/signup", map[string]string{"email": email, "password": testPassword, "name": name})
+	require.Equal(c.t, http.StatusCreated, res.StatusCode, "%s", res.body)
+	return res.json(c.t)["user"].(map[string]any)
+}
+
+// userWithRole creates an account with role directly in the database and a
+// client signed in as it.
+func (tb *testBundle) userWithRole(t *testing.T, email string, role auth.Role) (*client, queries.User) {
+	t.Helper()
+	hash, err := auth.HashPassword(testPassword)
+	require.NoError(t, err)
+	u, err := tb.q.UserInsertWithRole(context.Background(), tb.pool, queries.UserInsertWithRoleParams{
+		Email: email, Name: strings.Split(email, "@")[0], PasswordHash: hash, Role: role,
+	})
+	require.NoError(t, err)
+	c := tb.client(t)
+	res := c.json(http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": testPassword})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	return c, u
+}
+
+func (tb *testBundle) countUsers(t *testing.T) int {
+	t.Helper()
+	var n int
+	require.NoError(t, tb.pool.QueryRow(context.Background(), "SELECT count(*) FROM users").Scan(&n))
+	return n
+}

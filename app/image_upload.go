@@ -1,0 +1,447 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/jobs"
+	"github.com/deepimageshub/imagehub/problem"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// uploadResult is one file's outcome, as API.md's upload answer lists them.
+type uploadResult struct {
+	Filename string     `json:"filename"`
+	Status   string     `json:"status"` // created, duplicate or refused
+	Image    *imageJSON `json:"image,omitempty"`
+	Error    *apiError  `json:"error,omitempty"`
+}
+
+// spooledFile is one file part, written to a temporary file while it streamed
+// in and hashed on the way.
+type spooledFile struct {
+	field    string // files[i], for error messages
+	filename string
+	path     string
+	size     int64
+	sha256   [32]byte
+	refusal  *apiError
+}
+
+// uploadForm is what a multipart upload carried.
+type uploadForm struct {
+	files      []*spooledFile
+	labels     []string
+	campaignID string
+}
+
+func (f *uploadForm) cleanup() {
+	for _, sf := range f.files {
+		if sf.path != "" {
+			os.Remove(sf.path)
+		}
+	}
+}
+
+// receiveUpload reads a multipart upload as a stream: each file part goes to
+// a temporary file through a SHA-256 hash, capped per file and per request,
+// so memory use stays small whatever is sent. Fields may come before or after
+// the files, which is why files are spooled before anything is stored.
+func (s *Server) receiveUpload(c *fiber.Ctx) (*uploadForm, error) {
+	mediaType, params, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	if err != nil || mediaType != fiber.MIMEMultipartForm || params["boundary"] == "" {
+		return nil, problem.New(http.StatusUnsupportedMediaType, "unsupported_media_type", "",
+			"Send the images as multipart/form-data with one or more parts named files.")
+	}
+	if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > s.cfg.UploadMaxRequestBytes {
+		return nil, tooLargeRequest(s.cfg.UploadMaxRequestBytes)
+	}
+	var body io.Reader = c.Context().RequestBodyStream()
+	if body == nil {
+		body = bytes.NewReader(c.Body())
+	}
+	capped := &cappedReader{r: body, left: s.cfg.UploadMaxRequestBytes}
+	mr := multipart.NewReader(capped, params["boundary"])
+
+	tmpDir := filepath.Join(s.cfg.DataDir, "tmp")
+	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
+		return nil, fmt.Errorf("error creating upload folder: %w", err)
+	}
+	form := &uploadForm{}
+	fields := 0
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			form.cleanup()
+			return nil, uploadReadError(err, capped, s.cfg.UploadMaxRequestBytes)
+		}
+		switch name := part.FormName(); {
+		case name == "files" || (name == "" && part.FileName() != "") || strings.HasPrefix(name, "files["):
+			if len(form.files) >= s.cfg.UploadMaxFiles {
+				form.cleanup()
+				return nil, problem.New(http.StatusRequestEntityTooLarge, "too_many_files", "files",
+					fmt.Sprintf("Send at most %d files in one upload.", s.cfg.UploadMaxFiles))
+			}
+			sf, err := s.spool(part, tmpDir, len(form.files))
+			if sf != nil {
+				form.files = append(form.files, sf)
+			}
+			if err != nil {
+				form.cleanup()
+				return nil, uploadReadError(err, capped, s.cfg.UploadMaxRequestBytes)
+			}
+		case name == "labels" || name == "labels[]" || name == "campaign_id":
+			fields++
+			if fields > 1000 {
+				form.cleanup()
+				return nil, badInput("too_many_fields", name, "The upload has too many form fields.")
+			}
+			b, err := io.ReadAll(io.LimitReader(part, 4097))
+			if err != nil {
+				form.cleanup()
+				return nil, uploadReadError(err, capped, s.cfg.UploadMaxRequestBytes)
+			}
+			if len(b) > 4096 {
+				form.cleanup()
+				return nil, badInput("too_long", name, name+" is too long.")
+			}
+			v := strings.TrimSpace(string(b))
+			if name == "campaign_id" {
+				form.campaignID = v
+			} else {
+				// Accept repeated fields and comma-separated lists alike.
+				for _, l := range strings.Split(v, ",") {
+					if l = strings.TrimSpace(l); l != "" {
+						form.labels = append(form.labels, l)
+					}
+				}
+			}
+		default:
+			// Unknown parts are read and ignored, within the request cap.
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				form.cleanup()
+				return nil, uploadReadError(err, capped, s.cfg.UploadMaxRequestBytes)
+			}
+		}
+	}
+	if len(form.files) == 0 {
+		return nil, badInput("missing_field", "files", "Choose at least one image to upload.")
+	}
+	return form, nil
+}
+
+// spool streams one file part into a temporary file. A file over the per-file
+// cap is refused, and the rest of it is read and thrown away so the next part
+// can be reached.
+func (s *Server) spool(part *multipart.Part, dir string, i int) (*spooledFile, error) {
+	sf := &spooledFile{field: fmt.Sprintf("files[%d]", i), filename: cleanFilename(part.FileName())}
+	f, err := os.CreateTemp(dir, "upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("error creating temporary file: %w", err)
+	}
+	sf.path = f.Name()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(part, s.cfg.UploadMaxFileBytes+1))
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("error writing temporary file: %w", cerr)
+	}
+	if err != nil {
+		return sf, err
+	}
+	if n > s.cfg.UploadMaxFileBytes {
+		if _, err := io.Copy(io.Discard, part); err != nil {
+			return sf, err
+		}
+		sf.refusal = &apiError{Code: "too_large", Field: sf.field, Message: fmt.Sprintf(
+			"%s is larger than %s, the largest file we accept.", sf.filename, humanBytes(s.cfg.UploadMaxFileBytes))}
+		return sf, nil
+	}
+	sf.size = n
+	copy(sf.sha256[:], h.Sum(nil))
+	return sf, nil
+}
+
+// cappedReader fails once more than left bytes have been read.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+var errRequestTooLarge = errors.New("request body over the cap")
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		c.over = true
+		return 0, errRequestTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+func tooLargeRequest(limit int64) *problem.Error {
+	return problem.New(http.StatusRequestEntityTooLarge, "too_large", "",
+		fmt.Sprintf("The upload is larger than %s in all; send fewer files at a time.", humanBytes(limit)))
+}
+
+func uploadReadError(err error, c *cappedReader, limit int64) error {
+	if c.over || errors.Is(err, errRequestTooLarge) {
+		return tooLargeRequest(limit)
+	}
+	var pe *problem.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "multipart") || errors.Is(err, io.EOF) {
+		return badInput("truncated_upload", "", "The upload was cut off before it ended; nothing was stored. Please try again.")
+	}
+	return fmt.Errorf("error reading upload: %w", err)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// cleanFilename keeps the client's file name as a label only: no folders, no
+// control characters, at most 255 bytes of valid UTF-8.
+func cleanFilename(name string) string {
+	name = strings.ReplaceAll(name, "\\", "/")
+	name = filepath.Base(name)
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(name, "?"))
+	if name == "." || name == "/" || name == "" {
+		name = "unnamed"
+	}
+	for len(name) > 255 {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return name
+}
+
+// storeUploads checks each spooled file, puts its bytes in the blob store and
+// records the image and its ingest job in one transaction. It returns one
+// result per file and whether the blob store failed.
+func (s *Server) storeUploads(ctx context.Context, user queries.User, form *uploadForm) ([]uploadResult, error) {
+	labels, err := s.resolveLabels(ctx, form.labels)
+	if err != nil {
+		return nil, err
+	}
+	campaignID, err := s.resolveOpenCampaign(ctx, form.campaignID)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]uploadResult, 0, len(form.files))
+	for i, sf := range form.files {
+		r := uploadResult{Filename: sf.filename}
+		if sf.refusal != nil {
+			r.Status, r.Error = "refused", sf.refusal
+			results = append(results, r)
+			continue
+		}
+		hdr, refusal := s.inspectSpooled(sf)
+		if refusal != nil {
+			r.Status, r.Error = "refused", refusal
+			results = append(results, r)
+			continue
+		}
+		img, created, err := s.storeOne(ctx, user, sf, hdr, labels, campaignID)
+		if err != nil {
+			if errors.Is(err, errBlobUnavailable) {
+				return results, blobUnavailable(len(form.files)-i, len(form.files))
+			}
+			return results, err
+		}
+		r.Status = "duplicate"
+		if created {
+			r.Status = "created"
+		}
+		ij, err := s.imageJSON(ctx, img)
+		if err != nil {
+			return results, err
+		}
+		r.Image = &ij
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+var errBlobUnavailable = errors.New("blob store unavailable")
+
+func blobUnavailable(left, total int) *problem.Error {
+	msg := "The image store is not answering, so nothing was stored. Please try again in a minute."
+	if left < total {
+		msg = fmt.Sprintf("The image store stopped answering: %d of %d files were not stored. Please upload them again in a minute.", left, total)
+	}
+	return problem.New(http.StatusServiceUnavailable, "storage_unavailable", "", msg)
+}
+
+// inspectSpooled reads a spooled file's header (never the whole image) and
+// refuses what is not a JPEG, PNG or WebP within the pixel cap.
+func (s *Server) inspectSpooled(sf *spooledFile) (imaging.Header, *apiError) {
+	f, err := os.Open(sf.path)
+	if err != nil {
+		return imaging.Header{}, &apiError{Code: "internal", Field: sf.field, Message: "The file could not be read back; please try again."}
+	}
+	defer f.Close()
+	hdr, err := imaging.Inspect(f, imaging.Limits{MaxPixels: s.cfg.UploadMaxPixels, MinShortSide: imaging.DefaultThresholds.MinShortSide})
+	if err != nil {
+		var ref *imaging.Refusal
+		if errors.As(err, &ref) {
+			return imaging.Header{}, &apiError{Code: ref.Code, Field: sf.field, Message: sf.filename + ": " + ref.Message}
+		}
+		return imaging.Header{}, &apiError{Code: "undecodable", Field: sf.field, Message: sf.filename + ": the file could not be read as an image."}
+	}
+	return hdr, nil
+}
+
+// storeOne stores one checked file. The blob is written before the
+// transaction that records the image and its ingest job, so a committed row
+// always has its bytes; a blob left behind by a failed transaction is found
+// by the orphan sweeper.
+func (s *Server) storeOne(ctx context.Context, user queries.User, sf *spooledFile, hdr imaging.Header,
+	labels []queries.Label, campaignID *uuid.UUID) (queries.Image, bool, error) {
+	key := blob.UploadKey(sf.sha256[:])
+	f, err := os.Open(sf.path)
+	if err != nil {
+		return queries.Image{}, false, fmt.Errorf("error reopening spooled upload: %w", err)
+	}
+	err = s.blobs.Put(ctx, key, f, sf.size, hdr.ContentType)
+	f.Close()
+	if err != nil {
+		s.logger.WarnContext(ctx, "blob store put failed", "key", key, "error", err)
+		return queries.Image{}, false, errBlobUnavailable
+	}
+	labelIDs := make([]uuid.UUID, len(labels))
+	for i, l := range labels {
+		labelIDs[i] = l.ID
+	}
+	var img queries.Image
+	created := false
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("error making image id: %w", err)
+		}
+		img, err = s.q.ImageInsert(ctx, tx, queries.ImageInsertParams{
+			ID: id, UploadSha256: sf.sha256[:], OwnerID: user.ID, CampaignID: campaignID,
+			Filename: sf.filename, ContentType: hdr.ContentType, ByteSize: sf.size,
+			Width: int32(hdr.Width), Height: int32(hdr.Height),
+		})
+		switch {
+		case err == nil:
+			created = true
+			if _, err := s.river.InsertTx(ctx, tx, jobs.IngestArgs{ImageID: img.ID}, nil); err != nil {
+				return fmt.Errorf("error queueing ingest: %w", err)
+			}
+		case errors.Is(err, pgx.ErrNoRows):
+			// The same bytes are already stored (perhaps by an upload that
+			// committed a moment ago): this upload joins that image.
+			img, err = s.q.ImageGetByUploadHash(ctx, tx, sf.sha256[:])
+			if err != nil {
+				return fmt.Errorf("error reading existing image: %w", err)
+			}
+		default:
+			return fmt.Errorf("error recording image: %w", err)
+		}
+		if err := s.q.ImageUploadInsert(ctx, tx, queries.ImageUploadInsertParams{
+			ImageID: img.ID, UserID: user.ID, Filename: sf.filename, CampaignID: campaignID,
+		}); err != nil {
+			return fmt.Errorf("error recording upload: %w", err)
+		}
+		if len(labelIDs) > 0 {
+			if err := s.q.ImageLabelsAdd(ctx, tx, queries.ImageLabelsAddParams{
+				ImageID: img.ID, LabelIds: labelIDs, AddedBy: user.ID,
+			}); err != nil {
+				return fmt.Errorf("error adding labels: %w", err)
+			}
+		}
+		return nil
+	})
+	return img, created, err
+}
+
+// apiImageUpload: POST /api/v1/images (multipart) → 201 all stored, 207 some
+// refused, 4xx none stored.
+func (s *Server) apiImageUpload(c *fiber.Ctx) error {
+	results, status, err := s.upload(c)
+	if err != nil {
+		if pe, ok := problem.As(err); ok && results != nil {
+			return c.Status(pe.Status).JSON(fiber.Map{"results": results, "error": apiError{Code: pe.Code, Message: pe.Message, Field: pe.Field}})
+		}
+		return err
+	}
+	out := fiber.Map{"results": results}
+	if status >= 400 {
+		first := results[0].Error
+		out["error"] = apiError{Code: first.Code, Field: first.Field, Message: "No file was stored. " + first.Message}
+	}
+	return c.Status(status).JSON(out)
+}
+
+// upload is the shared path of the API and the upload page.
+func (s *Server) upload(c *fiber.Ctx) ([]uploadResult, int, error) {
+	form, err := s.receiveUpload(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer form.cleanup()
+	results, err := s.storeUploads(c.UserContext(), *currentUser(c), form)
+	if err != nil {
+		return results, 0, err
+	}
+	stored, tooLarge := 0, 0
+	for _, r := range results {
+		if r.Status != "refused" {
+			stored++
+		} else if r.Error.Code == "too_large" {
+			tooLarge++
+		}
+	}
+	switch {
+	case stored == len(results):
+		return results, http.StatusCreated, nil
+	case stored > 0:
+		return results, http.StatusMultiStatus, nil
+	case tooLarge == len(results):
+		return results, http.StatusRequestEntityTooLarge, nil
+	default:
+		return results, http.StatusBadRequest, nil
+	}
+}

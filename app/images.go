@@ -1,0 +1,311 @@
+package app
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/problem"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// imageJSON is an image as API.md shows it.
+type imageJSON struct {
+	ID              string    `json:"id"`
+	SHA256          string    `json:"sha256"`
+	Width           int32     `json:"width"`
+	Height          int32     `json:"height"`
+	Status          string    `json:"status"`
+	Labels          []string  `json:"labels"`
+	Reason          *string   `json:"reason,omitempty"`
+	Filename        string    `json:"filename"`
+	ContentType     string    `json:"content_type"`
+	ByteSize        int64     `json:"byte_size"`
+	CampaignID      *string   `json:"campaign_id"`
+	NearDuplicateOf *string   `json:"near_duplicate_of,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	FileURL         string    `json:"file_url"`
+	ThumbnailURL    string    `json:"thumbnail_url,omitempty"`
+	Proposals       []any     `json:"proposals"`
+	Annotations     []any     `json:"annotations"`
+}
+
+// imageHash is the hash an image is known by: its canonical bytes once ingest
+// has run, the upload's before that.
+func imageHash(img queries.Image) string {
+	if img.Sha256 != nil {
+		return hex.EncodeToString(img.Sha256)
+	}
+	return hex.EncodeToString(img.UploadSha256)
+}
+
+func (s *Server) imageJSON(ctx context.Context, img queries.Image) (imageJSON, error) {
+	labels, err := s.q.ImageLabelNames(ctx, s.pool, img.ID)
+	if err != nil {
+		return imageJSON{}, fmt.Errorf("error reading labels: %w", err)
+	}
+	return toImageJSON(img, labels), nil
+}
+
+func toImageJSON(img queries.Image, labels []string) imageJSON {
+	j := imageJSON{
+		ID: img.ID.String(), SHA256: imageHash(img), Width: img.Width, Height: img.Height,
+		Status: string(img.Status), Labels: labels, Reason: img.Reason, Filename: img.Filename,
+		ContentType: img.ContentType, ByteSize: img.ByteSize, CreatedAt: img.CreatedAt.UTC(),
+		FileURL: "/api/v1/images/" + img.ID.String() + "/file", Proposals: []any{}, Annotations: []any{},
+	}
+	if j.Labels == nil {
+		j.Labels = []string{}
+	}
+	if img.CampaignID != nil {
+		id := img.CampaignID.String()
+		j.CampaignID = &id
+	}
+	if img.NearDuplicateOf != nil {
+		id := img.NearDuplicateOf.String()
+		j.NearDuplicateOf = &id
+	}
+	if img.Sha256 != nil {
+		j.ThumbnailURL = "/images/" + img.ID.String() + "/thumb/grid"
+	}
+	return j
+}
+
+// resolveLabels maps label names to the taxonomy; an unknown name refuses the
+// whole upload, since a typo would otherwise be silently lost.
+func (s *Server) resolveLabels(ctx context.Context, names []string) ([]queries.Label, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	var uniq []string
+	for _, n := range names {
+		n = strings.ToLower(strings.TrimSpace(n))
+		if !seen[n] {
+			seen[n] = true
+			uniq = append(uniq, n)
+		}
+	}
+	if len(uniq) > 50 {
+		return nil, badInput("too_many_labels", "labels", "Give at most 50 labels per upload.")
+	}
+	labels, err := s.q.LabelGetByNames(ctx, s.pool, uniq)
+	if err != nil {
+		return nil, fmt.Errorf("error reading labels: %w", err)
+	}
+	if len(labels) != len(uniq) {
+		found := map[string]bool{}
+		for _, l := range labels {
+			found[l.Name] = true
+		}
+		var missing []string
+		for _, n := range uniq {
+			if !found[n] {
+				missing = append(missing, n)
+			}
+		}
+		return nil, badInput("unknown_label", "labels", fmt.Sprintf("Unknown label %q; pick labels from the list (GET /api/v1/labels).", strings.Join(missing, `", "`)))
+	}
+	return labels, nil
+}
+
+// resolveOpenCampaign checks that an upload's campaign exists and is open.
+func (s *Server) resolveOpenCampaign(ctx context.Context, raw string) (*uuid.UUID, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil {
+		return nil, badInput("unknown_campaign", "campaign_id", "There is no such campaign.")
+	}
+	c, err := s.q.CampaignGet(ctx, s.pool, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, badInput("unknown_campaign", "campaign_id", "There is no such campaign.")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error reading campaign: %w", err)
+	}
+	if !c.ClosesAt.After(time.Now()) {
+		return nil, badInput("campaign_closed", "campaign_id", "This campaign has closed; thank you all the same.")
+	}
+	return &id, nil
+}
+
+// visibleImage loads an image the caller may see: reviewers and above see
+// every image, contributors only those they uploaded. Anything else is 404,
+// so an id reveals nothing.
+func (s *Server) visibleImage(c *fiber.Ctx) (queries.Image, error) {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return queries.Image{}, err
+	}
+	ctx := c.UserContext()
+	img, err := s.q.ImageGet(ctx, s.pool, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return queries.Image{}, problem.NotFound
+	}
+	if err != nil {
+		return queries.Image{}, fmt.Errorf("error reading image: %w", err)
+	}
+	u := currentUser(c)
+	if u.Role.AtLeast(auth.RoleReviewer) {
+		return img, nil
+	}
+	mine, err := s.q.ImageUploadedBy(ctx, s.pool, queries.ImageUploadedByParams{ImageID: id, UserID: u.ID})
+	if err != nil {
+		return queries.Image{}, fmt.Errorf("error checking uploader: %w", err)
+	}
+	if !mine {
+		return queries.Image{}, problem.NotFound
+	}
+	return img, nil
+}
+
+// apiImageGet: GET /api/v1/images/{id}.
+func (s *Server) apiImageGet(c *fiber.Ctx) error {
+	img, err := s.visibleImage(c)
+	if err != nil {
+		return err
+	}
+	j, err := s.imageJSON(c.UserContext(), img)
+	if err != nil {
+		return err
+	}
+	return c.JSON(j)
+}
+
+// imageListFilter is the filters of an image list.
+type imageListFilter struct {
+	status     *queries.ImageStatus
+	label      *string
+	campaignID *uuid.UUID
+	limit      int
+	before     *cursor
+}
+
+func parseImageListFilter(c *fiber.Ctx) (imageListFilter, error) {
+	var f imageListFilter
+	limit, after, err := pageParams(c)
+	if err != nil {
+		return f, err
+	}
+	f.limit, f.before = limit, after
+	if v := c.Query("status"); v != "" {
+		st := queries.ImageStatus(v)
+		if !st.Valid() {
+			return f, badInput("invalid_status", "status", "status must be one of uploaded, processing, awaiting_inference, awaiting_review, reviewed, flagged, rejected, failed.")
+		}
+		f.status = &st
+	}
+	if v := c.Query("label"); v != "" {
+		v = strings.ToLower(v)
+		f.label = &v
+	}
+	if v := c.Query("campaign_id"); v != "" {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			return f, badInput("invalid_campaign", "campaign_id", "campaign_id is not a campaign id.")
+		}
+		f.campaignID = &id
+	}
+	return f, nil
+}
+
+// listImages returns one page of the images the caller may see, newest first.
+func (s *Server) listImages(c *fiber.Ctx, f imageListFilter, all bool) ([]imageJSON, string, error) {
+	ctx := c.UserContext()
+	u := currentUser(c)
+	var imgs []queries.Image
+	var times []time.Time
+	if all {
+		p := queries.ImageListAllParams{Status: f.status, Label: f.label, CampaignID: f.campaignID, MaxRows: int32(f.limit + 1)}
+		if f.before != nil {
+			p.BeforeAt, p.BeforeID = &f.before.T, &f.before.ID
+		}
+		rows, err := s.q.ImageListAll(ctx, s.pool, p)
+		if err != nil {
+			return nil, "", fmt.Errorf("error listing images: %w", err)
+		}
+		for _, r := range rows {
+			imgs, times = append(imgs, r.Image), append(times, r.UploadedAt)
+		}
+	} else {
+		p := queries.ImageListByUploaderParams{UserID: u.ID, Status: f.status, Label: f.label, CampaignID: f.campaignID, MaxRows: int32(f.limit + 1)}
+		if f.before != nil {
+			p.BeforeAt, p.BeforeID = &f.before.T, &f.before.ID
+		}
+		rows, err := s.q.ImageListByUploader(ctx, s.pool, p)
+		if err != nil {
+			return nil, "", fmt.Errorf("error listing images: %w", err)
+		}
+		for _, r := range rows {
+			img := r.Image
+			img.Filename = r.UploadFilename // the name this contributor gave it
+			imgs, times = append(imgs, img), append(times, r.UploadedAt)
+		}
+	}
+	next := ""
+	if len(imgs) > f.limit {
+		imgs, times = imgs[:f.limit], times[:f.limit]
+		next = cursor{T: times[f.limit-1], ID: imgs[f.limit-1].ID}.String()
+	}
+	ids := make([]uuid.UUID, len(imgs))
+	for i, img := range imgs {
+		ids[i] = img.ID
+	}
+	labelRows, err := s.q.ImageLabelNamesMany(ctx, s.pool, ids)
+	if err != nil {
+		return nil, "", fmt.Errorf("error reading labels: %w", err)
+	}
+	labels := map[uuid.UUID][]string{}
+	for _, r := range labelRows {
+		labels[r.ImageID] = append(labels[r.ImageID], r.Name)
+	}
+	out := make([]imageJSON, len(imgs))
+	for i, img := range imgs {
+		out[i] = toImageJSON(img, labels[img.ID])
+	}
+	return out, next, nil
+}
+
+// apiImageList: GET /api/v1/images: contributors see their own uploads,
+// reviewers and above every image.
+func (s *Server) apiImageList(c *fiber.Ctx) error {
+	f, err := parseImageListFilter(c)
+	if err != nil {
+		return err
+	}
+	all := currentUser(c).Role.AtLeast(auth.RoleReviewer) && c.Query("mine") != "true"
+	items, next, err := s.listImages(c, f, all)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": items, "next_cursor": nullIfEmpty(next)})
+}
+
+// apiImageFile: GET /api/v1/images/{id}/file → the image bytes (the canonical
+// copy once ingest has cleaned it), or a redirect to a presigned URL.
+func (s *Server) apiImageFile(c *fiber.Ctx) error {
+	img, err := s.visibleImage(c)
+	if err != nil {
+		return err
+	}
+	if img.Sha256 == nil {
+		// The upload's own bytes may still carry GPS data: nothing is served
+		// before ingest has written the cleaned copy.
+		return errNotReady
+	}
+	return s.sendBlob(c, blob.ImageKey(img.Sha256), img.ContentType)
+}
+
+var errNotReady = problem.New(http.StatusConflict, "not_ready", "", "The image is still being processed; try again in a moment.")

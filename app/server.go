@@ -1,0 +1,239 @@
+// Package app is the web application: the Fiber app, its routes, middleware and
+// handlers. Pages and the JSON API under /api/v1 share the same logic and
+// differ only in what they render.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+
+	"github.com/deepimageshub/imagehub/account"
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/problem"
+	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/views"
+)
+
+// Deps are the server's dependencies, built by the caller (cmd/imagehub or a
+// test) so that each can choose real or test instances.
+type Deps struct {
+	Config   config.Config
+	Pool     *pgxpool.Pool
+	River    *river.Client[pgx.Tx]
+	Blobs    blob.Store
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // metrics are registered here; nil makes a fresh one
+}
+
+// Server holds every dependency of the handlers. There are no package-level
+// variables for configuration: two servers can run in one test process.
+type Server struct {
+	cfg      config.Config
+	pool     *pgxpool.Pool
+	q        *queries.Queries
+	accounts *account.Service
+	river    *river.Client[pgx.Tx]
+	blobs    blob.Store
+	logger   *slog.Logger
+	metrics  *metrics
+	app      *fiber.App
+	routes   []route
+
+	crossOrigin *http.CrossOriginProtection
+}
+
+// New builds the server and its routes.
+func New(d Deps) (*Server, error) {
+	if d.Pool == nil || d.Logger == nil || d.Blobs == nil {
+		return nil, errors.New("app.New: Pool, Blobs and Logger are required")
+	}
+	reg := d.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:  d.Config,
+		pool: d.Pool,
+		q:    queries.New(),
+		accounts: account.NewService(d.Pool, account.Limits{
+			MaxFailures:      d.Config.LoginMaxFailures,
+			MaxFailuresPerIP: d.Config.LoginMaxFailuresIP,
+			Window:           d.Config.LoginFailureWindow,
+		}),
+		river:  d.River,
+		blobs:  d.Blobs,
+		logger: d.Logger,
+	}
+	m, err := newMetrics(reg, d.Pool)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.crossOrigin = http.NewCrossOriginProtection()
+	if base, err := url.Parse(d.Config.BaseURL); err == nil && base.Host != "" {
+		// Behind a proxy the Host header may differ from the public address.
+		if err := s.crossOrigin.AddTrustedOrigin(base.Scheme + "://" + base.Host); err != nil {
+			return nil, fmt.Errorf("error trusting BASE_URL origin: %w", err)
+		}
+	}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "imagehub",
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+		ReadTimeout:           60 * time.Second,
+		WriteTimeout:          10 * time.Minute, // downloads stream for a long time
+		IdleTimeout:           120 * time.Second,
+		// Bodies stream: uploads read the stream with their own caps, and
+		// limitBody caps every other route. BodyLimit is only how much is
+		// read ahead into memory before streaming starts.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		BodyLimit:                    maxFormBody,
+		ProxyHeader:                  "", // set behind a trusted proxy only
+	})
+	s.routes = s.routeTable()
+	s.mount(reg)
+	return s, nil
+}
+
+// App is the Fiber app, for tests (app.Test) and for Serve.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve answers HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.app.Listener(ln); err != nil {
+		return fmt.Errorf("error serving http: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops taking connections and waits for requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if err := s.app.ShutdownWithContext(ctx); err != nil {
+		return fmt.Errorf("error shutting down http: %w", err)
+	}
+	return nil
+}
+
+// isAPI reports whether a request is for the JSON API rather than a page.
+func isAPI(c *fiber.Ctx) bool { return strings.HasPrefix(c.Path(), "/api/") }
+
+// handleError renders every error a handler returns: JSON for the API, a page
+// otherwise. Only server-side failures are logged as errors.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	var fe *fiber.Error
+	var e *problem.Error
+	if errors.As(err, &fe) {
+		e = problem.New(fe.Code, fiberCode(fe.Code), "", fiberMessage(fe))
+	} else {
+		var known bool
+		e, known = asError(err)
+		if !known || e.Status >= 500 {
+			logger(c, s.logger).ErrorContext(c.UserContext(), "request failed", "error", err, "path", c.Path())
+		}
+	}
+	for k, v := range e.Headers {
+		c.Set(k, v)
+	}
+	if isAPI(c) || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") && !strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
+		return c.Status(e.Status).JSON(fiber.Map{"error": apiError{Code: e.Code, Message: e.Message, Field: e.Field}})
+	}
+	p := s.page(c, httpStatusTitle(e.Status))
+	if e.Status < 500 {
+		p.Flash = nil
+	}
+	return render(c, e.Status, views.ErrorPage(p, e.Status, e.Message))
+}
+
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func fiberCode(status int) string {
+	switch status {
+	case fiber.StatusNotFound:
+		return "not_found"
+	case fiber.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case fiber.StatusRequestEntityTooLarge:
+		return "too_large"
+	case fiber.StatusRequestTimeout:
+		return "timeout"
+	default:
+		if status >= 500 {
+			return "internal"
+		}
+		return "bad_request"
+	}
+}
+
+func fiberMessage(fe *fiber.Error) string {
+	switch fe.Code {
+	case fiber.StatusNotFound:
+		return "There is nothing here."
+	case fiber.StatusMethodNotAllowed:
+		return "This address does not take that method."
+	case fiber.StatusRequestEntityTooLarge:
+		return "The request body is too large."
+	}
+	return fe.Message
+}
+
+func httpStatusTitle(status int) string {
+	switch status {
+	case 400:
+		return "That did not work"
+	case 401:
+		return "Please sign in"
+	case 403:
+		return "Not allowed"
+	case 404:
+		return "Not found"
+	case 409:
+		return "Conflict"
+	case 429:
+		return "Slow down"
+	case 503:
+		return "Temporarily unavailable"
+	}
+	if status >= 500 {
+		return "Something went wrong"
+	}
+	return "That did not work"
+}
+
+// render writes a templ component as the HTML response.
+func render(c *fiber.Ctx, status int, comp templ.Component) error {
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	if err := comp.Render(c.UserContext(), c.Response().BodyWriter()); err != nil {
+		return fmt.Errorf("error rendering page: %w", err)
+	}
+	return nil
+}
+
+// page fills in what the layout needs for this request.
+func (s *Server) page(c *fiber.Ctx, title string) views.Page {
+	p := views.Page{Title: title, Path: c.Path(), CSRF: csrfToken(c, s.cfg.SecureCookies)}
+	if u := currentUser(c); u != nil {
+		p.Viewer = &views.Viewer{ID: u.ID.String(), Name: u.Name, Email: u.Email, Role: u.Role}
+	}
+	return p
+}

@@ -1,0 +1,72 @@
+// Command imagehub is Deep Images Hub: the web app, its background workers and
+// its administrative commands, in one binary.
+//
+//	imagehub serve                                   web and River workers in one process
+//	imagehub migrate                                 apply database migrations
+//	imagehub users create --email E --password P --role R
+//	imagehub tokens create --email E --name N
+//	imagehub labels import class-descriptions.csv
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "imagehub:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `imagehub: Deep Images Hub
+
+Usage:
+  imagehub serve                      serve the web app and run background jobs
+  imagehub migrate                    apply database migrations and exit
+  imagehub users create --email E --password P [--name N] [--role R]
+  imagehub tokens create --email E --name N [--expires-in-days D]
+  imagehub labels import class-descriptions.csv
+
+Configuration comes from environment variables; see README.md.
+`
+
+// run parses the command line and runs one command. It is separate from main
+// so that tests can run the program with their own arguments and environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, getenv, stdout)
+	case "migrate":
+		return migrate(ctx, getenv, stdout)
+	case "users":
+		return usersCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "tokens":
+		return tokensCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "labels":
+		return labelsCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+		return errUsage
+	}
+}

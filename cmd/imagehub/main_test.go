@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/deepimageshub/imagehub/dbtest"
+)
+
+// binary is the imagehub program built once for these tests: the black-box
+// tests run it exactly as a user would.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "imagehub-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "imagehub")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "error building imagehub:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// environ is a clean environment for the program: nothing from the test
+// process leaks in except PATH and HOME.
+func environ(vars map[string]string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// runCmd runs one imagehub command to completion.
+func runCmd(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = environ(vars)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+type server struct {
+	cmd  *exec.Cmd
+	base string
+	logs *bytes.Buffer
+	done chan error
+}
+
+// startServer runs `imagehub serve` on a free port and waits until it says
+// where it listens.
+func startServer(t *testing.T, vars map[string]string) *server {
+	t.Helper()
+	vars["PORT"] = "0"
+	vars["LOG_FORMAT"] = "json"
+	if _, ok := vars["DATA_DIR"]; !ok {
+		vars["DATA_DIR"] = t.TempDir()
+	}
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = environ(vars)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = cmd.Stdout
+	require.NoError(t, cmd.Start())
+	s := &server{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sent := false
+		for sc.Scan() {
+			line := sc.Bytes()
+			s.logs.Write(append(line, '\n'))
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if !sent && json.Unmarshal(line, &rec) == nil && rec.Msg == "imagehub is serving" {
+				addr <- rec.Addr
+				sent = true
+			}
+		}
+		s.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	select {
+	case a := <-addr:
+		_, port, err := net.SplitHostPort(a)
+		require.NoError(t, err)
+		s.base = "http://127.0.0.1:" + port
+	case err := <-s.done:
+		t.Fatalf("imagehub serve exited early: %v\n%s", err, s.logs)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("imagehub serve did not start in time\n%s", s.logs)
+	}
+	return s
+}
+
+func call(t *testing.T, method, url, token string, body any) (int, map[string]any, http.Header) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, r)
+	require.NoError(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var m map[string]any
+	b, _ := io.ReadAll(res.Body)
+	_ = json.Unmarshal(b, &m)
+	return res.StatusCode, m, res.Header
+}
+
+// TestServeAsANewUser starts the real program against a fresh database and
+// goes through the API the way a new user's script would.
+func TestServeAsANewUser(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, map[string]string{"DATABASE_URL": dbtest.NewURL(t)})
+	base := srv.base
+
+	status, _, _ := call(t, "GET", base+"/healthz", "", nil)
+	require.Equal(t, 200, status)
+	status, ready, _ := call(t, "GET", base+"/readyz", "", nil)
+	require.Equal(t, 200, status, "%v", ready)
+
+	status, body, _ := call(t, "POST", base+"/api/v1/auth/signup", "", map[string]string{"email": "ada@example.com", "password": "a long password", "name": "Ada"})
+	require.Equal(t, 201, status, "%v", body)
+	require.Equal(t, "admin", body["user"].(map[string]any)["role"])
+	status, body, _ = call(t, "POST", base+"/api/v1/auth/signup", "", map[string]string{"email": "bob@example.com", "password": "a long password", "name": "Bob"})
+	require.Equal(t, 201, status)
+	require.Equal(t, "contributor", body["user"].(map[string]any)["role"])
+	bobID := body["user"].(map[string]any)["id"].(string)
+
+	// Tokens come from the CLI too, and carry their user's role.
+	adminToken, errOut, err := runCmd(t, envOf(srv), "tokens", "create", "--email", "ada@example.com", "--name", "test script")
+	require.NoError(t, err, errOut)
+	adminToken = strings.TrimSpace(adminToken)
+	bobToken, errOut, err := runCmd(t, envOf(srv), "tokens", "create", "--email", "bob@example.com", "--name", "bob script")
+	require.NoError(t, err, errOut)
+	bobToken = strings.TrimSpace(bobToken)
+
+	status, _, _ = call(t, "PUT", base+"/api/v1/users/"+bobID+"/role", bobToken, map[string]string{"role": "admin"})
+	require.Equal(t, 403, status, "a contributor cannot change roles")
+	status, _, _ = call(t, "GET", base+"/api/v1/users", bobToken, nil)
+	require.Equal(t, 403, status)
+	status, body, _ = call(t, "GET", base+"/api/v1/users", adminToken, nil)
+	require.Equal(t, 200, status)
+	require.Len(t, body["items"], 2)
+	status, _, _ = call(t, "GET", base+"/api/v1/me", "ihub_not-a-token", nil)
+	require.Equal(t, 401, status)
+
+	var last int
+	var hdr http.Header
+	for range 25 {
+		last, _, hdr = call(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"email": "bob@example.com", "password": "wrong password"})
+	}
+	require.Equal(t, 429, last)
+	require.NotEmpty(t, hdr.Get("Retry-After"))
+
+	// Ctrl-C: a graceful stop.
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case err := <-srv.done:
+		require.NoError(t, err, "serve exits cleanly on SIGINT\n%s", srv.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop on SIGINT\n%s", srv.logs)
+	}
+	require.Contains(t, srv.logs.String(), `"msg":"stopped"`)
+}
+
+func envOf(s *server) map[string]string {
+	m := map[string]string{}
+	for _, kv := range s.cmd.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "DATABASE_URL" || k == "DATA_DIR" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func TestCLI(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{"DATABASE_URL": dbtest.NewURL(t)}
+
+	_, errOut, err := runCmd(t, vars, "migrate")
+	require.NoError(t, err, errOut)
+
+	out, errOut, err := runCmd(t, vars, "users", "create", "--email", "root@example.com", "--password", "a long password", "--role", "reviewer")
+	require.NoError(t, err, errOut)
+	require.Contains(t, out, "with role admin", "the first account is always admin")
+
+	out, errOut, err = runCmd(t, vars, "users", "create", "--email", "rev@example.com", "--password", "a long password", "--role", "reviewer")
+	require.NoError(t, err, errOut)
+	require.Contains(t, out, "with role reviewer")
+
+	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "weak@example.com", "--password", "short")
+	require.Error(t, err)
+	require.Contains(t, errOut, "--password: The password must be at least 10 characters")
+
+	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "x@example.com", "--password", "a long password", "--role", "emperor")
+	require.Error(t, err)
+	require.Contains(t, errOut, "--role")
+
+	_, errOut, err = runCmd(t, vars, "tokens", "create", "--email", "nobody@example.com", "--name", "x")
+	require.Error(t, err)
+	require.Contains(t, errOut, "No account has this email address")
+
+	_, errOut, err = runCmd(t, map[string]string{}, "migrate")
+	require.Error(t, err)
+	require.Contains(t, errOut, "DATABASE_URL is not set")
+
+	_, _, err = runCmd(t, vars, "frobnicate")
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	require.Equal(t, 2, exit.ExitCode(), "usage errors exit 2")
+}

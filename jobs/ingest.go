@@ -1,0 +1,236 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// QueueIngest is the queue of ingest jobs: CPU-bound, sized to the cores.
+const QueueIngest = "ingest"
+
+// IngestArgs checks, cleans and indexes one uploaded image.
+type IngestArgs struct {
+	ImageID uuid.UUID `json:"image_id"`
+}
+
+// Kind is the job kind.
+func (IngestArgs) Kind() string { return "ingest" }
+
+// InsertOpts puts ingest on its own queue and keeps one job per image.
+func (IngestArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueIngest, MaxAttempts: 8, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// IngestWorker runs IngestArgs. Every step is idempotent: blobs are content
+// addressed, and the image row changes only while it is still being ingested,
+// so a job that is retried after a crash at any point finishes the work once.
+type IngestWorker struct {
+	river.WorkerDefaults[IngestArgs]
+	pool       *pgxpool.Pool
+	q          *queries.Queries
+	blobs      blob.Store
+	logger     *slog.Logger
+	thresholds imaging.Thresholds
+	nearDist   int
+}
+
+// Timeout bounds one attempt.
+func (w *IngestWorker) Timeout(*river.Job[IngestArgs]) time.Duration { return 2 * time.Minute }
+
+// verdict is ingest's decision on an image.
+type verdict struct {
+	status     queries.ImageStatus
+	reason     *string
+	nearDupOf  *uuid.UUID
+	canonical  *imaging.Result
+	derived    *imaging.Derived
+	sha        []byte
+}
+
+// Work ingests one image.
+func (w *IngestWorker) Work(ctx context.Context, job *river.Job[IngestArgs]) error {
+	img, err := w.q.ImageGet(ctx, w.pool, job.Args.ImageID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // deleted meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("error reading image: %w", err)
+	}
+	if img.Status != queries.ImageStatusUploaded && img.Status != queries.ImageStatusProcessing {
+		return nil // already ingested by an earlier attempt
+	}
+	if _, err := w.q.ImageSetProcessing(ctx, w.pool, img.ID); err != nil {
+		return fmt.Errorf("error marking image processing: %w", err)
+	}
+	v, err := w.examine(ctx, img)
+	if err != nil {
+		if job.Attempt >= job.MaxAttempts {
+			reason := "We could not process this photo; please upload it again later."
+			w.logger.ErrorContext(ctx, "ingest failed for good", "image_id", img.ID, "error", err)
+			return w.finish(ctx, img, verdict{status: queries.ImageStatusFailed, reason: &reason})
+		}
+		return err
+	}
+	if err := w.finish(ctx, img, v); err != nil {
+		return err
+	}
+	// The upload's own bytes may carry GPS data: once the canonical copy is
+	// recorded they go. A crash before this leaves them for the sweeper.
+	if err := w.blobs.Delete(ctx, blob.UploadKey(img.UploadSha256)); err != nil {
+		w.logger.WarnContext(ctx, "error deleting upload blob; the sweeper will", "image_id", img.ID, "error", err)
+	}
+	return nil
+}
+
+// examine decodes, cleans and measures the image and writes its blobs. It
+// returns an error only for failures worth retrying (the blob store).
+func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict, error) {
+	rc, _, err := w.blobs.Get(ctx, blob.UploadKey(img.UploadSha256))
+	if errors.Is(err, blob.ErrNotFound) {
+		reason := "The uploaded file was lost before it could be processed; please upload it again."
+		return verdict{status: queries.ImageStatusFailed, reason: &reason}, nil
+	}
+	if err != nil {
+		return verdict{}, fmt.Errorf("error reading upload: %w", err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return verdict{}, fmt.Errorf("error reading upload: %w", err)
+	}
+	res, err := imaging.Process(data)
+	var ref *imaging.Refusal
+	if errors.As(err, &ref) {
+		reason := "We could not read this photo: " + ref.Message
+		return verdict{status: queries.ImageStatusRejected, reason: &reason}, nil
+	}
+	if err != nil {
+		return verdict{}, err
+	}
+	d, err := imaging.Derive(res)
+	if err != nil {
+		return verdict{}, err
+	}
+	sum := sha256.Sum256(res.Bytes)
+	v := verdict{canonical: res, derived: d, sha: sum[:], status: queries.ImageStatusAwaitingInference}
+
+	switch kind, reason := w.thresholds.Check(d.Quality); kind {
+	case imaging.Rejected:
+		v.status, v.reason = queries.ImageStatusRejected, &reason
+		return v, nil // nothing to store for a refused photo
+	case imaging.Flagged:
+		v.status, v.reason = queries.ImageStatusFlagged, &reason
+	}
+
+	// The same picture arrived before under other bytes (say, with and
+	// without EXIF): keep one.
+	twin, err := w.q.ImageGetBySHA(ctx, w.pool, v.sha)
+	if err == nil && twin.ID != img.ID {
+		reason := "This photo is already in the hub (uploaded before with different metadata)."
+		return verdict{status: queries.ImageStatusRejected, reason: &reason, nearDupOf: &twin.ID}, nil
+	} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return verdict{}, fmt.Errorf("error looking for identical image: %w", err)
+	}
+
+	near, err := w.nearDuplicate(ctx, img.ID, d.PHash)
+	if err != nil {
+		return verdict{}, err
+	}
+	if near != nil {
+		v.nearDupOf = near
+		if v.status == queries.ImageStatusAwaitingInference {
+			reason := "This looks like a near-duplicate of a photo already in the hub; a person will check it."
+			v.status, v.reason = queries.ImageStatusFlagged, &reason
+		}
+	}
+
+	review := d.Review
+	if review == nil {
+		review = res.Bytes
+	}
+	for _, b := range []struct {
+		key, ct string
+		data    []byte
+	}{
+		{blob.ImageKey(v.sha), res.ContentType, res.Bytes},
+		{blob.ThumbKey(blob.ThumbGrid, v.sha), "image/jpeg", d.Grid},
+		{blob.ThumbKey(blob.ThumbReview, v.sha), "image/jpeg", review},
+	} {
+		if err := w.blobs.Put(ctx, b.key, bytes.NewReader(b.data), int64(len(b.data)), b.ct); err != nil {
+			return verdict{}, fmt.Errorf("error storing %s: %w", b.key, err)
+		}
+	}
+	return v, nil
+}
+
+// nearDuplicate finds the closest earlier image within the Hamming distance,
+// through the banded index (imaging.Probes).
+func (w *IngestWorker) nearDuplicate(ctx context.Context, id uuid.UUID, h uint64) (*uuid.UUID, error) {
+	probes := imaging.Probes(h, w.nearDist)
+	toInts := func(v []uint16) []int32 {
+		out := make([]int32, len(v))
+		for i, x := range v {
+			out[i] = int32(x)
+		}
+		return out
+	}
+	rows, err := w.q.ImageNearDuplicates(ctx, w.pool, queries.ImageNearDuplicatesParams{
+		Phash: int64(h), ID: id, MaxDistance: int32(w.nearDist),
+		P0: toInts(probes[0]), P1: toInts(probes[1]), P2: toInts(probes[2]), P3: toInts(probes[3]),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error looking for near-duplicates: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return &rows[0].ID, nil
+}
+
+// finish records the verdict, only if the image is still being ingested.
+func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict) error {
+	p := queries.ImageFinishIngestParams{
+		ID: img.ID, Status: v.status, Reason: v.reason, NearDuplicateOf: v.nearDupOf,
+		Width: img.Width, Height: img.Height, ByteSize: img.ByteSize, ContentType: img.ContentType,
+	}
+	if v.canonical != nil && v.status != queries.ImageStatusRejected {
+		p.Sha256 = v.sha
+		p.Width, p.Height = int32(v.canonical.Width), int32(v.canonical.Height)
+		p.ByteSize, p.ContentType = int64(len(v.canonical.Bytes)), v.canonical.ContentType
+	}
+	if v.derived != nil {
+		h := int64(v.derived.PHash)
+		bands := imaging.Bands(v.derived.PHash)
+		b0, b1, b2, b3 := int32(bands[0]), int32(bands[1]), int32(bands[2]), int32(bands[3])
+		p.Phash, p.PhashB0, p.PhashB1, p.PhashB2, p.PhashB3 = &h, &b0, &b1, &b2, &b3
+		q, err := json.Marshal(v.derived.Quality)
+		if err != nil {
+			return fmt.Errorf("error encoding quality: %w", err)
+		}
+		p.Quality = q
+	}
+	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		if _, err := w.q.ImageFinishIngest(ctx, tx, p); err != nil {
+			return fmt.Errorf("error recording ingest: %w", err)
+		}
+		// Accepted images fan out to inference here, in this transaction,
+		// once inference dispatch exists.
+		return nil
+	})
+}

@@ -1,0 +1,25 @@
+-- name: CampaignInsert :one
+INSERT INTO campaigns (title, description, target_count, priority, closes_at, created_by)
+VALUES (@title, @description, @target_count, @priority, @closes_at, @created_by)
+RETURNING *;
+
+-- name: CampaignLabelInsert :exec
+INSERT INTO campaign_labels (campaign_id, label_id) VALUES (@campaign_id, @label_id);
+
+-- name: CampaignGet :one
+SELECT * FROM campaigns WHERE id = @id;
+
+-- name: CampaignList :many
+-- Open campaigns first (soonest closing first), then closed ones, newest first.
+SELECT c.*,
+       (SELECT count(DISTINCT u.image_id) FROM image_uploads u
+         JOIN images i ON i.id = u.image_id
+        WHERE u.campaign_id = c.id AND i.status NOT IN ('rejected', 'failed'))::bigint AS image_count,
+       coalesce((SELECT array_agg(l.name ORDER BY l.name) FROM campaign_labels cl JOIN labels l ON l.id = cl.label_id
+                  WHERE cl.campaign_id = c.id), '{}')::text[] AS label_names
+FROM campaigns c
+WHERE (NOT @open_only::boolean OR c.closes_at > now())
+ORDER BY (c.closes_at > now()) DESC, c.priority DESC,
+         CASE WHEN c.closes_at > now() THEN c.closes_at END ASC,
+         c.created_at DESC
+LIMIT 500;
