@@ -362,11 +362,11 @@ func TestUploadIntoCampaign(t *testing.T) {
 
 	// Bad campaign input names the field.
 	for body, field := range map[string]string{
-		`{"title": "", "labels": ["dog"], "target_count": 1, "closes_at": "2099-01-01T00:00:00Z"}`:      "title",
-		`{"title": "x", "labels": [], "target_count": 1, "closes_at": "2099-01-01T00:00:00Z"}`:         "labels",
-		`{"title": "x", "labels": ["dog"], "target_count": 0, "closes_at": "2099-01-01T00:00:00Z"}`:    "target_count",
-		`{"title": "x", "labels": ["dog"], "target_count": 1, "closes_at": "2001-01-01T00:00:00Z"}`:    "closes_at",
-		`{"title": "x", "labels": ["nope"], "target_count": 1, "closes_at": "2099-01-01T00:00:00Z"}`:   "labels",
+		`{"title": "", "labels": ["dog"], "target_count": 1, "closes_at": "2099-01-01T00:00:00Z"}`:   "title",
+		`{"title": "x", "labels": [], "target_count": 1, "closes_at": "2099-01-01T00:00:00Z"}`:       "labels",
+		`{"title": "x", "labels": ["dog"], "target_count": 0, "closes_at": "2099-01-01T00:00:00Z"}`:  "target_count",
+		`{"title": "x", "labels": ["dog"], "target_count": 1, "closes_at": "2001-01-01T00:00:00Z"}`:  "closes_at",
+		`{"title": "x", "labels": ["nope"], "target_count": 1, "closes_at": "2099-01-01T00:00:00Z"}`: "labels",
 	} {
 		res := admin.json(http.MethodPost, "/api/v1/campaigns", body)
 		require.Equal(t, http.StatusBadRequest, res.StatusCode, body)

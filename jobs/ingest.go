@@ -55,12 +55,12 @@ func (w *IngestWorker) Timeout(*river.Job[IngestArgs]) time.Duration { return 2 
 
 // verdict is ingest's decision on an image.
 type verdict struct {
-	status     queries.ImageStatus
-	reason     *string
-	nearDupOf  *uuid.UUID
-	canonical  *imaging.Result
-	derived    *imaging.Derived
-	sha        []byte
+	status    queries.ImageStatus
+	reason    *string
+	nearDupOf *uuid.UUID
+	canonical *imaging.Result
+	derived   *imaging.Derived
+	sha       []byte
 }
 
 // Work ingests one image.
