@@ -49,8 +49,18 @@ check-generated: ## fail when generated code is stale
 vet: ## go vet
 	$(GO) vet ./...
 
+.PHONY: chromium
+chromium: ## install Debian's chromium for the browser tests, when missing
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$CHROMIUM" ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium for the browser tests"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "the browser tests need Chromium: install it (Debian: apt-get install chromium) or set CHROMIUM=/path/to/chrome" >&2; exit 1; \
+		fi; }
+
 .PHONY: test
-test: ## vet, check generated code, run every test with -race against a real PostgreSQL
+test: chromium ## vet, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	$(MAKE) --no-print-directory vet check-generated; \

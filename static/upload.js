@@ -59,7 +59,7 @@
     xhr.setRequestHeader("X-CSRF-Token", csrf);
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.onprogress = function (ev) {
-      if (ev.lengthComputable) item.bar.value = Math.round(ev.loaded * 100 / ev.total);
+      if (ev.lengthComputable) item.row.bar.value = Math.round(ev.loaded * 100 / ev.total);
     };
     xhr.onload = function () {
       var body = null;
@@ -79,11 +79,12 @@
   }
 
   function show(item, status, message) {
-    item.bar.value = 100;
-    item.bar.hidden = true;
-    item.li.className = "upload-item " + status;
-    item.badge.className = "badge " + status;
-    item.badge.textContent = status;
-    item.reason.textContent = message || "";
+    var row = item.row;
+    row.bar.value = 100;
+    row.bar.hidden = true;
+    row.li.className = "upload-item " + status;
+    row.badge.className = "badge " + status;
+    row.badge.textContent = status;
+    row.reason.textContent = message || "";
   }
 })();
