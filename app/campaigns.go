@@ -66,7 +66,7 @@ func (s *Server) createCampaign(ctx context.Context, by queries.User, in campaig
 	if err := in.validate(); err != nil {
 		return queries.Campaign{}, nil, err
 	}
-	labels, err := s.resolveLabels(ctx, in.Labels)
+	labels, err := s.intake.ResolveLabels(ctx, in.Labels)
 	if err != nil {
 		return queries.Campaign{}, nil, err
 	}

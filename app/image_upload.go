@@ -16,12 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
-	"github.com/deepimageshub/imagehub/blob"
-	"github.com/deepimageshub/imagehub/imaging"
-	"github.com/deepimageshub/imagehub/jobs"
+	"github.com/deepimageshub/imagehub/intake"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 )
@@ -255,15 +251,14 @@ func cleanFilename(name string) string {
 	return name
 }
 
-// storeUploads checks each spooled file, puts its bytes in the blob store and
-// records the image and its ingest job in one transaction. It returns one
-// result per file and whether the blob store failed.
+// storeUploads takes each spooled file in through intake and returns one
+// result per file.
 func (s *Server) storeUploads(ctx context.Context, user queries.User, form *uploadForm) ([]uploadResult, error) {
-	labels, err := s.resolveLabels(ctx, form.labels)
+	labels, err := s.intake.ResolveLabels(ctx, form.labels)
 	if err != nil {
 		return nil, err
 	}
-	campaignID, err := s.resolveOpenCampaign(ctx, form.campaignID)
+	campaignID, err := s.intake.ResolveOpenCampaign(ctx, form.campaignID)
 	if err != nil {
 		return nil, err
 	}
@@ -275,34 +270,27 @@ func (s *Server) storeUploads(ctx context.Context, user queries.User, form *uplo
 			results = append(results, r)
 			continue
 		}
-		hdr, refusal := s.inspectSpooled(sf)
-		if refusal != nil {
-			r.Status, r.Error = "refused", refusal
-			results = append(results, r)
-			continue
+		out, err := s.intake.Add(ctx, user.ID, intake.File{Path: sf.path, Filename: sf.filename, Size: sf.size, SHA256: sf.sha256}, labels, campaignID)
+		if errors.Is(err, intake.ErrStorageUnavailable) {
+			return results, blobUnavailable(len(form.files)-i, len(form.files))
 		}
-		img, created, err := s.storeOne(ctx, user, sf, hdr, labels, campaignID)
 		if err != nil {
-			if errors.Is(err, errBlobUnavailable) {
-				return results, blobUnavailable(len(form.files)-i, len(form.files))
+			return results, err
+		}
+		r.Status = out.Status
+		if out.Refusal != nil {
+			r.Error = &apiError{Code: out.Refusal.Code, Field: sf.field, Message: sf.filename + ": " + out.Refusal.Message}
+		} else {
+			ij, err := s.imageJSON(ctx, out.Image)
+			if err != nil {
+				return results, err
 			}
-			return results, err
+			r.Image = &ij
 		}
-		r.Status = "duplicate"
-		if created {
-			r.Status = "created"
-		}
-		ij, err := s.imageJSON(ctx, img)
-		if err != nil {
-			return results, err
-		}
-		r.Image = &ij
 		results = append(results, r)
 	}
 	return results, nil
 }
-
-var errBlobUnavailable = errors.New("blob store unavailable")
 
 func blobUnavailable(left, total int) *problem.Error {
 	msg := "The image store is not answering, so nothing was stored. Please try again in a minute."
@@ -310,91 +298,6 @@ func blobUnavailable(left, total int) *problem.Error {
 		msg = fmt.Sprintf("The image store stopped answering: %d of %d files were not stored. Please upload them again in a minute.", left, total)
 	}
 	return problem.New(http.StatusServiceUnavailable, "storage_unavailable", "", msg)
-}
-
-// inspectSpooled reads a spooled file's header (never the whole image) and
-// refuses what is not a JPEG, PNG or WebP within the pixel cap.
-func (s *Server) inspectSpooled(sf *spooledFile) (imaging.Header, *apiError) {
-	f, err := os.Open(sf.path)
-	if err != nil {
-		return imaging.Header{}, &apiError{Code: "internal", Field: sf.field, Message: "The file could not be read back; please try again."}
-	}
-	defer f.Close()
-	hdr, err := imaging.Inspect(f, imaging.Limits{MaxPixels: s.cfg.UploadMaxPixels, MinShortSide: imaging.DefaultThresholds.MinShortSide})
-	if err != nil {
-		var ref *imaging.Refusal
-		if errors.As(err, &ref) {
-			return imaging.Header{}, &apiError{Code: ref.Code, Field: sf.field, Message: sf.filename + ": " + ref.Message}
-		}
-		return imaging.Header{}, &apiError{Code: "undecodable", Field: sf.field, Message: sf.filename + ": the file could not be read as an image."}
-	}
-	return hdr, nil
-}
-
-// storeOne stores one checked file. The blob is written before the
-// transaction that records the image and its ingest job, so a committed row
-// always has its bytes; a blob left behind by a failed transaction is found
-// by the orphan sweeper.
-func (s *Server) storeOne(ctx context.Context, user queries.User, sf *spooledFile, hdr imaging.Header,
-	labels []queries.Label, campaignID *uuid.UUID) (queries.Image, bool, error) {
-	key := blob.UploadKey(sf.sha256[:])
-	f, err := os.Open(sf.path)
-	if err != nil {
-		return queries.Image{}, false, fmt.Errorf("error reopening spooled upload: %w", err)
-	}
-	err = s.blobs.Put(ctx, key, f, sf.size, hdr.ContentType)
-	f.Close()
-	if err != nil {
-		s.logger.WarnContext(ctx, "blob store put failed", "key", key, "error", err)
-		return queries.Image{}, false, errBlobUnavailable
-	}
-	labelIDs := make([]uuid.UUID, len(labels))
-	for i, l := range labels {
-		labelIDs[i] = l.ID
-	}
-	var img queries.Image
-	created := false
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return fmt.Errorf("error making image id: %w", err)
-		}
-		img, err = s.q.ImageInsert(ctx, tx, queries.ImageInsertParams{
-			ID: id, UploadSha256: sf.sha256[:], OwnerID: user.ID, CampaignID: campaignID,
-			Filename: sf.filename, ContentType: hdr.ContentType, ByteSize: sf.size,
-			Width: int32(hdr.Width), Height: int32(hdr.Height),
-		})
-		switch {
-		case err == nil:
-			created = true
-			if _, err := s.river.InsertTx(ctx, tx, jobs.IngestArgs{ImageID: img.ID}, nil); err != nil {
-				return fmt.Errorf("error queueing ingest: %w", err)
-			}
-		case errors.Is(err, pgx.ErrNoRows):
-			// The same bytes are already stored (perhaps by an upload that
-			// committed a moment ago): this upload joins that image.
-			img, err = s.q.ImageGetByUploadHash(ctx, tx, sf.sha256[:])
-			if err != nil {
-				return fmt.Errorf("error reading existing image: %w", err)
-			}
-		default:
-			return fmt.Errorf("error recording image: %w", err)
-		}
-		if err := s.q.ImageUploadInsert(ctx, tx, queries.ImageUploadInsertParams{
-			ImageID: img.ID, UserID: user.ID, Filename: sf.filename, CampaignID: campaignID,
-		}); err != nil {
-			return fmt.Errorf("error recording upload: %w", err)
-		}
-		if len(labelIDs) > 0 {
-			if err := s.q.ImageLabelsAdd(ctx, tx, queries.ImageLabelsAddParams{
-				ImageID: img.ID, LabelIds: labelIDs, AddedBy: user.ID,
-			}); err != nil {
-				return fmt.Errorf("error adding labels: %w", err)
-			}
-		}
-		return nil
-	})
-	return img, created, err
 }
 
 // apiImageUpload: POST /api/v1/images (multipart) → 201 all stored, 207 some

@@ -81,66 +81,6 @@ func toImageJSON(img queries.Image, labels []string) imageJSON {
 	return j
 }
 
-// resolveLabels maps label names to the taxonomy; an unknown name refuses the
-// whole upload, since a typo would otherwise be silently lost.
-func (s *Server) resolveLabels(ctx context.Context, names []string) ([]queries.Label, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
-	seen := map[string]bool{}
-	var uniq []string
-	for _, n := range names {
-		n = strings.ToLower(strings.TrimSpace(n))
-		if !seen[n] {
-			seen[n] = true
-			uniq = append(uniq, n)
-		}
-	}
-	if len(uniq) > 50 {
-		return nil, badInput("too_many_labels", "labels", "Give at most 50 labels per upload.")
-	}
-	labels, err := s.q.LabelGetByNames(ctx, s.pool, uniq)
-	if err != nil {
-		return nil, fmt.Errorf("error reading labels: %w", err)
-	}
-	if len(labels) != len(uniq) {
-		found := map[string]bool{}
-		for _, l := range labels {
-			found[l.Name] = true
-		}
-		var missing []string
-		for _, n := range uniq {
-			if !found[n] {
-				missing = append(missing, n)
-			}
-		}
-		return nil, badInput("unknown_label", "labels", fmt.Sprintf("Unknown label %q; pick labels from the list (GET /api/v1/labels).", strings.Join(missing, `", "`)))
-	}
-	return labels, nil
-}
-
-// resolveOpenCampaign checks that an upload's campaign exists and is open.
-func (s *Server) resolveOpenCampaign(ctx context.Context, raw string) (*uuid.UUID, error) {
-	if raw == "" {
-		return nil, nil
-	}
-	id, err := uuid.Parse(raw)
-	if err != nil {
-		return nil, badInput("unknown_campaign", "campaign_id", "There is no such campaign.")
-	}
-	c, err := s.q.CampaignGet(ctx, s.pool, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, badInput("unknown_campaign", "campaign_id", "There is no such campaign.")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("error reading campaign: %w", err)
-	}
-	if !c.ClosesAt.After(time.Now()) {
-		return nil, badInput("campaign_closed", "campaign_id", "This campaign has closed; thank you all the same.")
-	}
-	return &id, nil
-}
-
 // visibleImage loads an image the caller may see: reviewers and above see
 // every image, contributors only those they uploaded. Anything else is 404,
 // so an id reveals nothing.

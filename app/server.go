@@ -24,6 +24,8 @@ import (
 	"github.com/deepimageshub/imagehub/account"
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/intake"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/views"
@@ -47,6 +49,7 @@ type Server struct {
 	pool     *pgxpool.Pool
 	q        *queries.Queries
 	accounts *account.Service
+	intake   *intake.Service
 	river    *river.Client[pgx.Tx]
 	blobs    blob.Store
 	logger   *slog.Logger
@@ -79,6 +82,9 @@ func New(d Deps) (*Server, error) {
 		blobs:  d.Blobs,
 		logger: d.Logger,
 	}
+	s.intake = intake.NewService(d.Pool, d.Blobs, d.River, imaging.Limits{
+		MaxPixels: d.Config.UploadMaxPixels, MinShortSide: imaging.DefaultThresholds.MinShortSide,
+	}, d.Logger)
 	m, err := newMetrics(reg, d.Pool)
 	if err != nil {
 		return nil, err

@@ -41,8 +41,11 @@ type Config struct {
 	// BlobGracePeriod is how old an unreferenced blob must be before the
 	// sweeper deletes it, so that an upload in flight is never swept.
 	BlobGracePeriod time.Duration `env:"BLOB_GRACE_PERIOD" envDefault:"24h"`
-	// JobRescueAfter is how long a running job may go silent (its process
-	// killed) before River hands it to another process.
+	// JobTimeout bounds one attempt of a background job.
+	JobTimeout time.Duration `env:"JOB_TIMEOUT" envDefault:"2m"`
+	// JobRescueAfter is how long a job may stay running before River takes
+	// it for lost (its process killed) and runs it again elsewhere. It must
+	// be at least JobTimeout, so that a slow job is never run twice at once.
 	JobRescueAfter time.Duration `env:"JOB_RESCUE_AFTER" envDefault:"10m"`
 }
 
@@ -99,6 +102,9 @@ func (c *Config) validate() error {
 	}
 	if c.NearDuplicateDistance < 0 || c.NearDuplicateDistance > 7 {
 		return fmt.Errorf("NEAR_DUPLICATE_DISTANCE %d: want 0 to 7", c.NearDuplicateDistance)
+	}
+	if c.JobTimeout <= 0 || c.JobRescueAfter < c.JobTimeout {
+		return fmt.Errorf("JOB_RESCUE_AFTER (%s) must be at least JOB_TIMEOUT (%s)", c.JobRescueAfter, c.JobTimeout)
 	}
 	if c.SessionTTL < time.Minute {
 		return fmt.Errorf("SESSION_TTL %s is too short", c.SessionTTL)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -50,9 +49,6 @@ type IngestWorker struct {
 	nearDist   int
 }
 
-// Timeout bounds one attempt.
-func (w *IngestWorker) Timeout(*river.Job[IngestArgs]) time.Duration { return 2 * time.Minute }
-
 // verdict is ingest's decision on an image.
 type verdict struct {
 	status    queries.ImageStatus
@@ -73,7 +69,8 @@ func (w *IngestWorker) Work(ctx context.Context, job *river.Job[IngestArgs]) err
 		return fmt.Errorf("error reading image: %w", err)
 	}
 	if img.Status != queries.ImageStatusUploaded && img.Status != queries.ImageStatusProcessing {
-		return nil // already ingested by an earlier attempt
+		// Already ingested by an attempt that died before its last step.
+		return w.dropUpload(ctx, img)
 	}
 	if _, err := w.q.ImageSetProcessing(ctx, w.pool, img.ID); err != nil {
 		return fmt.Errorf("error marking image processing: %w", err)
@@ -90,8 +87,12 @@ func (w *IngestWorker) Work(ctx context.Context, job *river.Job[IngestArgs]) err
 	if err := w.finish(ctx, img, v); err != nil {
 		return err
 	}
-	// The upload's own bytes may carry GPS data: once the canonical copy is
-	// recorded they go. A crash before this leaves them for the sweeper.
+	return w.dropUpload(ctx, img)
+}
+
+// dropUpload deletes the upload's own bytes, which may carry GPS data, once
+// the verdict is recorded. Should this fail, the sweeper deletes them later.
+func (w *IngestWorker) dropUpload(ctx context.Context, img queries.Image) error {
 	if err := w.blobs.Delete(ctx, blob.UploadKey(img.UploadSha256)); err != nil {
 		w.logger.WarnContext(ctx, "error deleting upload blob; the sweeper will", "image_id", img.ID, "error", err)
 	}

@@ -63,6 +63,7 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 	cfg := &river.Config{
 		Logger:               d.Logger,
 		Workers:              workers,
+		JobTimeout:           d.Config.JobTimeout,
 		RescueStuckJobsAfter: d.Config.JobRescueAfter,
 	}
 	if opts.Work {

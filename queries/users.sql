@@ -35,3 +35,6 @@ UPDATE users SET role = @role, updated_at = now() WHERE id = @id RETURNING *;
 
 -- name: UserCountByRole :one
 SELECT count(*) FROM users WHERE role = @role;
+
+-- name: UserFirstAdmin :one
+SELECT * FROM users WHERE role = 'admin' ORDER BY created_at, id LIMIT 1;

@@ -35,6 +35,25 @@ func (q *Queries) UserEmailExists(ctx context.Context, db DBTX, email string) (b
 	return exists, err
 }
 
+const userFirstAdmin = `-- name: UserFirstAdmin :one
+SELECT id, email, name, password_hash, role, created_at, updated_at FROM users WHERE role = 'admin' ORDER BY created_at, id LIMIT 1
+`
+
+func (q *Queries) UserFirstAdmin(ctx context.Context, db DBTX) (User, error) {
+	row := db.QueryRow(ctx, userFirstAdmin)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.Name,
+		&i.PasswordHash,
+		&i.Role,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const userGet = `-- name: UserGet :one
 SELECT id, email, name, password_hash, role, created_at, updated_at FROM users WHERE id = $1
 `

@@ -6,6 +6,7 @@
 //	imagehub users create --email E --password P --role R
 //	imagehub tokens create --email E --name N
 //	imagehub labels import class-descriptions.csv
+//	imagehub import [--labels-csv F] [--classes-csv F] DIR
 package main
 
 import (
@@ -40,6 +41,7 @@ Usage:
   imagehub users create --email E --password P [--name N] [--role R]
   imagehub tokens create --email E --name N [--expires-in-days D]
   imagehub labels import class-descriptions.csv
+  imagehub import [--labels-csv F] [--classes-csv F] [--labels L] [--email E] DIR
 
 Configuration comes from environment variables; see README.md.
 `
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tokensCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "labels":
 		return labelsCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		return importCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/intake"
+	"github.com/deepimageshub/imagehub/jobs"
+	"github.com/deepimageshub/imagehub/openimages"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// importCmd: imagehub import DIR — take a folder of images in through the
+// same checks and pipeline as the web upload. Images already stored are
+// skipped by their hash, so an interrupted import can simply be run again.
+func importCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("import", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	labelsCSV := fset.String("labels-csv", "", "Open Images image-level labels CSV (ImageID,Source,LabelName,Confidence)")
+	classesCSV := fset.String("classes-csv", "", "Open Images class descriptions CSV; its classes are added to the taxonomy")
+	labelList := fset.String("labels", "", "comma-separated labels for every image")
+	email := fset.String("email", "", "account the images are uploaded as (default: the first admin)")
+	campaign := fset.String("campaign", "", "campaign id to upload into")
+	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "files processed at once")
+	quiet := fset.Bool("quiet", false, "no progress bar")
+	fset.Usage = func() {
+		fmt.Fprintln(stderr, "usage: imagehub import [flags] DIR")
+		fset.PrintDefaults()
+	}
+	// Flags may come before or after the folder.
+	var dir string
+	rest := args
+	for len(rest) > 0 {
+		if err := fset.Parse(rest); err != nil {
+			return errUsage
+		}
+		if fset.NArg() == 0 {
+			break
+		}
+		if dir != "" {
+			fset.Usage()
+			return errUsage
+		}
+		dir, rest = fset.Arg(0), fset.Args()[1:]
+	}
+	if dir == "" {
+		fset.Usage()
+		return errUsage
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("%s is not a folder", dir)
+	}
+
+	e, err := setup(ctx, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer e.pool.Close()
+	q := queries.New()
+	blobURL, err := e.cfg.BlobStoreURL()
+	if err != nil {
+		return err
+	}
+	blobs, err := blob.Open(ctx, blobURL)
+	if err != nil {
+		return fmt.Errorf("error opening blob store: %w", err)
+	}
+	rc, err := jobs.NewClient(jobs.Deps{Pool: e.pool, Logger: e.logger, Blobs: blobs, Config: e.cfg}, jobs.Options{})
+	if err != nil {
+		return err
+	}
+	in := intake.NewService(e.pool, blobs, rc, imaging.Limits{MaxPixels: e.cfg.UploadMaxPixels}, e.logger)
+
+	var uploader queries.User
+	if *email != "" {
+		uploader, err = q.UserGetByEmail(ctx, e.pool, *email)
+	} else {
+		uploader, err = q.UserFirstAdmin(ctx, e.pool)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errors.New("no such account: create one first (imagehub users create) or pass --email")
+	}
+	if err != nil {
+		return fmt.Errorf("error reading uploader: %w", err)
+	}
+
+	if *classesCSV != "" {
+		f, err := os.Open(*classesCSV)
+		if err != nil {
+			return err
+		}
+		classes, err := openimages.ReadClasses(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		added, updated, err := importClasses(ctx, e, classes)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "labels: %d added, %d updated\n", added, updated)
+	}
+	common, err := in.ResolveLabels(ctx, strings.Split(*labelList, ","))
+	if err != nil {
+		return explain(err)
+	}
+	campaignID, err := in.ResolveOpenCampaign(ctx, *campaign)
+	if err != nil {
+		return explain(err)
+	}
+	perImage := map[string][]queries.Label{}
+	if *labelsCSV != "" {
+		if perImage, err = imageLabels(ctx, e, *labelsCSV, stderr); err != nil {
+			return err
+		}
+	}
+
+	var paths []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") && p != dir {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("error listing %s: %w", dir, err)
+	}
+	sort.Strings(paths)
+
+	bar := progressbar.NewOptions(len(paths), progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("importing"),
+		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("img"),
+		progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetVisibility(!*quiet),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
+	var created, skipped atomic.Int64
+	var mu sync.Mutex
+	var refused []string
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(*workers, 1))
+	for _, p := range paths {
+		g.Go(func() error {
+			defer bar.Add(1) //nolint:errcheck // a progress bar
+			name := filepath.Base(p)
+			f, err := intake.HashFile(p, name)
+			if err != nil {
+				return err
+			}
+			labels := append(append([]queries.Label(nil), common...), perImage[strings.TrimSuffix(name, filepath.Ext(name))]...)
+			out, err := in.Add(gctx, uploader.ID, f, labels, campaignID)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			switch out.Status {
+			case intake.Created:
+				created.Add(1)
+			case intake.Duplicate:
+				skipped.Add(1)
+			case intake.Refused:
+				mu.Lock()
+				refused = append(refused, p+": "+out.Refusal.Message)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	_ = bar.Finish()
+	sort.Strings(refused)
+	for _, r := range refused {
+		fmt.Fprintln(stderr, "refused", r)
+	}
+	elapsed := time.Since(start)
+	fmt.Fprintf(stdout, "%d created, %d already stored, %d refused in %s (%.1f files/s); ingest runs in `imagehub serve`\n",
+		created.Load(), skipped.Load(), len(refused), elapsed.Round(time.Millisecond), float64(len(paths))/elapsed.Seconds())
+	return nil
+}
+
+// imageLabels reads an image-level labels CSV and maps each image id to the
+// taxonomy's labels by their external id (MID). MIDs the taxonomy lacks are
+// counted and reported, not fatal: pass --classes-csv to add them.
+func imageLabels(ctx context.Context, e *env, path string, stderr io.Writer) (map[string][]queries.Label, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	mids, err := openimages.ReadImageLabels(f)
+	if err != nil {
+		return nil, err
+	}
+	all, err := queries.New().LabelList(ctx, e.pool)
+	if err != nil {
+		return nil, fmt.Errorf("error listing labels: %w", err)
+	}
+	byMID := map[string]queries.Label{}
+	for _, l := range all {
+		if l.ExternalID != nil {
+			byMID[*l.ExternalID] = l
+		}
+	}
+	out := map[string][]queries.Label{}
+	unknown := map[string]bool{}
+	for img, ms := range mids {
+		for _, m := range ms {
+			if l, ok := byMID[m]; ok {
+				out[img] = append(out[img], l)
+			} else {
+				unknown[m] = true
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		fmt.Fprintf(stderr, "note: %d label ids are not in the taxonomy and were skipped (import them with --classes-csv)\n", len(unknown))
+	}
+	return out, nil
+}
+
