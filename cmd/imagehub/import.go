@@ -243,4 +243,3 @@ func imageLabels(ctx context.Context, e *env, path string, stderr io.Writer) (ma
 	}
 	return out, nil
 }
-
