@@ -188,3 +188,12 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Touch sets a blob's modification time; tests use it to age blobs.
+func (s *FS) Touch(key string, t time.Time) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	return os.Chtimes(p, t, t)
+}

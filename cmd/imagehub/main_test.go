@@ -249,6 +249,19 @@ func TestCLI(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, errOut, "DATABASE_URL is not set")
 
+	classes := filepath.Join(t.TempDir(), "classes.csv")
+	require.NoError(t, os.WriteFile(classes, []byte("LabelName,DisplayName\n/m/0dzct,Human face\n/m/01yrx,Cat\n"), 0o644))
+	out, errOut, err = runCmd(t, vars, "labels", "import", classes)
+	require.NoError(t, err, errOut)
+	require.Contains(t, out, "1 labels added, 1 updated")
+	out, errOut, err = runCmd(t, vars, "labels", "import", classes)
+	require.NoError(t, err, errOut)
+	require.Contains(t, out, "0 labels added, 2 updated", "importing again changes nothing")
+	require.NoError(t, os.WriteFile(classes, []byte("/m/0dzct\n"), 0o644))
+	_, errOut, err = runCmd(t, vars, "labels", "import", classes)
+	require.Error(t, err)
+	require.Contains(t, errOut, "line 1")
+
 	_, _, err = runCmd(t, vars, "frobnicate")
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit)
