@@ -34,6 +34,7 @@ stop: ## stop the local PostgreSQL cluster
 
 .PHONY: clean
 clean: stop ## stop the cluster and delete local data and builds
+	@[ -L .data/pg ] && rm -rf "$$(readlink -f .data/pg)" || true
 	rm -rf .data bin
 
 .PHONY: generate
@@ -66,8 +67,28 @@ test: chromium ## vet, check generated code, run every test with -race against a
 	$(MAKE) --no-print-directory vet check-generated; \
 	$(GO) test -race -count=1 -timeout 12m ./...
 
+.PHONY: imagemagick
+imagemagick:
+	@[ -x /usr/bin/convert ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagemagick >/dev/null; \
+		else echo "make bench compares with ImageMagick: install it (apt-get install imagemagick)" >&2; exit 1; fi; }
+
+# Each benchmark runs a fixed amount of work: the heavy ones load data first.
+BENCHES := \
+	./imaging/:BenchmarkIngestWork:1s \
+	./app/:BenchmarkIngestPipeline:3x \
+	./jobs/:BenchmarkNearDuplicateLookup:2000x
+
 .PHONY: bench
-bench: ## run the benchmarks and print a table
+bench: imagemagick ## run the benchmarks (ingest speed beside ImageMagick, near-duplicate lookup at 1M) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	out=$$(mktemp); \
+	for b in $(BENCHES); do \
+		pkg=$${b%%:*}; rest=$${b#*:}; name=$${rest%%:*}; time=$${rest#*:}; \
+		$(GO) test -run '^$$' -bench "^$$name$$" -benchtime "$$time" -benchmem "$$pkg" | tee -a "$$out" | grep -E '^(Benchmark|ingest:)' >&2 || true; \
+	done; \
+	echo; echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"; \
+	grep -E '^Benchmark' "$$out" | awk '{ printf "%-36s", $$1; for (i = 3; i < NF; i += 2) printf "  %12s %s", $$i, $$(i+1); printf "\n" }'; \
+	rm -f "$$out"

@@ -35,14 +35,14 @@ type testBundle struct {
 	blobs  blob.Store
 }
 
-func testConfig(t *testing.T) config.Config {
+func testConfig(t testing.TB) config.Config {
 	t.Helper()
 	cfg, err := config.Load(func(string) string { return "" })
 	require.NoError(t, err)
 	return cfg
 }
 
-func setup(t *testing.T, mods ...func(*config.Config)) *testBundle {
+func setup(t testing.TB, mods ...func(*config.Config)) *testBundle {
 	t.Helper()
 	pool := dbtest.NewPool(t)
 	cfg := testConfig(t)
@@ -56,7 +56,7 @@ func setup(t *testing.T, mods ...func(*config.Config)) *testBundle {
 
 // startBundle starts the server and its River workers on a database and a
 // blob store.
-func startBundle(t *testing.T, cfg config.Config, pool *pgxpool.Pool, blobs blob.Store) *testBundle {
+func startBundle(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs blob.Store) *testBundle {
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -84,14 +84,14 @@ func startBundle(t *testing.T, cfg config.Config, pool *pgxpool.Pool, blobs blob
 // client is a browser-like HTTP client: it keeps cookies and does not follow
 // redirects, so tests see them.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	http *http.Client
 	// header is added to every request (Authorization for token tests).
 	header http.Header
 }
 
-func (tb *testBundle) client(t *testing.T) *client {
+func (tb *testBundle) client(t testing.TB) *client {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
 	return &client{t: t, base: tb.base, header: http.Header{}, http: &http.Client{
@@ -106,7 +106,7 @@ type response struct {
 	body []byte
 }
 
-func (r *response) json(t *testing.T) map[string]any {
+func (r *response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.body, &m), "body: %s", r.body)
@@ -114,7 +114,7 @@ func (r *response) json(t *testing.T) map[string]any {
 }
 
 // apiError returns the API.md error body's code and field.
-func (r *response) apiError(t *testing.T) (code, field string) {
+func (r *response) apiError(t testing.TB) (code, field string) {
 	t.Helper()
 	e, ok := r.json(t)["error"].(map[string]any)
 	require.True(t, ok, "no error object in %s", r.body)
@@ -123,7 +123,7 @@ func (r *response) apiError(t *testing.T) (code, field string) {
 	return e["code"].(string), f
 }
 
-func (r *response) doc(t *testing.T) *goquery.Document {
+func (r *response) doc(t testing.TB) *goquery.Document {
 	t.Helper()
 	d, err := goquery.NewDocumentFromReader(strings.NewReader(string(r.body)))
 	require.NoError(t, err)
@@ -205,7 +205,7 @@ func (c *client) signup(email, name string) map[string]any {
 
 // userWithRole creates an account with role directly in the database and a
 // client signed in as it.
-func (tb *testBundle) userWithRole(t *testing.T, email string, role auth.Role) (*client, queries.User) {
+func (tb *testBundle) userWithRole(t testing.TB, email string, role auth.Role) (*client, queries.User) {
 	t.Helper()
 	hash, err := auth.HashPassword(testPassword)
 	require.NoError(t, err)
@@ -219,7 +219,7 @@ func (tb *testBundle) userWithRole(t *testing.T, email string, role auth.Role) (
 	return c, u
 }
 
-func (tb *testBundle) countUsers(t *testing.T) int {
+func (tb *testBundle) countUsers(t testing.TB) int {
 	t.Helper()
 	var n int
 	require.NoError(t, tb.pool.QueryRow(context.Background(), "SELECT count(*) FROM users").Scan(&n))

@@ -32,7 +32,7 @@ type file struct {
 
 // multipartBody builds an upload: files, then any fields (labels after the
 // files, as some clients send them).
-func multipartBody(t *testing.T, files []file, fields map[string][]string) (io.Reader, string) {
+func multipartBody(t testing.TB, files []file, fields map[string][]string) (io.Reader, string) {
 	t.Helper()
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)

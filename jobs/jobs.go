@@ -61,16 +61,21 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 		}
 	}
 	cfg := &river.Config{
-		Logger:               d.Logger,
-		Workers:              workers,
-		JobTimeout:           d.Config.JobTimeout,
+		Logger:     d.Logger,
+		Workers:    workers,
+		JobTimeout: d.Config.JobTimeout,
+		// River fetches at most once per cooldown per queue; the default
+		// (100 ms) caps a queue of 2 workers at 20 jobs a second, well
+		// below what ingest can do.
+		FetchCooldown:        10 * time.Millisecond,
 		RescueStuckJobsAfter: d.Config.JobRescueAfter,
 	}
 	if opts.Work {
 		cfg.Queues = map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: 10},
-			// Ingest is CPU-bound: one job per core keeps latency steady.
-			QueueIngest: {MaxWorkers: runtime.GOMAXPROCS(0)},
+			// Ingest is mostly CPU with some blob-store I/O: two jobs per
+			// core keep the cores busy while a job waits on a write.
+			QueueIngest: {MaxWorkers: 2 * runtime.GOMAXPROCS(0)},
 		}
 		cfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {

@@ -55,12 +55,24 @@ url() { echo "postgres://postgres@127.0.0.1:$port/imagehub?sslmode=disable"; }
 
 start() {
   mkdir -p "$(dirname "$datadir")"
+  if [ -n "$runas" ] && [ ! -e "$datadir" ] && ! runuser -u "$runas" -- test -x "$(dirname "$datadir")"; then
+    # The checkout sits where the postgres user cannot enter (under /root,
+    # say): keep the cluster in a folder it can reach, linked from .data/pg.
+    real=/var/tmp/imagehub-pg-$(printf '%s' "$root" | cksum | cut -d' ' -f1)
+    mkdir -p "$real"
+    chown "$runas" "$real"
+    ln -sfn "$real" "$datadir"
+    echo "localpg: $runas cannot reach $(dirname "$datadir"); the cluster lives in $real" >&2
+  fi
+  if [ -L "$datadir" ]; then
+    datadir=$(readlink -f "$datadir")
+    log=$datadir.log
+  fi
   if [ ! -s "$datadir/PG_VERSION" ]; then
     mkdir -p "$datadir"
     if [ -n "$runas" ]; then
       chown "$runas" "$datadir"
-      # The owner must be able to reach the folder; a checkout under /root is not.
-      as_owner test -w "$datadir" || die "user $runas cannot write $datadir (a parent folder is private). Clone the project somewhere else, or set LOCALPG_DIR to a folder $runas can reach."
+      as_owner test -w "$datadir" || die "user $runas cannot write $datadir; set LOCALPG_DIR to a folder $runas can reach."
     fi
     chmod 700 "$datadir"
     as_owner "$bindir/initdb" -D "$datadir" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null \
@@ -89,6 +101,7 @@ CONF
 }
 
 stop() {
+  [ -L "$datadir" ] && datadir=$(readlink -f "$datadir")
   [ -s "$datadir/PG_VERSION" ] || return 0
   as_owner "$bindir/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null 2>&1 || true
 }
