@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // imageMagick is Debian's ImageMagick (make bench installs it). The
