@@ -48,7 +48,8 @@ if [ "$(id -u)" = 0 ]; then
   runas=postgres
 fi
 as_owner() {
-  if [ -n "$runas" ]; then runuser -u "$runas" -- "$@"; else "$@"; fi
+  # From / so that the owner is never left in a folder it cannot enter.
+  if [ -n "$runas" ]; then (cd / && runuser -u "$runas" -- "$@"); else "$@"; fi
 }
 
 url() { echo "postgres://postgres@127.0.0.1:$port/imagehub?sslmode=disable"; }
@@ -80,7 +81,6 @@ start() {
     # Tuned for a development machine: durability is not the point here, speed is.
     cat >>"$datadir/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
-port = $port
 unix_socket_directories = ''
 max_connections = 300
 shared_buffers = 256MB
@@ -91,7 +91,9 @@ CONF
   fi
   touch "$log" && { [ -z "$runas" ] || chown "$runas" "$log"; }
   if ! as_owner "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
-    as_owner "$bindir/pg_ctl" -D "$datadir" -l "$log" -w -t 60 start >/dev/null \
+    # The port is given at start, not written into the cluster, so a later
+    # LOCALPG_PORT takes effect.
+    as_owner "$bindir/pg_ctl" -D "$datadir" -l "$log" -o "-p $port" -w -t 60 start >/dev/null \
       || die "could not start PostgreSQL; see $log"
   fi
   if [ "$("$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'imagehub'")" != 1 ]; then
