@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"path"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,15 +26,69 @@ type S3 struct {
 	presign  *s3.PresignClient
 	uploader *transfermanager.Client
 	bucket   string
-	prefix   string
+	prefix   string // "" or "some/prefix/"
 }
 
-// openS3 opens s3://bucket/prefix?endpoint=…&region=…&path_style=true.
+const (
+	// partSize is the size of the parts a large or unsized blob is sent in:
+	// with at most 10,000 parts per object, 16 MiB parts carry up to 160 GiB
+	// when the size is not known beforehand.
+	partSize = 16 << 20
+	// partConcurrency parts are in flight at once, so one upload holds about
+	// (partConcurrency+2) × partSize in memory, whatever the blob's size.
+	partConcurrency = 2
+	// maxPresignTTL is the longest a SigV4 presigned URL may live.
+	maxPresignTTL = 7 * 24 * time.Hour
+)
+
+// openS3 opens s3://bucket/prefix?endpoint=…&public_endpoint=…&region=…&path_style=true;
+// see Open.
 func openS3(ctx context.Context, u *url.URL, o options) (*S3, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("blob store URL %q: %s", u.Redacted(), fmt.Sprintf(format, args...))
+	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("blob store URL %q: no bucket", u.String())
+		return nil, bad("no bucket")
+	}
+	if u.User != nil {
+		return nil, bad("credentials do not go in the URL; use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	prefix := strings.Trim(u.Path, "/")
+	if prefix != "" {
+		if err := ValidKey(prefix); err != nil {
+			return nil, bad("invalid prefix %q", prefix)
+		}
+		prefix += "/"
 	}
 	q := u.Query()
+	for name := range q {
+		switch name {
+		case "endpoint", "public_endpoint", "region", "path_style":
+		default:
+			return nil, bad("unknown parameter %q (want endpoint, public_endpoint, region, path_style)", name)
+		}
+	}
+	endpoint := q.Get("endpoint")
+	if endpoint == "" {
+		endpoint = os.Getenv("S3_ENDPOINT")
+	}
+	publicEndpoint := q.Get("public_endpoint")
+	for _, ep := range []string{endpoint, publicEndpoint} {
+		if ep == "" {
+			continue
+		}
+		if eu, err := url.Parse(ep); err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+			return nil, bad("endpoint %q is not an http(s) URL", ep)
+		}
+	}
+	pathStyle := false
+	if v := q.Get("path_style"); v != "" {
+		var err error
+		if pathStyle, err = strconv.ParseBool(v); err != nil {
+			return nil, bad("path_style=%q is not true or false", v)
+		}
+	}
+
 	var loadOpts []func(*awsconfig.LoadOptions) error
 	if r := q.Get("region"); r != "" {
 		loadOpts = append(loadOpts, awsconfig.WithRegion(r))
@@ -50,28 +104,52 @@ func openS3(ctx context.Context, u *url.URL, o options) (*S3, error) {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	pathStyle, _ := strconv.ParseBool(q.Get("path_style"))
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if ep := q.Get("endpoint"); ep != "" {
-			o.BaseEndpoint = aws.String(ep)
-		}
-		o.UsePathStyle = pathStyle
-		// Since early 2025 the SDK adds CRC checksums (and streaming
-		// checksum trailers) to every upload by default. Several
-		// S3-compatible servers, versitygw among them, reject those
-		// requests; asking for checksums only where the API requires them
-		// works with AWS and with them alike.
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	})
+	clientFor := func(endpoint string) *s3.Client {
+		return s3.NewFromConfig(cfg, func(so *s3.Options) {
+			if endpoint != "" {
+				so.BaseEndpoint = aws.String(endpoint)
+			}
+			so.UsePathStyle = pathStyle
+			// Since January 2025 (service/s3 v1.73) the SDK adds a CRC32
+			// checksum to every upload by default, and over HTTPS sends
+			// it as an aws-chunked trailer (STREAMING-UNSIGNED-PAYLOAD-
+			// TRAILER). Many S3-compatible servers rejected those requests
+			// (versitygw until its late-2025 fixes; the pinned v1.8.0
+			// accepts them, checked over HTTP and HTTPS). Asking for
+			// checksums only where an API requires one is how the SDK
+			// behaved before, works with AWS and with those servers alike,
+			// and stops the SDK logging "Skipped validation of multipart
+			// checksum" on every large GET. Integrity does not suffer:
+			// every body we send can seek, so SigV4 signs its SHA-256 over
+			// plain HTTP, and TLS protects it over HTTPS.
+			so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		})
+	}
+	client := clientFor(endpoint)
+	presignClient := client
+	if publicEndpoint != "" {
+		// A presigned URL signs its host, so it is made by a client that
+		// addresses the public endpoint.
+		presignClient = clientFor(publicEndpoint)
+	}
 	return &S3{
 		client:  client,
-		presign: s3.NewPresignClient(client),
-		uploader: transfermanager.New(client, func(o *transfermanager.Options) {
-			o.Concurrency = 2 // parts in memory at once: bounded, whatever the object size
+		presign: s3.NewPresignClient(presignClient),
+		uploader: transfermanager.New(client, func(to *transfermanager.Options) {
+			to.PartSizeBytes = partSize
+			to.MultipartUploadThreshold = partSize
+			to.Concurrency = partConcurrency
+			// The transfer manager has its own checksum default, which
+			// overrides the client's: align it (see above).
+			to.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			// Abort a failed multipart upload with a context of its own,
+			// so parts are not left behind (and billed) when the
+			// caller's context is what ended.
+			to.FailTimeout = 30 * time.Second
 		}),
 		bucket: u.Host,
-		prefix: strings.Trim(u.Path, "/"),
+		prefix: prefix,
 	}, nil
 }
 
@@ -79,48 +157,57 @@ func (s *S3) objectKey(key string) (string, error) {
 	if err := ValidKey(key); err != nil {
 		return "", err
 	}
-	if s.prefix == "" {
-		return key, nil
-	}
-	return path.Join(s.prefix, key), nil
-}
-
-func (s *S3) blobKey(objectKey string) string {
-	if s.prefix == "" {
-		return objectKey
-	}
-	return strings.TrimPrefix(objectKey, s.prefix+"/")
+	return s.prefix + key, nil
 }
 
 func isNotFound(err error) bool {
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
+		return true
+	}
+	// Some S3-compatible servers answer with a code the SDK does not map
+	// to a type. NoSuchBucket is deliberately not here: a missing bucket is
+	// a configuration error, not a missing blob.
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
-		case "NoSuchKey", "NotFound", "404":
+		case "NoSuchKey", "NotFound":
 			return true
 		}
 	}
-	var nsk *types.NoSuchKey
-	var nf *types.NotFound
-	return errors.As(err, &nsk) || errors.As(err, &nf)
+	return false
 }
 
-// Put implements Store. Small blobs of known size go up in one request;
-// anything else streams in parts, so memory stays bounded for a dataset
-// export of many gigabytes.
+// Put implements Store. A blob of known size up to one part, from a reader
+// that can seek, goes up in one request. Anything else streams through the
+// transfer manager, which cuts it into parts held in memory (so bounded
+// memory, whatever the size: a dataset export of many gigabytes never sits
+// in memory whole). An unseekable body cannot go straight to PutObject: the
+// SDK must read it twice, to sign its hash over HTTP or to retry.
 func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
 	k, err := s.objectKey(key)
 	if err != nil {
 		return err
 	}
-	if size >= 0 && size <= 16<<20 {
+	var ct *string
+	if contentType != "" {
+		ct = &contentType
+	}
+	if rs, ok := r.(io.ReadSeeker); ok && size >= 0 && size <= partSize {
+		if err := checkSeekerSize(rs, size); err != nil {
+			return fmt.Errorf("error putting blob %s: %w", key, err)
+		}
 		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket: &s.bucket, Key: &k, Body: r, ContentLength: aws.Int64(size), ContentType: optionalString(contentType),
+			Bucket: &s.bucket, Key: &k, Body: rs, ContentLength: aws.Int64(size), ContentType: ct,
 		})
 	} else {
-		_, err = s.uploader.UploadObject(ctx, &transfermanager.UploadObjectInput{
-			Bucket: &s.bucket, Key: &k, Body: r, ContentType: optionalString(contentType),
-		})
+		in := &transfermanager.UploadObjectInput{Bucket: &s.bucket, Key: &k, Body: r, ContentType: ct}
+		if size >= 0 {
+			in.Body = &sizeReader{r: r, left: size, key: key}
+			in.ContentLength = aws.Int64(size)
+		}
+		_, err = s.uploader.UploadObject(ctx, in)
 	}
 	if err != nil {
 		return fmt.Errorf("error putting blob %s: %w", key, err)
@@ -128,11 +215,24 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64, conte
 	return nil
 }
 
-func optionalString(s string) *string {
-	if s == "" {
-		return nil
+// checkSeekerSize compares what is left to read in rs with size, before
+// anything is sent.
+func checkSeekerSize(rs io.ReadSeeker, size int64) error {
+	cur, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
 	}
-	return &s
+	end, err := rs.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	if _, err := rs.Seek(cur, io.SeekStart); err != nil {
+		return err
+	}
+	if end-cur != size {
+		return fmt.Errorf("body has %d bytes, not its declared %d", end-cur, size)
+	}
+	return nil
 }
 
 // Get implements Store.
@@ -181,10 +281,10 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 
 // List implements Store.
 func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error {
-	full := prefix
-	if s.prefix != "" {
-		full = s.prefix + "/" + prefix
+	if err := validPrefix(prefix); err != nil {
+		return err
 	}
+	full := s.prefix + prefix
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &full})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -192,7 +292,11 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error
 			return fmt.Errorf("error listing blobs under %q: %w", prefix, err)
 		}
 		for _, o := range page.Contents {
-			if err := fn(Info{Key: s.blobKey(aws.ToString(o.Key)), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}); err != nil {
+			key, ok := strings.CutPrefix(aws.ToString(o.Key), s.prefix)
+			if !ok || ValidKey(key) != nil {
+				continue // not written by Put: a folder marker, or someone else's object
+			}
+			if err := fn(Info{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}); err != nil {
 				return err
 			}
 		}
@@ -200,11 +304,15 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error
 	return nil
 }
 
-// URL implements Store with a presigned GET.
+// URL implements Store with a presigned GET, valid for ttl (at most seven
+// days). Making one sends nothing to the server.
 func (s *S3) URL(ctx context.Context, key string, ttl time.Duration) (string, bool, error) {
 	k, err := s.objectKey(key)
 	if err != nil {
 		return "", false, err
+	}
+	if ttl < time.Second || ttl > maxPresignTTL {
+		return "", false, fmt.Errorf("presigned URL lifetime %v is not between 1s and %v", ttl, maxPresignTTL)
 	}
 	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &k}, s3.WithPresignExpires(ttl))
 	if err != nil {
@@ -213,10 +321,11 @@ func (s *S3) URL(ctx context.Context, key string, ttl time.Duration) (string, bo
 	return req.URL, true, nil
 }
 
-// Ping implements Store: the bucket must answer.
+// Ping implements Store: the bucket must exist and the credentials must be
+// good for it.
 func (s *S3) Ping(ctx context.Context) error {
 	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {
-		return fmt.Errorf("bucket %s does not answer: %w", s.bucket, err)
+		return fmt.Errorf("error reaching bucket %s: %w", s.bucket, err)
 	}
 	return nil
 }

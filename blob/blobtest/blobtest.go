@@ -1,7 +1,15 @@
 // Package blobtest starts a real S3-compatible server for tests: versitygw
-// with its posix backend, on a loopback port, over a temporary folder. The
-// server is built from the pinned version in tools/versitygw/go.mod through
-// `go tool`, which caches the build after the first time.
+// with its posix backend, on a loopback port, over a temporary folder.
+//
+// versitygw is a tool of the tools module (tools/go.mod, pinned there), so
+// the first Start in a fresh build cache builds it (a few minutes on two
+// cores) and later ones find it in the go command's cache. A server that
+// cannot be built or started fails the test; it is never skipped.
+//
+// Typical use:
+//
+//	srv := blobtest.Start(t)
+//	store := srv.Open(t) // a blob.Store on a fresh bucket
 package blobtest
 
 import (
@@ -9,12 +17,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -27,13 +36,19 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 )
 
-// Server is a running S3-compatible server.
+// Region is the region the server runs in.
+const Region = "us-east-1"
+
+// Server is a running versitygw.
 type Server struct {
+	// Endpoint is the server's base URL, http://127.0.0.1:PORT.
 	Endpoint  string
 	AccessKey string
 	SecretKey string
-	cmd       *exec.Cmd
-	exited    chan struct{}
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	logs   *tailBuffer
 }
 
 var (
@@ -42,70 +57,143 @@ var (
 	binErr  error
 )
 
-// binary returns the path of the versitygw executable, building it the first
-// time (a minute or two; cached by the go command afterwards).
-func binary() (string, error) {
+// Binary returns the path of the versitygw executable, building it with
+// `go tool -n versitygw` in the tools module the first time.
+func Binary() (string, error) {
 	binOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		modfile := filepath.Join(filepath.Dir(file), "..", "..", "tools", "versitygw", "go.mod")
-		var out, errb bytes.Buffer
-		cmd := exec.Command("go", "tool", "-modfile="+modfile, "-n", "versitygw")
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			binErr = fmt.Errorf("error building versitygw (go tool -modfile=%s -n versitygw): %v\n%s", modfile, err, errb.String())
-			return
-		}
-		binPath = strings.TrimSpace(out.String())
+		binPath, binErr = build()
 	})
 	return binPath, binErr
 }
 
+func build() (string, error) {
+	tools, err := toolsDir()
+	if err != nil {
+		return "", err
+	}
+	// go test runs the test binaries of several packages at once; without
+	// the lock each would build the same thing in a fresh cache.
+	unlock, err := lockBuild()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	// go test puts its own GOROOT/bin first on the PATH of test binaries,
+	// so this is the go command running the tests.
+	cmd := exec.CommandContext(ctx, "go", "tool", "-n", "versitygw")
+	cmd.Dir = tools
+	cmd.Env = append(os.Environ(), "GOWORK=off") // the tools module alone pins it
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("error building versitygw (cd %s && go tool -n versitygw): %v\n%s", tools, err, stderr.String())
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// toolsDir finds tools/ (the module that pins versitygw) in the first
+// folder, from the working directory up, that holds tools/go.mod: a test's
+// working directory is its package's folder in the repository.
+func toolsDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		tools := filepath.Join(dir, "tools")
+		if _, err := os.Stat(filepath.Join(tools, "go.mod")); err == nil {
+			return tools, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no tools/go.mod in the working directory or above it: versitygw cannot be built")
+		}
+		dir = parent
+	}
+}
+
 // Start starts a server that stops when the test ends. It fails the test,
-// never skips it, when the server cannot be built or started.
+// never skips it, when the server cannot be built or does not start.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := binary()
+	bin, err := Binary()
 	if err != nil {
 		tb.Fatalf("blobtest: %v", err)
 	}
+	// The port is picked by listening on port 0 and closing; another
+	// process can take it before versitygw does, so try a few.
+	for attempt := 1; ; attempt++ {
+		s, err := start(tb, bin)
+		if err == nil {
+			return s
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			tb.Fatalf("blobtest: %v", err)
+		}
+	}
+}
+
+func start(tb testing.TB, bin string) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("blobtest: %v", err)
+		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+
 	root := tb.TempDir()
-	s := &Server{Endpoint: "http://" + addr, AccessKey: "test-" + randomHex(6), SecretKey: randomHex(20), exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet", "posix", root)
-	var logs bytes.Buffer
-	s.cmd.Stdout, s.cmd.Stderr = &logs, &logs
+	s := &Server{
+		Endpoint:  "http://" + addr,
+		AccessKey: "test" + randomHex(8),
+		SecretKey: randomHex(20),
+		exited:    make(chan struct{}),
+		logs:      &tailBuffer{max: 64 << 10},
+	}
+	s.cmd = exec.Command(bin,
+		"--port", addr,
+		"--access", s.AccessKey,
+		"--secret", s.SecretKey,
+		"--region", Region,
+		"--health", "/health",
+		"--quiet",
+		"posix", root)
+	// versitygw reads many settings from VGW_* and ROOT_* variables; a
+	// developer's own must not change the test server.
+	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root, "TMPDIR=" + os.TempDir()}
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	dieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
-		tb.Fatalf("blobtest: error starting versitygw: %v", err)
+		return nil, fmt.Errorf("error starting versitygw: %w", err)
 	}
 	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	tb.Cleanup(s.Stop)
 
-	deadline := time.Now().Add(20 * time.Second)
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		res, err := http.Get(s.Endpoint)
+		res, err := client.Get(s.Endpoint + "/health")
 		if err == nil {
 			res.Body.Close()
-			break
+			if res.StatusCode == http.StatusOK {
+				return s, nil
+			}
 		}
 		select {
 		case <-s.exited:
-			tb.Fatalf("blobtest: versitygw exited: %s", logs.String())
-		default:
+			return nil, fmt.Errorf("versitygw exited at start: %s", s.logs)
+		case <-time.After(25 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("blobtest: versitygw did not answer on %s: %v\n%s", addr, err, logs.String())
+			s.Stop()
+			return nil, fmt.Errorf("versitygw did not answer on %s in 30s (last error: %v): %s", addr, err, s.logs)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	return s
 }
 
-// Stop stops the server (tests of an unreachable store call it early).
+// Stop stops the server at once. Tests of an unreachable store call it
+// early; it is safe to call more than once.
 func (s *Server) Stop() {
 	select {
 	case <-s.exited:
@@ -116,30 +204,51 @@ func (s *Server) Stop() {
 	<-s.exited
 }
 
-// NewBucket creates a bucket and returns a blob store URL for it.
+// Client returns an S3 client for the server, for tests that look at the
+// bucket behind a store's back.
+func (s *Server) Client() *s3.Client {
+	return s3.New(s3.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+	})
+}
+
+// NewBucket creates an empty bucket and returns its name.
 func (s *Server) NewBucket(tb testing.TB) string {
 	tb.Helper()
 	bucket := "test-" + randomHex(6)
-	client := s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+	if _, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
 		tb.Fatalf("blobtest: error creating bucket: %v", err)
 	}
-	return fmt.Sprintf("s3://%s/imagehub?endpoint=%s&path_style=true&region=us-east-1", bucket, s.Endpoint)
+	return bucket
 }
 
-// Open opens a store on a fresh bucket of the server.
+// URL returns the blob store URL of a bucket on the server, with its keys
+// under prefix (may be "").
+func (s *Server) URL(bucket, prefix string) string {
+	return fmt.Sprintf("s3://%s/%s?endpoint=%s&path_style=true&region=%s", bucket, prefix, s.Endpoint, Region)
+}
+
+// Open opens a blob store on a fresh bucket of the server, with its keys
+// under the prefix "imagehub/".
 func (s *Server) Open(tb testing.TB) blob.Store {
 	tb.Helper()
-	st, err := blob.Open(context.Background(), s.NewBucket(tb), blob.WithStaticCredentials(s.AccessKey, s.SecretKey))
+	st, err := blob.Open(context.Background(), s.URL(s.NewBucket(tb), "imagehub"), blob.WithStaticCredentials(s.AccessKey, s.SecretKey))
 	if err != nil {
 		tb.Fatalf("blobtest: %v", err)
 	}
 	return st
+}
+
+// Env returns environment variables that let a separate imagehub process
+// reach the server through the SDK's standard credential chain; its
+// BLOB_URL comes from URL.
+func (s *Server) Env() []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + s.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s.SecretKey, "AWS_REGION=" + Region}
 }
 
 func randomHex(n int) string {
@@ -148,8 +257,26 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Env returns environment variables that let a separate imagehub process
-// reach the server through the SDK's standard credential chain.
-func (s *Server) Env() []string {
-	return []string{"AWS_ACCESS_KEY_ID=" + s.AccessKey, "AWS_SECRET_ACCESS_KEY=" + s.SecretKey, "AWS_REGION=us-east-1"}
+// tailBuffer keeps the last max bytes written to it; the server's output
+// goes there, to show when it fails.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > b.max {
+		b.buf = b.buf[len(b.buf)-b.max:]
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
 }
