@@ -7,247 +7,361 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"image/png"
 	"io"
+
+	"golang.org/x/image/webp"
 )
 
 // Result is an image made ready to store and show.
 type Result struct {
-	Bytes       []byte      // the canonical file: oriented, without personal metadata
-	Image       image.Image // decoded, oriented pixels
-	Width       int
+	Bytes       []byte      // the canonical file: upright, without personal metadata
+	Image       image.Image // its decoded, upright pixels
+	Width       int         // upright
 	Height      int
-	Format      string
+	Format      string // jpeg, png or webp; the canonical file's, which a rotation may change
 	ContentType string
 	Ext         string
-	Reencoded   bool // true when orientation forced a new encoding
+	Orientation int  // the EXIF orientation the upload had (1 when none)
+	Reencoded   bool // the pixels were encoded anew because they had to be turned
 }
 
-// Process decodes an upload, applies its EXIF orientation and returns the
-// canonical bytes with every piece of personal metadata removed (EXIF with
-// GPS, XMP, IPTC, comments, text chunks). Where no rotation is needed this is
-// done losslessly, by dropping segments and chunks; a JPEG or WebP that must
-// be rotated is re-encoded as JPEG at quality 92, as a pixel-exact rotation
-// of compressed data is out of reach of the standard library.
-func Process(data []byte) (*Result, error) {
-	kind := Sniff(data[:min(len(data), 512)])
-	f, ok := formats[kind]
-	if !ok {
-		return nil, refuse("unsupported_type", "this is not an image we accept; upload JPEG, PNG or WebP.")
-	}
-	img, _, err := image.Decode(bytes.NewReader(data))
+// Options tune Process.
+type Options struct {
+	// Limits are checked on the header before anything is decoded.
+	// MinShortSide is not: a small photo is decoded, then rejected by the
+	// quality verdict with its own reason.
+	Limits Limits
+	// JPEGQuality is used when a JPEG must be encoded anew; 0 means 92.
+	JPEGQuality int
+}
+
+// Process canonicalises an upload with the default Options.
+func Process(data []byte) (*Result, error) { return Options{}.Process(data) }
+
+// Process decodes an upload, applies its EXIF orientation, and returns the
+// canonical bytes with personal metadata removed: EXIF (with GPS and the
+// camera's serial number), XMP, IPTC, comments, text chunks, thumbnails,
+// and anything appended after the image. What says how to render the
+// pixels stays: the JFIF header, the ICC profile, Adobe's colour transform,
+// PNG's colour chunks.
+//
+// An upright image is cleaned losslessly, by dropping segments or chunks;
+// its pixels are exactly the upload's. An image stored sideways (most
+// portrait photos from phones) is turned and encoded anew, since turning
+// compressed JPEG data exactly is out of reach of the standard library: a
+// JPEG as JPEG at quality 92 (visually lossless at one generation), a PNG as
+// PNG, a WebP as JPEG or, with transparency, as PNG, for want of a WebP
+// encoder.
+//
+// Errors are *Refusal when the file itself is at fault.
+func (o Options) Process(data []byte) (*Result, error) {
+	lim := o.Limits
+	lim.MinShortSide = -1
+	hdr, err := inspectBytes(data, lim)
 	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, refuse("truncated", "the image data ends early; the file was probably cut off.")
-		}
-		return nil, refuse("undecodable", "the image data is damaged and cannot be decoded.")
+		return nil, err
 	}
-	orientation := 1
-	var clean []byte
-	switch kind {
+	var img image.Image
+	switch hdr.Format {
 	case "jpeg":
-		orientation = jpegOrientation(data)
-		clean, err = stripJPEG(data)
+		img, err = jpeg.Decode(bytes.NewReader(data))
 	case "png":
-		clean, err = stripPNG(data)
+		img, err = png.Decode(bytes.NewReader(data))
 	case "webp":
-		orientation = webpOrientation(data)
-		clean, err = stripWebP(data)
+		img, err = webp.Decode(bytes.NewReader(data))
 	}
 	if err != nil {
-		return nil, refuse("undecodable", "the file's structure is damaged: %v.", err)
-	}
-	res := &Result{Bytes: clean, Image: img, Format: kind, ContentType: f[0], Ext: f[1]}
-	if orientation != 1 {
-		res.Image = Orient(img, orientation)
-		var buf bytes.Buffer
-		if err := jpeg.Encode(&buf, res.Image, &jpeg.Options{Quality: 92}); err != nil {
-			return nil, fmt.Errorf("error re-encoding rotated image: %w", err)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, refuse(CodeTruncated, "the image data ends early; the file was probably cut off.")
 		}
-		res.Bytes, res.Reencoded = buf.Bytes(), true
-		res.Format, res.ContentType, res.Ext = "jpeg", "image/jpeg", "jpg"
+		return nil, refuse(CodeUndecodable, "the image data is damaged and cannot be decoded (%s).", plainError(err))
+	}
+
+	var c cleaned
+	switch hdr.Format {
+	case "jpeg":
+		c, err = cleanJPEG(data)
+	case "png":
+		c, err = cleanPNG(data)
+	case "webp":
+		c, err = cleanWebP(data)
+	}
+	if err != nil {
+		return nil, refuse(CodeUndecodable, "the file's structure is damaged: %v.", err)
+	}
+	f := formats[hdr.Format]
+	res := &Result{Bytes: c.bytes, Image: img, Format: hdr.Format, ContentType: f[0], Ext: f[1], Orientation: c.orientation}
+	if c.orientation != 1 {
+		res.Image = Orient(img, c.orientation)
+		if err := o.reencode(res, c); err != nil {
+			return nil, err
+		}
 	}
 	b := res.Image.Bounds()
 	res.Width, res.Height = b.Dx(), b.Dy()
 	return res, nil
 }
 
-// stripJPEG keeps the segments that describe how to render the image (JFIF,
-// ICC profile, Adobe colour transform, tables, frame, scans) and drops the
-// rest (EXIF with GPS and thumbnails, XMP, IPTC, comments), then ends the
-// file at its end-of-image marker, dropping anything appended after it.
-func stripJPEG(data []byte) ([]byte, error) {
-	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
-		return nil, errors.New("no JPEG start marker")
+// inspectBytes is Inspect for a file in memory, without copying it.
+func inspectBytes(data []byte, lim Limits) (Header, error) {
+	n := min(len(data), prefixCap)
+	in := &Inspector{lim: lim.withDefaults(), n: int64(len(data)), prefix: data[:n:n]}
+	if len(data) == 0 {
+		return Header{}, refuseKind("empty")
 	}
+	if !in.sniff(true) {
+		return Header{}, in.err
+	}
+	in.err = in.walk.feed(data)
+	return in.Finish()
+}
+
+// cleaned is a file without its metadata, and what was learnt on the way.
+type cleaned struct {
+	bytes       []byte
+	orientation int
+	colour      [][]byte // JPEG APP2 ICC segments or PNG colour chunks, whole, to carry into a new encoding
+}
+
+func (o Options) reencode(res *Result, c cleaned) error {
+	q := o.JPEGQuality
+	if q == 0 {
+		q = 92
+	}
+	var buf bytes.Buffer
+	opaque, ok := res.Image.(interface{ Opaque() bool })
+	asPNG := res.Format == "png" || res.Format == "webp" && ok && !opaque.Opaque()
+	if asPNG {
+		if err := png.Encode(&buf, res.Image); err != nil {
+			return fmt.Errorf("error encoding turned image: %w", err)
+		}
+		res.Bytes = buf.Bytes()
+		if res.Format == "png" && len(c.colour) > 0 {
+			// Right after the IHDR chunk, before PLTE and IDAT.
+			const at = 8 + 12 + 13
+			res.Bytes = insert(res.Bytes, at, c.colour)
+		}
+		res.Format = "png"
+	} else {
+		if err := jpeg.Encode(&buf, res.Image, &jpeg.Options{Quality: q}); err != nil {
+			return fmt.Errorf("error encoding turned image: %w", err)
+		}
+		res.Bytes = buf.Bytes()
+		// The ICC profile still describes the pixels, unless they were
+		// CMYK and are now converted.
+		if _, cmyk := res.Image.(*image.CMYK); res.Format == "jpeg" && !cmyk && len(c.colour) > 0 {
+			res.Bytes = insert(res.Bytes, 2, c.colour)
+		}
+		res.Format = "jpeg"
+	}
+	f := formats[res.Format]
+	res.ContentType, res.Ext, res.Reencoded = f[0], f[1], true
+	return nil
+}
+
+// insert puts parts into b at offset at.
+func insert(b []byte, at int, parts [][]byte) []byte {
+	n := len(b)
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, b[:at]...)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return append(out, b[at:]...)
+}
+
+// cleanJPEG keeps the segments that say how to render the image (JFIF
+// without its thumbnail, ICC profile, Adobe colour transform, tables,
+// frame, scans) and drops the rest (EXIF with GPS and thumbnails, XMP,
+// IPTC, MPF, maker notes, comments), and ends the file at its end-of-image
+// marker, dropping what phones append there (depth maps, motion-photo
+// videos). Entropy-coded data is copied as it is.
+func cleanJPEG(data []byte) (cleaned, error) {
+	c := cleaned{orientation: 1}
 	out := make([]byte, 0, len(data))
 	out = append(out, 0xFF, 0xD8)
+	exifSeen := false
 	i := 2
 	for {
-		for i < len(data) && data[i] == 0xFF && i+1 < len(data) && data[i+1] == 0xFF {
-			i++ // fill bytes
+		// Find the next marker, skipping stray bytes and fill bytes as
+		// decoders do.
+		for i < len(data) && data[i] != 0xFF {
+			i++
 		}
-		if i+4 > len(data) || data[i] != 0xFF {
-			return nil, errors.New("JPEG segment structure is broken")
+		for i+1 < len(data) && data[i+1] == 0xFF {
+			i++
 		}
-		marker := data[i+1]
-		if marker == 0xDA { // start of scan: the rest is image data
-			rest := data[i:]
-			if end := bytes.Index(rest, []byte{0xFF, 0xD9}); end >= 0 {
-				rest = rest[:end+2]
+		if i+1 >= len(data) {
+			return c, errors.New("no end-of-image marker")
+		}
+		m := data[i+1]
+		switch {
+		case m == 0x00 || 0xD0 <= m && m <= 0xD7:
+			i += 2
+			continue
+		case m == 0xD9:
+			c.bytes = append(out, 0xFF, 0xD9)
+			return c, nil
+		}
+		if i+4 > len(data) {
+			return c, errors.New("a segment header is cut off")
+		}
+		end := i + 2 + int(binary.BigEndian.Uint16(data[i+2:]))
+		if end < i+4 || end > len(data) {
+			return c, errors.New("a segment runs past the end of the file")
+		}
+		seg, payload := data[i:end], data[i+4:end]
+		i = end
+		switch {
+		case m == 0xE0 && bytes.HasPrefix(payload, []byte("JFIF\x00")):
+			// The JFIF header (version, density) says how to read the
+			// colours; its thumbnail goes.
+			if len(payload) > 14 {
+				out = append(out, 0xFF, 0xE0, 0, 16)
+				out = append(out, payload[:12]...)
+				out = append(out, 0, 0)
+			} else {
+				out = append(out, seg...)
 			}
-			return append(out, rest...), nil
-		}
-		length := int(binary.BigEndian.Uint16(data[i+2:]))
-		if length < 2 || i+2+length > len(data) {
-			return nil, errors.New("JPEG segment runs past the end of the file")
-		}
-		seg := data[i : i+2+length]
-		i += 2 + length
-		keep := !(marker >= 0xE1 && marker <= 0xEF) || marker == 0xE2 || marker == 0xEE
-		if marker == 0xFE { // comment
-			keep = false
-		}
-		if keep {
+		case m == 0xE1:
+			if !exifSeen && bytes.HasPrefix(payload, []byte("Exif\x00\x00")) {
+				exifSeen = true
+				c.orientation = exifOrientation(payload)
+			}
+		case m == 0xE2 && bytes.HasPrefix(payload, []byte("ICC_PROFILE\x00")):
+			out = append(out, seg...)
+			c.colour = append(c.colour, seg)
+		case m == 0xEE && bytes.HasPrefix(payload, []byte("Adobe")):
+			out = append(out, seg...)
+		case 0xE0 <= m && m <= 0xEF, m == 0xFE:
+			// Any other APPn, and comments.
+		default:
 			out = append(out, seg...)
 		}
-	}
-}
-
-// jpegOrientation reads the EXIF orientation (1–8) of a JPEG; 1 when absent.
-func jpegOrientation(data []byte) int {
-	i := 2
-	for i+4 <= len(data) && data[i] == 0xFF {
-		marker := data[i+1]
-		if marker == 0xDA {
-			break
+		if m != 0xDA {
+			continue
 		}
-		length := int(binary.BigEndian.Uint16(data[i+2:]))
-		if length < 2 || i+2+length > len(data) {
-			break
-		}
-		seg := data[i+4 : i+2+length]
-		if marker == 0xE1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
-			return tiffOrientation(seg[6:])
-		}
-		i += 2 + length
-	}
-	return 1
-}
-
-// tiffOrientation finds tag 0x0112 in IFD0 of an EXIF TIFF block.
-func tiffOrientation(t []byte) int {
-	if len(t) < 8 {
-		return 1
-	}
-	var bo binary.ByteOrder
-	switch string(t[:2]) {
-	case "II":
-		bo = binary.LittleEndian
-	case "MM":
-		bo = binary.BigEndian
-	default:
-		return 1
-	}
-	off := int(bo.Uint32(t[4:]))
-	if off < 8 || off+2 > len(t) {
-		return 1
-	}
-	n := int(bo.Uint16(t[off:]))
-	for k := 0; k < n; k++ {
-		e := off + 2 + 12*k
-		if e+12 > len(t) {
-			return 1
-		}
-		if bo.Uint16(t[e:]) == 0x0112 {
-			if v := int(bo.Uint16(t[e+8:])); v >= 1 && v <= 8 {
-				return v
+		// Entropy-coded data runs to the next marker that is neither a
+		// stuffed 0xFF nor a restart marker.
+		j := i
+		for {
+			k := bytes.IndexByte(data[j:], 0xFF)
+			if k < 0 || j+k+1 >= len(data) {
+				return c, errors.New("no end-of-image marker")
 			}
-			return 1
+			j += k
+			if n := data[j+1]; n == 0x00 || 0xD0 <= n && n <= 0xD7 {
+				j += 2
+				continue
+			}
+			break
 		}
+		out = append(out, data[i:j]...)
+		i = j
 	}
-	return 1
 }
 
-// stripPNG drops text, EXIF and time chunks.
-func stripPNG(data []byte) ([]byte, error) {
-	const sig = 8
-	if len(data) < sig {
-		return nil, errors.New("no PNG signature")
-	}
+// pngKeep are the chunks a clean PNG keeps: the critical ones and those that
+// say how to render the pixels. Text, EXIF, time, animation frames (the
+// decoded image is the default one) and private chunks go.
+var pngKeep = map[string]bool{
+	"IHDR": true, "PLTE": true, "IDAT": true, "IEND": true,
+	"tRNS": true, "gAMA": true, "cHRM": true, "sRGB": true, "iCCP": true, "cICP": true,
+	"mDCV": true, "cLLI": true, "mDCv": true, "cLLi": true, "sBIT": true, "bKGD": true, "pHYs": true,
+}
+
+// pngColour are the chunks that still hold once the pixels are turned and
+// encoded anew (sBIT does not: it depends on the colour type, which the
+// encoder may change).
+var pngColour = map[string]bool{"gAMA": true, "cHRM": true, "sRGB": true, "iCCP": true, "cICP": true}
+
+// cleanPNG keeps the chunks in pngKeep, up to IEND.
+func cleanPNG(data []byte) (cleaned, error) {
+	c := cleaned{orientation: 1}
 	out := make([]byte, 0, len(data))
-	out = append(out, data[:sig]...)
-	i := sig
-	for i+12 <= len(data) {
+	out = append(out, data[:8]...)
+	for i := 8; i+12 <= len(data); {
 		n := int(binary.BigEndian.Uint32(data[i:]))
-		if n < 0 || i+12+n > len(data) {
-			return nil, errors.New("PNG chunk runs past the end of the file")
+		end := i + 12 + n
+		if n < 0 || end > len(data) || end < i {
+			return c, errors.New("a chunk runs past the end of the file")
 		}
 		typ := string(data[i+4 : i+8])
-		chunk := data[i : i+12+n]
-		i += 12 + n
-		switch typ {
-		case "tEXt", "zTXt", "iTXt", "eXIf", "tIME":
+		chunk := data[i:end]
+		i = end
+		if typ == "eXIf" && c.orientation == 1 {
+			c.orientation = exifOrientation(chunk[8 : 8+n])
+		}
+		if pngColour[typ] {
+			c.colour = append(c.colour, chunk)
+		}
+		if !pngKeep[typ] && !isCritical(typ) {
 			continue
 		}
 		out = append(out, chunk...)
 		if typ == "IEND" {
-			return out, nil
+			c.bytes = out
+			return c, nil
 		}
 	}
-	return nil, errors.New("PNG has no IEND chunk")
+	return c, errors.New("no IEND chunk")
 }
 
-// webpChunks calls fn for each chunk of a WebP RIFF container.
-func webpChunks(data []byte, fn func(fourcc string, chunk, payload []byte)) error {
-	if len(data) < 12 {
-		return errors.New("WebP too short")
+// isCritical says whether a chunk is one a decoder must understand (its
+// first letter is upper case); those cannot be dropped, and the decoder has
+// already accepted them.
+func isCritical(typ string) bool { return typ[0]&0x20 == 0 }
+
+// cleanWebP keeps the image chunks (VP8X, VP8, VP8L, ALPH) and the ICC
+// profile, drops EXIF, XMP and unknown chunks, clears the dropped ones'
+// flags in VP8X, and rewrites the RIFF length.
+func cleanWebP(data []byte) (cleaned, error) {
+	c := cleaned{orientation: 1}
+	end := 8 + int(binary.LittleEndian.Uint32(data[4:]))
+	if end > len(data) {
+		return c, errors.New("the container is longer than the file")
 	}
-	i := 12
-	for i+8 <= len(data) {
-		n := int(binary.LittleEndian.Uint32(data[i+4:]))
-		padded := n + n&1
-		if n < 0 || i+8+n > len(data) {
-			return errors.New("WebP chunk runs past the end of the file")
-		}
-		end := min(i+8+padded, len(data))
-		fn(string(data[i:i+4]), data[i:end], data[i+8:i+8+n])
-		i = end
-	}
-	return nil
-}
-
-func webpOrientation(data []byte) int {
-	o := 1
-	_ = webpChunks(data, func(fourcc string, _, payload []byte) {
-		if fourcc == "EXIF" {
-			payload = bytes.TrimPrefix(payload, []byte("Exif\x00\x00"))
-			o = tiffOrientation(payload)
-		}
-	})
-	return o
-}
-
-// stripWebP drops EXIF and XMP chunks and clears their flags in VP8X.
-func stripWebP(data []byte) ([]byte, error) {
 	out := make([]byte, 12, len(data))
 	copy(out, data[:12])
-	err := webpChunks(data, func(fourcc string, chunk, _ []byte) {
+	vp8x, hasICC := -1, false
+	for i := 12; i+8 <= end; {
+		n := int(binary.LittleEndian.Uint32(data[i+4:]))
+		stop := min(i+8+n+n&1, end)
+		if n < 0 || i+8+n > end {
+			return c, errors.New("a chunk runs past the end of the container")
+		}
+		fourcc, payload := string(data[i:i+4]), data[i+8:i+8+n]
+		chunk := data[i:stop]
+		i = stop
 		switch fourcc {
-		case "EXIF", "XMP ":
-			return
-		case "VP8X":
-			c := append([]byte(nil), chunk...)
-			if len(c) > 8 {
-				c[8] &^= 0x08 | 0x04 // EXIF and XMP flags
+		case "EXIF":
+			if c.orientation == 1 {
+				c.orientation = exifOrientation(payload)
 			}
-			out = append(out, c...)
-			return
+			continue
+		case "VP8X":
+			vp8x = len(out)
+		case "ICCP":
+			hasICC = true
+		case "VP8 ", "VP8L", "ALPH":
+		default: // XMP and anything unknown
+			continue
 		}
 		out = append(out, chunk...)
-	})
-	if err != nil {
-		return nil, err
+	}
+	if vp8x >= 0 && len(out) > vp8x+8 {
+		const icc, exif, xmp = 0x20, 0x08, 0x04
+		flags := out[vp8x+8] &^ (exif | xmp)
+		if !hasICC {
+			flags &^= icc
+		}
+		out[vp8x+8] = flags
 	}
 	binary.LittleEndian.PutUint32(out[4:], uint32(len(out)-8))
-	return out, nil
+	c.bytes = out
+	return c, nil
 }
