@@ -1,0 +1,328 @@
+package mask
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// MaxSide is the largest height or width a mask may have.
+const MaxSide = 1 << 15
+
+// MaxPixels is the most pixels a mask may have (16384×16384, or 32768×8192).
+// It keeps every run, and every difference the string stores, below 2^29:
+// larger numbers take seven characters, and pycocotools' C decoder reads
+// seven-character negative numbers wrongly.
+const MaxPixels = 1 << 28
+
+// maxDigits is the most characters one number may take. Seven hold 35 bits,
+// more than any run of a mask within MaxPixels needs.
+const maxDigits = 7
+
+// ErrInvalid is matched (with errors.Is) by every error about a malformed
+// mask, whose text is written for the person who sent it.
+var ErrInvalid = errors.New("invalid mask")
+
+type invalidError string
+
+func (e invalidError) Error() string        { return string(e) }
+func (e invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalidf(format string, args ...any) error {
+	return invalidError(fmt.Sprintf(format, args...))
+}
+
+// checkSize refuses mask sizes that are empty or over the limits, before
+// anything is allocated for them.
+func checkSize(h, w int) error {
+	switch {
+	case h <= 0 || w <= 0:
+		return invalidf("mask size [%d, %d] is not positive (size is [height, width])", h, w)
+	case h > MaxSide || w > MaxSide:
+		return invalidf("mask size %dx%d is over the limit of %d pixels a side", w, h, MaxSide)
+	case h*w > MaxPixels:
+		return invalidf("mask size %dx%d is %d pixels, over the limit of %d", w, h, h*w, MaxPixels)
+	}
+	return nil
+}
+
+// RLE is a COCO compressed RLE. It marshals to {"size": [h, w], "counts":
+// "…"} (encoding/json escapes '<' and '>' in counts as \u003c and \u003e,
+// which every JSON reader reads back unchanged).
+type RLE struct {
+	Size   [2]int `json:"size"` // [height, width]
+	Counts string `json:"counts"`
+}
+
+// UnmarshalJSON reads both forms pycocotools accepts: compressed, with
+// counts a string, and uncompressed, with counts a list of run lengths,
+// which it compresses. It checks the shape of the JSON only; Validate checks
+// the mask.
+func (r *RLE) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil
+	}
+	var raw struct {
+		Size   []int           `json:"size"`
+		Counts json.RawMessage `json:"counts"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return invalidf(`mask is not {"size": [height, width], "counts": ...}: %v`, err)
+	}
+	if len(raw.Size) != 2 {
+		return invalidf("mask size must be [height, width], not %d numbers", len(raw.Size))
+	}
+	h, w := raw.Size[0], raw.Size[1]
+	counts := bytes.TrimSpace(raw.Counts)
+	switch {
+	case len(counts) > 0 && counts[0] == '"':
+		var s string
+		if err := json.Unmarshal(counts, &s); err != nil {
+			return invalidf("error reading mask counts: %v", err)
+		}
+		*r = RLE{Size: [2]int{h, w}, Counts: s}
+	case len(counts) > 0 && counts[0] == '[':
+		var nums []int64
+		if err := json.Unmarshal(counts, &nums); err != nil {
+			return invalidf("mask counts must be whole numbers: %v", err)
+		}
+		runs := make([]uint32, len(nums))
+		for i, n := range nums {
+			if n < 0 || n > math.MaxUint32 {
+				return invalidf("mask counts hold %d at run %d, not a run length", n, i)
+			}
+			runs[i] = uint32(n)
+		}
+		*r = FromRuns(h, w, runs)
+	default:
+		return invalidf("mask counts must be a string or a list of run lengths")
+	}
+	return nil
+}
+
+// Encode compresses a bitmap, exactly as pycocotools' encode does.
+func Encode(b *Bitmap) RLE {
+	var cw countWriter
+	cw.sb.Grow(2*b.W + 16) // about what a blob's outline takes
+	var on bool
+	var run int64
+	for x := range b.W {
+		for i := x; i < len(b.Pix); i += b.W {
+			if (b.Pix[i] != 0) != on {
+				cw.put(run)
+				run, on = 0, !on
+			}
+			run++
+		}
+	}
+	cw.put(run)
+	return RLE{Size: [2]int{b.H, b.W}, Counts: cw.sb.String()}
+}
+
+// FromRuns compresses uncompressed counts (run lengths starting with a run of
+// 0s) as they are; Validate tells whether they make an h×w mask.
+func FromRuns(h, w int, runs []uint32) RLE {
+	var cw countWriter
+	cw.sb.Grow(2 * len(runs))
+	for _, n := range runs {
+		cw.put(int64(n))
+	}
+	return RLE{Size: [2]int{h, w}, Counts: cw.sb.String()}
+}
+
+// Decode expands r into a bitmap, after checking it (see Validate).
+func (r RLE) Decode() (*Bitmap, error) {
+	// Check the whole string before allocating: a bad string could
+	// otherwise make the server allocate a large bitmap for nothing.
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	h, w := r.Size[0], r.Size[1]
+	b := NewBitmap(w, h)
+	rr := runReader{s: r.Counts, h: int64(h), w: int64(w), total: int64(h * w)}
+	pos := 0
+	for {
+		n, err := rr.next()
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if rr.on() {
+			// Fill the run column by column: down the rest of its first
+			// column, then from the top of the next.
+			x, y, left := pos/h, pos%h, int(n)
+			for left > 0 {
+				k := min(left, h-y)
+				for i := y*w + x; k > 0; i, k, left = i+w, k-1, left-1 {
+					b.Pix[i] = 1
+				}
+				x, y = x+1, 0
+			}
+		}
+		pos += int(n)
+	}
+}
+
+// Runs returns the uncompressed counts, after checking r (see Validate).
+func (r RLE) Runs() ([]uint32, error) {
+	rr, err := newRunReader(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := rr.drain(); err != nil {
+		return nil, err
+	}
+	runs := make([]uint32, 0, rr.n)
+	rr = runReader{s: r.Counts, h: rr.h, w: rr.w, total: rr.total}
+	for {
+		n, err := rr.next()
+		if err == io.EOF {
+			return runs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, uint32(n))
+	}
+}
+
+// Validate checks that r is an h×w mask: each side from 1 to MaxSide and at
+// most MaxPixels in all, counts made of the characters '0' to 'o' with no
+// number cut short or longer than seven characters, no negative run, at most
+// h·w+1 runs (one more than a mask of alternating pixels has), and runs
+// adding up to h·w exactly. Empty runs inside the counts are allowed, as
+// pycocotools allows them, though no encoder writes them. Its errors match
+// ErrInvalid, and give sizes as width x height ("1024x768").
+func (r RLE) Validate() error {
+	rr, err := newRunReader(r)
+	if err != nil {
+		return err
+	}
+	return rr.drain()
+}
+
+// runReader reads the runs of a compressed counts string one at a time,
+// checking them as it goes, so callers need not allocate them.
+type runReader struct {
+	s           string
+	p           int   // next byte of s
+	h, w        int64 // mask size
+	total       int64 // h·w, what the runs must add up to
+	sum         int64 // pixels covered by the runs read so far
+	n           int64 // runs read so far
+	prev, prev2 int64 // the last two runs read
+}
+
+func newRunReader(r RLE) (runReader, error) {
+	h, w := r.Size[0], r.Size[1]
+	if err := checkSize(h, w); err != nil {
+		return runReader{}, err
+	}
+	return runReader{s: r.Counts, h: int64(h), w: int64(w), total: int64(h * w)}, nil
+}
+
+// on reports whether the last run read is a run of 1s.
+func (rr *runReader) on() bool { return rr.n%2 == 0 }
+
+// next returns the next run, or io.EOF after the last one once the runs are
+// known to add up to the mask's size.
+func (rr *runReader) next() (int64, error) {
+	if rr.p == len(rr.s) {
+		if rr.sum != rr.total {
+			return 0, invalidf("mask counts sum to %d pixels, want %d (%dx%d)", rr.sum, rr.total, rr.w, rr.h)
+		}
+		return 0, io.EOF
+	}
+	start := rr.p
+	var x int64
+	for k := 0; ; k++ {
+		if rr.p == len(rr.s) {
+			return 0, invalidf("mask counts end in the middle of a number (the last character, %q, says more follow)", rr.s[rr.p-1])
+		}
+		if k == maxDigits {
+			return 0, invalidf("mask counts hold a number longer than %d characters at character %d", maxDigits, start)
+		}
+		c := rr.s[rr.p]
+		if c < '0' || c > 'o' {
+			what := fmt.Sprintf("%q", c)
+			if c >= 0x80 {
+				what = fmt.Sprintf("byte %#x", c)
+			}
+			return 0, invalidf("mask counts hold %s at character %d, outside the characters '0' to 'o' that COCO RLE uses", what, rr.p)
+		}
+		c -= '0'
+		x |= int64(c&0x1f) << (5 * k)
+		rr.p++
+		if c&0x20 == 0 {
+			if c&0x10 != 0 {
+				x |= -1 << (5 * (k + 1)) // negative: extend the sign
+			}
+			break
+		}
+	}
+	if rr.n > 2 {
+		x += rr.prev2
+	}
+	if x < 0 {
+		return 0, invalidf("mask counts hold a negative run (%d) at run %d", x, rr.n)
+	}
+	rr.prev2, rr.prev = rr.prev, x
+	rr.n++
+	if rr.n > rr.total+1 {
+		return 0, invalidf("mask counts hold more than %d runs, more than a %dx%d mask can have", rr.total+1, rr.w, rr.h)
+	}
+	rr.sum += x
+	if rr.sum > rr.total {
+		return 0, invalidf("mask counts sum to more than %d pixels, want %d (%dx%d): run %d ends at pixel %d", rr.total, rr.total, rr.w, rr.h, rr.n-1, rr.sum)
+	}
+	return x, nil
+}
+
+// drain reads the remaining runs, returning nil if they end the mask well.
+func (rr *runReader) drain() error {
+	for {
+		if _, err := rr.next(); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// countWriter writes run lengths in the compressed string form.
+type countWriter struct {
+	sb          strings.Builder
+	n           int   // runs written
+	prev, prev2 int64 // the last two runs written
+}
+
+func (cw *countWriter) put(run int64) {
+	x := run
+	if cw.n > 2 {
+		x -= cw.prev2
+	}
+	cw.prev2, cw.prev = cw.prev, run
+	cw.n++
+	for {
+		c := byte(x & 0x1f)
+		x >>= 5
+		more := x != 0
+		if c&0x10 != 0 {
+			more = x != -1 // the sign bit is set: stop once only the sign is left
+		}
+		if more {
+			c |= 0x20
+		}
+		cw.sb.WriteByte(c + '0')
+		if !more {
+			return
+		}
+	}
+}
