@@ -7,6 +7,7 @@
 //	imagehub tokens create --email E --name N
 //	imagehub labels import class-descriptions.csv
 //	imagehub import [--labels-csv F] [--classes-csv F] DIR
+//	imagehub worker [--addr A] [--capacity N] [--simulate-latency D] …
 package main
 
 import (
@@ -42,6 +43,8 @@ Usage:
   imagehub tokens create --email E --name N [--expires-in-days D]
   imagehub labels import class-descriptions.csv
   imagehub import [--labels-csv F] [--classes-csv F] [--labels L] [--email E] DIR
+  imagehub worker [--addr A] [--model M] [--capacity N] [--simulate-latency D] ...
+                                      serve the built-in CPU inference worker (no database)
 
 Configuration comes from environment variables; see README.md.
 `
@@ -66,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return labelsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "import":
 		return importCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "worker":
+		return workerCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

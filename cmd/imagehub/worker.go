@@ -1,0 +1,141 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/deepimageshub/imagehub/worker"
+)
+
+// The names a model and its version may have (as the models table allows).
+var (
+	modelName    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	modelVersion = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+)
+
+// workerCmd: imagehub worker [flags] — the project's own inference worker
+// (package worker) on the Open Inference Protocol until Ctrl-C or SIGTERM.
+// It needs neither the database nor the blob store.
+func workerCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	addr := fset.String("addr", cmp.Or(getenv("WORKER_ADDR"), "127.0.0.1:8001"), "host:port to listen on, else WORKER_ADDR; port 0 picks a free one")
+	model := fset.String("model", "imagehub-segmenter", "name of the served model")
+	version := fset.String("version", "1", "version of the served model")
+	dense := fset.Bool("dense-masks", false, "answer MASKS as UINT8 [N, H, W] instead of COCO RLE")
+	latency := fset.Duration("simulate-latency", 0, "added to every inference, e.g. 50ms")
+	synthetic := fset.Bool("synthetic", false, "answer one synthetic instance per image instead of segmenting (stands in for a GPU model in benchmarks)")
+	capacity := fset.Int("capacity", 0, "inferences in flight; more are answered 503 (0: unbounded)")
+	failRate := fset.Float64("fail-rate", 0, "share of inferences answered 500, in [0, 1]")
+	timeoutRate := fset.Float64("timeout-rate", 0, "share of inferences never answered in time, in [0, 1]")
+	malformedRate := fset.Float64("malformed-rate", 0, "share of inferences answered against the convention, in [0, 1]")
+	hang := fset.Duration("hang", 2*time.Minute, "how long a simulated timeout holds its request before a 504")
+	seed := fset.Uint64("seed", 0, "seed of the simulation's draws")
+	shutdownTimeout := fset.Duration("shutdown-timeout", 30*time.Second, "how long Ctrl-C/SIGTERM waits for inferences in flight")
+	fset.Usage = func() {
+		fmt.Fprintln(stderr, "usage: imagehub worker [flags]")
+		fset.PrintDefaults()
+	}
+	if err := fset.Parse(args); err != nil {
+		return errUsage
+	}
+	bad := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "imagehub worker: "+format+"\n", a...)
+		return errUsage
+	}
+	switch {
+	case fset.NArg() > 0:
+		return bad("unexpected argument %q; imagehub worker takes only flags", fset.Arg(0))
+	case !modelName.MatchString(*model):
+		return bad("--model %q: a model name is 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit", *model)
+	case !modelVersion.MatchString(*version):
+		return bad("--version %q: a version is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", *version)
+	case *capacity < 0:
+		return bad("--capacity %d: must be 0 (unbounded) or more", *capacity)
+	case *latency < 0:
+		return bad("--simulate-latency %v: must not be negative", *latency)
+	case *hang <= 0:
+		return bad("--hang %v: must be positive", *hang)
+	case *shutdownTimeout <= 0:
+		return bad("--shutdown-timeout %v: must be positive", *shutdownTimeout)
+	}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"fail-rate", *failRate}, {"timeout-rate", *timeoutRate}, {"malformed-rate", *malformedRate}} {
+		if !(r.v >= 0 && r.v <= 1) { // also refuses NaN
+			return bad("--%s %v: must be between 0 and 1", r.flag, r.v)
+		}
+	}
+	logger, err := workerLogger(getenv, stderr)
+	if err != nil {
+		return err
+	}
+
+	w := worker.New(worker.Config{
+		Model: *model, Version: *version, DenseMasks: *dense, Logger: logger,
+		SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, FailRate: *failRate,
+		TimeoutRate: *timeoutRate, Hang: *hang, MalformedRate: *malformedRate, Seed: *seed,
+	})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("error listening on %s: %w", *addr, err)
+	}
+	srv := &http.Server{
+		Handler:           w,
+		ReadHeaderTimeout: 10 * time.Second,
+		// A request body may be 64 MiB from a hub on a slow link.
+		ReadTimeout: 2 * time.Minute,
+		// The answer is written after the inference, the simulated latency
+		// and, for a simulated timeout, the hang.
+		WriteTimeout: *latency + *hang + 2*time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "imagehub worker: serving model %s version %s on http://%s\n", *model, *version, ln.Addr())
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return err
+	}
+	logger.Info("shutting down", "timeout", *shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		// Closing the connections tells the clients to retry elsewhere;
+		// cancelling the inferences instead would answer them 200 with no body.
+		logger.Warn("inferences did not finish in time; closing their connections", "error", err)
+		_ = srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped", "stats", w.Stats())
+	return nil
+}
+
+// workerLogger logs to w as LOG_FORMAT and LOG_LEVEL say, like the other
+// commands, without reading the rest of the hub's configuration.
+func workerLogger(getenv func(string) string, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cmp.Or(getenv("LOG_LEVEL"), "info"))); err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL %q: %w", getenv("LOG_LEVEL"), err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if getenv("LOG_FORMAT") == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}

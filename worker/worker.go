@@ -1,0 +1,263 @@
+// Package worker is the project's own inference server: it speaks the Open
+// Inference Protocol (KServe V2 REST, with Triton's binary tensor extension)
+// and follows the hub's segmentation convention (PROTOCOL.md), segmenting on
+// the CPU in pure Go with package segment. `imagehub worker` and `make run`
+// start it so that the whole hub runs on one laptop; tests and benchmarks
+// start it with simulated latency, capacity and faults.
+//
+// Routes (errors are {"error": "…"} with a 4xx or 5xx status):
+//
+//	GET  /v2/health/live, /v2/health/ready             200 while up
+//	GET  /v2                                            server metadata (extensions: binary_tensor_data)
+//	GET  /v2/models/{model}[/versions/{v}]              model metadata
+//	GET  /v2/models/{model}[/versions/{v}]/ready        200 for the served model
+//	POST /v2/models/{model}[/versions/{v}]/infer        one inference, JSON or binary body
+//	GET  /v2/sim/stats                                  Stats as JSON
+//
+// The model takes IMAGE (BYTES [B], encoded JPEG, PNG or WebP files) and the
+// optional LABEL_HINTS (BYTES [K]) and returns MASKS (BYTES [N], each a COCO
+// compressed RLE JSON object at the image's full size; UINT8 [N, H, W] with
+// Config.DenseMasks), SCORES (FP32 [N], saliency in [0, 1]), LABELS (BYTES
+// [N]) and, for a batch of more than one image, BATCH_INDEX (INT32 [N]).
+// Instances come most salient first.
+//
+// Label policy: the segmenter does not recognise anything, so labels come
+// from the hints. The i-th most salient instance of an image (i from 0) is
+// labelled LABEL_HINTS[i mod K]: with one hint every instance gets it, with
+// several the most salient gets the first. Without hints every instance is
+// labelled "object".
+//
+// An output travels binary when the request asks for it ("binary_data": true
+// on the requested output, or "binary_data_output": true on the request),
+// else as JSON with BYTES in base64. The answer's id is the request's.
+//
+// Simulation (Config): SimulateLatency is added to every inference;
+// Capacity bounds the inferences in flight (one counts from when its body
+// is read until its answer starts), and a request beyond it is answered 503
+// with Retry-After: 1 as soon as its body is read; FailRate answers 500;
+// TimeoutRate holds the request without answering until the client gives up
+// (or Hang passes, then 504); MalformedRate answers 200 with a body that
+// breaks the convention in one of the ways of Malformations.
+// The draws come from a PCG generator seeded with Seed, one set of draws per
+// request in arrival order, so a run with requests sent one at a time is
+// reproducible.
+package worker
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/deepimageshub/imagehub/oip"
+	"github.com/deepimageshub/imagehub/worker/segment"
+)
+
+// Config configures a Server; the zero value serves the real segmenter
+// without simulated faults.
+type Config struct {
+	Model      string // default "imagehub-segmenter"
+	Version    string // default "1"
+	DenseMasks bool   // answer MASKS as UINT8 [N, H, W] instead of RLE
+	Segment    segment.Options
+
+	MaxBodyBytes int64 // default 64 MiB
+	MaxPixels    int64 // per image; default 50 million
+	MaxBatch     int   // images in one request; default 8
+	Logger       *slog.Logger
+
+	SimulateLatency time.Duration
+	// Synthetic answers every image with one instance (its middle half)
+	// instead of segmenting it: a stand-in for a GPU model whose work
+	// costs this machine nothing, for benchmarks of the hub.
+	Synthetic     bool
+	Capacity      int           // inferences in flight; 0 is unbounded
+	FailRate      float64       // share of requests answered 500
+	TimeoutRate   float64       // share of requests never answered in time
+	Hang          time.Duration // how long a timed-out request is held; default 2 minutes
+	MalformedRate float64       // share of requests answered against the convention
+	Malformations []Malformation
+	Seed          uint64
+}
+
+// Server is the worker's HTTP handler.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+	log *slog.Logger
+
+	mu  sync.Mutex // guards rng
+	rng *rand.Rand
+
+	inFlight, peak                              atomic.Int64
+	requests, succeeded, busy, failed, timedOut atomic.Int64
+	malformed, badRequests                      atomic.Int64
+}
+
+// New makes a Server.
+func New(cfg Config) *Server {
+	if cfg.Model == "" {
+		cfg.Model = "imagehub-segmenter"
+	}
+	if cfg.Version == "" {
+		cfg.Version = "1"
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = oip.DefaultMaxBodyBytes
+	}
+	if cfg.MaxPixels <= 0 {
+		cfg.MaxPixels = 50_000_000
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 8
+	}
+	if cfg.Hang <= 0 {
+		cfg.Hang = 2 * time.Minute
+	}
+	if len(cfg.Malformations) == 0 {
+		cfg.Malformations = AllMalformations
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, rng: rand.New(rand.NewPCG(cfg.Seed, 0x1a9e))}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	ok := func(key string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]bool{key: true}) }
+	}
+	s.mux.HandleFunc("GET /v2/health/live", ok("live"))
+	s.mux.HandleFunc("GET /v2/health/ready", ok("ready"))
+	s.mux.HandleFunc("GET /v2", s.serverMetadata)
+	s.mux.HandleFunc("GET /v2/models/{model}", s.modelMetadata)
+	s.mux.HandleFunc("GET /v2/models/{model}/versions/{version}", s.modelMetadata)
+	s.mux.HandleFunc("GET /v2/models/{model}/ready", s.modelReady)
+	s.mux.HandleFunc("GET /v2/models/{model}/versions/{version}/ready", s.modelReady)
+	s.mux.HandleFunc("POST /v2/models/{model}/infer", s.infer)
+	s.mux.HandleFunc("POST /v2/models/{model}/versions/{version}/infer", s.infer)
+	s.mux.HandleFunc("GET /v2/sim/stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// ServeHTTP serves the protocol.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Model is the served model's name.
+func (s *Server) Model() string { return s.cfg.Model }
+
+// Metadata is what GET /v2/models/{model} answers.
+func (s *Server) Metadata() oip.ModelMetadata {
+	masks := oip.TensorMetadata{Name: "MASKS", Datatype: oip.BYTES, Shape: []int64{-1}}
+	if s.cfg.DenseMasks {
+		masks = oip.TensorMetadata{Name: "MASKS", Datatype: oip.UINT8, Shape: []int64{-1, -1, -1}}
+	}
+	return oip.ModelMetadata{
+		Name:     s.cfg.Model,
+		Versions: []string{s.cfg.Version},
+		Platform: "imagehub_go",
+		Inputs: []oip.TensorMetadata{
+			{Name: "IMAGE", Datatype: oip.BYTES, Shape: []int64{-1}},
+			{Name: "LABEL_HINTS", Datatype: oip.BYTES, Shape: []int64{-1}},
+		},
+		Outputs: []oip.TensorMetadata{
+			masks,
+			{Name: "SCORES", Datatype: oip.FP32, Shape: []int64{-1}},
+			{Name: "LABELS", Datatype: oip.BYTES, Shape: []int64{-1}},
+			{Name: "BATCH_INDEX", Datatype: oip.INT32, Shape: []int64{-1}},
+		},
+	}
+}
+
+func (s *Server) serverMetadata(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, oip.ServerMetadata{Name: "imagehub-worker", Version: "1", Extensions: []string{oip.ExtensionBinaryTensorData}})
+}
+
+// served reports whether the path names the served model (and version).
+func (s *Server) served(w http.ResponseWriter, r *http.Request) bool {
+	if m := r.PathValue("model"); m != s.cfg.Model {
+		writeError(w, http.StatusNotFound, "unknown model "+m+"; this worker serves "+s.cfg.Model)
+		return false
+	}
+	if v := r.PathValue("version"); v != "" && v != s.cfg.Version {
+		writeError(w, http.StatusNotFound, "unknown version "+v+" of "+s.cfg.Model+"; this worker serves version "+s.cfg.Version)
+		return false
+	}
+	return true
+}
+
+func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
+	if s.served(w, r) {
+		writeJSON(w, http.StatusOK, s.Metadata())
+	}
+}
+
+func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
+	if s.served(w, r) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+	}
+}
+
+// Stats counts what the worker did since it started.
+type Stats struct {
+	Requests     int64 `json:"requests"`       // inference requests for the served model
+	Succeeded    int64 `json:"succeeded"`      // answered 200 by the rules
+	Busy         int64 `json:"busy"`           // refused with 503, over capacity
+	Failed       int64 `json:"failed"`         // simulated 500s
+	TimedOut     int64 `json:"timed_out"`      // simulated hangs
+	Malformed    int64 `json:"malformed"`      // simulated broken answers
+	BadRequests  int64 `json:"bad_requests"`   // refused with a 4xx
+	InFlight     int64 `json:"in_flight"`      // inferences being served now
+	PeakInFlight int64 `json:"peak_in_flight"` // most inferences ever served at once
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Requests: s.requests.Load(), Succeeded: s.succeeded.Load(), Busy: s.busy.Load(),
+		Failed: s.failed.Load(), TimedOut: s.timedOut.Load(), Malformed: s.malformed.Load(),
+		BadRequests: s.badRequests.Load(), InFlight: s.inFlight.Load(), PeakInFlight: s.peak.Load(),
+	}
+}
+
+// admit takes a slot for one inference, or reports that all are taken.
+func (s *Server) admit() bool {
+	for {
+		cur := s.inFlight.Load()
+		if s.cfg.Capacity > 0 && cur >= int64(s.cfg.Capacity) {
+			return false
+		}
+		if s.inFlight.CompareAndSwap(cur, cur+1) {
+			for {
+				p := s.peak.Load()
+				if cur+1 <= p || s.peak.CompareAndSwap(p, cur+1) {
+					return true
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) release() { s.inFlight.Add(-1) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"error encoding the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, oip.ErrorBody{Error: msg})
+}
