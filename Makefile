@@ -65,6 +65,8 @@ test: chromium ## vet, check generated code, run every test with -race against a
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	$(MAKE) --no-print-directory vet check-generated; \
+	echo "building versitygw (the S3 server the blob tests start)"; \
+	$(GO) tool -modfile=tools/go.mod -n versitygw >/dev/null; \
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 .PHONY: imagemagick
@@ -78,10 +80,12 @@ imagemagick:
 BENCHES := \
 	./imaging/:BenchmarkIngestWork:1s \
 	./app/:BenchmarkIngestPipeline:3x \
-	./jobs/:BenchmarkNearDuplicateLookup:2000x
+	./jobs/:BenchmarkNearDuplicateLookup:2000x \
+	./jobs/:BenchmarkDispatch:1x \
+	./jobs/:BenchmarkRiverNoop:1x
 
 .PHONY: bench
-bench: imagemagick ## run the benchmarks (ingest speed beside ImageMagick, near-duplicate lookup at 1M) and print a table
+bench: imagemagick ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

@@ -9,8 +9,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/problem"
+	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/views"
 )
 
@@ -119,11 +121,11 @@ func (s *Server) imagePage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	j, err := s.imageJSON(c.UserContext(), img)
+	j, err := s.imageDetailJSON(c.UserContext(), img)
 	if err != nil {
 		return err
 	}
-	d := views.ImageDetail{Card: toCard(j), Width: img.Width, Height: img.Height, SHA256: j.SHA256}
+	d := views.ImageDetail{Card: toCard(j), Width: img.Width, Height: img.Height, SHA256: j.SHA256, Inference: inferenceView(c, j)}
 	if img.Sha256 != nil {
 		d.ReviewImage = "/images/" + img.ID.String() + "/thumb/review"
 	}
@@ -177,3 +179,34 @@ func (s *Server) sendBlob(c *fiber.Ctx, key, contentType string) error {
 
 // readCloser lets fasthttp close the blob reader when it has sent it.
 type readCloser struct{ io.ReadCloser }
+
+// imageInferencePartial: GET /images/{id}/inference, the live section of
+// the image page.
+func (s *Server) imageInferencePartial(c *fiber.Ctx) error {
+	img, err := s.visibleImage(c)
+	if err != nil {
+		return err
+	}
+	j, err := s.imageDetailJSON(c.UserContext(), img)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.InferenceSection(inferenceView(c, j)))
+}
+
+func inferenceView(c *fiber.Ctx, j imageJSON) views.InferenceView {
+	v := views.InferenceView{ImageID: j.ID, Staff: currentUser(c).Role.AtLeast(auth.RoleReviewer)}
+	// Until ingest accepts the image there is nothing to wait for here.
+	v.Pending = j.Status == string(queries.ImageStatusAwaitingInference)
+	for _, r := range j.Inference {
+		row := views.RunRow{Model: r.Model.Name + " " + r.Model.Version, State: r.State, Attempt: r.Attempt, Error: deref(r.LastError)}
+		if r.Instances != nil {
+			row.Instances = fmt.Sprint(*r.Instances)
+		}
+		v.Runs = append(v.Runs, row)
+	}
+	for _, p := range j.Proposals {
+		v.Proposals = append(v.Proposals, views.ProposalRow{Label: p.Label, Model: p.Model.Name + " " + p.Model.Version, Score: p.Score, Area: p.Area})
+	}
+	return v
+}

@@ -322,6 +322,9 @@ func (s *Server) apiImageUpload(c *fiber.Ctx) error {
 func (s *Server) upload(c *fiber.Ctx) ([]uploadResult, int, error) {
 	form, err := s.receiveUpload(c)
 	if err != nil {
+		// The rest of the body is still on the wire: close the connection
+		// after answering, or it would be read as the next request.
+		c.Context().SetConnectionClose()
 		return nil, 0, err
 	}
 	defer form.cleanup()

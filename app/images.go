@@ -21,23 +21,91 @@ import (
 
 // imageJSON is an image as API.md shows it.
 type imageJSON struct {
-	ID              string    `json:"id"`
-	SHA256          string    `json:"sha256"`
-	Width           int32     `json:"width"`
-	Height          int32     `json:"height"`
-	Status          string    `json:"status"`
-	Labels          []string  `json:"labels"`
-	Reason          *string   `json:"reason,omitempty"`
-	Filename        string    `json:"filename"`
-	ContentType     string    `json:"content_type"`
-	ByteSize        int64     `json:"byte_size"`
-	CampaignID      *string   `json:"campaign_id"`
-	NearDuplicateOf *string   `json:"near_duplicate_of,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
-	FileURL         string    `json:"file_url"`
-	ThumbnailURL    string    `json:"thumbnail_url,omitempty"`
-	Proposals       []any     `json:"proposals"`
-	Annotations     []any     `json:"annotations"`
+	ID              string         `json:"id"`
+	SHA256          string         `json:"sha256"`
+	Width           int32          `json:"width"`
+	Height          int32          `json:"height"`
+	Status          string         `json:"status"`
+	Labels          []string       `json:"labels"`
+	Reason          *string        `json:"reason,omitempty"`
+	Filename        string         `json:"filename"`
+	ContentType     string         `json:"content_type"`
+	ByteSize        int64          `json:"byte_size"`
+	CampaignID      *string        `json:"campaign_id"`
+	NearDuplicateOf *string        `json:"near_duplicate_of,omitempty"`
+	CreatedAt       time.Time      `json:"created_at"`
+	FileURL         string         `json:"file_url"`
+	ThumbnailURL    string         `json:"thumbnail_url,omitempty"`
+	Proposals       []proposalJSON `json:"proposals"`
+	Annotations     []any          `json:"annotations"`
+	// Inference is each model's run on the image; only GET /images/{id}
+	// fills it.
+	Inference []runJSON `json:"inference,omitempty"`
+}
+
+// maskJSON is a COCO compressed RLE (FORMATS.md).
+type maskJSON struct {
+	Size   [2]int32 `json:"size"`
+	Counts string   `json:"counts"`
+}
+
+type modelRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// proposalJSON is one instance a model proposed (API.md).
+type proposalJSON struct {
+	ID    string   `json:"id"`
+	Label string   `json:"label"`
+	Score float32  `json:"score"`
+	BBox  []int32  `json:"bbox"`
+	Area  int32    `json:"area"`
+	Mask  maskJSON `json:"mask"`
+	Model modelRef `json:"model"`
+}
+
+// runJSON is how one model's inference of the image stands.
+type runJSON struct {
+	Model     modelRef  `json:"model"`
+	State     string    `json:"state"`
+	Attempt   int32     `json:"attempt"`
+	Instances *int32    `json:"instances"`
+	ErrorKind *string   `json:"error_kind"`
+	LastError *string   `json:"last_error"`
+	LatencyMS *int32    `json:"latency_ms"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// imageDetailJSON is an image with its proposals and inference runs.
+func (s *Server) imageDetailJSON(ctx context.Context, img queries.Image) (imageJSON, error) {
+	j, err := s.imageJSON(ctx, img)
+	if err != nil {
+		return imageJSON{}, err
+	}
+	props, err := s.q.ProposalsForImage(ctx, s.pool, img.ID)
+	if err != nil {
+		return imageJSON{}, fmt.Errorf("error reading proposals: %w", err)
+	}
+	for _, p := range props {
+		j.Proposals = append(j.Proposals, proposalJSON{
+			ID: p.ID.String(), Label: p.Label, Score: p.Score, BBox: p.Bbox, Area: p.Area,
+			Mask:  maskJSON{Size: [2]int32{p.Height, p.Width}, Counts: p.Counts},
+			Model: modelRef{Name: p.ModelName, Version: p.ModelVersion},
+		})
+	}
+	runs, err := s.q.RunsForImage(ctx, s.pool, img.ID)
+	if err != nil {
+		return imageJSON{}, fmt.Errorf("error reading inference runs: %w", err)
+	}
+	j.Inference = []runJSON{}
+	for _, r := range runs {
+		j.Inference = append(j.Inference, runJSON{
+			Model: modelRef{Name: r.ModelName, Version: r.ModelVersion}, State: string(r.State), Attempt: r.Attempt,
+			Instances: r.Instances, ErrorKind: r.ErrorKind, LastError: r.LastError, LatencyMS: r.LatencyMs, UpdatedAt: r.UpdatedAt.UTC(),
+		})
+	}
+	return j, nil
 }
 
 // imageHash is the hash an image is known by: its canonical bytes once ingest
@@ -62,7 +130,7 @@ func toImageJSON(img queries.Image, labels []string) imageJSON {
 		ID: img.ID.String(), SHA256: imageHash(img), Width: img.Width, Height: img.Height,
 		Status: string(img.Status), Labels: labels, Reason: img.Reason, Filename: img.Filename,
 		ContentType: img.ContentType, ByteSize: img.ByteSize, CreatedAt: img.CreatedAt.UTC(),
-		FileURL: "/api/v1/images/" + img.ID.String() + "/file", Proposals: []any{}, Annotations: []any{},
+		FileURL: "/api/v1/images/" + img.ID.String() + "/file", Proposals: []proposalJSON{}, Annotations: []any{},
 	}
 	if j.Labels == nil {
 		j.Labels = []string{}
@@ -117,7 +185,7 @@ func (s *Server) apiImageGet(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	j, err := s.imageJSON(c.UserContext(), img)
+	j, err := s.imageDetailJSON(c.UserContext(), img)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/deepimageshub/imagehub/queries"
 )
 
 type metrics struct {
@@ -29,7 +31,7 @@ func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) (*metrics, error) 
 		}, []string{"route", "method"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.requests, m.duration, &queueCollector{pool: pool},
+		m.requests, m.duration, &queueCollector{pool: pool}, &endpointCollector{pool: pool},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {
 		if err := reg.Register(c); err != nil {
@@ -75,5 +77,47 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 			return
 		}
 		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(n), queue, state)
+	}
+}
+
+// endpointCollector reports each inference endpoint's requests in flight
+// (slots held, by every process), capacity and health, from PostgreSQL.
+type endpointCollector struct{ pool *pgxpool.Pool }
+
+var (
+	endpointInFlightDesc = prometheus.NewDesc("imagehub_endpoint_in_flight",
+		"Inference requests in flight to an endpoint, from every hub process.",
+		[]string{"model", "version", "endpoint"}, nil)
+	endpointCapacityDesc = prometheus.NewDesc("imagehub_endpoint_capacity",
+		"Registered capacity (requests in flight) of an endpoint.",
+		[]string{"model", "version", "endpoint"}, nil)
+	endpointHealthyDesc = prometheus.NewDesc("imagehub_endpoint_healthy",
+		"1 when an endpoint takes requests, 0 while it cools off after failures.",
+		[]string{"model", "version", "endpoint"}, nil)
+)
+
+func (e *endpointCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- endpointInFlightDesc
+	ch <- endpointCapacityDesc
+	ch <- endpointHealthyDesc
+}
+
+func (e *endpointCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := queries.New().EndpointInFlight(ctx, e.pool)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(endpointInFlightDesc, fmt.Errorf("error reading endpoints: %w", err))
+		return
+	}
+	for _, r := range rows {
+		labels := []string{r.ModelName, r.ModelVersion, r.BaseUrl}
+		healthy := 1.0
+		if r.Cooling {
+			healthy = 0
+		}
+		ch <- prometheus.MustNewConstMetric(endpointInFlightDesc, prometheus.GaugeValue, float64(r.InFlight), labels...)
+		ch <- prometheus.MustNewConstMetric(endpointCapacityDesc, prometheus.GaugeValue, float64(r.Capacity), labels...)
+		ch <- prometheus.MustNewConstMetric(endpointHealthyDesc, prometheus.GaugeValue, healthy, labels...)
 	}
 }

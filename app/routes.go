@@ -59,9 +59,17 @@ func (s *Server) routeTable() []route {
 		{get, "/uploads", auth.RoleContributor, s.myUploadsPage},
 		{get, "/uploads/:id/card", auth.RoleContributor, s.imageCardPartial},
 		{get, "/images/:id", auth.RoleContributor, s.imagePage},
+		{get, "/images/:id/inference", auth.RoleContributor, s.imageInferencePartial},
 		{get, "/images/:id/thumb/:size", auth.RoleContributor, s.imageThumb},
 		{get, "/campaigns", auth.RoleContributor, s.campaignsPage},
 		{post, "/campaigns", auth.RoleAdmin, s.campaignCreateSubmit},
+		{get, "/admin/models", auth.RoleAdmin, s.adminModelsPage},
+		{post, "/admin/models", auth.RoleAdmin, s.modelSaveSubmit},
+		{get, jobsUIPrefix, auth.RoleAdmin, s.jobsConsole},
+		{get, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
+		{post, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
+		{put, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
+		{delete, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
 
 		// API v1 (API.md).
 		{post, "/api/v1/auth/signup", Public, s.apiSignup},
@@ -81,6 +89,8 @@ func (s *Server) routeTable() []route {
 		{get, "/api/v1/images/:id/file", auth.RoleContributor, s.apiImageFile},
 		{get, "/api/v1/campaigns", auth.RoleContributor, s.apiCampaignList},
 		{post, "/api/v1/campaigns", auth.RoleAdmin, s.apiCampaignCreate},
+		{get, "/api/v1/models", auth.RoleAdmin, s.apiModelList},
+		{post, "/api/v1/models", auth.RoleAdmin, s.apiModelSave},
 	}
 }
 

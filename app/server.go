@@ -20,11 +20,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
 
 	"github.com/deepimageshub/imagehub/account"
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/intake"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
@@ -52,10 +54,15 @@ type Server struct {
 	intake   *intake.Service
 	river    *river.Client[pgx.Tx]
 	blobs    blob.Store
-	logger   *slog.Logger
-	metrics  *metrics
-	app      *fiber.App
-	routes   []route
+	// inference checks model endpoints when an admin registers them.
+	inference *inference.Client
+	// jobsUI is riverui, mounted at /admin/jobs when there is a River client.
+	jobsUI        *riverui.Handler
+	jobsUIHandler fiber.Handler
+	logger        *slog.Logger
+	metrics       *metrics
+	app           *fiber.App
+	routes        []route
 
 	crossOrigin *http.CrossOriginProtection
 }
@@ -78,9 +85,10 @@ func New(d Deps) (*Server, error) {
 			MaxFailuresPerIP: d.Config.LoginMaxFailuresIP,
 			Window:           d.Config.LoginFailureWindow,
 		}),
-		river:  d.River,
-		blobs:  d.Blobs,
-		logger: d.Logger,
+		river:     d.River,
+		blobs:     d.Blobs,
+		inference: newInferenceClient(),
+		logger:    d.Logger,
 	}
 	s.intake = intake.NewService(d.Pool, d.Blobs, d.River, imaging.Limits{
 		MaxPixels: d.Config.UploadMaxPixels, MinShortSide: imaging.DefaultThresholds.MinShortSide,
@@ -90,6 +98,9 @@ func New(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := s.newJobsUI(); err != nil {
+		return nil, err
+	}
 	s.crossOrigin = http.NewCrossOriginProtection()
 	if base, err := url.Parse(d.Config.BaseURL); err == nil && base.Host != "" {
 		// Behind a proxy the Host header may differ from the public address.
@@ -157,7 +168,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		c.Set(k, v)
 	}
 	if isAPI(c) || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") && !strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
-		return c.Status(e.Status).JSON(fiber.Map{"error": apiError{Code: e.Code, Message: e.Message, Field: e.Field}})
+		return c.Status(e.Status).JSON(fiber.Map{"error": apiError{Code: e.Code, Message: e.Message, Field: e.Field, Details: e.Details}})
 	}
 	p := s.page(c, httpStatusTitle(e.Status))
 	if e.Status < 500 {
@@ -167,9 +178,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 }
 
 type apiError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Field   string   `json:"field,omitempty"`
+	Details []string `json:"details,omitempty"`
 }
 
 func fiberCode(status int) string {

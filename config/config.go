@@ -14,8 +14,11 @@ import (
 // Config is every setting of the program. The README's configuration table
 // lists the same variables; keep the two in step.
 type Config struct {
-	Port           int    `env:"PORT" envDefault:"8080"`
-	DatabaseURL    string `env:"DATABASE_URL"`
+	Port        int    `env:"PORT" envDefault:"8080"`
+	DatabaseURL string `env:"DATABASE_URL"`
+	// DBMaxConns is the connection pool size of one process: requests, job
+	// workers and River's own listener and leader election share it.
+	DBMaxConns     int32  `env:"DB_MAX_CONNS" envDefault:"25"`
 	DataDir        string `env:"DATA_DIR" envDefault:".data"`
 	BlobURL        string `env:"BLOB_URL"`
 	LogFormat      string `env:"LOG_FORMAT" envDefault:"text"`
@@ -47,6 +50,30 @@ type Config struct {
 	// it for lost (its process killed) and runs it again elsewhere. It must
 	// be at least JobTimeout, so that a slow job is never run twice at once.
 	JobRescueAfter time.Duration `env:"JOB_RESCUE_AFTER" envDefault:"10m"`
+
+	// InferWorkers is how many inference jobs one process runs at once. Set
+	// it at least to the total capacity of the endpoints it should keep
+	// busy; jobs beyond that wait for a slot and then snooze.
+	InferWorkers int `env:"INFER_WORKERS" envDefault:"64"`
+	// InferMaxAttempts is how often an inference is tried before its
+	// failure is final. Waiting for a free endpoint is not an attempt.
+	InferMaxAttempts int `env:"INFER_MAX_ATTEMPTS" envDefault:"10"`
+	// InferMaxBackoff caps the wait before a failed inference is retried
+	// (it doubles from one second).
+	InferMaxBackoff time.Duration `env:"INFER_MAX_BACKOFF" envDefault:"1m"`
+	// InferMaxInstances caps the instances in one answer; more is a
+	// contract error.
+	InferMaxInstances int `env:"INFER_MAX_INSTANCES" envDefault:"500"`
+	// EndpointFailures retryable failures in a row send an endpoint into a
+	// cool-off of EndpointCoolOff, during which it gets no requests.
+	EndpointFailures int           `env:"ENDPOINT_FAILURE_THRESHOLD" envDefault:"3"`
+	EndpointCoolOff  time.Duration `env:"ENDPOINT_COOLOFF" envDefault:"30s"`
+	// BuiltinWorker makes serve start the project's CPU inference worker on
+	// a loopback port and register it as model imagehub-segmenter, so the
+	// whole flow runs without a GPU server.
+	BuiltinWorker bool `env:"BUILTIN_WORKER" envDefault:"true"`
+	// BuiltinWorkerCapacity is its inferences in flight; 0 means one per core.
+	BuiltinWorkerCapacity int `env:"BUILTIN_WORKER_CAPACITY" envDefault:"0"`
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -94,6 +121,9 @@ func (c *Config) validate() error {
 	if _, err := url.Parse(c.BaseURL); err != nil {
 		return fmt.Errorf("BASE_URL %q: %w", c.BaseURL, err)
 	}
+	if c.DBMaxConns < 5 {
+		return fmt.Errorf("DB_MAX_CONNS %d: want at least 5 (River keeps some connections busy)", c.DBMaxConns)
+	}
 	if c.LoginMaxFailures < 1 || c.LoginMaxFailuresIP < 1 {
 		return fmt.Errorf("LOGIN_MAX_FAILURES and LOGIN_MAX_FAILURES_PER_IP must be at least 1")
 	}
@@ -105,6 +135,12 @@ func (c *Config) validate() error {
 	}
 	if c.JobTimeout <= 0 || c.JobRescueAfter < c.JobTimeout {
 		return fmt.Errorf("JOB_RESCUE_AFTER (%s) must be at least JOB_TIMEOUT (%s)", c.JobRescueAfter, c.JobTimeout)
+	}
+	if c.InferWorkers < 1 || c.InferMaxAttempts < 1 || c.InferMaxBackoff < time.Second || c.InferMaxInstances < 1 {
+		return fmt.Errorf("INFER_WORKERS, INFER_MAX_ATTEMPTS and INFER_MAX_INSTANCES must be at least 1, INFER_MAX_BACKOFF at least 1s")
+	}
+	if c.EndpointFailures < 1 || c.EndpointCoolOff <= 0 || c.BuiltinWorkerCapacity < 0 {
+		return fmt.Errorf("ENDPOINT_FAILURE_THRESHOLD must be at least 1, ENDPOINT_COOLOFF positive, BUILTIN_WORKER_CAPACITY not negative")
 	}
 	if c.SessionTTL < time.Minute {
 		return fmt.Errorf("SESSION_TTL %s is too short", c.SessionTTL)

@@ -149,7 +149,14 @@ func NewURL(tb testing.TB) string {
 // NewPool creates a fresh database (NewURL) and a pool on it, closed at cleanup.
 func NewPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
-	pool, err := pgxpool.New(context.Background(), NewURL(tb))
+	cfg, err := pgxpool.ParseConfig(NewURL(tb))
+	if err != nil {
+		tb.Fatalf("dbtest: error parsing database URL: %v", err)
+	}
+	// The default (4 on a 2-core machine) starves a server whose River
+	// client holds connections of its own.
+	cfg.MaxConns = 20
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("dbtest: error opening pool: %v", err)
 	}

@@ -47,6 +47,8 @@ type IngestWorker struct {
 	logger     *slog.Logger
 	thresholds imaging.Thresholds
 	nearDist   int
+	// inferAttempts is the MaxAttempts of the inference jobs ingest queues.
+	inferAttempts int
 }
 
 // verdict is ingest's decision on an image.
@@ -227,11 +229,26 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 		p.Quality = q
 	}
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
-		if _, err := w.q.ImageFinishIngest(ctx, tx, p); err != nil {
+		n, err := w.q.ImageFinishIngest(ctx, tx, p)
+		if err != nil {
 			return fmt.Errorf("error recording ingest: %w", err)
 		}
-		// Accepted images fan out to inference here, in this transaction,
-		// once inference dispatch exists.
-		return nil
+		if n == 0 || v.status != queries.ImageStatusAwaitingInference {
+			return nil
+		}
+		// An accepted image gets one inference job per enabled model, in
+		// the transaction that accepts it: never accepted and forgotten.
+		models, err := w.q.ModelEnabledIDs(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("error reading enabled models: %w", err)
+		}
+		if len(models) == 0 {
+			return nil // queued when a model is enabled (QueueModelArgs)
+		}
+		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+		if err != nil {
+			return fmt.Errorf("error queueing inference: %w", err)
+		}
+		return QueueInference(ctx, tx, client, []uuid.UUID{img.ID}, models, w.inferAttempts)
 	})
 }

@@ -7,17 +7,21 @@ package jobs
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
@@ -27,6 +31,9 @@ type Deps struct {
 	Logger *slog.Logger
 	Blobs  blob.Store
 	Config config.Config
+	// Metrics is where the inference metrics are registered; nil leaves
+	// them unregistered.
+	Metrics prometheus.Registerer
 }
 
 // Options tune the River client.
@@ -40,6 +47,11 @@ type Options struct {
 func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	q := queries.New()
+	cfg := d.Config
+	im, err := newInferMetrics(d.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	for _, add := range []func() error{
 		func() error {
 			return river.AddWorkerSafely(workers, &CleanupWorker{pool: d.Pool, q: q, logger: d.Logger})
@@ -47,8 +59,22 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 		func() error {
 			return river.AddWorkerSafely(workers, &IngestWorker{
 				pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger,
-				thresholds: imaging.DefaultThresholds, nearDist: d.Config.NearDuplicateDistance,
+				thresholds: imaging.DefaultThresholds, nearDist: cfg.NearDuplicateDistance,
+				inferAttempts: cfg.InferMaxAttempts,
 			})
+		},
+		func() error {
+			return river.AddWorkerSafely(workers, &InferWorker{
+				pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger,
+				client: newInferenceClient(cfg),
+				slots:  dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff}),
+				labels: newLabelIndex(d.Pool, d.Logger), metrics: im,
+				maxBackoff: cfg.InferMaxBackoff, jobTimeout: cfg.JobTimeout, maxAttempts: cfg.InferMaxAttempts,
+				slotWait: min(5*time.Second, cfg.JobTimeout/4),
+			})
+		},
+		func() error {
+			return river.AddWorkerSafely(workers, &QueueModelWorker{pool: d.Pool, q: q, maxAttempts: cfg.InferMaxAttempts})
 		},
 		func() error {
 			return river.AddWorkerSafely(workers, &SweepWorker{
@@ -60,24 +86,26 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			return nil, fmt.Errorf("error adding worker: %w", err)
 		}
 	}
-	cfg := &river.Config{
+	rc := &river.Config{
 		Logger:     d.Logger,
 		Workers:    workers,
-		JobTimeout: d.Config.JobTimeout,
+		JobTimeout: cfg.JobTimeout,
 		// River fetches at most once per cooldown per queue; the default
 		// (100 ms) caps a queue of 2 workers at 20 jobs a second, well
 		// below what ingest can do.
 		FetchCooldown:        10 * time.Millisecond,
-		RescueStuckJobsAfter: d.Config.JobRescueAfter,
+		RescueStuckJobsAfter: cfg.JobRescueAfter,
 	}
 	if opts.Work {
-		cfg.Queues = map[string]river.QueueConfig{
+		rc.Queues = map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: 10},
 			// Ingest is mostly CPU with some blob-store I/O: two jobs per
 			// core keep the cores busy while a job waits on a write.
 			QueueIngest: {MaxWorkers: 2 * runtime.GOMAXPROCS(0)},
+			// Inference jobs mostly wait on remote workers.
+			QueueInfer: {MaxWorkers: cfg.InferWorkers},
 		}
-		cfg.PeriodicJobs = []*river.PeriodicJob{
+		rc.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 				return CleanupArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
@@ -86,9 +114,20 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			}, nil),
 		}
 	}
-	client, err := river.NewClient(riverpgxv5.New(d.Pool), cfg)
+	client, err := river.NewClient(riverpgxv5.New(d.Pool), rc)
 	if err != nil {
 		return nil, fmt.Errorf("error creating river client: %w", err)
 	}
 	return client, nil
+}
+
+// newInferenceClient keeps enough idle connections per endpoint for every
+// inference in flight, so that a busy endpoint never pays for new ones.
+func newInferenceClient(cfg config.Config) *inference.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * cfg.InferWorkers
+	t.MaxIdleConnsPerHost = cfg.InferWorkers
+	c := inference.New(&http.Client{Transport: t})
+	c.MaxInstances = cfg.InferMaxInstances
+	return c
 }

@@ -18,6 +18,9 @@ type Error struct {
 	Field   string
 	// Headers are added to an HTTP response (Retry-After, WWW-Authenticate).
 	Headers map[string]string
+	// Details lists the findings behind the message, one per line, when
+	// there are several (every way a model breaks the convention).
+	Details []string
 }
 
 func (e *Error) Error() string {

@@ -89,6 +89,70 @@ func AllImageStatusValues() []ImageStatus {
 	}
 }
 
+type InferenceState string
+
+const (
+	InferenceStateQueued    InferenceState = "queued"
+	InferenceStateRunning   InferenceState = "running"
+	InferenceStateSucceeded InferenceState = "succeeded"
+	InferenceStateFailed    InferenceState = "failed"
+)
+
+func (e *InferenceState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = InferenceState(s)
+	case string:
+		*e = InferenceState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for InferenceState: %T", src)
+	}
+	return nil
+}
+
+type NullInferenceState struct {
+	InferenceState InferenceState
+	Valid          bool // Valid is true if InferenceState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullInferenceState) Scan(value interface{}) error {
+	if value == nil {
+		ns.InferenceState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.InferenceState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullInferenceState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.InferenceState), nil
+}
+
+func (e InferenceState) Valid() bool {
+	switch e {
+	case InferenceStateQueued,
+		InferenceStateRunning,
+		InferenceStateSucceeded,
+		InferenceStateFailed:
+		return true
+	}
+	return false
+}
+
+func AllInferenceStateValues() []InferenceState {
+	return []InferenceState{
+		InferenceStateQueued,
+		InferenceStateRunning,
+		InferenceStateSucceeded,
+		InferenceStateFailed,
+	}
+}
+
 type UserRole string
 
 const (
@@ -180,6 +244,13 @@ type CampaignLabel struct {
 	LabelID    uuid.UUID
 }
 
+type EndpointSlot struct {
+	EndpointID uuid.UUID
+	Slot       int32
+	HeldUntil  *time.Time
+	Holder     *uuid.UUID
+}
+
 type Image struct {
 	ID              uuid.UUID
 	UploadSha256    []byte
@@ -219,6 +290,20 @@ type ImageUpload struct {
 	CreatedAt  time.Time
 }
 
+type InferenceRun struct {
+	ImageID   uuid.UUID
+	ModelID   uuid.UUID
+	State     InferenceState
+	Attempt   int32
+	ErrorKind *string
+	LastError *string
+	Instances *int32
+	LatencyMs *int32
+	Endpoint  *string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
 type Label struct {
 	ID          uuid.UUID
 	Name        string
@@ -230,6 +315,47 @@ type Label struct {
 type LoginFailure struct {
 	ID        int64
 	Subject   string
+	CreatedAt time.Time
+}
+
+type Model struct {
+	ID         uuid.UUID
+	Name       string
+	Version    string
+	Task       string
+	TimeoutMs  int32
+	Enabled    bool
+	BinaryData bool
+	LabelHints bool
+	Problems   []string
+	CheckedAt  *time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+type ModelEndpoint struct {
+	ID        uuid.UUID
+	ModelID   uuid.UUID
+	BaseUrl   string
+	Capacity  int32
+	Failures  int32
+	CoolUntil *time.Time
+	LastError *string
+	LastOkAt  *time.Time
+}
+
+type Proposal struct {
+	ID        uuid.UUID
+	ImageID   uuid.UUID
+	ModelID   uuid.UUID
+	Rank      int32
+	LabelID   uuid.UUID
+	Score     float32
+	Bbox      []int32
+	Area      int32
+	Height    int32
+	Width     int32
+	Counts    string
 	CreatedAt time.Time
 }
 

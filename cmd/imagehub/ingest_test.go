@@ -43,7 +43,9 @@ func TestImportThenKillDuringIngest(t *testing.T) {
 	t.Parallel()
 	dbURL := dbtest.NewURL(t)
 	dataDir := t.TempDir()
-	vars := map[string]string{"DATABASE_URL": dbURL, "DATA_DIR": dataDir}
+	// Inference is tested on its own (dispatch_test.go): here images stop
+	// at awaiting_inference.
+	vars := map[string]string{"DATABASE_URL": dbURL, "DATA_DIR": dataDir, "BUILTIN_WORKER": "false"}
 	_, errOut, err := runCmd(t, vars, "migrate")
 	require.NoError(t, err, errOut)
 	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "admin@example.com", "--password", "a long password")

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/dbtest"
+	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 )
 
 // binary is the imagehub program built once for these tests: the black-box
@@ -187,6 +188,25 @@ func TestServeAsANewUser(t *testing.T) {
 	require.Len(t, body["items"], 2)
 	status, _, _ = call(t, "GET", base+"/api/v1/me", "ihub_not-a-token", nil)
 	require.Equal(t, 401, status)
+
+	// A photo gets proposals from the built-in worker, with no GPU server.
+	id := uploadPhoto(t, base, bobToken, "cat.jpg", imagingtest.JPEG(imagingtest.Photo(800, 600, 5)), "cat")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		status, img, _ := call(t, "GET", base+"/api/v1/images/"+id, bobToken, nil)
+		require.Equal(t, 200, status)
+		if img["status"] == "awaiting_review" {
+			props := img["proposals"].([]any)
+			require.NotEmpty(t, props)
+			p := props[0].(map[string]any)
+			require.Equal(t, "cat", p["label"], "labelled from the contributor's hint")
+			require.Equal(t, "imagehub-segmenter", p["model"].(map[string]any)["name"])
+			require.Equal(t, []any{600.0, 800.0}, p["mask"].(map[string]any)["size"])
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no proposals within a minute: %v\n%s", img, srv.logs)
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	var last int
 	var hdr http.Header

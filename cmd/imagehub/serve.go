@@ -7,16 +7,25 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"runtime"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
 
 	"github.com/deepimageshub/imagehub/app"
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/dispatch"
+	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/migrations"
+	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/worker"
 )
 
 // env is what every command starts from: configuration, a logger and a pool.
@@ -38,7 +47,12 @@ func setup(ctx context.Context, getenv func(string) string, logOut io.Writer) (*
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("DATABASE_URL is not set; `make run` starts a local PostgreSQL and sets it for you")
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("error parsing DATABASE_URL: %w", err)
+	}
+	poolCfg.MaxConns = cfg.DBMaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("error opening database pool: %w", err)
 	}
@@ -97,12 +111,27 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	if err != nil {
 		return fmt.Errorf("error opening blob store %s: %w", blobURL, err)
 	}
-	riverClient, err := jobs.NewClient(jobs.Deps{Pool: e.pool, Logger: logger, Blobs: blobs, Config: cfg}, jobs.Options{Work: true})
+	reg := prometheus.NewRegistry()
+	riverClient, err := jobs.NewClient(jobs.Deps{Pool: e.pool, Logger: logger, Blobs: blobs, Config: cfg, Metrics: reg}, jobs.Options{Work: true})
 	if err != nil {
 		return err
 	}
-	server, err := app.New(app.Deps{Config: cfg, Pool: e.pool, River: riverClient, Blobs: blobs, Logger: logger})
+	server, err := app.New(app.Deps{Config: cfg, Pool: e.pool, River: riverClient, Blobs: blobs, Logger: logger, Registry: reg})
 	if err != nil {
+		return err
+	}
+	if cfg.BuiltinWorker {
+		stop, err := startBuiltinWorker(ctx, e, riverClient)
+		if err != nil {
+			return err
+		}
+		// Stopped after River (defers run last first), so jobs in flight
+		// get their answers.
+		defer stop()
+	}
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	if err := server.Start(bgCtx); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
@@ -135,4 +164,69 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	logger.Info("stopped")
 	return httpErr
+}
+
+// startBuiltinWorker serves the project's CPU inference worker on a loopback
+// port and registers it as a model whose only endpoint is this process's
+// worker, so that `make run` proposes masks without a GPU server. The model
+// keeps the enabled flag an admin gave it.
+func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[pgx.Tx]) (stop func(), err error) {
+	capacity := e.cfg.BuiltinWorkerCapacity
+	if capacity == 0 {
+		capacity = runtime.GOMAXPROCS(0)
+	}
+	ws := worker.New(worker.Config{Capacity: capacity, Logger: e.logger.With("component", "worker")})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("error listening for the built-in worker: %w", err)
+	}
+	srv := &http.Server{Handler: ws, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.logger.Error("built-in worker stopped", "error", err)
+		}
+	}()
+	stop = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+
+	enabled := true
+	spec := dispatch.Spec{
+		Name: ws.Model(), Version: "1", Task: "segmentation", Endpoints: []string{"http://" + ln.Addr().String()},
+		Capacity: capacity, TimeoutMS: 60_000, Enabled: &enabled,
+	}
+	if err := spec.Normalize(); err != nil {
+		stop()
+		return nil, err
+	}
+	check := dispatch.Inspect(ctx, inference.New(nil), spec, 10*time.Second)
+	if len(check.Unfit) > 0 || len(check.Unreachable) > 0 {
+		stop()
+		return nil, fmt.Errorf("the built-in worker does not answer as it should: %v", check.Problems())
+	}
+	q := queries.New()
+	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+		if old, err := q.ModelGetByNameVersion(ctx, tx, queries.ModelGetByNameVersionParams{Name: spec.Name, Version: spec.Version}); err == nil {
+			spec.Enabled = &old.Enabled
+		}
+		m, _, err := dispatch.Save(ctx, tx, spec, check)
+		if err != nil {
+			return err
+		}
+		if !m.Enabled {
+			return nil
+		}
+		if _, err := riverClient.InsertTx(ctx, tx, jobs.QueueModelArgs{ModelID: m.ID}, nil); err != nil {
+			return fmt.Errorf("error queueing inference for the built-in worker: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("error registering the built-in worker: %w", err)
+	}
+	e.logger.Info("built-in inference worker registered", "model", spec.Name, "endpoint", spec.Endpoints[0], "capacity", capacity, "enabled", *spec.Enabled)
+	return stop, nil
 }

@@ -1,0 +1,253 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/dbtest"
+	"github.com/deepimageshub/imagehub/dispatch"
+	"github.com/deepimageshub/imagehub/worker"
+)
+
+// Dispatch benchmark set-up (issue: 4 workers × capacity 4 × 50 ms).
+const (
+	benchImages    = 2000
+	benchWorkers   = 4
+	benchCapacity  = 4
+	benchLatency   = 50 * time.Millisecond
+	benchIdealRate = float64(benchWorkers*benchCapacity) / 0.050 // 320 images/s
+)
+
+// BenchmarkDispatch measures how close dispatch comes to keeping simulated
+// workers busy: 2,000 images already ingested, 4 workers of capacity 4 that
+// answer after 50 ms, so at best 320 images a second. It reports the
+// achieved rate, its ratio to the ideal, and the process's CPU time per
+// image (hub and the in-process simulated workers together: an upper bound
+// on the hub's own).
+func BenchmarkDispatch(b *testing.B) {
+	for b.Loop() {
+		rate, steady, cpu := runDispatch(b)
+		b.ReportMetric(rate, "img/s")
+		b.ReportMetric(rate/benchIdealRate, "efficiency")
+		b.ReportMetric(steady/benchIdealRate, "steady-efficiency")
+		b.ReportMetric(float64(cpu.Microseconds())/1000/benchImages, "cpu-ms/img")
+	}
+}
+
+// runDispatch returns the rate over the whole run (from starting River to
+// the last answer), the rate between the 10th and 90th percent of images
+// (the steady state, without start-up and tail), and the CPU time used.
+func runDispatch(b *testing.B) (float64, float64, time.Duration) {
+	b.Helper()
+	ctx := context.Background()
+	pool := dbtest.NewPool(b)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := blob.Open(ctx, "file://"+filepath.Join(b.TempDir(), "blobs"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	images := seedIngested(b, ctx, pool, store, benchImages)
+
+	var endpoints []string
+	var sims []*worker.Server
+	for range benchWorkers {
+		sim := worker.New(worker.Config{SimulateLatency: benchLatency, Capacity: benchCapacity, Synthetic: true})
+		sims = append(sims, sim)
+		srv := httptest.NewServer(sim)
+		b.Cleanup(srv.Close)
+		endpoints = append(endpoints, srv.URL)
+	}
+	enabled := true
+	spec := dispatch.Spec{Name: "imagehub-segmenter", Version: "1", Endpoints: endpoints, Capacity: benchCapacity, TimeoutMS: 30_000, Enabled: &enabled}
+	if err := spec.Normalize(); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.InferWorkers = 4 * benchWorkers * benchCapacity
+	client, err := NewClient(Deps{Pool: pool, Logger: logger, Blobs: store, Config: cfg}, Options{Work: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		m, _, err := dispatch.Save(ctx, tx, spec, dispatch.Check{Binary: true, LabelHints: true})
+		if err != nil {
+			return err
+		}
+		return QueueInference(ctx, tx, client, images, []uuid.UUID{m.ID}, 5)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	cpu0 := cpuTime()
+	start := time.Now()
+	if err := client.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	deadline := start.Add(2 * time.Minute)
+	var t10, t90 time.Time
+	for {
+		var left int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM inference_runs WHERE state NOT IN ('succeeded', 'failed')").Scan(&left); err != nil {
+			b.Fatal(err)
+		}
+		done := benchImages - left
+		if t10.IsZero() && done >= benchImages/10 {
+			t10 = time.Now()
+		}
+		if t90.IsZero() && done >= benchImages*9/10 {
+			t90 = time.Now()
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d runs left after 2 minutes", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	steady := float64(benchImages*8/10) / t90.Sub(t10).Seconds()
+	cpu := cpuTime() - cpu0
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = client.Stop(stopCtx)
+	for _, sim := range sims {
+		b.Logf("worker: %+v", sim.Stats())
+	}
+	var snoozed int
+	_ = pool.QueryRow(ctx, "SELECT count(*) FROM inference_runs WHERE error_kind IS NOT NULL").Scan(&snoozed)
+	b.Logf("runs that waited or failed once: %d", snoozed)
+	var avgMS float64
+	_ = pool.QueryRow(ctx, "SELECT avg(latency_ms) FROM inference_runs").Scan(&avgMS)
+	b.Logf("mean request time seen by the hub: %.1f ms (the workers add %s)", avgMS, benchLatency)
+	var failed int
+	_ = pool.QueryRow(ctx, "SELECT count(*) FROM inference_runs WHERE state = 'failed'").Scan(&failed)
+	if failed > 0 {
+		b.Fatalf("%d runs failed", failed)
+	}
+	return float64(benchImages) / elapsed.Seconds(), steady, cpu
+}
+
+// seedIngested stores n small distinct PNGs as images that ingest has
+// accepted, waiting for inference.
+func seedIngested(b *testing.B, ctx context.Context, pool *pgxpool.Pool, store blob.Store, n int) []uuid.UUID {
+	b.Helper()
+	var owner uuid.UUID
+	if err := pool.QueryRow(ctx, `INSERT INTO users (email, name, password_hash) VALUES ('bench@example.com', 'Bench', 'x') RETURNING id`).Scan(&owner); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]uuid.UUID, n)
+	rows := make([][]any, n)
+	for i := range n {
+		img := image.NewGray(image.Rect(0, 0, 32, 24))
+		for p := range img.Pix {
+			img.Pix[p] = uint8((p*7 + i*13) % 251)
+		}
+		img.Set(i%32, (i/32)%24, color.Gray{Y: 255})
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			b.Fatal(err)
+		}
+		data := buf.Bytes()
+		sum := sha256.Sum256(append(data, byte(i), byte(i>>8)))
+		canon := sha256.Sum256(data)
+		if err := store.Put(ctx, blob.ImageKey(canon[:]), bytes.NewReader(data), int64(len(data)), "image/png"); err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = uuid.Must(uuid.NewV7())
+		rows[i] = []any{ids[i], sum[:], canon[:], owner, fmt.Sprintf("bench-%d.png", i), "image/png", int64(len(data)), int32(24), int32(32), "awaiting_inference"}
+	}
+	_, err := pool.CopyFrom(ctx, pgx.Identifier{"images"},
+		[]string{"id", "upload_sha256", "sha256", "owner_id", "filename", "content_type", "byte_size", "height", "width", "status"},
+		pgx.CopyFromRows(rows))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ids
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+type noopArgs struct{}
+
+func (noopArgs) Kind() string { return "bench_noop" }
+
+type noopWorker struct {
+	river.WorkerDefaults[noopArgs]
+}
+
+func (noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil }
+
+// BenchmarkRiverNoop is the reference for what the queue alone can do on
+// this database: 2,000 jobs that do nothing, with as many River workers as
+// BenchmarkDispatch has inference workers.
+func BenchmarkRiverNoop(b *testing.B) {
+	for b.Loop() {
+		ctx := context.Background()
+		pool := dbtest.NewPool(b)
+		workers := river.NewWorkers()
+		river.AddWorker(workers, noopWorker{})
+		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+			Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Workers:       workers,
+			FetchCooldown: 10 * time.Millisecond,
+			Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4 * benchWorkers * benchCapacity}},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		params := make([]river.InsertManyParams, benchImages)
+		for i := range params {
+			params[i] = river.InsertManyParams{Args: noopArgs{}}
+		}
+		if _, err := client.InsertMany(ctx, params); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := client.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			var left int
+			if err := pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE finalized_at IS NULL").Scan(&left); err != nil {
+				b.Fatal(err)
+			}
+			if left == 0 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b.ReportMetric(float64(benchImages)/time.Since(start).Seconds(), "jobs/s")
+		stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = client.Stop(stopCtx)
+		cancel()
+	}
+}

@@ -1,0 +1,292 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/dispatch"
+	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// QueueInfer is the queue of inference jobs: mostly waiting on remote
+// workers, so it runs many at once.
+const QueueInfer = "infer"
+
+// InferArgs sends one image to one model version.
+type InferArgs struct {
+	ImageID uuid.UUID `json:"image_id"`
+	ModelID uuid.UUID `json:"model_id"`
+}
+
+// Kind is the job kind.
+func (InferArgs) Kind() string { return "infer" }
+
+// InsertOpts keeps one job per (image, model version), ever: a second insert
+// of the same pair is skipped, whatever the first one's state.
+func (InferArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueInfer, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// QueueInference records a queued run and inserts an inference job for every
+// pair of image and model, inside tx. Pairs that already have a run are left
+// alone.
+func QueueInference(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], images, models []uuid.UUID, maxAttempts int) error {
+	if len(images) == 0 || len(models) == 0 {
+		return nil
+	}
+	if err := queries.New().RunsQueue(ctx, tx, queries.RunsQueueParams{ImageIds: images, ModelIds: models}); err != nil {
+		return fmt.Errorf("error queueing inference runs: %w", err)
+	}
+	params := make([]river.InsertManyParams, 0, len(images)*len(models))
+	for _, img := range images {
+		for _, m := range models {
+			params = append(params, river.InsertManyParams{
+				Args:       InferArgs{ImageID: img, ModelID: m},
+				InsertOpts: &river.InsertOpts{MaxAttempts: maxAttempts},
+			})
+		}
+	}
+	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("error inserting inference jobs: %w", err)
+	}
+	return nil
+}
+
+// InferWorker runs InferArgs: take a slot on an endpoint, send the image,
+// store what comes back. Waiting for a slot is not an attempt (the job
+// snoozes); a retryable failure is, with capped exponential backoff; a
+// contract error ends the run at once.
+type InferWorker struct {
+	river.WorkerDefaults[InferArgs]
+	pool        *pgxpool.Pool
+	q           *queries.Queries
+	blobs       blob.Store
+	logger      *slog.Logger
+	client      *inference.Client
+	slots       *dispatch.Slots
+	labels      *labelIndex
+	metrics     *inferMetrics
+	maxBackoff  time.Duration
+	jobTimeout  time.Duration
+	maxAttempts int
+	// slotWait is how long a job waits in process for a free slot before
+	// it snoozes and gives its River worker to another job.
+	slotWait time.Duration
+}
+
+// NextRetry doubles the wait from one second up to maxBackoff, with jitter
+// so that jobs that failed together do not return together.
+func (w *InferWorker) NextRetry(job *river.Job[InferArgs]) time.Time {
+	d := time.Second << min(job.Attempt, 20)
+	d = min(d, w.maxBackoff)
+	d = d/2 + rand.N(d/2+1)
+	return time.Now().Add(d)
+}
+
+// Work runs one inference.
+func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error {
+	a := job.Args
+	run, err := w.q.RunBegin(ctx, w.pool, queries.RunBeginParams{ImageID: a.ImageID, ModelID: a.ModelID, Attempt: int32(job.Attempt)})
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The run already ended, or the image moved on (an admin's
+		// decision), or the image or model was deleted.
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("error starting run: %w", err)
+	}
+	if !run.Enabled {
+		return w.fail(ctx, job, "disabled", "The model was disabled before it ran.", nil)
+	}
+	data, err := w.readImage(ctx, a.ImageID, run.Sha256)
+	if err != nil {
+		return err
+	}
+
+	// The call gets the model's timeout, within what is left of the job's.
+	timeout := time.Duration(run.TimeoutMs) * time.Millisecond
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl) - w.slotWait
+		timeout = min(timeout, left-min(2*time.Second, left/10))
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("JOB_TIMEOUT (%s) leaves no time for an inference", w.jobTimeout)
+	}
+	// The hold outlives the call by a margin: a process killed mid-call
+	// frees the slot when the call would have ended anyway.
+	slot, err := w.slots.Acquire(ctx, a.ModelID, timeout+2*time.Second, w.slotWait)
+	var none *dispatch.ErrNoSlot
+	if errors.As(err, &none) {
+		return w.snooze(ctx, a, none)
+	}
+	if err != nil {
+		return err
+	}
+	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Inc()
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	instances, err := w.client.Segment(callCtx, inference.Endpoint{
+		Base: slot.BaseURL, Model: run.Name, Version: run.Version, Binary: run.BinaryData, SkipHints: !run.LabelHints,
+	}, data, run.Hints, inference.Expect{Height: int(run.Height), Width: int(run.Width), KnownLabel: w.labels.known(ctx)})
+	cancel()
+	elapsed := time.Since(start)
+	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Dec()
+	if rerr := w.slots.Release(ctx, slot, err == nil); rerr != nil {
+		w.logger.WarnContext(ctx, "slot not given back; it frees itself when its hold ends", "error", rerr)
+	}
+	kind := inference.Kind(err)
+	w.metrics.observe(run.Name, run.Version, kind, elapsed)
+	if ctx.Err() != nil {
+		// Shut down or timed out by River: not the endpoint's fault.
+		return ctx.Err()
+	}
+
+	var busy *inference.Busy
+	switch {
+	case err == nil:
+		return w.store(ctx, job, run, slot, instances, elapsed)
+	case errors.As(err, &busy):
+		// The endpoint is full although its slots were free (someone else
+		// uses it): try again shortly, without spending an attempt.
+		d := busy.RetryAfter
+		if d <= 0 || d > 10*time.Second {
+			d = time.Second
+		}
+		w.requeue(ctx, a, kind, err)
+		return river.JobSnooze(d + rand.N(d/2+1))
+	case kind == inference.KindContract:
+		w.logger.WarnContext(ctx, "inference answer breaks the contract", "image_id", a.ImageID, "model", run.Name, "endpoint", slot.BaseURL, "error", err)
+		if ferr := w.fail(ctx, job, kind, "The model's answer could not be used: "+err.Error(), &slot.BaseURL); ferr != nil {
+			return ferr
+		}
+		return river.JobCancel(err)
+	case kind == inference.KindRetryable:
+		cooling, herr := w.slots.Failed(ctx, slot.EndpointID, err)
+		if herr != nil {
+			w.logger.WarnContext(ctx, "error recording endpoint health", "error", herr)
+		}
+		if cooling {
+			w.logger.WarnContext(ctx, "endpoint cooling off after failures", "endpoint", slot.BaseURL, "error", err)
+		}
+		if job.Attempt >= job.MaxAttempts {
+			if ferr := w.fail(ctx, job, kind, fmt.Sprintf("The model did not answer after %d attempts: %v", job.Attempt, err), &slot.BaseURL); ferr != nil {
+				return ferr
+			}
+			return err
+		}
+		w.requeue(ctx, a, kind, err)
+		return err
+	default:
+		return err
+	}
+}
+
+// readImage reads the canonical image: what was uploaded, cleaned of
+// personal metadata and turned upright.
+func (w *InferWorker) readImage(ctx context.Context, id uuid.UUID, sha []byte) ([]byte, error) {
+	rc, _, err := w.blobs.Get(ctx, blob.ImageKey(sha))
+	if err != nil {
+		return nil, fmt.Errorf("error reading image %s: %w", id, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("error reading image %s: %w", id, err)
+	}
+	return data, nil
+}
+
+// snooze puts the job back without spending an attempt: until the first
+// endpoint comes back from cool-off, or briefly when all are merely full.
+func (w *InferWorker) snooze(ctx context.Context, a InferArgs, none *dispatch.ErrNoSlot) error {
+	d := time.Second + rand.N(time.Second)
+	if !none.CoolingUntil.IsZero() {
+		d = max(d, time.Until(none.CoolingUntil)+rand.N(time.Second))
+	}
+	w.requeue(ctx, a, "waiting", none)
+	return river.JobSnooze(d)
+}
+
+// requeue shows the run as waiting again, with why.
+func (w *InferWorker) requeue(ctx context.Context, a InferArgs, kind string, cause error) {
+	msg := clipText(cause.Error())
+	if err := w.q.RunRequeue(ctx, w.pool, queries.RunRequeueParams{ImageID: a.ImageID, ModelID: a.ModelID, ErrorKind: &kind, LastError: &msg}); err != nil {
+		w.logger.WarnContext(ctx, "error recording run state", "error", err)
+	}
+}
+
+// store writes the proposals, marks the run done and settles the image in
+// one transaction: a job that dies before the commit leaves nothing, and a
+// second copy of a job stores nothing.
+func (w *InferWorker) store(ctx context.Context, job *river.Job[InferArgs], run queries.RunBeginRow, slot dispatch.Slot, found []inference.Instance, elapsed time.Duration) error {
+	ids := w.labels.ids(ctx)
+	n := len(found)
+	p := queries.RunCompleteParams{
+		ImageID: job.Args.ImageID, ModelID: job.Args.ModelID, Height: run.Height, Width: run.Width, Endpoint: &slot.BaseURL,
+		Ids: make([]uuid.UUID, n), LabelIds: make([]uuid.UUID, n), Scores: make([]float32, n),
+		Xs: make([]int32, n), Ys: make([]int32, n), Ws: make([]int32, n), Hs: make([]int32, n),
+		Areas: make([]int32, n), Counts: make([]string, n),
+	}
+	for i, in := range found {
+		label, ok := ids[in.Label]
+		if !ok {
+			return fmt.Errorf("label %q vanished from the taxonomy", in.Label)
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("error making proposal id: %w", err)
+		}
+		p.Ids[i], p.LabelIds[i], p.Scores[i] = id, label, in.Score
+		p.Xs[i], p.Ys[i], p.Ws[i], p.Hs[i] = int32(in.BBox[0]), int32(in.BBox[1]), int32(in.BBox[2]), int32(in.BBox[3])
+		p.Areas[i], p.Counts[i] = int32(in.Area), in.Mask.Counts
+	}
+	count, ms := int32(n), int32(elapsed.Milliseconds())
+	p.Instances, p.LatencyMs = &count, &ms
+	// Completing the run is what makes the work done: River's own
+	// completion of the job follows, and should this process die before
+	// it, the job runs again, finds its run ended and stores nothing.
+	if _, err := w.q.RunCompleteAndSettle(ctx, w.pool, p); err != nil {
+		return err
+	}
+	return nil
+}
+
+// fail ends the run for good, with a reason people can read, and settles
+// the image.
+func (w *InferWorker) fail(ctx context.Context, job *river.Job[InferArgs], kind, msg string, endpoint *string) error {
+	msg = clipText(msg)
+	a := job.Args
+	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		if _, err := w.q.ImageGetForUpdate(ctx, tx, a.ImageID); err != nil {
+			return fmt.Errorf("error locking image: %w", err)
+		}
+		if err := w.q.RunFail(ctx, tx, queries.RunFailParams{
+			ImageID: a.ImageID, ModelID: a.ModelID, ErrorKind: &kind, LastError: &msg, Endpoint: endpoint,
+		}); err != nil {
+			return fmt.Errorf("error recording run: %w", err)
+		}
+		if err := w.q.ImageSettle(ctx, tx, a.ImageID); err != nil {
+			return fmt.Errorf("error moving image on: %w", err)
+		}
+		return nil
+	})
+}
+
+func clipText(s string) string {
+	if len(s) > 1000 {
+		return s[:1000] + "…"
+	}
+	return s
+}

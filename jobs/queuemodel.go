@@ -1,0 +1,72 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// QueueModelArgs queues inference by a newly registered or re-enabled model
+// for every image that waits for inference and has no run for it yet.
+type QueueModelArgs struct {
+	ModelID uuid.UUID `json:"model_id"`
+}
+
+// Kind is the job kind.
+func (QueueModelArgs) Kind() string { return "queue_model" }
+
+// InsertOpts keeps one such job per model waiting or running; a later save
+// of the model queues another.
+func (QueueModelArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+		rivertype.JobStateRunning, rivertype.JobStateScheduled,
+	}}}
+}
+
+// QueueModelWorker runs QueueModelArgs in batches, each in its own
+// transaction, so a million waiting images never make one huge one.
+type QueueModelWorker struct {
+	river.WorkerDefaults[QueueModelArgs]
+	pool        *pgxpool.Pool
+	q           *queries.Queries
+	maxAttempts int
+}
+
+const queueModelBatch = 1000
+
+// Work queues the runs.
+func (w *QueueModelWorker) Work(ctx context.Context, job *river.Job[QueueModelArgs]) error {
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	for {
+		m, err := w.q.ModelGet(ctx, w.pool, job.Args.ModelID)
+		if err != nil {
+			return fmt.Errorf("error reading model: %w", err)
+		}
+		if !m.Enabled {
+			return nil
+		}
+		n := 0
+		err = pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+			ids, err := w.q.RunsMissingForModel(ctx, tx, queries.RunsMissingForModelParams{ModelID: m.ID, Batch: queueModelBatch})
+			if err != nil {
+				return fmt.Errorf("error finding images to queue: %w", err)
+			}
+			n = len(ids)
+			return QueueInference(ctx, tx, client, ids, []uuid.UUID{m.ID}, w.maxAttempts)
+		})
+		if err != nil {
+			return err
+		}
+		if n < queueModelBatch {
+			return nil
+		}
+	}
+}
