@@ -178,18 +178,27 @@ FROM inference_runs r JOIN models m ON m.id = r.model_id
 WHERE r.image_id = @image_id ORDER BY m.name, m.version;
 
 -- name: ImageSettle :exec
--- Moves an image on once none of its runs is pending: to review when some
--- model proposed, to failed when none could. The caller holds the image's
--- row lock.
-UPDATE images i SET
-    status = CASE WHEN s.succeeded > 0 THEN 'awaiting_review'::image_status ELSE 'failed'::image_status END,
-    reason = CASE WHEN s.succeeded > 0 THEN NULL
-        ELSE 'No model could propose masks for this photo; an admin can see why on its page.' END,
-    updated_at = now()
-FROM (SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
-             count(*) FILTER (WHERE state = 'succeeded') AS succeeded
-      FROM inference_runs WHERE image_id = @image_id) s
-WHERE i.id = @image_id AND i.status = 'awaiting_inference' AND s.pending = 0;
+-- Moves an image on once none of its runs is pending: to review (with its
+-- review item, least confident first) when some model proposed, to failed
+-- when none could. The caller holds the image's row lock.
+WITH s AS (
+    SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
+           count(*) FILTER (WHERE state = 'succeeded') AS succeeded
+    FROM inference_runs r WHERE r.image_id = sqlc.arg(image_id)::uuid
+), moved AS (
+    UPDATE images i SET
+        status = CASE WHEN s.succeeded > 0 THEN 'awaiting_review'::image_status ELSE 'failed'::image_status END,
+        reason = CASE WHEN s.succeeded > 0 THEN NULL
+            ELSE 'No model could propose masks for this photo. An admin can see why on its page.' END,
+        updated_at = now()
+    FROM s
+    WHERE i.id = sqlc.arg(image_id)::uuid AND i.status = 'awaiting_inference' AND s.pending = 0
+    RETURNING i.id, i.status
+)
+INSERT INTO review_items (image_id, confidence)
+SELECT moved.id, (SELECT avg(p.score) FROM proposals p WHERE p.image_id = moved.id)::real
+FROM moved WHERE moved.status = 'awaiting_review'
+ON CONFLICT (image_id, kind) DO NOTHING;
 
 -- name: ProposalsForImage :many
 SELECT p.*, l.name AS label, m.name AS model_name, m.version AS model_version

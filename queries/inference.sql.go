@@ -282,20 +282,29 @@ func (q *Queries) EndpointsCoolingUntil(ctx context.Context, db DBTX, modelID uu
 }
 
 const imageSettle = `-- name: ImageSettle :exec
-UPDATE images i SET
-    status = CASE WHEN s.succeeded > 0 THEN 'awaiting_review'::image_status ELSE 'failed'::image_status END,
-    reason = CASE WHEN s.succeeded > 0 THEN NULL
-        ELSE 'No model could propose masks for this photo; an admin can see why on its page.' END,
-    updated_at = now()
-FROM (SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
-             count(*) FILTER (WHERE state = 'succeeded') AS succeeded
-      FROM inference_runs WHERE image_id = $1) s
-WHERE i.id = $1 AND i.status = 'awaiting_inference' AND s.pending = 0
+WITH s AS (
+    SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
+           count(*) FILTER (WHERE state = 'succeeded') AS succeeded
+    FROM inference_runs r WHERE r.image_id = $1::uuid
+), moved AS (
+    UPDATE images i SET
+        status = CASE WHEN s.succeeded > 0 THEN 'awaiting_review'::image_status ELSE 'failed'::image_status END,
+        reason = CASE WHEN s.succeeded > 0 THEN NULL
+            ELSE 'No model could propose masks for this photo. An admin can see why on its page.' END,
+        updated_at = now()
+    FROM s
+    WHERE i.id = $1::uuid AND i.status = 'awaiting_inference' AND s.pending = 0
+    RETURNING i.id, i.status
+)
+INSERT INTO review_items (image_id, confidence)
+SELECT moved.id, (SELECT avg(p.score) FROM proposals p WHERE p.image_id = moved.id)::real
+FROM moved WHERE moved.status = 'awaiting_review'
+ON CONFLICT (image_id, kind) DO NOTHING
 `
 
-// Moves an image on once none of its runs is pending: to review when some
-// model proposed, to failed when none could. The caller holds the image's
-// row lock.
+// Moves an image on once none of its runs is pending: to review (with its
+// review item, least confident first) when some model proposed, to failed
+// when none could. The caller holds the image's row lock.
 func (q *Queries) ImageSettle(ctx context.Context, db DBTX, imageID uuid.UUID) error {
 	_, err := db.Exec(ctx, imageSettle, imageID)
 	return err

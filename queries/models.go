@@ -153,6 +153,64 @@ func AllInferenceStateValues() []InferenceState {
 	}
 }
 
+type ReviewKind string
+
+const (
+	ReviewKindFirst  ReviewKind = "first"
+	ReviewKindSecond ReviewKind = "second"
+)
+
+func (e *ReviewKind) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = ReviewKind(s)
+	case string:
+		*e = ReviewKind(s)
+	default:
+		return fmt.Errorf("unsupported scan type for ReviewKind: %T", src)
+	}
+	return nil
+}
+
+type NullReviewKind struct {
+	ReviewKind ReviewKind
+	Valid      bool // Valid is true if ReviewKind is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullReviewKind) Scan(value interface{}) error {
+	if value == nil {
+		ns.ReviewKind, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.ReviewKind.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullReviewKind) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.ReviewKind), nil
+}
+
+func (e ReviewKind) Valid() bool {
+	switch e {
+	case ReviewKindFirst,
+		ReviewKindSecond:
+		return true
+	}
+	return false
+}
+
+func AllReviewKindValues() []ReviewKind {
+	return []ReviewKind{
+		ReviewKindFirst,
+		ReviewKindSecond,
+	}
+}
+
 type UserRole string
 
 const (
@@ -226,6 +284,24 @@ type APIToken struct {
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+}
+
+type Annotation struct {
+	ID            uuid.UUID
+	ImageID       uuid.UUID
+	ReviewItemID  uuid.UUID
+	LabelID       uuid.UUID
+	ProposalID    *uuid.UUID
+	Iou           *float32
+	Height        int32
+	Width         int32
+	Counts        string
+	Bbox          []int32
+	Area          int32
+	ContentSha256 []byte
+	AuthorID      uuid.UUID
+	CreatedAt     time.Time
+	ReplacedAt    *time.Time
 }
 
 type Campaign struct {
@@ -357,6 +433,28 @@ type Proposal struct {
 	Width     int32
 	Counts    string
 	CreatedAt time.Time
+}
+
+type ProposalVerdict struct {
+	ReviewItemID uuid.UUID
+	ProposalID   uuid.UUID
+	Verdict      string
+}
+
+type ReviewItem struct {
+	ID             uuid.UUID
+	ImageID        uuid.UUID
+	Kind           ReviewKind
+	Confidence     *float32
+	LeasedBy       *uuid.UUID
+	LeaseExpiresAt *time.Time
+	ExcludedUser   *uuid.UUID
+	DoneBy         *uuid.UUID
+	DoneAt         *time.Time
+	TimeSpentMs    *int32
+	Agreement      *float32
+	Flagged        bool
+	CreatedAt      time.Time
 }
 
 type Session struct {
