@@ -21,23 +21,23 @@ import (
 
 // imageJSON is an image as API.md shows it.
 type imageJSON struct {
-	ID              string         `json:"id"`
-	SHA256          string         `json:"sha256"`
-	Width           int32          `json:"width"`
-	Height          int32          `json:"height"`
-	Status          string         `json:"status"`
-	Labels          []string       `json:"labels"`
-	Reason          *string        `json:"reason,omitempty"`
-	Filename        string         `json:"filename"`
-	ContentType     string         `json:"content_type"`
-	ByteSize        int64          `json:"byte_size"`
-	CampaignID      *string        `json:"campaign_id"`
-	NearDuplicateOf *string        `json:"near_duplicate_of,omitempty"`
-	CreatedAt       time.Time      `json:"created_at"`
-	FileURL         string         `json:"file_url"`
-	ThumbnailURL    string         `json:"thumbnail_url,omitempty"`
-	Proposals       []proposalJSON `json:"proposals"`
-	Annotations     []any          `json:"annotations"`
+	ID              string           `json:"id"`
+	SHA256          string           `json:"sha256"`
+	Width           int32            `json:"width"`
+	Height          int32            `json:"height"`
+	Status          string           `json:"status"`
+	Labels          []string         `json:"labels"`
+	Reason          *string          `json:"reason,omitempty"`
+	Filename        string           `json:"filename"`
+	ContentType     string           `json:"content_type"`
+	ByteSize        int64            `json:"byte_size"`
+	CampaignID      *string          `json:"campaign_id"`
+	NearDuplicateOf *string          `json:"near_duplicate_of,omitempty"`
+	CreatedAt       time.Time        `json:"created_at"`
+	FileURL         string           `json:"file_url"`
+	ThumbnailURL    string           `json:"thumbnail_url,omitempty"`
+	Proposals       []proposalJSON   `json:"proposals"`
+	Annotations     []annotationJSON `json:"annotations"`
 	// Inference is each model's run on the image; only GET /images/{id}
 	// fills it.
 	Inference []runJSON `json:"inference,omitempty"`
@@ -94,6 +94,9 @@ func (s *Server) imageDetailJSON(ctx context.Context, img queries.Image) (imageJ
 			Model: modelRef{Name: p.ModelName, Version: p.ModelVersion},
 		})
 	}
+	if j.Annotations, err = s.imageAnnotations(ctx, img.ID); err != nil {
+		return imageJSON{}, err
+	}
 	runs, err := s.q.RunsForImage(ctx, s.pool, img.ID)
 	if err != nil {
 		return imageJSON{}, fmt.Errorf("error reading inference runs: %w", err)
@@ -130,7 +133,7 @@ func toImageJSON(img queries.Image, labels []string) imageJSON {
 		ID: img.ID.String(), SHA256: imageHash(img), Width: img.Width, Height: img.Height,
 		Status: string(img.Status), Labels: labels, Reason: img.Reason, Filename: img.Filename,
 		ContentType: img.ContentType, ByteSize: img.ByteSize, CreatedAt: img.CreatedAt.UTC(),
-		FileURL: "/api/v1/images/" + img.ID.String() + "/file", Proposals: []proposalJSON{}, Annotations: []any{},
+		FileURL: "/api/v1/images/" + img.ID.String() + "/file", Proposals: []proposalJSON{}, Annotations: []annotationJSON{},
 	}
 	if j.Labels == nil {
 		j.Labels = []string{}

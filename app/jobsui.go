@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -32,7 +33,6 @@ func (s *Server) newJobsUI() error {
 		return fmt.Errorf("error creating the job console: %w", err)
 	}
 	s.jobsUI = h
-	s.jobsUIHandler = adaptor.HTTPHandler(h)
 	return nil
 }
 
@@ -49,13 +49,50 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // jobsConsole serves riverui under /admin/jobs. The route table has
-// already required an admin; csrfProtect has refused cross-origin writes,
-// and jobsUIWriteCheck requires that a write says where it came from.
+// already required an admin; csrfProtect has refused cross-origin writes
+// and writes that do not say where they come from.
+//
+// Fiber's adaptor would hand riverui the fasthttp request itself as the
+// request's context; contexts derived from it race with the server's
+// shutdown (a known fasthttp flaw). The request gets the handler's own
+// context instead, and riverui's small answers are buffered.
 func (s *Server) jobsConsole(c *fiber.Ctx) error {
-	if s.jobsUIHandler == nil {
+	if s.jobsUI == nil {
 		return problem.New(http.StatusNotFound, "not_found", "", "The job console is not running in this process.")
 	}
-	return s.jobsUIHandler(c)
+	r, err := adaptor.ConvertRequest(c, true)
+	if err != nil {
+		return fmt.Errorf("error reading the request for the job console: %w", err)
+	}
+	w := &bufferedResponse{header: http.Header{}, status: http.StatusOK}
+	s.jobsUI.ServeHTTP(w, r.WithContext(c.UserContext()))
+	for k, vs := range w.header {
+		for _, v := range vs {
+			c.Response().Header.Add(k, v)
+		}
+	}
+	return c.Status(w.status).Send(w.body.Bytes())
+}
+
+// bufferedResponse is an http.ResponseWriter that keeps the answer.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(status int) {
+	if !b.wrote {
+		b.status, b.wrote = status, true
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	return b.body.Write(p)
 }
 
 // isJobsUIWrite reports a state-changing call of riverui's front end. It

@@ -63,6 +63,8 @@ func (s *Server) routeTable() []route {
 		{get, "/images/:id/thumb/:size", auth.RoleContributor, s.imageThumb},
 		{get, "/campaigns", auth.RoleContributor, s.campaignsPage},
 		{post, "/campaigns", auth.RoleAdmin, s.campaignCreateSubmit},
+		{get, "/review/stats", auth.RoleReviewer, s.reviewStatsPage},
+		{get, "/admin/reviews/:id", auth.RoleAdmin, s.flaggedReviewPage},
 		{get, "/admin/models", auth.RoleAdmin, s.adminModelsPage},
 		{post, "/admin/models", auth.RoleAdmin, s.modelSaveSubmit},
 		{get, jobsUIPrefix, auth.RoleAdmin, s.jobsConsole},
@@ -91,6 +93,9 @@ func (s *Server) routeTable() []route {
 		{post, "/api/v1/campaigns", auth.RoleAdmin, s.apiCampaignCreate},
 		{get, "/api/v1/models", auth.RoleAdmin, s.apiModelList},
 		{post, "/api/v1/models", auth.RoleAdmin, s.apiModelSave},
+		{post, "/api/v1/review/next", auth.RoleReviewer, s.apiReviewNext},
+		{post, "/api/v1/review/:id/renew", auth.RoleReviewer, s.apiReviewRenew},
+		{post, "/api/v1/review/:id", auth.RoleReviewer, s.apiReviewSubmit},
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/deepimageshub/imagehub/intake"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/review"
 	"github.com/deepimageshub/imagehub/views"
 )
 
@@ -54,15 +55,15 @@ type Server struct {
 	intake   *intake.Service
 	river    *river.Client[pgx.Tx]
 	blobs    blob.Store
+	review   *review.Service
 	// inference checks model endpoints when an admin registers them.
 	inference *inference.Client
 	// jobsUI is riverui, mounted at /admin/jobs when there is a River client.
-	jobsUI        *riverui.Handler
-	jobsUIHandler fiber.Handler
-	logger        *slog.Logger
-	metrics       *metrics
-	app           *fiber.App
-	routes        []route
+	jobsUI  *riverui.Handler
+	logger  *slog.Logger
+	metrics *metrics
+	app     *fiber.App
+	routes  []route
 
 	crossOrigin *http.CrossOriginProtection
 }
@@ -88,7 +89,11 @@ func New(d Deps) (*Server, error) {
 		river:     d.River,
 		blobs:     d.Blobs,
 		inference: newInferenceClient(),
-		logger:    d.Logger,
+		review: review.NewService(d.Pool, review.Settings{
+			Lease: d.Config.ReviewLease, MaxInstances: d.Config.ReviewMaxInstances,
+			SecondShare: d.Config.SecondReviewShare, MinAgreement: d.Config.SecondReviewMinAgreement,
+		}),
+		logger: d.Logger,
 	}
 	s.intake = intake.NewService(d.Pool, d.Blobs, d.River, imaging.Limits{
 		MaxPixels: d.Config.UploadMaxPixels, MinShortSide: imaging.DefaultThresholds.MinShortSide,

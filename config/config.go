@@ -74,6 +74,16 @@ type Config struct {
 	BuiltinWorker bool `env:"BUILTIN_WORKER" envDefault:"true"`
 	// BuiltinWorkerCapacity is its inferences in flight; 0 means one per core.
 	BuiltinWorkerCapacity int `env:"BUILTIN_WORKER_CAPACITY" envDefault:"0"`
+
+	// ReviewLease is how long a reviewer holds an item without renewing
+	// (the open review page renews it).
+	ReviewLease time.Duration `env:"REVIEW_LEASE" envDefault:"10m"`
+	// ReviewMaxInstances caps the instances of one submitted review.
+	ReviewMaxInstances int `env:"REVIEW_MAX_INSTANCES" envDefault:"1000"`
+	// SecondReviewShare of first reviews get a blind second review; one
+	// agreeing less than SecondReviewMinAgreement is flagged to admins.
+	SecondReviewShare        float64 `env:"SECOND_REVIEW_SHARE" envDefault:"0.1"`
+	SecondReviewMinAgreement float64 `env:"SECOND_REVIEW_MIN_AGREEMENT" envDefault:"0.7"`
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -141,6 +151,10 @@ func (c *Config) validate() error {
 	}
 	if c.EndpointFailures < 1 || c.EndpointCoolOff <= 0 || c.BuiltinWorkerCapacity < 0 {
 		return fmt.Errorf("ENDPOINT_FAILURE_THRESHOLD must be at least 1, ENDPOINT_COOLOFF positive, BUILTIN_WORKER_CAPACITY not negative")
+	}
+	if c.ReviewLease < 10*time.Second || c.ReviewMaxInstances < 1 ||
+		!(c.SecondReviewShare >= 0 && c.SecondReviewShare <= 1) || !(c.SecondReviewMinAgreement >= 0 && c.SecondReviewMinAgreement <= 1) {
+		return fmt.Errorf("REVIEW_LEASE must be at least 10s, REVIEW_MAX_INSTANCES at least 1, SECOND_REVIEW_SHARE and SECOND_REVIEW_MIN_AGREEMENT in [0, 1]")
 	}
 	if c.SessionTTL < time.Minute {
 		return fmt.Errorf("SESSION_TTL %s is too short", c.SessionTTL)

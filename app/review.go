@@ -1,0 +1,300 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/problem"
+	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/review"
+	"github.com/deepimageshub/imagehub/views"
+)
+
+// reviewImageJSON is the image of a review item: its full size, where the
+// full-resolution bytes and the review-size picture are.
+type reviewImageJSON struct {
+	ID        string   `json:"id"`
+	Width     int32    `json:"width"`
+	Height    int32    `json:"height"`
+	FileURL   string   `json:"file_url"`
+	ReviewURL string   `json:"review_url"`
+	Labels    []string `json:"labels"`
+}
+
+type reviewProposalJSON struct {
+	ID    string   `json:"id"`
+	Label string   `json:"label"`
+	Score float32  `json:"score"`
+	BBox  []int32  `json:"bbox"`
+	Mask  maskJSON `json:"mask"`
+}
+
+// reviewItemJSON is API.md's answer to POST /api/v1/review/next.
+type reviewItemJSON struct {
+	ItemID         string               `json:"item_id"`
+	Kind           string               `json:"kind"`
+	Image          reviewImageJSON      `json:"image"`
+	Proposals      []reviewProposalJSON `json:"proposals"`
+	LeaseExpiresAt time.Time            `json:"lease_expires_at"`
+}
+
+// annotationJSON is a final instance (API.md).
+type annotationJSON struct {
+	ID         string    `json:"id"`
+	Label      string    `json:"label"`
+	Mask       maskJSON  `json:"mask"`
+	BBox       []int32   `json:"bbox"`
+	Area       int32     `json:"area"`
+	ProposalID *string   `json:"proposal_id,omitempty"`
+	IoU        *float32  `json:"iou,omitempty"`
+	Author     string    `json:"author"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// apiReviewNext: POST /api/v1/review/next with an optional body (or query)
+// {"label": "cat", "campaign_id": "…"} → 200 and the leased item, or 204.
+func (s *Server) apiReviewNext(c *fiber.Ctx) error {
+	var in struct {
+		Label      string `json:"label"`
+		CampaignID string `json:"campaign_id"`
+	}
+	if len(c.Body()) > 0 {
+		if err := decodeJSON(c, &in); err != nil {
+			return err
+		}
+	}
+	in.Label = strings.TrimSpace(cmpOr(in.Label, c.Query("label")))
+	in.CampaignID = strings.TrimSpace(cmpOr(in.CampaignID, c.Query("campaign_id")))
+	ctx := c.UserContext()
+	var f review.Filter
+	if in.Label != "" {
+		ls, err := s.q.LabelGetByNames(ctx, s.pool, []string{in.Label})
+		if err != nil {
+			return fmt.Errorf("error reading labels: %w", err)
+		}
+		if len(ls) == 0 {
+			return badInput("unknown_label", "label", fmt.Sprintf("%q is not a label of the taxonomy.", in.Label))
+		}
+		f.LabelID = &ls[0].ID
+	}
+	if in.CampaignID != "" {
+		id, err := uuid.Parse(in.CampaignID)
+		if err != nil {
+			return badInput("invalid", "campaign_id", "campaign_id is not a campaign id.")
+		}
+		f.CampaignID = &id
+	}
+	item, ok, err := s.review.Next(ctx, currentUser(c).ID, f)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.SendStatus(http.StatusNoContent)
+	}
+	j, err := s.reviewItemJSON(ctx, item)
+	if err != nil {
+		return err
+	}
+	return c.JSON(j)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (s *Server) reviewItemJSON(ctx context.Context, item queries.ReviewItem) (reviewItemJSON, error) {
+	img, err := s.q.ImageGet(ctx, s.pool, item.ImageID)
+	if err != nil {
+		return reviewItemJSON{}, fmt.Errorf("error reading image: %w", err)
+	}
+	labels, err := s.q.ImageLabelNames(ctx, s.pool, img.ID)
+	if err != nil {
+		return reviewItemJSON{}, fmt.Errorf("error reading labels: %w", err)
+	}
+	if labels == nil {
+		labels = []string{}
+	}
+	id := img.ID.String()
+	j := reviewItemJSON{
+		ItemID: item.ID.String(), Kind: string(item.Kind), Proposals: []reviewProposalJSON{},
+		Image: reviewImageJSON{
+			ID: id, Width: img.Width, Height: img.Height, Labels: labels,
+			FileURL: "/api/v1/images/" + id + "/file", ReviewURL: "/images/" + id + "/thumb/review",
+		},
+	}
+	if item.LeaseExpiresAt != nil {
+		j.LeaseExpiresAt = item.LeaseExpiresAt.UTC()
+	}
+	if item.Kind == queries.ReviewKindSecond {
+		return j, nil // blind: the second reviewer starts from nothing
+	}
+	props, err := s.q.ProposalsOfImage(ctx, s.pool, img.ID)
+	if err != nil {
+		return reviewItemJSON{}, fmt.Errorf("error reading proposals: %w", err)
+	}
+	for _, p := range props {
+		j.Proposals = append(j.Proposals, reviewProposalJSON{
+			ID: p.ID.String(), Label: p.Label, Score: p.Score, BBox: p.Bbox,
+			Mask: maskJSON{Size: [2]int32{p.Height, p.Width}, Counts: p.Counts},
+		})
+	}
+	return j, nil
+}
+
+// apiReviewRenew: POST /api/v1/review/{item_id}/renew → {lease_expires_at}.
+func (s *Server) apiReviewRenew(c *fiber.Ctx) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	until, err := s.review.Renew(c.UserContext(), currentUser(c).ID, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"lease_expires_at": until.UTC()})
+}
+
+// apiReviewSubmit: POST /api/v1/review/{item_id} → 200 with the stored
+// annotations; 409 without a live lease; 400 naming the field at fault.
+func (s *Server) apiReviewSubmit(c *fiber.Ctx) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	var sub review.Submission
+	if err := decodeJSON(c, &sub); err != nil {
+		return err
+	}
+	u := currentUser(c)
+	res, err := s.review.Submit(c.UserContext(), u.ID, id, sub)
+	if err != nil {
+		return err
+	}
+	out := make([]annotationJSON, len(res.Annotations))
+	for i, a := range res.Annotations {
+		out[i] = toAnnotationJSON(a.ID, a.Label, a.Height, a.Width, a.Counts, a.Bbox, a.Area, a.ProposalID, a.Iou, u.Name, a.CreatedAt)
+	}
+	body := fiber.Map{"item_id": res.Item.ID.String(), "kind": res.Item.Kind, "annotations": out}
+	if res.Item.Agreement != nil {
+		body["agreement"] = *res.Item.Agreement
+	}
+	return c.JSON(body)
+}
+
+func toAnnotationJSON(id uuid.UUID, label string, h, w int32, counts string, bbox []int32, area int32, proposal *uuid.UUID, iou *float32, author string, created time.Time) annotationJSON {
+	j := annotationJSON{
+		ID: id.String(), Label: label, Mask: maskJSON{Size: [2]int32{h, w}, Counts: counts},
+		BBox: bbox, Area: area, IoU: iou, Author: author, CreatedAt: created.UTC(),
+	}
+	if proposal != nil {
+		p := proposal.String()
+		j.ProposalID = &p
+	}
+	return j
+}
+
+// imageAnnotations are an image's current annotations, for GET /images/{id}.
+func (s *Server) imageAnnotations(ctx context.Context, image uuid.UUID) ([]annotationJSON, error) {
+	rows, err := s.q.AnnotationsCurrent(ctx, s.pool, image)
+	if err != nil {
+		return nil, fmt.Errorf("error reading annotations: %w", err)
+	}
+	out := make([]annotationJSON, len(rows))
+	for i, a := range rows {
+		out[i] = toAnnotationJSON(a.ID, a.Label, a.Height, a.Width, a.Counts, a.Bbox, a.Area, a.ProposalID, a.Iou, a.AuthorName, a.CreatedAt)
+	}
+	return out, nil
+}
+
+// reviewStatsPage: GET /review/stats. A reviewer sees their own figures,
+// an admin everyone's.
+func (s *Server) reviewStatsPage(c *fiber.Ctx) error {
+	u := currentUser(c)
+	var only *uuid.UUID
+	if !u.Role.AtLeast(auth.RoleAdmin) {
+		only = &u.ID
+	}
+	rows, err := s.q.ReviewerStats(c.UserContext(), s.pool, only)
+	if err != nil {
+		return fmt.Errorf("error reading reviewer stats: %w", err)
+	}
+	d := views.ReviewStats{All: only == nil}
+	for _, r := range rows {
+		row := views.ReviewerRow{Name: r.Name, Email: r.Email, Items: int(r.Items), SecondReviews: int(r.SecondReviews)}
+		if hours := float64(r.TimeSpentMs) / 3.6e6; hours > 0 {
+			row.PerHour = float64(r.Items) / hours
+		}
+		if r.SecondReviews > 0 {
+			row.Agreement, row.HasAgreement = float32(r.Agreement), true
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	if only == nil {
+		flagged, err := s.q.ReviewsFlagged(c.UserContext(), s.pool)
+		if err != nil {
+			return fmt.Errorf("error reading flagged reviews: %w", err)
+		}
+		for _, f := range flagged {
+			row := views.FlaggedRow{ItemID: f.ID.String(), ImageID: f.ImageID.String(), Filename: f.Filename}
+			if f.Agreement != nil {
+				row.Agreement = *f.Agreement
+			}
+			d.Flagged = append(d.Flagged, row)
+		}
+	}
+	return render(c, http.StatusOK, views.ReviewStatsPage(s.page(c, "Review statistics"), d))
+}
+
+// flaggedReviewPage: GET /admin/reviews/{item_id}: a second review that
+// disagreed with the first, both versions side by side.
+func (s *Server) flaggedReviewPage(c *fiber.Ctx) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	second, err := s.q.ReviewGet(ctx, s.pool, id)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && second.Kind != queries.ReviewKindSecond) {
+		return problem.NotFound
+	}
+	if err != nil {
+		return fmt.Errorf("error reading review: %w", err)
+	}
+	first, err := s.q.FirstReviewOf(ctx, s.pool, second.ImageID)
+	if err != nil {
+		return fmt.Errorf("error reading first review: %w", err)
+	}
+	img, err := s.q.ImageGet(ctx, s.pool, second.ImageID)
+	if err != nil {
+		return fmt.Errorf("error reading image: %w", err)
+	}
+	d := views.ReviewCompare{ImageID: img.ID.String(), Filename: img.Filename, Width: int(img.Width), Height: int(img.Height)}
+	if second.Agreement != nil {
+		d.Agreement = *second.Agreement
+	}
+	for _, side := range []struct {
+		item queries.ReviewItem
+		dst  *[]views.CompareInstance
+	}{{first, &d.First}, {second, &d.Second}} {
+		rows, err := s.q.AnnotationsOfReview(ctx, s.pool, side.item.ID)
+		if err != nil {
+			return fmt.Errorf("error reading annotations: %w", err)
+		}
+		for _, a := range rows {
+			*side.dst = append(*side.dst, views.CompareInstance{Label: a.Label, Area: int(a.Area), BBox: a.Bbox})
+		}
+	}
+	return render(c, http.StatusOK, views.ReviewComparePage(s.page(c, "Second review"), d))
+}

@@ -1,0 +1,123 @@
+-- name: ReviewLease :one
+-- Leases the next item to one reviewer: items of open campaigns first (by
+-- the campaign's priority), then the least confident proposals first.
+-- SKIP LOCKED hands every item to one reviewer only, however many ask at
+-- once; an item whose lease expired is free again.
+WITH pick AS (
+    SELECT r.id AS picked_id
+    FROM review_items r
+    JOIN images i ON i.id = r.image_id
+    LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.closes_at > now()
+    WHERE r.done_at IS NULL
+      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
+      AND (r.excluded_user IS NULL OR r.excluded_user <> sqlc.arg(reviewer)::uuid)
+      AND (sqlc.narg(label_id)::uuid IS NULL OR EXISTS (
+            SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = sqlc.narg(label_id)::uuid))
+      AND (sqlc.narg(campaign_id)::uuid IS NULL OR i.campaign_id = sqlc.narg(campaign_id)::uuid)
+    ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, r.confidence ASC NULLS LAST, r.created_at, r.id
+    LIMIT 1
+    FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE review_items SET leased_by = sqlc.arg(reviewer)::uuid,
+    lease_expires_at = now() + make_interval(secs => sqlc.arg(lease_seconds)::float8)
+FROM pick
+WHERE review_items.id = pick.picked_id
+RETURNING review_items.*;
+
+-- name: ReviewRenew :one
+UPDATE review_items SET lease_expires_at = now() + make_interval(secs => sqlc.arg(lease_seconds)::float8)
+WHERE id = sqlc.arg(id)::uuid AND leased_by = sqlc.arg(reviewer)::uuid
+  AND lease_expires_at > now() AND done_at IS NULL
+RETURNING lease_expires_at;
+
+-- name: ReviewGetForUpdate :one
+-- The item with its lease as the database sees it now.
+SELECT review_items.*, coalesce(lease_expires_at > now(), false)::boolean AS lease_live
+FROM review_items WHERE id = @id FOR UPDATE;
+
+-- name: ReviewGet :one
+SELECT * FROM review_items WHERE id = @id;
+
+-- name: ReviewFinish :exec
+UPDATE review_items SET done_by = @done_by, done_at = now(), time_spent_ms = @time_spent_ms,
+    leased_by = NULL, lease_expires_at = NULL, agreement = sqlc.narg(agreement), flagged = @flagged
+WHERE id = @id;
+
+-- name: ReviewQueueSecond :exec
+-- A blind second review of an image, for anyone but its first reviewer.
+INSERT INTO review_items (image_id, kind, confidence, excluded_user)
+VALUES (@image_id, 'second', sqlc.narg(confidence), @excluded_user)
+ON CONFLICT (image_id, kind) DO NOTHING;
+
+-- name: ImageMarkReviewed :exec
+UPDATE images SET status = 'reviewed', reason = NULL, updated_at = now()
+WHERE id = @id AND status IN ('awaiting_review', 'reviewed');
+
+-- name: AnnotationsReplace :exec
+-- Marks an image's current first-review annotations as replaced by a new review.
+UPDATE annotations a SET replaced_at = now()
+FROM review_items r
+WHERE a.review_item_id = r.id AND r.kind = 'first' AND a.image_id = @image_id AND a.replaced_at IS NULL;
+
+-- name: AnnotationsInsert :exec
+INSERT INTO annotations (id, image_id, review_item_id, label_id, proposal_id, iou, height, width, counts, bbox, area, content_sha256, author_id)
+SELECT u.id, sqlc.arg(image_id)::uuid, sqlc.arg(review_item_id)::uuid, (@label_ids::uuid[])[u.n],
+    nullif((@proposal_ids::uuid[])[u.n], '00000000-0000-0000-0000-000000000000'::uuid),
+    nullif((@ious::real[])[u.n], -1::real),
+    sqlc.arg(height)::int, sqlc.arg(width)::int, (@counts::text[])[u.n],
+    ARRAY[(@xs::int[])[u.n], (@ys::int[])[u.n], (@ws::int[])[u.n], (@hs::int[])[u.n]],
+    (@areas::int[])[u.n], (@hashes::bytea[])[u.n], sqlc.arg(author_id)::uuid
+FROM unnest(@ids::uuid[]) WITH ORDINALITY AS u(id, n);
+
+-- name: VerdictsInsert :exec
+INSERT INTO proposal_verdicts (review_item_id, proposal_id, verdict)
+SELECT sqlc.arg(review_item_id)::uuid, u.proposal_id, (@verdicts::text[])[u.n]
+FROM unnest(@proposal_ids::uuid[]) WITH ORDINALITY AS u(proposal_id, n);
+
+-- name: AnnotationsCurrent :many
+-- An image's current annotations: its first review's, not replaced.
+SELECT a.*, l.name AS label, u.name AS author_name
+FROM annotations a
+JOIN review_items r ON r.id = a.review_item_id AND r.kind = 'first'
+JOIN labels l ON l.id = a.label_id
+JOIN users u ON u.id = a.author_id
+WHERE a.image_id = @image_id AND a.replaced_at IS NULL
+ORDER BY a.created_at, a.id;
+
+-- name: AnnotationsOfReview :many
+SELECT a.*, l.name AS label FROM annotations a JOIN labels l ON l.id = a.label_id
+WHERE a.review_item_id = @review_item_id ORDER BY a.id;
+
+-- name: FirstReviewOf :one
+SELECT * FROM review_items WHERE image_id = @image_id AND kind = 'first';
+
+-- name: ProposalsOfImage :many
+SELECT p.id, p.label_id, l.name AS label, p.score, p.bbox, p.height, p.width, p.counts
+FROM proposals p JOIN labels l ON l.id = p.label_id
+WHERE p.image_id = @image_id ORDER BY p.score DESC, p.id;
+
+-- name: ReviewerStats :many
+-- Per reviewer: first and second reviews done, time spent, and how well
+-- their first reviews agreed with the second reviews of the same images.
+SELECT u.id, u.name, u.email,
+    count(r.id)::int AS items,
+    coalesce(sum(r.time_spent_ms), 0)::bigint AS time_spent_ms,
+    coalesce((SELECT avg(s.agreement) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
+     WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL), 0)::float8 AS agreement,
+    (SELECT count(*) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
+     WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL)::int AS second_reviews
+FROM users u JOIN review_items r ON r.done_by = u.id
+WHERE (sqlc.narg(user_id)::uuid IS NULL OR u.id = sqlc.narg(user_id)::uuid)
+GROUP BY u.id
+ORDER BY items DESC, u.name;
+
+-- name: ReviewsFlagged :many
+-- Second reviews that disagreed with the first, for admins.
+SELECT s.id, s.image_id, s.agreement, s.done_at, i.filename,
+    f.done_by AS first_by, s.done_by AS second_by
+FROM review_items s
+JOIN review_items f ON f.image_id = s.image_id AND f.kind = 'first'
+JOIN images i ON i.id = s.image_id
+WHERE s.kind = 'second' AND s.flagged
+ORDER BY s.done_at DESC
+LIMIT 200;
