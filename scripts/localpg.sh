@@ -95,6 +95,14 @@ CONF
     # LOCALPG_PORT takes effect.
     as_owner "$bindir/pg_ctl" -D "$datadir" -l "$log" -o "-p $port" -w -t 60 start >/dev/null \
       || die "could not start PostgreSQL; see $log"
+  else
+    # Already running, perhaps on another port than asked: use the port it
+    # listens on (line 4 of postmaster.pid).
+    running=$(as_owner sed -n 4p "$datadir/postmaster.pid" 2>/dev/null || true)
+    if [ -n "$running" ] && [ "$running" != "$port" ]; then
+      echo "localpg: the cluster is already running on port $running; using it (make stop, then start again to move it)" >&2
+      port=$running
+    fi
   fi
   if [ "$("$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'imagehub'")" != 1 ]; then
     "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres imagehub || die "could not create database imagehub"
