@@ -218,6 +218,20 @@ func TestReviewSubmit(t *testing.T) {
 	require.Equal(t, "rev", a["author"])
 	require.Contains(t, a, "iou")
 
+	// The model's record: 5 "cat" proposals (one on the image not yet
+	// reviewed); 1 accepted, 2 corrected (one relabelled), 1 rejected; mean
+	// IoU over the reviewed ones (1 + IoU + 1 + 0) / 4.
+	admin, _ := tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	stats := admin.get("/api/v1/stats/models").json(t)["items"].([]any)
+	require.Len(t, stats, 1)
+	st := stats[0].(map[string]any)
+	require.Equal(t, "cat", st["label"])
+	require.EqualValues(t, 5, st["proposals"])
+	require.EqualValues(t, 1, st["accepted"])
+	require.EqualValues(t, 2, st["corrected"])
+	require.EqualValues(t, 1, st["rejected"])
+	require.InDelta(t, (2+wantIoU)/4, st["mean_iou"], 1e-6)
+
 	// The lease ended with the submission: a second submission is refused.
 	res = rev.json(http.MethodPost, "/api/v1/review/"+f.item.String(), body)
 	require.Equal(t, http.StatusConflict, res.StatusCode)
