@@ -172,6 +172,12 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	for k, v := range e.Headers {
 		c.Set(k, v)
 	}
+	if h := &c.Request().Header; h.ContentLength() != 0 && c.Request().IsBodyStream() {
+		// A refusal may come before the body was read (sign-in required,
+		// role, CSRF): what is left of it on the wire must not be taken
+		// for the next request.
+		c.Context().SetConnectionClose()
+	}
 	if isAPI(c) || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") && !strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
 		return c.Status(e.Status).JSON(fiber.Map{"error": apiError{Code: e.Code, Message: e.Message, Field: e.Field, Details: e.Details}})
 	}
