@@ -70,17 +70,16 @@ func QueueInference(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]
 // contract error ends the run at once.
 type InferWorker struct {
 	river.WorkerDefaults[InferArgs]
-	pool        *pgxpool.Pool
-	q           *queries.Queries
-	blobs       blob.Store
-	logger      *slog.Logger
-	client      *inference.Client
-	slots       *dispatch.Slots
-	labels      *labelIndex
-	metrics     *inferMetrics
-	maxBackoff  time.Duration
-	jobTimeout  time.Duration
-	maxAttempts int
+	pool       *pgxpool.Pool
+	q          *queries.Queries
+	blobs      blob.Store
+	logger     *slog.Logger
+	client     *inference.Client
+	slots      *dispatch.Slots
+	labels     *labelIndex
+	metrics    *inferMetrics
+	maxBackoff time.Duration
+	jobTimeout time.Duration
 	// slotWait is how long a job waits in process for a free slot before
 	// it snoozes and gives its River worker to another job.
 	slotWait time.Duration

@@ -69,7 +69,7 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 				client: newInferenceClient(cfg),
 				slots:  dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff}),
 				labels: newLabelIndex(d.Pool, d.Logger), metrics: im,
-				maxBackoff: cfg.InferMaxBackoff, jobTimeout: cfg.JobTimeout, maxAttempts: cfg.InferMaxAttempts,
+				maxBackoff: cfg.InferMaxBackoff, jobTimeout: cfg.JobTimeout,
 				slotWait: min(5*time.Second, cfg.JobTimeout/4),
 			})
 		},
