@@ -82,10 +82,11 @@ BENCHES := \
 	./app/:BenchmarkIngestPipeline:3x \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
 	./jobs/:BenchmarkDispatch:1x \
-	./jobs/:BenchmarkRiverNoop:1x
+	./jobs/:BenchmarkRiverNoop:1x \
+	./app/:BenchmarkReviewBrushFrame:1x
 
 .PHONY: bench
-bench: imagemagick ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency) and print a table
+bench: imagemagick chromium ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

@@ -63,6 +63,7 @@ func (s *Server) routeTable() []route {
 		{get, "/images/:id/thumb/:size", auth.RoleContributor, s.imageThumb},
 		{get, "/campaigns", auth.RoleContributor, s.campaignsPage},
 		{post, "/campaigns", auth.RoleAdmin, s.campaignCreateSubmit},
+		{get, "/review", auth.RoleReviewer, s.reviewPage},
 		{get, "/review/stats", auth.RoleReviewer, s.reviewStatsPage},
 		{get, "/admin/reviews/:id", auth.RoleAdmin, s.flaggedReviewPage},
 		{get, "/admin/models", auth.RoleAdmin, s.adminModelsPage},
