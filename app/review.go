@@ -166,6 +166,19 @@ func (s *Server) apiReviewRenew(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"lease_expires_at": until.UTC()})
 }
 
+// apiReviewRelease: POST /api/v1/review/{item_id}/release → 204; 409 when
+// the lease is not the caller's.
+func (s *Server) apiReviewRelease(c *fiber.Ctx) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := s.review.Release(c.UserContext(), currentUser(c).ID, id); err != nil {
+		return err
+	}
+	return c.SendStatus(http.StatusNoContent)
+}
+
 // apiReviewSubmit: POST /api/v1/review/{item_id} → 200 with the stored
 // annotations; 409 without a live lease; 400 naming the field at fault.
 func (s *Server) apiReviewSubmit(c *fiber.Ctx) error {

@@ -323,6 +323,18 @@ func TestReviewLeaseExpiryAndRenewal(t *testing.T) {
 	res = bob.json(http.MethodPost, "/api/v1/review/"+f.item.String()+"/renew", map[string]any{})
 	require.Equal(t, http.StatusConflict, res.StatusCode)
 
+	// Released by its holder, the item goes to the next reviewer at once.
+	res = bob.json(http.MethodPost, "/api/v1/review/"+f.item.String()+"/release", map[string]any{})
+	require.Equal(t, http.StatusConflict, res.StatusCode, "only the holder releases")
+	res = ann.json(http.MethodPost, "/api/v1/review/"+f.item.String()+"/release", map[string]any{})
+	require.Equal(t, http.StatusNoContent, res.StatusCode, "%s", res.body)
+	status, _ = next(t, bob)
+	require.Equal(t, http.StatusOK, status, "released: Bob gets it")
+	status, _ = next(t, ann)
+	require.Equal(t, http.StatusNoContent, status)
+	_, err = tb.pool.Exec(ctx, "UPDATE review_items SET leased_by = (SELECT id FROM users WHERE email = 'ann@example.com') WHERE id = $1", f.item)
+	require.NoError(t, err)
+
 	_, err = tb.pool.Exec(ctx, "UPDATE review_items SET lease_expires_at = now() - interval '1 second' WHERE id = $1", f.item)
 	require.NoError(t, err)
 	res = ann.json(http.MethodPost, "/api/v1/review/"+f.item.String(), body)

@@ -96,6 +96,7 @@ func (s *Server) routeTable() []route {
 		{post, "/api/v1/models", auth.RoleAdmin, s.apiModelSave},
 		{post, "/api/v1/review/next", auth.RoleReviewer, s.apiReviewNext},
 		{post, "/api/v1/review/:id/renew", auth.RoleReviewer, s.apiReviewRenew},
+		{post, "/api/v1/review/:id/release", auth.RoleReviewer, s.apiReviewRelease},
 		{post, "/api/v1/review/:id", auth.RoleReviewer, s.apiReviewSubmit},
 		{get, "/api/v1/stats/models", auth.RoleAdmin, s.apiModelStats},
 	}

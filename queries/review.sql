@@ -121,3 +121,8 @@ JOIN images i ON i.id = s.image_id
 WHERE s.kind = 'second' AND s.flagged
 ORDER BY s.done_at DESC
 LIMIT 200;
+
+-- name: ReviewRelease :execrows
+-- Gives an item back before its lease ends (the reviewer left the page).
+UPDATE review_items SET leased_by = NULL, lease_expires_at = NULL
+WHERE id = @id AND leased_by = @reviewer AND done_at IS NULL;

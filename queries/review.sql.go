@@ -460,6 +460,25 @@ func (q *Queries) ReviewQueueSecond(ctx context.Context, db DBTX, arg ReviewQueu
 	return err
 }
 
+const reviewRelease = `-- name: ReviewRelease :execrows
+UPDATE review_items SET leased_by = NULL, lease_expires_at = NULL
+WHERE id = $1 AND leased_by = $2 AND done_at IS NULL
+`
+
+type ReviewReleaseParams struct {
+	ID       uuid.UUID
+	Reviewer *uuid.UUID
+}
+
+// Gives an item back before its lease ends (the reviewer left the page).
+func (q *Queries) ReviewRelease(ctx context.Context, db DBTX, arg ReviewReleaseParams) (int64, error) {
+	result, err := db.Exec(ctx, reviewRelease, arg.ID, arg.Reviewer)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const reviewRenew = `-- name: ReviewRenew :one
 UPDATE review_items SET lease_expires_at = now() + make_interval(secs => $1::float8)
 WHERE id = $2::uuid AND leased_by = $3::uuid

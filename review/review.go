@@ -90,6 +90,19 @@ func (s *Service) Renew(ctx context.Context, reviewer, item uuid.UUID) (time.Tim
 	return *until, nil
 }
 
+// Release gives reviewer's lease on item back at once, so the item goes to
+// the next reviewer who asks rather than after the lease runs out.
+func (s *Service) Release(ctx context.Context, reviewer, item uuid.UUID) error {
+	n, err := s.q.ReviewRelease(ctx, s.pool, queries.ReviewReleaseParams{ID: item, Reviewer: &reviewer})
+	if err != nil {
+		return fmt.Errorf("error releasing lease: %w", err)
+	}
+	if n == 0 {
+		return errLease
+	}
+	return nil
+}
+
 // Instance is one final instance as a reviewer submits it.
 type Instance struct {
 	ProposalID *uuid.UUID `json:"proposal_id"`

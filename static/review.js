@@ -1744,6 +1744,18 @@
       if (Date.now() - lastRenew > RENEW_MS / 2) renewAll();
     }
   });
+  // Leaving the page gives back the items leased ahead (and the one on
+  // screen unless its edits are kept for the warning below), so other
+  // reviewers get them now rather than when the leases run out.
+  window.addEventListener("pagehide", function () {
+    var give = ahead.slice();
+    if (current && current.state === "open" && !current.undo.length) give.push(current);
+    give.forEach(function (item) {
+      fetch("/api/v1/review/" + encodeURIComponent(item.id) + "/release", {
+        method: "POST", credentials: "same-origin", keepalive: true, headers: { "X-CSRF-Token": csrf }
+      }).catch(function () { /* the lease runs out on its own */ });
+    });
+  });
   window.addEventListener("beforeunload", function (e) {
     if (saving.length || (current && current.undo.length)) {
       e.preventDefault();
