@@ -60,8 +60,18 @@ chromium: ## install Debian's chromium for the browser tests, when missing
 			echo "the browser tests need Chromium: install it (Debian: apt-get install chromium) or set CHROMIUM=/path/to/chrome" >&2; exit 1; \
 		fi; }
 
+.PHONY: unzip
+unzip: ## install Info-ZIP's unzip for the dataset tests (they check downloads with unzip -t), when missing
+	@command -v unzip >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing unzip for the dataset tests"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip >/dev/null; \
+		else \
+			echo "the dataset tests check downloads with unzip -t: install it (Debian: apt-get install unzip)" >&2; exit 1; \
+		fi; }
+
 .PHONY: test
-test: chromium ## vet, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
+test: chromium unzip ## vet, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	$(MAKE) --no-print-directory vet check-generated; \
@@ -83,10 +93,13 @@ BENCHES := \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
 	./jobs/:BenchmarkDispatch:1x \
 	./jobs/:BenchmarkRiverNoop:1x \
-	./app/:BenchmarkReviewBrushFrame:1x
+	./app/:BenchmarkReviewBrushFrame:1x \
+	./dataset/:BenchmarkDatasetPublish:1x \
+	./dataset/:BenchmarkDatasetExport:3x \
+	./app/:BenchmarkDatasetDownload:1x
 
 .PHONY: bench
-bench: imagemagick chromium ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames) and print a table
+bench: imagemagick chromium ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

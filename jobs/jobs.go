@@ -77,6 +77,12 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			return river.AddWorkerSafely(workers, &QueueModelWorker{pool: d.Pool, q: q, maxAttempts: cfg.InferMaxAttempts})
 		},
 		func() error {
+			return river.AddWorkerSafely(workers, &PublishWorker{pool: d.Pool, logger: d.Logger, timeout: datasetJobTimeout(cfg)})
+		},
+		func() error {
+			return river.AddWorkerSafely(workers, &ExportWorker{pool: d.Pool, blobs: d.Blobs, logger: d.Logger, timeout: datasetJobTimeout(cfg)})
+		},
+		func() error {
 			return river.AddWorkerSafely(workers, &SweepWorker{
 				q: q, pool: d.Pool, blobs: d.Blobs, logger: d.Logger, grace: d.Config.BlobGracePeriod,
 			})
@@ -104,6 +110,9 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			QueueIngest: {MaxWorkers: 2 * runtime.GOMAXPROCS(0)},
 			// Inference jobs mostly wait on remote workers.
 			QueueInfer: {MaxWorkers: cfg.InferWorkers},
+			// Publishing is one heavy transaction and an export streams
+			// gigabytes: two at a time leave room for everything else.
+			QueueDatasets: {MaxWorkers: 2},
 		}
 		rc.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {

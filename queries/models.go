@@ -13,6 +13,253 @@ import (
 	"github.com/google/uuid"
 )
 
+type DatasetChange string
+
+const (
+	DatasetChangeAdded   DatasetChange = "added"
+	DatasetChangeRemoved DatasetChange = "removed"
+	DatasetChangeChanged DatasetChange = "changed"
+)
+
+func (e *DatasetChange) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = DatasetChange(s)
+	case string:
+		*e = DatasetChange(s)
+	default:
+		return fmt.Errorf("unsupported scan type for DatasetChange: %T", src)
+	}
+	return nil
+}
+
+type NullDatasetChange struct {
+	DatasetChange DatasetChange
+	Valid         bool // Valid is true if DatasetChange is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullDatasetChange) Scan(value interface{}) error {
+	if value == nil {
+		ns.DatasetChange, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.DatasetChange.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullDatasetChange) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.DatasetChange), nil
+}
+
+func (e DatasetChange) Valid() bool {
+	switch e {
+	case DatasetChangeAdded,
+		DatasetChangeRemoved,
+		DatasetChangeChanged:
+		return true
+	}
+	return false
+}
+
+func AllDatasetChangeValues() []DatasetChange {
+	return []DatasetChange{
+		DatasetChangeAdded,
+		DatasetChangeRemoved,
+		DatasetChangeChanged,
+	}
+}
+
+type DatasetExportState string
+
+const (
+	DatasetExportStateQueued  DatasetExportState = "queued"
+	DatasetExportStateRunning DatasetExportState = "running"
+	DatasetExportStateReady   DatasetExportState = "ready"
+	DatasetExportStateFailed  DatasetExportState = "failed"
+)
+
+func (e *DatasetExportState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = DatasetExportState(s)
+	case string:
+		*e = DatasetExportState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for DatasetExportState: %T", src)
+	}
+	return nil
+}
+
+type NullDatasetExportState struct {
+	DatasetExportState DatasetExportState
+	Valid              bool // Valid is true if DatasetExportState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullDatasetExportState) Scan(value interface{}) error {
+	if value == nil {
+		ns.DatasetExportState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.DatasetExportState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullDatasetExportState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.DatasetExportState), nil
+}
+
+func (e DatasetExportState) Valid() bool {
+	switch e {
+	case DatasetExportStateQueued,
+		DatasetExportStateRunning,
+		DatasetExportStateReady,
+		DatasetExportStateFailed:
+		return true
+	}
+	return false
+}
+
+func AllDatasetExportStateValues() []DatasetExportState {
+	return []DatasetExportState{
+		DatasetExportStateQueued,
+		DatasetExportStateRunning,
+		DatasetExportStateReady,
+		DatasetExportStateFailed,
+	}
+}
+
+type DatasetSplit string
+
+const (
+	DatasetSplitTrain DatasetSplit = "train"
+	DatasetSplitVal   DatasetSplit = "val"
+	DatasetSplitTest  DatasetSplit = "test"
+)
+
+func (e *DatasetSplit) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = DatasetSplit(s)
+	case string:
+		*e = DatasetSplit(s)
+	default:
+		return fmt.Errorf("unsupported scan type for DatasetSplit: %T", src)
+	}
+	return nil
+}
+
+type NullDatasetSplit struct {
+	DatasetSplit DatasetSplit
+	Valid        bool // Valid is true if DatasetSplit is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullDatasetSplit) Scan(value interface{}) error {
+	if value == nil {
+		ns.DatasetSplit, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.DatasetSplit.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullDatasetSplit) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.DatasetSplit), nil
+}
+
+func (e DatasetSplit) Valid() bool {
+	switch e {
+	case DatasetSplitTrain,
+		DatasetSplitVal,
+		DatasetSplitTest:
+		return true
+	}
+	return false
+}
+
+func AllDatasetSplitValues() []DatasetSplit {
+	return []DatasetSplit{
+		DatasetSplitTrain,
+		DatasetSplitVal,
+		DatasetSplitTest,
+	}
+}
+
+type DatasetVersionState string
+
+const (
+	DatasetVersionStatePublishing DatasetVersionState = "publishing"
+	DatasetVersionStatePublished  DatasetVersionState = "published"
+	DatasetVersionStateFailed     DatasetVersionState = "failed"
+)
+
+func (e *DatasetVersionState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = DatasetVersionState(s)
+	case string:
+		*e = DatasetVersionState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for DatasetVersionState: %T", src)
+	}
+	return nil
+}
+
+type NullDatasetVersionState struct {
+	DatasetVersionState DatasetVersionState
+	Valid               bool // Valid is true if DatasetVersionState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullDatasetVersionState) Scan(value interface{}) error {
+	if value == nil {
+		ns.DatasetVersionState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.DatasetVersionState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullDatasetVersionState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.DatasetVersionState), nil
+}
+
+func (e DatasetVersionState) Valid() bool {
+	switch e {
+	case DatasetVersionStatePublishing,
+		DatasetVersionStatePublished,
+		DatasetVersionStateFailed:
+		return true
+	}
+	return false
+}
+
+func AllDatasetVersionStateValues() []DatasetVersionState {
+	return []DatasetVersionState{
+		DatasetVersionStatePublishing,
+		DatasetVersionStatePublished,
+		DatasetVersionStateFailed,
+	}
+}
+
 type ImageStatus string
 
 const (
@@ -318,6 +565,112 @@ type Campaign struct {
 type CampaignLabel struct {
 	CampaignID uuid.UUID
 	LabelID    uuid.UUID
+}
+
+type Dataset struct {
+	ID           uuid.UUID
+	Name         string
+	Description  string
+	LabelIds     []uuid.UUID
+	CampaignIds  []uuid.UUID
+	MinSharpness *float32
+	MinShortSide *int32
+	Since        *time.Time
+	Until        *time.Time
+	TrainPpm     int32
+	ValPpm       int32
+	TestPpm      int32
+	Seed         []byte
+	CreatedBy    uuid.UUID
+	CreatedAt    time.Time
+}
+
+type DatasetCategory struct {
+	DatasetID  uuid.UUID
+	LabelID    uuid.UUID
+	CategoryID int32
+}
+
+type DatasetExport struct {
+	ID          uuid.UUID
+	VersionID   uuid.UUID
+	Format      string
+	Splits      []string
+	LabelIds    []uuid.UUID
+	State       DatasetExportState
+	Progress    float32
+	BlobKey     *string
+	ByteSize    *int64
+	Error       *string
+	JobID       *int64
+	RequestedBy uuid.UUID
+	CreatedAt   time.Time
+	FinishedAt  *time.Time
+}
+
+type DatasetVersion struct {
+	ID             uuid.UUID
+	DatasetID      uuid.UUID
+	Number         int32
+	State          DatasetVersionState
+	Step           string
+	Progress       float32
+	Error          *string
+	JobID          *int64
+	Filter         []byte
+	Images         int32
+	Instances      int64
+	Bytes          int64
+	TrainImages    int32
+	ValImages      int32
+	TestImages     int32
+	TrainInstances int64
+	ValInstances   int64
+	TestInstances  int64
+	Previous       *int32
+	Added          int32
+	Removed        int32
+	Changed        int32
+	CreatedBy      uuid.UUID
+	CreatedAt      time.Time
+	PublishedAt    *time.Time
+}
+
+type DatasetVersionChange struct {
+	VersionID uuid.UUID
+	Sha256    []byte
+	ImageID   uuid.UUID
+	Change    DatasetChange
+}
+
+type DatasetVersionImage struct {
+	VersionID        uuid.UUID
+	Ordinal          int32
+	Sha256           []byte
+	ImageID          uuid.UUID
+	Split            DatasetSplit
+	Width            int32
+	Height           int32
+	ContentType      string
+	ByteSize         int64
+	FirstAnnotation  int32
+	AnnotationIds    []uuid.UUID
+	AnnotationLabels []uuid.UUID
+	Digest           []byte
+}
+
+type DatasetVersionLabel struct {
+	VersionID      uuid.UUID
+	CategoryID     int32
+	LabelID        uuid.UUID
+	Name           string
+	DisplayName    string
+	TrainImages    int32
+	ValImages      int32
+	TestImages     int32
+	TrainInstances int32
+	ValInstances   int32
+	TestInstances  int32
 }
 
 type EndpointSlot struct {

@@ -1,0 +1,771 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/mask"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// Format is how a download carries the masks: COCO instance segmentation
+// with RLE masks in annotations.json, or one PNG per instance.
+type Format string
+
+// The formats.
+const (
+	COCO Format = "coco"
+	PNG  Format = "png"
+)
+
+// Subset is what a download takes of a version: its images in some splits,
+// with an instance of some labels (and only those instances). Empty lists
+// take everything.
+type Subset struct {
+	Format Format
+	Splits []Split
+	Labels []uuid.UUID
+}
+
+// Version is a version with what a download needs of it.
+type Version struct {
+	queries.DatasetVersion
+	DatasetName string
+	Ratios      Ratios
+	Filter      Filter
+	// Categories are the version's labels with their COCO ids and class
+	// histogram, in id order.
+	Categories []queries.DatasetVersionLabel
+}
+
+// LoadVersion reads what a download of v needs.
+func LoadVersion(ctx context.Context, db queries.DBTX, v queries.DatasetVersion) (Version, error) {
+	q := queries.New()
+	d, err := q.DatasetGet(ctx, db, v.DatasetID)
+	if err != nil {
+		return Version{}, fmt.Errorf("error reading dataset %s: %w", v.DatasetID, err)
+	}
+	cats, err := q.VersionLabels(ctx, db, v.ID)
+	if err != nil {
+		return Version{}, fmt.Errorf("error reading categories of version %d: %w", v.Number, err)
+	}
+	out := Version{DatasetVersion: v, DatasetName: d.Name, Ratios: RatiosOf(d), Categories: cats}
+	if err := json.Unmarshal(v.Filter, &out.Filter); err != nil {
+		return Version{}, fmt.Errorf("error reading the filter of version %d: %w", v.Number, err)
+	}
+	return out, nil
+}
+
+// Category returns the version's category of a label name.
+func (v Version) Category(name string) (queries.DatasetVersionLabel, bool) {
+	for _, c := range v.Categories {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return queries.DatasetVersionLabel{}, false
+}
+
+// Stats count what a download holds.
+type Stats struct {
+	Images      int
+	Instances   int
+	ImageBytes  int64
+	SplitImages map[Split]int
+}
+
+// Exporter writes downloads. Its memory stays bounded whatever the
+// version's size: the manifest is read a page at a time (keyset on the
+// ordinal), and images are read a few ahead within a byte budget.
+type Exporter struct {
+	DB    queries.DBTX
+	Blobs blob.Store
+	// PageSize is the range of manifest rows one query reads (default 1000).
+	PageSize int
+	// Prefetch is how many images are read ahead of the one being written
+	// (default 8), and PrefetchBytes bounds their bytes (default 32 MiB),
+	// so that reads from S3 overlap.
+	Prefetch      int
+	PrefetchBytes int64
+	// Progress, when set, is called after each image is written with the
+	// image bytes written so far.
+	Progress func(imageBytes int64)
+}
+
+// Flusher is a writer that can push what it holds to its reader; Write
+// flushes once the zip's first header is written, so a download's first
+// bytes leave at once.
+type Flusher interface {
+	Flush() error
+}
+
+// Write writes the zip of a subset of a version to w, in this order:
+// manifest.csv, README.txt, annotations.json (COCO) or masks.csv (PNG),
+// images/<sha256>.<ext>, and for PNG masks/<sha256>/<n>.png. The same
+// version and subset give the same bytes every time: later reviews write
+// new annotation rows and never change the ones a version points at.
+func (e *Exporter) Write(ctx context.Context, w io.Writer, v Version, sub Subset) (Stats, error) {
+	if v.State != queries.DatasetVersionStatePublished || v.PublishedAt == nil {
+		return Stats{}, fmt.Errorf("version %d is %s, not published", v.Number, v.State)
+	}
+	if sub.Format == "" {
+		sub.Format = COCO
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	x := &export{Exporter: e, v: v, sub: sub, z: newZipWriter(w, *v.PublishedAt), cats: map[uuid.UUID]queries.DatasetVersionLabel{}}
+	for _, c := range v.Categories {
+		x.cats[c.LabelID] = c
+	}
+	if len(sub.Labels) > 0 {
+		x.wanted = map[uuid.UUID]bool{}
+		for _, id := range sub.Labels {
+			x.wanted[id] = true
+		}
+	}
+	for _, s := range sub.Splits {
+		x.splits = append(x.splits, string(s))
+	}
+	if x.splits == nil {
+		x.splits = []string{}
+	}
+	if x.labels = sub.Labels; x.labels == nil {
+		x.labels = []uuid.UUID{}
+	}
+	steps := []func(context.Context) error{x.manifest, x.readme}
+	if sub.Format == PNG {
+		steps = append(steps, x.masksCSV, x.images, x.masks)
+	} else {
+		steps = append(steps, x.cocoJSON, x.images)
+	}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return x.stats, err
+		}
+	}
+	return x.stats, x.z.close()
+}
+
+// export is one run of Write.
+type export struct {
+	*Exporter
+	v      Version
+	sub    Subset
+	z      *zipWriter
+	cats   map[uuid.UUID]queries.DatasetVersionLabel
+	wanted map[uuid.UUID]bool // nil: every label
+	splits []string
+	labels []uuid.UUID
+	stats  Stats
+}
+
+// pages calls fn with the rows query returns for each range of ordinals,
+// in order, skipping empty ranges. Ranges of the manifest's primary key
+// (ordinals run from 1 to the version's image count) keep every page an
+// index range scan, anywhere in a large version.
+func pages[R any](ctx context.Context, total, size int32, query func(after, until int32) ([]R, error), fn func([]R) error) error {
+	for after := int32(0); after < total; after += size {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rows, err := query(after, after+size)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *export) pageSize() int32 {
+	if x.PageSize > 0 {
+		return int32(x.PageSize)
+	}
+	return 1000
+}
+
+// eachManifest pages through the subset's manifest with its labels.
+func (x *export) eachManifest(ctx context.Context, fn func([]queries.VersionManifestPageRow) error) error {
+	return pages(ctx, x.v.Images, x.pageSize(), func(after, until int32) ([]queries.VersionManifestPageRow, error) {
+		rows, err := queries.New().VersionManifestPage(ctx, x.DB, queries.VersionManifestPageParams{
+			VersionID: x.v.ID, After: after, Until: until, Splits: x.splits, LabelIds: x.labels,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("error reading the manifest of version %d: %w", x.v.Number, err)
+		}
+		return rows, nil
+	}, fn)
+}
+
+// eachImage pages through the subset's images.
+func (x *export) eachImage(ctx context.Context, fn func([]queries.VersionImagesPageRow) error) error {
+	return pages(ctx, x.v.Images, x.pageSize(), func(after, until int32) ([]queries.VersionImagesPageRow, error) {
+		rows, err := queries.New().VersionImagesPage(ctx, x.DB, queries.VersionImagesPageParams{
+			VersionID: x.v.ID, After: after, Until: until, Splits: x.splits, LabelIds: x.labels,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("error reading the images of version %d: %w", x.v.Number, err)
+		}
+		return rows, nil
+	}, fn)
+}
+
+// instance is one annotation of the subset, with its category.
+type instance struct {
+	queries.VersionInstancesPageRow
+	cat queries.DatasetVersionLabel
+}
+
+// eachInstance pages through the annotations the subset takes, in
+// manifest order.
+func (x *export) eachInstance(ctx context.Context, fn func([]instance) error) error {
+	var ins []instance
+	return pages(ctx, x.v.Images, x.pageSize(), func(after, until int32) ([]queries.VersionInstancesPageRow, error) {
+		rows, err := queries.New().VersionInstancesPage(ctx, x.DB, queries.VersionInstancesPageParams{
+			VersionID: x.v.ID, After: after, Until: until, Splits: x.splits, LabelIds: x.labels,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("error reading the annotations of version %d: %w", x.v.Number, err)
+		}
+		return rows, nil
+	}, func(rows []queries.VersionInstancesPageRow) error {
+		ins = ins[:0]
+		for _, r := range rows {
+			cat, ok := x.cats[r.LabelID]
+			if !ok {
+				return fmt.Errorf("annotation %s has a label that is not a category of version %d", r.AnnotationID, x.v.Number)
+			}
+			ins = append(ins, instance{VersionInstancesPageRow: r, cat: cat})
+		}
+		return fn(ins)
+	})
+}
+
+// keptLabels returns the labels of an image's instances that the subset
+// takes, in the image's order.
+func (x *export) keptLabels(labels []uuid.UUID) []uuid.UUID {
+	if x.wanted == nil {
+		return labels
+	}
+	out := make([]uuid.UUID, 0, len(labels))
+	for _, l := range labels {
+		if x.wanted[l] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// labelNames returns the distinct names of labels, sorted.
+func (x *export) labelNames(labels []uuid.UUID) []string {
+	var names []string
+	for _, l := range labels {
+		if c, ok := x.cats[l]; ok && !slices.Contains(names, c.Name) {
+			names = append(names, c.Name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// manifest writes manifest.csv and counts the subset.
+func (x *export) manifest(ctx context.Context) error {
+	w, err := x.z.deflated("manifest.csv")
+	if err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"sha256", "split", "width", "height", "labels"}); err != nil {
+		return fmt.Errorf("error writing manifest.csv: %w", err)
+	}
+	// The first bytes go out now, before any query: a download starts at
+	// once, whatever the version's size.
+	if err := x.z.flush(); err != nil {
+		return err
+	}
+	x.stats.SplitImages = map[Split]int{}
+	rec := make([]string, 5)
+	err = x.eachManifest(ctx, func(rows []queries.VersionManifestPageRow) error {
+		for _, r := range rows {
+			kept := x.keptLabels(r.AnnotationLabels)
+			rec[0] = hex.EncodeToString(r.Sha256)
+			rec[1] = string(r.Split)
+			rec[2] = strconv.Itoa(int(r.Width))
+			rec[3] = strconv.Itoa(int(r.Height))
+			rec[4] = strings.Join(x.labelNames(kept), ";")
+			if err := cw.Write(rec); err != nil {
+				return fmt.Errorf("error writing manifest.csv: %w", err)
+			}
+			x.stats.Images++
+			x.stats.Instances += len(kept)
+			x.stats.ImageBytes += r.ByteSize
+			x.stats.SplitImages[Split(r.Split)]++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("error writing manifest.csv: %w", err)
+	}
+	return nil
+}
+
+// readme writes README.txt: what the download is and where it came from.
+func (x *export) readme(context.Context) error {
+	w, err := x.z.deflated("README.txt")
+	if err != nil {
+		return err
+	}
+	v := x.v
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, version %d\n", v.DatasetName, v.Number)
+	fmt.Fprintf(&b, "Published %s by Deep Images Hub.\n\n", v.PublishedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "Filter: %s.\n", v.Filter.Describe())
+	tr, va, te := v.Ratios.Fractions()
+	fmt.Fprintf(&b, "Splits: train %g%%, val %g%%, test %g%%. Each image's split comes from a hash of the\n", tr*100, va*100, te*100)
+	b.WriteString("dataset's seed and the image (the first of its near-duplicates, so that near-duplicates\n")
+	b.WriteString("share a split): an image never changes split between versions.\n\n")
+	splits, labels := "all", "all"
+	if len(x.sub.Splits) > 0 {
+		splits = strings.Join(x.splits, ", ")
+	}
+	if len(x.sub.Labels) > 0 {
+		var names []string
+		for _, id := range x.sub.Labels {
+			names = append(names, x.cats[id].Name)
+		}
+		slices.Sort(names)
+		labels = strings.Join(names, ", ") + " (only their instances)"
+	}
+	fmt.Fprintf(&b, "This download: format %s; splits: %s; labels: %s.\n", x.sub.Format, splits, labels)
+	fmt.Fprintf(&b, "Images: %d (train %d, val %d, test %d); instances: %d.\n\n", x.stats.Images,
+		x.stats.SplitImages[Train], x.stats.SplitImages[Val], x.stats.SplitImages[Test], x.stats.Instances)
+	b.WriteString("Layout:\n")
+	b.WriteString("  manifest.csv                 sha256,split,width,height,labels: one row per image; labels are\n")
+	b.WriteString("                               the names of its instances' labels, separated by ';'\n")
+	if x.sub.Format == PNG {
+		b.WriteString("  masks.csv                    mask,image,label,category_id,area,x,y,w,h: one row per instance\n")
+		b.WriteString("  images/<sha256>.<ext>        the images, as stored (orientation applied, metadata removed)\n")
+		b.WriteString("  masks/<sha256>/<n>.png       one 8-bit mask per instance, 255 inside and 0 outside\n")
+	} else {
+		b.WriteString("  annotations.json             COCO instance segmentation; masks are compressed RLE as\n")
+		b.WriteString("                               pycocotools writes them (COCO(path).annToMask works); an\n")
+		b.WriteString("                               image's file_name is relative to images/\n")
+		b.WriteString("  images/<sha256>.<ext>        the images, as stored (orientation applied, metadata removed)\n")
+	}
+	b.WriteString("\nCategory ids are kept across versions of the dataset; image and annotation ids are\n")
+	b.WriteString("positions in this version's manifest, the same in every download of it.\n\n")
+	b.WriteString("Licence: the images were contributed by users of this hub under its terms; check them\n")
+	b.WriteString("before you publish or redistribute the images or masks.\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("error writing README.txt: %w", err)
+	}
+	return nil
+}
+
+// ext is the file extension of an image's content type.
+func ext(contentType string) string {
+	switch contentType {
+	case "image/jpeg":
+		return "jpg"
+	case "image/png":
+		return "png"
+	case "image/webp":
+		return "webp"
+	}
+	return "bin"
+}
+
+// cocoJSON writes annotations.json in three passes over the manifest
+// (categories need none), so that nothing of size is held in memory.
+func (x *export) cocoJSON(ctx context.Context) error {
+	w, err := x.z.deflated("annotations.json")
+	if err != nil {
+		return err
+	}
+	var b []byte
+	put := func() error {
+		_, err := w.Write(b)
+		b = b[:0]
+		if err != nil {
+			return fmt.Errorf("error writing annotations.json: %w", err)
+		}
+		return nil
+	}
+	v := x.v
+	info := map[string]any{
+		"description": v.DatasetName, "version": strconv.Itoa(int(v.Number)), "year": v.PublishedAt.UTC().Year(),
+		"contributor": "Deep Images Hub", "date_created": v.PublishedAt.UTC().Format(time.RFC3339),
+	}
+	head, err := json.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("error encoding info: %w", err)
+	}
+	b = append(b, `{"info":`...)
+	b = append(b, head...)
+	b = append(b, ",\n\"licenses\":[],\n\"categories\":["...)
+	first := true
+	for _, c := range v.Categories {
+		if x.wanted != nil && !x.wanted[c.LabelID] {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, "\n{\"id\":"...)
+		b = strconv.AppendInt(b, int64(c.CategoryID), 10)
+		b = append(b, `,"name":`...)
+		b = appendString(b, c.Name)
+		b = append(b, `,"display_name":`...)
+		b = appendString(b, c.DisplayName)
+		b = append(b, `,"supercategory":"object"}`...)
+	}
+	b = append(b, "],\n\"images\":["...)
+	if err := put(); err != nil {
+		return err
+	}
+	first = true
+	err = x.eachImage(ctx, func(rows []queries.VersionImagesPageRow) error {
+		for _, r := range rows {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			sha := hex.EncodeToString(r.Sha256)
+			b = append(b, "\n{\"id\":"...)
+			b = strconv.AppendInt(b, int64(r.Ordinal), 10)
+			b = append(b, `,"file_name":"`...)
+			b = append(b, sha...)
+			b = append(b, '.')
+			b = append(b, ext(r.ContentType)...)
+			b = append(b, `","width":`...)
+			b = strconv.AppendInt(b, int64(r.Width), 10)
+			b = append(b, `,"height":`...)
+			b = strconv.AppendInt(b, int64(r.Height), 10)
+			b = append(b, `,"sha256":"`...)
+			b = append(b, sha...)
+			b = append(b, `","split":"`...)
+			b = append(b, r.Split...)
+			b = append(b, `"}`...)
+		}
+		return put()
+	})
+	if err != nil {
+		return err
+	}
+	b = append(b, "],\n\"annotations\":["...)
+	first = true
+	err = x.eachInstance(ctx, func(ins []instance) error {
+		for _, a := range ins {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, "\n{\"id\":"...)
+			b = strconv.AppendInt(b, int64(a.FirstAnnotation)+int64(a.K), 10)
+			b = append(b, `,"image_id":`...)
+			b = strconv.AppendInt(b, int64(a.Ordinal), 10)
+			b = append(b, `,"category_id":`...)
+			b = strconv.AppendInt(b, int64(a.cat.CategoryID), 10)
+			b = append(b, `,"segmentation":{"size":[`...)
+			b = strconv.AppendInt(b, int64(a.Height), 10)
+			b = append(b, ',')
+			b = strconv.AppendInt(b, int64(a.Width), 10)
+			b = append(b, `],"counts":`...)
+			b = appendString(b, a.Counts)
+			b = append(b, `},"area":`...)
+			b = strconv.AppendInt(b, int64(a.Area), 10)
+			b = append(b, `,"bbox":[`...)
+			for i, n := range a.Bbox {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendInt(b, int64(n), 10)
+			}
+			b = append(b, `],"iscrowd":0}`...)
+		}
+		return put()
+	})
+	if err != nil {
+		return err
+	}
+	b = append(b, "]}\n"...)
+	return put()
+}
+
+// appendString appends s as a JSON string. Mask counts are ASCII (48 to
+// 111), so the quick path is the common one; anything unusual goes through
+// encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			j, _ := json.Marshal(s) // a string always marshals
+			return append(b, j...)
+		}
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+// masksCSV writes masks.csv: one row per instance of the PNG format.
+func (x *export) masksCSV(ctx context.Context) error {
+	w, err := x.z.deflated("masks.csv")
+	if err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"mask", "image", "label", "category_id", "area", "x", "y", "w", "h"}); err != nil {
+		return fmt.Errorf("error writing masks.csv: %w", err)
+	}
+	err = x.eachInstance(ctx, func(ins []instance) error {
+		for _, in := range ins {
+			rec := []string{maskName(in), imageName(in.Sha256, in.ContentType), in.cat.Name, strconv.Itoa(int(in.cat.CategoryID)),
+				strconv.Itoa(int(in.Area))}
+			for _, n := range in.Bbox {
+				rec = append(rec, strconv.Itoa(int(n)))
+			}
+			if err := cw.Write(rec); err != nil {
+				return fmt.Errorf("error writing masks.csv: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("error writing masks.csv: %w", err)
+	}
+	return nil
+}
+
+func imageName(sha []byte, contentType string) string {
+	return "images/" + hex.EncodeToString(sha) + "." + ext(contentType)
+}
+
+// maskName numbers an image's masks from 1 in the version's order, so a
+// mask keeps its name in every subset.
+func maskName(in instance) string {
+	return "masks/" + hex.EncodeToString(in.Sha256) + "/" + strconv.Itoa(int(in.K)) + ".png"
+}
+
+// masks writes one PNG per instance.
+func (x *export) masks(ctx context.Context) error {
+	var buf bytes.Buffer
+	return x.eachInstance(ctx, func(ins []instance) error {
+		for _, in := range ins {
+			bm, err := mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts}.Decode()
+			if err != nil {
+				return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
+			}
+			buf.Reset()
+			if err := bm.WritePNG(&buf); err != nil {
+				return err
+			}
+			if err := x.z.stored(maskName(in), buf.Bytes(), crc32.ChecksumIEEE(buf.Bytes())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// fetched is an image being read ahead of the writer.
+type fetched struct {
+	name string
+	key  string
+	size int64 // as the manifest says: what the budget counts
+	done chan struct{}
+	buf  *[]byte
+	data []byte
+	crc  uint32
+	err  error
+}
+
+// images writes every image of the subset, stored. A producer walks the
+// manifest and starts reads in order, at most Prefetch at once and within
+// PrefetchBytes; this goroutine writes them in the same order as they
+// complete, so the zip is the same whatever the timing.
+func (x *export) images(ctx context.Context) error {
+	depth := x.Prefetch
+	if depth <= 0 {
+		depth = 8
+	}
+	limit := x.PrefetchBytes
+	if limit <= 0 {
+		limit = 32 << 20
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bud := newBudget(limit)
+	queue := make(chan *fetched, depth)
+	var walkErr error
+	go func() {
+		defer close(queue)
+		walkErr = x.eachImage(ctx, func(rows []queries.VersionImagesPageRow) error {
+			for _, r := range rows {
+				f := &fetched{name: imageName(r.Sha256, r.ContentType), key: blob.ImageKey(r.Sha256), size: r.ByteSize, done: make(chan struct{})}
+				if err := bud.acquire(ctx, f.size); err != nil {
+					return err
+				}
+				select {
+				case queue <- f:
+				case <-ctx.Done():
+					bud.release(f.size)
+					return ctx.Err()
+				}
+				go x.fetch(ctx, f)
+			}
+			return nil
+		})
+	}()
+	var written int64
+	var err error
+	for f := range queue {
+		<-f.done
+		if err == nil {
+			err = f.err
+		}
+		if err == nil {
+			err = x.z.stored(f.name, f.data, f.crc)
+			written += int64(len(f.data))
+		}
+		bufPool.Put(f.buf)
+		bud.release(f.size)
+		if err != nil {
+			cancel() // stops the walk; the reads in the queue end and are drained
+			continue
+		}
+		if x.Progress != nil {
+			x.Progress(written)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return walkErr
+}
+
+// bufPool holds image buffers between images, so that a download of many
+// gigabytes does not make as many gigabytes of garbage.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// fetch reads one image whole and computes its CRC, off the writer's path.
+func (x *export) fetch(ctx context.Context, f *fetched) {
+	defer close(f.done)
+	f.buf = bufPool.Get().(*[]byte)
+	rc, info, err := x.Blobs.Get(ctx, f.key)
+	if errors.Is(err, blob.ErrNotFound) {
+		f.err = fmt.Errorf("image %s of version %d is missing from the blob store", f.key, x.v.Number)
+		return
+	}
+	if err != nil {
+		f.err = fmt.Errorf("error reading %s: %w", f.key, err)
+		return
+	}
+	defer rc.Close()
+	b := (*f.buf)[:0]
+	if info.Size > 0 {
+		// Blobs are written whole and renamed into place, never changed:
+		// the size the store reports is the size, and reading exactly that
+		// saves a read per image that would only find the end.
+		if int64(cap(b)) < info.Size {
+			b = make([]byte, 0, info.Size)
+		}
+		b = b[:info.Size]
+		if _, err := io.ReadFull(rc, b); err != nil {
+			*f.buf = b
+			f.err = fmt.Errorf("error reading %s: %w", f.key, err)
+			return
+		}
+	} else {
+		// A store that does not know the size: read to the end, as
+		// io.ReadAll does, reusing the buffer.
+		for {
+			if len(b) == cap(b) {
+				b = append(b, 0)[:len(b)]
+			}
+			m, err := rc.Read(b[len(b):cap(b)])
+			b = b[:len(b)+m]
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				*f.buf = b
+				f.err = fmt.Errorf("error reading %s: %w", f.key, err)
+				return
+			}
+		}
+	}
+	*f.buf = b
+	f.data = b
+	f.crc = crc32.ChecksumIEEE(f.data)
+}
+
+// budget bounds the bytes of images read ahead. One image always fits, even
+// when it alone is larger than the limit.
+type budget struct {
+	mu    sync.Mutex
+	used  int64
+	limit int64
+	wake  chan struct{}
+}
+
+func newBudget(limit int64) *budget { return &budget{limit: limit, wake: make(chan struct{})} }
+
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	for {
+		b.mu.Lock()
+		if b.used == 0 || b.used+n <= b.limit {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		wake := b.wake
+		b.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	close(b.wake)
+	b.wake = make(chan struct{})
+	b.mu.Unlock()
+}
