@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -110,6 +111,20 @@ func TestModelRegistry(t *testing.T) {
 	require.NotContains(t, string(page.body), "imagehub-segmenter 1", "contributors see a plain sentence, not the jobs")
 	page = admin.get("/images/" + id + "/inference")
 	require.Contains(t, string(page.body), "imagehub-segmenter 1")
+
+	// The image's jobs are visible to its uploader and to admins only.
+	var jobID int64
+	require.NoError(t, tb.pool.QueryRow(context.Background(),
+		"SELECT id FROM river_job WHERE kind = 'infer' AND args->>'image_id' = $1", id).Scan(&jobID))
+	path := fmt.Sprintf("/api/v1/jobs/%d", jobID)
+	job := contributor.get(path)
+	require.Equal(t, http.StatusOK, job.StatusCode, "%s", job.body)
+	require.Equal(t, "infer", job.json(t)["kind"])
+	require.Equal(t, "completed", job.json(t)["state"])
+	require.Equal(t, http.StatusOK, admin.get(path).StatusCode)
+	other, _ := tb.userWithRole(t, "bo@example.com", auth.RoleContributor)
+	require.Equal(t, http.StatusNotFound, other.get(path).StatusCode)
+	require.Equal(t, http.StatusNotFound, admin.get("/api/v1/jobs/999999999").StatusCode)
 }
 
 // TestJobConsole: riverui answers admins only, and its writes need a

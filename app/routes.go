@@ -119,6 +119,7 @@ func (s *Server) routeTable() []route {
 		{post, "/api/v1/review/:id/release", auth.RoleReviewer, s.apiReviewRelease},
 		{post, "/api/v1/review/:id", auth.RoleReviewer, s.apiReviewSubmit},
 		{get, "/api/v1/stats/models", auth.RoleAdmin, s.apiModelStats},
+		{get, "/api/v1/jobs/:id", auth.RoleContributor, s.apiJobGet},
 	}
 }
 
