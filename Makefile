@@ -88,7 +88,7 @@ imagemagick:
 
 # Each benchmark runs a fixed amount of work: the heavy ones load data first.
 BENCHES := \
-	./imaging/:BenchmarkIngestWork:1s \
+	./imaging/:BenchmarkIngest:1s \
 	./app/:BenchmarkIngestPipeline:3x \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
 	./jobs/:BenchmarkDispatch:1x \

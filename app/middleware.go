@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -242,29 +243,46 @@ func isMultipart(c *fiber.Ctx) bool {
 // streamingPaths are the routes whose handlers read the body as a stream.
 var streamingPaths = map[string]bool{"/api/v1/images": true, "/upload": true}
 
-// maxFormBody caps the body of every request but uploads: JSON and forms are small.
+// maxFormBody caps the body of every request but uploads and reviews: JSON
+// and forms are small.
 const maxFormBody = 1 << 20
 
-// limitBody refuses a body over maxFormBody on every route that does not read
+// maxReviewBody caps a submitted review: hundreds of full-resolution masks
+// in COCO RLE can take several megabytes.
+const maxReviewBody = 64 << 20
+
+// bodyCap is the largest body limitBody lets through to the route.
+func bodyCap(c *fiber.Ctx) int {
+	if c.Method() == fiber.MethodPost && strings.HasPrefix(c.Path(), "/api/v1/review/") {
+		return maxReviewBody
+	}
+	return maxFormBody
+}
+
+// limitBody refuses a body over its cap on every route that does not read
 // a multipart stream itself. With StreamRequestBody on, Fiber's BodyLimit no
 // longer does this, and reading the body would buffer whatever was sent.
 func (s *Server) limitBody(c *fiber.Ctx) error {
 	if c.Method() == fiber.MethodPost && streamingPaths[c.Path()] {
 		return c.Next() // the upload handlers stream and cap it themselves
 	}
+	limit := bodyCap(c)
+	tooLarge := problem.New(http.StatusRequestEntityTooLarge, "too_large", "",
+		fmt.Sprintf("The request body is larger than %d bytes.", limit))
 	req := c.Request()
-	if n := req.Header.ContentLength(); n > maxFormBody {
+	if n := req.Header.ContentLength(); n > limit {
 		c.Context().SetConnectionClose() // the unread body must not be taken for a request
-		return problem.New(http.StatusRequestEntityTooLarge, "too_large", "", "The request body is too large.")
+		return tooLarge
 	}
-	if req.IsBodyStream() && req.Header.ContentLength() < 0 {
-		b, err := io.ReadAll(io.LimitReader(req.BodyStream(), maxFormBody+1))
+	if req.IsBodyStream() {
+		// Past what Fiber read ahead: read the rest here, within the cap.
+		b, err := io.ReadAll(io.LimitReader(req.BodyStream(), int64(limit)+1))
 		if err != nil {
 			return problem.BadInput("bad_body", "", "The request body could not be read.")
 		}
-		if len(b) > maxFormBody {
+		if len(b) > limit {
 			c.Context().SetConnectionClose()
-			return problem.New(http.StatusRequestEntityTooLarge, "too_large", "", "The request body is too large.")
+			return tooLarge
 		}
 		req.SetBody(b)
 	}

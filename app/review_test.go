@@ -398,3 +398,25 @@ func TestSecondReview(t *testing.T) {
 	require.NotContains(t, string(own.body), "bob@example.com", "a reviewer sees only their own figures")
 	require.Equal(t, http.StatusForbidden, ann.get("/admin/reviews/"+second["item_id"].(string)).StatusCode)
 }
+
+// TestReviewLargeSubmission: a review may be megabytes (hundreds of
+// full-resolution masks); other JSON routes stay capped at 1 MiB.
+func TestReviewLargeSubmission(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	_, owner := tb.userWithRole(t, "owner@example.com", auth.RoleContributor)
+	rev, _ := tb.userWithRole(t, "rev@example.com", auth.RoleReviewer)
+	f := seedReview(t, tb, owner.ID, 1, 0.5)
+	status, _ := next(t, rev)
+	require.Equal(t, http.StatusOK, status)
+	m, err := json.Marshal(rect(f.h, f.w, 1, 1, 9, 9))
+	require.NoError(t, err)
+	// 3 MB of JSON whitespace stands in for a big submission.
+	body := `{"instances": [{"label": "cat", "mask": ` + string(m) + `}]` + strings.Repeat(" ", 3<<20) + `}`
+	res := rev.json(http.MethodPost, "/api/v1/review/"+f.item.String(), body)
+	require.Equal(t, http.StatusOK, res.StatusCode, "%.300s", res.body)
+
+	admin, _ := tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	res = admin.json(http.MethodPost, "/api/v1/labels", `{"name": "x"`+strings.Repeat(" ", 2<<20)+`}`)
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode)
+}
