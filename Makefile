@@ -74,9 +74,12 @@ unzip: ## install Info-ZIP's unzip for the dataset tests (they check downloads w
 test: chromium unzip ## vet, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
+	vgwlog=$$(mktemp); \
+	echo "building versitygw (the S3 server the blob tests start) while vet runs"; \
+	$(GO) tool -modfile=tools/go.mod -n versitygw >/dev/null 2>"$$vgwlog" & vgw=$$!; \
 	$(MAKE) --no-print-directory vet check-generated; \
-	echo "building versitygw (the S3 server the blob tests start)"; \
-	$(GO) tool -modfile=tools/go.mod -n versitygw >/dev/null; \
+	wait $$vgw || { cat "$$vgwlog" >&2; echo "error building versitygw" >&2; exit 1; }; \
+	rm -f "$$vgwlog"; \
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 .PHONY: imagemagick
