@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -152,6 +153,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// maxDrain is how much of an unread body an error answer reads before it
+// gives up and closes the connection.
+const maxDrain = 1 << 20
+
 // isAPI reports whether a request is for the JSON API rather than a page.
 func isAPI(c *fiber.Ctx) bool { return strings.HasPrefix(c.Path(), "/api/") }
 
@@ -174,9 +179,13 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	if h := &c.Request().Header; h.ContentLength() != 0 && c.Request().IsBodyStream() {
 		// A refusal may come before the body was read (sign-in required,
-		// role, CSRF): what is left of it on the wire must not be taken
-		// for the next request.
-		c.Context().SetConnectionClose()
+		// role, CSRF): what is left of it must not be taken for the next
+		// request. Like net/http, read a small rest so that the client,
+		// still sending, gets the answer; cut a large one off by closing.
+		rest := c.Context().RequestBodyStream()
+		if n, err := io.Copy(io.Discard, io.LimitReader(rest, maxDrain+1)); err != nil || n > maxDrain {
+			c.Context().SetConnectionClose()
+		}
 	}
 	if isAPI(c) || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") && !strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
 		return c.Status(e.Status).JSON(fiber.Map{"error": apiError{Code: e.Code, Message: e.Message, Field: e.Field, Details: e.Details}})
