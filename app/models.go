@@ -105,17 +105,8 @@ func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, 
 	)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		m, created, err = dispatch.Save(ctx, tx, spec, check)
-		if err != nil {
-			return err
-		}
-		if !m.Enabled || s.river == nil {
-			return nil
-		}
-		if _, err := s.river.InsertTx(ctx, tx, jobs.QueueModelArgs{ModelID: m.ID}, nil); err != nil {
-			return fmt.Errorf("error queueing inference for the new model: %w", err)
-		}
-		return nil
+		m, created, err = jobs.SaveModel(ctx, tx, s.river, spec, check)
+		return err
 	})
 	if err != nil {
 		return modelJSON{}, false, err

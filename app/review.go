@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,8 +73,8 @@ func (s *Server) apiReviewNext(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	in.Label = strings.TrimSpace(cmpOr(in.Label, c.Query("label")))
-	in.CampaignID = strings.TrimSpace(cmpOr(in.CampaignID, c.Query("campaign_id")))
+	in.Label = strings.TrimSpace(cmp.Or(in.Label, c.Query("label")))
+	in.CampaignID = strings.TrimSpace(cmp.Or(in.CampaignID, c.Query("campaign_id")))
 	ctx := c.UserContext()
 	var f review.Filter
 	if in.Label != "" {
@@ -105,13 +106,6 @@ func (s *Server) apiReviewNext(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(j)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func (s *Server) reviewItemJSON(ctx context.Context, item queries.ReviewItem) (reviewItemJSON, error) {

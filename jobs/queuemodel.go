@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
@@ -69,4 +70,18 @@ func (w *QueueModelWorker) Work(ctx context.Context, job *river.Job[QueueModelAr
 			return nil
 		}
 	}
+}
+
+// SaveModel creates or updates a model version (dispatch.Save) and, when it
+// is enabled, queues inference of the images waiting for it, in tx. client
+// may be nil for a process that runs no jobs.
+func SaveModel(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], spec dispatch.Spec, check dispatch.Check) (queries.Model, bool, error) {
+	m, created, err := dispatch.Save(ctx, tx, spec, check)
+	if err != nil || !m.Enabled || client == nil {
+		return m, created, err
+	}
+	if _, err := client.InsertTx(ctx, tx, QueueModelArgs{ModelID: m.ID}, nil); err != nil {
+		return queries.Model{}, false, fmt.Errorf("error queueing inference for model %s %s: %w", m.Name, m.Version, err)
+	}
+	return m, created, nil
 }

@@ -9,12 +9,14 @@
 package review
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -158,7 +160,7 @@ func (s *Service) Submit(ctx context.Context, reviewer, itemID uuid.UUID, sub Su
 		if err != nil {
 			return fmt.Errorf("error reading proposals: %w", err)
 		}
-		labels, err := s.labelIDs(ctx, tx)
+		labels, err := s.labelIDs(ctx, tx, sub.Instances)
 		if err != nil {
 			return err
 		}
@@ -225,8 +227,14 @@ func (s *Service) Submit(ctx context.Context, reviewer, itemID uuid.UUID, sub Su
 	return res, err
 }
 
-func (s *Service) labelIDs(ctx context.Context, db queries.DBTX) (map[string]uuid.UUID, error) {
-	ls, err := s.q.LabelList(ctx, db)
+// labelIDs reads the labels the instances name; a name that is not among
+// them is unknown.
+func (s *Service) labelIDs(ctx context.Context, db queries.DBTX, ins []Instance) (map[string]uuid.UUID, error) {
+	names := make([]string, len(ins))
+	for i, in := range ins {
+		names[i] = in.Label
+	}
+	ls, err := s.q.LabelGetByNames(ctx, db, names)
 	if err != nil {
 		return nil, fmt.Errorf("error reading labels: %w", err)
 	}
@@ -425,11 +433,7 @@ func Agreement(a, b []Labelled) (float64, error) {
 		}
 	}
 	// Highest IoU first; ties in input order so the result is stable.
-	for x := 1; x < len(pairs); x++ {
-		for y := x; y > 0 && pairs[y].iou > pairs[y-1].iou; y-- {
-			pairs[y], pairs[y-1] = pairs[y-1], pairs[y]
-		}
-	}
+	slices.SortStableFunc(pairs, func(x, y pair) int { return cmp.Compare(y.iou, x.iou) })
 	usedA, usedB := make([]bool, len(a)), make([]bool, len(b))
 	sum, matched := 0.0, 0
 	for _, p := range pairs {

@@ -211,17 +211,8 @@ func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[p
 		if old, err := q.ModelGetByNameVersion(ctx, tx, queries.ModelGetByNameVersionParams{Name: spec.Name, Version: spec.Version}); err == nil {
 			spec.Enabled = &old.Enabled
 		}
-		m, _, err := dispatch.Save(ctx, tx, spec, check)
-		if err != nil {
-			return err
-		}
-		if !m.Enabled {
-			return nil
-		}
-		if _, err := riverClient.InsertTx(ctx, tx, jobs.QueueModelArgs{ModelID: m.ID}, nil); err != nil {
-			return fmt.Errorf("error queueing inference for the built-in worker: %w", err)
-		}
-		return nil
+		_, _, err := jobs.SaveModel(ctx, tx, riverClient, spec, check)
+		return err
 	})
 	if err != nil {
 		stop()
