@@ -58,6 +58,15 @@ func setup(t testing.TB, mods ...func(*config.Config)) *testBundle {
 // blob store.
 func startBundle(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs blob.Store) *testBundle {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return startBundleOn(t, cfg, pool, blobs, ln)
+}
+
+// startBundleOn is startBundle on a listener the test opened first, for
+// tests whose configuration names the server's own address.
+func startBundleOn(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs blob.Store, ln net.Listener) *testBundle {
+	t.Helper()
 	cfg.DataDir = t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rc, err := jobs.NewClient(jobs.Deps{Pool: pool, Logger: logger, Blobs: blobs, Config: cfg}, jobs.Options{Work: true})
@@ -73,8 +82,6 @@ func startBundle(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs blob
 	bg, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
 	require.NoError(t, s.Start(bg))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

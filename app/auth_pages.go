@@ -19,7 +19,7 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 	if currentUser(c) != nil {
 		return c.Redirect(safeNext(c.Query("next")), http.StatusSeeOther)
 	}
-	return render(c, http.StatusOK, views.Login(s.page(c, "Sign in"), views.LoginForm{Next: c.Query("next")}))
+	return render(c, http.StatusOK, views.Login(s.page(c, "Sign in"), s.withSSO(views.LoginForm{Next: c.Query("next")})))
 }
 
 func (s *Server) loginSubmit(c *fiber.Ctx) error {
@@ -28,7 +28,7 @@ func (s *Server) loginSubmit(c *fiber.Ctx) error {
 	u, err := s.accounts.Authenticate(c.UserContext(), in, c.IP())
 	if err != nil {
 		return s.rerender(c, err, func(fe *views.FormError) error {
-			return render(c, statusOf(err), views.Login(s.page(c, "Sign in"), views.LoginForm{Email: in.Email, Next: next, Err: fe}))
+			return render(c, statusOf(err), views.Login(s.page(c, "Sign in"), s.withSSO(views.LoginForm{Email: in.Email, Next: next, Err: fe})))
 		})
 	}
 	if err := s.startSession(c, u); err != nil {

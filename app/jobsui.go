@@ -37,8 +37,12 @@ func (s *Server) newJobsUI() error {
 }
 
 // Start starts what the server runs in the background (the job console's
-// caches) until ctx ends.
+// caches, the OpenID Connect discovery) until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
+	if s.sso != nil {
+		// In the background: a provider that is down must not stop serve.
+		go s.sso.Discover(ctx)
+	}
 	if s.jobsUI == nil {
 		return nil
 	}

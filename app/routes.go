@@ -46,6 +46,8 @@ func (s *Server) routeTable() []route {
 		{get, "/signup", Public, s.signupPage},
 		{post, "/signup", Public, s.signupSubmit},
 		{post, "/logout", Public, s.logoutSubmit},
+		{get, oidcLoginPath, Public, s.oidcLogin},
+		{get, oidcCallbackPath, Public, s.oidcCallback},
 		{get, "/account", auth.RoleContributor, s.accountPage},
 		{post, "/account/tokens", auth.RoleContributor, s.tokenCreateSubmit},
 		{post, "/account/tokens/:id/revoke", auth.RoleContributor, s.tokenRevokeSubmit},

@@ -32,6 +32,7 @@ import (
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
+	"github.com/deepimageshub/imagehub/sso"
 	"github.com/deepimageshub/imagehub/views"
 )
 
@@ -57,6 +58,8 @@ type Server struct {
 	river    *river.Client[pgx.Tx]
 	blobs    blob.Store
 	review   *review.Service
+	// sso is OpenID Connect sign-in; nil when OIDC_ISSUER is unset.
+	sso *sso.Service
 	// inference checks model endpoints when an admin registers them.
 	inference *inference.Client
 	// jobsUI is riverui, mounted at /admin/jobs when there is a River client.
@@ -95,6 +98,14 @@ func New(d Deps) (*Server, error) {
 			SecondShare: d.Config.SecondReviewShare, MinAgreement: d.Config.SecondReviewMinAgreement,
 		}),
 		logger: d.Logger,
+	}
+	if d.Config.OIDCIssuer != "" {
+		s.sso = sso.New(sso.Settings{
+			Issuer: d.Config.OIDCIssuer, ClientID: d.Config.OIDCClientID, ClientSecret: d.Config.OIDCClientSecret,
+			RedirectURL: strings.TrimRight(d.Config.BaseURL, "/") + oidcCallbackPath,
+			Name:        d.Config.OIDCName, Scopes: strings.Fields(d.Config.OIDCScopes),
+			RoleClaim: d.Config.OIDCRoleClaim, RoleMap: d.Config.OIDCRoles,
+		}, d.Pool, s.accounts, d.Logger)
 	}
 	s.intake = intake.NewService(d.Pool, d.Blobs, d.River, imaging.Limits{
 		MaxPixels: d.Config.UploadMaxPixels, MinShortSide: imaging.DefaultThresholds.MinShortSide,

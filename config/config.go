@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/deepimageshub/imagehub/auth"
 )
 
 // Config is every setting of the program. The README's configuration table
@@ -32,6 +36,28 @@ type Config struct {
 	LoginMaxFailuresIP int           `env:"LOGIN_MAX_FAILURES_PER_IP" envDefault:"100"`
 	LoginFailureWindow time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"15m"`
 	ShutdownTimeout    time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
+
+	// OIDCIssuer turns on "Sign in with …" through an OpenID Connect
+	// provider: its issuer URL, exactly as its discovery document names it.
+	// Unset, OpenID Connect is off and its routes answer 404.
+	OIDCIssuer       string `env:"OIDC_ISSUER"`
+	OIDCClientID     string `env:"OIDC_CLIENT_ID"`
+	OIDCClientSecret string `env:"OIDC_CLIENT_SECRET"`
+	// OIDCName is the provider's name on the sign-in button.
+	OIDCName string `env:"OIDC_NAME" envDefault:"single sign-on"`
+	// OIDCScopes are asked for at sign-in, space-separated; some providers
+	// send a groups claim only for an extra scope.
+	OIDCScopes string `env:"OIDC_SCOPES" envDefault:"openid email profile"`
+	// OIDCRoleClaim names the claim (a string or an array of strings; a
+	// dotted path reaches into objects, as in realm_access.roles) whose
+	// values OIDC_ROLE_MAP turns into a role at each sign-in.
+	OIDCRoleClaim string `env:"OIDC_ROLE_CLAIM"`
+	// OIDCRoleMap is value:role pairs, comma-separated; the role is after
+	// the last colon, so values may hold colons themselves. Read into
+	// OIDCRoles.
+	OIDCRoleMap string `env:"OIDC_ROLE_MAP"`
+	// OIDCRoles is OIDCRoleMap parsed: claim value → role.
+	OIDCRoles map[string]auth.Role
 
 	UploadMaxFileBytes    int64 `env:"UPLOAD_MAX_FILE_BYTES" envDefault:"26214400"`     // 25 MiB
 	UploadMaxRequestBytes int64 `env:"UPLOAD_MAX_REQUEST_BYTES" envDefault:"536870912"` // 512 MiB
@@ -158,6 +184,47 @@ func (c *Config) validate() error {
 	}
 	if c.SessionTTL < time.Minute {
 		return fmt.Errorf("SESSION_TTL %s is too short", c.SessionTTL)
+	}
+	return c.validateOIDC()
+}
+
+func (c *Config) validateOIDC() error {
+	if c.OIDCIssuer == "" {
+		if c.OIDCClientID != "" || c.OIDCRoleClaim != "" || c.OIDCRoleMap != "" {
+			return fmt.Errorf("OIDC_CLIENT_ID, OIDC_ROLE_CLAIM and OIDC_ROLE_MAP need OIDC_ISSUER")
+		}
+		return nil
+	}
+	if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("OIDC_ISSUER %q: want an http or https URL", c.OIDCIssuer)
+	}
+	if c.OIDCClientID == "" || c.OIDCClientSecret == "" {
+		return fmt.Errorf("OIDC_ISSUER is set: OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are needed too")
+	}
+	if !slices.Contains(strings.Fields(c.OIDCScopes), "openid") {
+		return fmt.Errorf("OIDC_SCOPES %q: must include openid", c.OIDCScopes)
+	}
+	if (c.OIDCRoleClaim == "") != (c.OIDCRoleMap == "") {
+		return fmt.Errorf("OIDC_ROLE_CLAIM and OIDC_ROLE_MAP go together: set both or neither")
+	}
+	c.OIDCRoles = nil
+	for pair := range strings.SplitSeq(c.OIDCRoleMap, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		i := strings.LastIndexByte(pair, ':')
+		if i < 1 {
+			return fmt.Errorf("OIDC_ROLE_MAP entry %q: want value:role", pair)
+		}
+		value, role := strings.TrimSpace(pair[:i]), auth.Role(strings.TrimSpace(pair[i+1:]))
+		if !role.Valid() {
+			return fmt.Errorf("OIDC_ROLE_MAP entry %q: role must be one of contributor, reviewer, premium, admin", pair)
+		}
+		if c.OIDCRoles == nil {
+			c.OIDCRoles = map[string]auth.Role{}
+		}
+		c.OIDCRoles[value] = role
 	}
 	return nil
 }

@@ -773,6 +773,22 @@ type ModelEndpoint struct {
 	LastOkAt  *time.Time
 }
 
+type OidcAccount struct {
+	UserID       uuid.UUID
+	Issuer       string
+	Subject      string
+	GrantedRole  auth.Role
+	LastSignInAt time.Time
+}
+
+type OidcLogin struct {
+	StateHash    []byte
+	Nonce        string
+	CodeVerifier string
+	Next         string
+	ExpiresAt    time.Time
+}
+
 type Proposal struct {
 	ID        uuid.UUID
 	ImageID   uuid.UUID
