@@ -11,6 +11,9 @@ BIN   := bin/imagehub
 # generator and the runtime must be the same version.
 SQLC  := $(GO) tool -modfile=tools/go.mod sqlc
 TEMPL := $(GO) tool templ
+# The OpenID provider the sign-in tests start (sso/ssotest): zitadel/oidc's
+# example provider, a tool of the tools module.
+OIDC_PROVIDER := github.com/zitadel/oidc/v3/example/server
 
 .DEFAULT_GOAL := help
 
@@ -74,12 +77,14 @@ unzip: ## install Info-ZIP's unzip for the dataset tests (they check downloads w
 test: chromium unzip ## vet, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
-	vgwlog=$$(mktemp); \
-	echo "building versitygw (the S3 server the blob tests start) while vet runs"; \
+	vgwlog=$$(mktemp); oplog=$$(mktemp); \
+	echo "building versitygw (the S3 server the blob tests start) and the OpenID provider (for the sign-in tests) while vet runs"; \
 	$(GO) tool -modfile=tools/go.mod -n versitygw >/dev/null 2>"$$vgwlog" & vgw=$$!; \
+	$(GO) tool -modfile=tools/go.mod -n $(OIDC_PROVIDER) >/dev/null 2>"$$oplog" & op=$$!; \
 	$(MAKE) --no-print-directory vet check-generated; \
 	wait $$vgw || { cat "$$vgwlog" >&2; echo "error building versitygw" >&2; exit 1; }; \
-	rm -f "$$vgwlog"; \
+	wait $$op || { cat "$$oplog" >&2; echo "error building the OpenID provider" >&2; exit 1; }; \
+	rm -f "$$vgwlog" "$$oplog"; \
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 .PHONY: imagemagick
