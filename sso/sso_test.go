@@ -71,7 +71,7 @@ func TestDisplayName(t *testing.T) {
 	}
 	for claims, want := range map[string]string{
 		`{"name": "Ada Lovelace", "given_name": "X"}`:   "Ada Lovelace",
-		`{"given_name": "Ada", "family_name": "King"}`: "Ada King",
+		`{"given_name": "Ada", "family_name": "King"}`:  "Ada King",
 		`{"name": " \n ", "preferred_username": "ada"}`: "ada",
 		`{"name": "Ada\r\nX-Injected: 1"}`:              "Ada X-Injected: 1",
 		`{}`:                                            "ada.k",
