@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/deepimageshub/imagehub/account"
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/views"
@@ -45,6 +46,26 @@ func (s *Server) apiUserList(c *fiber.Ctx) error {
 		items[i] = toUserJSON(u)
 	}
 	return c.JSON(fiber.Map{"items": items, "next_cursor": nullIfEmpty(next)})
+}
+
+// apiUserCreate: POST /api/v1/users {email, name, password, role?} → 201
+// {user}: how accounts are made when self sign-up is closed.
+func (s *Server) apiUserCreate(c *fiber.Ctx) error {
+	var in struct {
+		account.SignUp
+		Role auth.Role `json:"role"`
+	}
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if in.Role == "" {
+		in.Role = auth.RoleContributor
+	}
+	u, err := s.accounts.Create(c.UserContext(), account.SignUp{Email: in.Email, Name: in.Name, Password: in.Password}, in.Role)
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(fiber.Map{"user": toUserJSON(u)})
 }
 
 // apiUserSetRole: PUT /api/v1/users/{id}/role {role} → 200 {user}.
