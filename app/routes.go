@@ -52,6 +52,7 @@ func (s *Server) routeTable() []route {
 		{post, "/account/password", auth.RoleContributor, s.passwordChangeSubmit},
 		{post, "/account/logout-all", auth.RoleContributor, s.logoutAllSubmit},
 		{get, "/admin/users", auth.RoleAdmin, s.adminUsersPage},
+		{post, "/admin/users", auth.RoleAdmin, s.userCreateSubmit},
 		{post, "/admin/users/:id/role", auth.RoleAdmin, s.userRoleSubmit},
 		{get, "/admin/labels", auth.RoleAdmin, s.adminLabelsPage},
 		{post, "/admin/labels", auth.RoleAdmin, s.labelCreateSubmit},

@@ -237,6 +237,18 @@ func TestSignupClosed(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, res.StatusCode)
 	_, field := res.apiError(t)
 	require.Equal(t, "email", field)
+
+	// And on the users page.
+	res = admin.form("/admin/users", map[string][]string{"email": {"pat@example.com"}, "name": {"Pat"}, "password": {testPassword}, "role": {"premium"}})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	require.Contains(t, res.doc(t).Find("#user-created").Text(), "pat@example.com")
+	res = tb.client(t).login("pat@example.com", testPassword)
+	require.Equal(t, "premium", res.json(t)["user"].(map[string]any)["role"])
+	before := tb.countUsers(t)
+	res = admin.form("/admin/users", map[string][]string{"email": {"pat@example.com"}, "name": {"Pat"}, "password": {testPassword}, "role": {"premium"}})
+	require.Equal(t, http.StatusConflict, res.StatusCode)
+	require.Equal(t, 1, res.doc(t).Find("#email-error").Length())
+	require.Equal(t, before, tb.countUsers(t))
 }
 
 func TestFirstAdminWithSetupCode(t *testing.T) {

@@ -91,15 +91,30 @@ func (s *Server) apiUserSetRole(c *fiber.Ctx) error {
 }
 
 func (s *Server) adminUsersPage(c *fiber.Ctx) error {
+	return s.renderAdminUsers(c, http.StatusOK, views.AdminUsers{})
+}
+
+func (s *Server) renderAdminUsers(c *fiber.Ctx, status int, d views.AdminUsers) error {
 	users, next, err := s.listUsers(c)
 	if err != nil {
 		return err
 	}
-	d := views.AdminUsers{NextCursor: next}
+	d.NextCursor = next
 	for _, u := range users {
 		d.Users = append(d.Users, views.UserRow{ID: u.ID.String(), Email: u.Email, Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt})
 	}
-	return render(c, http.StatusOK, views.AdminUsersPage(s.page(c, "Users"), d))
+	return render(c, status, views.AdminUsersPage(s.page(c, "Users"), d))
+}
+
+func (s *Server) userCreateSubmit(c *fiber.Ctx) error {
+	in := account.SignUp{Email: c.FormValue("email"), Name: c.FormValue("name"), Password: c.FormValue("password")}
+	u, err := s.accounts.Create(c.UserContext(), in, auth.Role(c.FormValue("role")))
+	if err != nil {
+		return s.rerender(c, err, func(fe *views.FormError) error {
+			return s.renderAdminUsers(c, statusOf(err), views.AdminUsers{Err: fe})
+		})
+	}
+	return s.renderAdminUsers(c, http.StatusOK, views.AdminUsers{Created: u.Email})
 }
 
 func (s *Server) userRoleSubmit(c *fiber.Ctx) error {
