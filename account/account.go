@@ -243,9 +243,18 @@ func (s *Service) Authenticate(ctx context.Context, in Login, client string) (qu
 // locked for the decision, so concurrent attempts are decided one by one.
 func (s *Service) admitSignIn(ctx context.Context, client, account string) error {
 	now := time.Now()
-	var wait time.Duration
 	accounts := []string{"", account} // the per-client row first: lock order
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	// A flood from a client that is waiting anyway is answered from a plain
+	// read, without a transaction or a lock.
+	peek, err := s.q.LoginThrottlePeek(ctx, s.pool, queries.LoginThrottlePeekParams{Client: client, Accounts: accounts})
+	if err != nil {
+		return fmt.Errorf("error reading throttle rows: %w", err)
+	}
+	if wait := s.mustWait(peek, now); wait > 0 {
+		return tooMany(wait, throttledSignIn)
+	}
+	var wait time.Duration
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := s.q.LoginThrottleEnsure(ctx, tx, queries.LoginThrottleEnsureParams{Client: client, Accounts: accounts})
 		if err != nil {
 			return fmt.Errorf("error creating throttle rows: %w", err)
@@ -254,19 +263,14 @@ func (s *Service) admitSignIn(ctx context.Context, client, account string) error
 		if err != nil {
 			return fmt.Errorf("error locking throttle rows: %w", err)
 		}
-		for i := range rows {
-			r := &rows[i]
-			if now.Sub(r.LastFailureAt) > s.limits.FailureMemory {
-				r.Failures = 0
-			}
-			if int(r.Failures) >= s.freeAttempts(r.Account) && now.Before(r.NextAllowedAt) {
-				wait = max(wait, r.NextAllowedAt.Sub(now))
-			}
-		}
-		if wait > 0 {
+		now = time.Now() // the lock may have taken a while
+		if wait = s.mustWait(rows, now); wait > 0 {
 			return nil // refused attempts are not counted: waiting is enough
 		}
 		for _, r := range rows {
+			if now.Sub(r.LastFailureAt) > s.limits.FailureMemory {
+				r.Failures = 0 // forgotten: counting starts again
+			}
 			failures := r.Failures + 1
 			next := time.Unix(0, 0)
 			if over := int(failures) - s.freeAttempts(r.Account); over >= 0 {
@@ -285,9 +289,25 @@ func (s *Service) admitSignIn(ctx context.Context, client, account string) error
 		return err
 	}
 	if wait > 0 {
-		return tooMany(wait, "Too many failed sign-in attempts from your network. Wait %s and try again, or ask an admin for help.")
+		return tooMany(wait, throttledSignIn)
 	}
 	return nil
+}
+
+const throttledSignIn = "Too many failed sign-in attempts from your network. Wait %s and try again, or ask an admin for help."
+
+// mustWait is how long an attempt with these throttle rows must still wait.
+func (s *Service) mustWait(rows []queries.LoginThrottle, now time.Time) time.Duration {
+	var wait time.Duration
+	for _, r := range rows {
+		if now.Sub(r.LastFailureAt) > s.limits.FailureMemory {
+			continue // forgotten
+		}
+		if int(r.Failures) >= s.freeAttempts(r.Account) && now.Before(r.NextAllowedAt) {
+			wait = max(wait, r.NextAllowedAt.Sub(now))
+		}
+	}
+	return wait
 }
 
 func (s *Service) freeAttempts(account string) int {

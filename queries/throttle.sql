@@ -12,6 +12,12 @@ WHERE client = @client AND account = ANY(@accounts::text[])
 ORDER BY client, account
 FOR UPDATE;
 
+-- name: LoginThrottlePeek :many
+-- The attempt's rows without a lock: a client that must wait anyway is
+-- refused without queueing for the lock.
+SELECT * FROM login_throttle
+WHERE client = @client AND account = ANY(@accounts::text[]);
+
 -- name: LoginThrottleSet :exec
 UPDATE login_throttle
 SET failures = @failures, last_failure_at = @last_failure_at, next_allowed_at = @next_allowed_at

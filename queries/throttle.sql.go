@@ -96,6 +96,44 @@ func (q *Queries) LoginThrottleLock(ctx context.Context, db DBTX, arg LoginThrot
 	return items, nil
 }
 
+const loginThrottlePeek = `-- name: LoginThrottlePeek :many
+SELECT client, account, failures, last_failure_at, next_allowed_at FROM login_throttle
+WHERE client = $1 AND account = ANY($2::text[])
+`
+
+type LoginThrottlePeekParams struct {
+	Client   string
+	Accounts []string
+}
+
+// The attempt's rows without a lock: a client that must wait anyway is
+// refused without queueing for the lock.
+func (q *Queries) LoginThrottlePeek(ctx context.Context, db DBTX, arg LoginThrottlePeekParams) ([]LoginThrottle, error) {
+	rows, err := db.Query(ctx, loginThrottlePeek, arg.Client, arg.Accounts)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LoginThrottle
+	for rows.Next() {
+		var i LoginThrottle
+		if err := rows.Scan(
+			&i.Client,
+			&i.Account,
+			&i.Failures,
+			&i.LastFailureAt,
+			&i.NextAllowedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const loginThrottleRefund = `-- name: LoginThrottleRefund :exec
 UPDATE login_throttle SET failures = greatest(failures - 1, 0)
 WHERE client = $1 AND account = ''

@@ -165,7 +165,9 @@ func call(t *testing.T, method, url, token string, body any) (int, map[string]an
 // goes through the API the way a new user's script would.
 func TestServeAsANewUser(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, map[string]string{"DATABASE_URL": dbtest.NewURL(t)})
+	// A minute's delay after the free sign-in attempts, so that the throttle
+	// check below cannot be outwaited by a slow machine.
+	srv := startServer(t, map[string]string{"DATABASE_URL": dbtest.NewURL(t), "LOGIN_DELAY": "1m"})
 	base := srv.base
 
 	status, _, _ := call(t, "GET", base+"/healthz", "", nil)
