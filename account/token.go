@@ -18,7 +18,12 @@ import (
 type NewToken struct {
 	Name          string `json:"name"`
 	ExpiresInDays *int   `json:"expires_in_days"`
+	// ExpiresAt is the other way to say when it expires (RFC 3339).
+	ExpiresAt *time.Time `json:"expires_at"`
 }
+
+// maxTokenLifetime is the longest expiry a token may be given.
+const maxTokenLifetime = 3650 * 24 * time.Hour
 
 func (in *NewToken) validate() error {
 	in.Name = strings.TrimSpace(in.Name)
@@ -29,6 +34,12 @@ func (in *NewToken) validate() error {
 		return problem.BadInput("too_long", "name", "The name can be at most 100 characters.")
 	case in.ExpiresInDays != nil && (*in.ExpiresInDays < 1 || *in.ExpiresInDays > 3650):
 		return problem.BadInput("invalid", "expires_in_days", "expires_in_days must be from 1 to 3650, or left out for a token that does not expire.")
+	case in.ExpiresInDays != nil && in.ExpiresAt != nil:
+		return problem.BadInput("invalid", "expires_at", "Give expires_in_days or expires_at, not both.")
+	case in.ExpiresAt != nil && !in.ExpiresAt.After(time.Now()):
+		return problem.BadInput("invalid", "expires_at", "expires_at must be in the future.")
+	case in.ExpiresAt != nil && in.ExpiresAt.After(time.Now().Add(maxTokenLifetime)):
+		return problem.BadInput("invalid", "expires_at", "expires_at can be at most 3650 days away.")
 	}
 	return nil
 }
@@ -40,7 +51,7 @@ func (s *Service) CreateToken(ctx context.Context, userID uuid.UUID, in NewToken
 		return "", queries.APIToken{}, err
 	}
 	plain, hash := auth.NewSecret(auth.TokenPrefix)
-	var expires *time.Time
+	expires := in.ExpiresAt
 	if in.ExpiresInDays != nil {
 		t := time.Now().Add(time.Duration(*in.ExpiresInDays) * 24 * time.Hour)
 		expires = &t

@@ -34,20 +34,20 @@ func (s *Server) startSession(c *fiber.Ctx, u queries.User) error {
 		}
 	}
 	plain, hash := auth.NewSecret("")
-	expires := time.Now().Add(s.cfg.SessionTTL)
+	expires := time.Now().Add(min(s.cfg.SessionTTL, s.cfg.SessionMaxAge))
 	ua := c.Get(fiber.HeaderUserAgent)
 	if len(ua) > 300 {
 		ua = ua[:300]
 	}
 	err := s.q.SessionInsert(ctx, s.pool, queries.SessionInsertParams{
-		IDHash: hash, UserID: u.ID, ExpiresAt: expires, UserAgent: ua, IP: c.IP(),
+		IDHash: hash, UserID: u.ID, ExpiresAt: expires, UserAgent: ua, IP: s.clientAddr(c).String(),
 	})
 	if err != nil {
 		return fmt.Errorf("error creating session: %w", err)
 	}
 	c.Cookie(&fiber.Cookie{
-		Name: sessionCookie, Value: plain, Path: "/", Expires: expires,
-		HTTPOnly: true, Secure: s.cfg.SecureCookies, SameSite: fiber.CookieSameSiteLaxMode,
+		Name: cookieName(sessionCookie, s.cfg.HTTPS()), Value: plain, Path: "/", Expires: expires,
+		HTTPOnly: true, Secure: s.cfg.HTTPS(), SameSite: fiber.CookieSameSiteLaxMode,
 	})
 	c.Locals(localsIdentity, &identity{user: u, sessionHash: hash})
 	return nil
@@ -67,9 +67,19 @@ func (s *Server) endSession(c *fiber.Ctx) error {
 
 func (s *Server) clearSessionCookie(c *fiber.Ctx) {
 	c.Cookie(&fiber.Cookie{
-		Name: sessionCookie, Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
-		HTTPOnly: true, Secure: s.cfg.SecureCookies, SameSite: fiber.CookieSameSiteLaxMode,
+		Name: cookieName(sessionCookie, s.cfg.HTTPS()), Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
+		HTTPOnly: true, Secure: s.cfg.HTTPS(), SameSite: fiber.CookieSameSiteLaxMode,
 	})
+}
+
+// cookieName is a cookie's name on this site: with the __Host- prefix when
+// cookies are Secure, so that the browser keeps them to this host, path /
+// and https, and no sibling subdomain can plant or shadow them.
+func cookieName(base string, secure bool) string {
+	if secure {
+		return "__Host-" + base
+	}
+	return base
 }
 
 // safeNext keeps a post-login redirect on this site.

@@ -95,6 +95,7 @@ func startBundleOn(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs bl
 // redirects, so tests see them.
 type client struct {
 	t    testing.TB
+	tb   *testBundle
 	base string
 	http *http.Client
 	// header is added to every request (Authorization for token tests).
@@ -104,7 +105,7 @@ type client struct {
 func (tb *testBundle) client(t testing.TB) *client {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
-	return &client{t: t, base: tb.base, header: http.Header{}, http: &http.Client{
+	return &client{t: t, tb: tb, base: tb.base, header: http.Header{}, http: &http.Client{
 		Jar:           jar,
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -206,11 +207,31 @@ func (c *client) form(path string, values url.Values) *response {
 const testPassword = "correct horse battery"
 
 // signup creates an account through the API and leaves the client signed in.
+// While the site has no admin, it signs up with a setup code, as the operator
+// of a fresh deployment would with the one serve printed: so the first
+// account a test signs up is admin, and later ones are contributors.
 func (c *client) signup(email, name string) map[string]any {
 	c.t.Helper()
-	res := c.json(http.MethodPost, "/api/v1/auth/signup", map[string]string{"email": email, "password": testPassword, "name": name})
+	body := map[string]string{"email": email, "password": testPassword, "name": name}
+	if code := c.tb.setupCode(c.t); code != "" {
+		body["setup_code"] = code
+	}
+	res := c.json(http.MethodPost, "/api/v1/auth/signup", body)
+	if res.StatusCode == http.StatusForbidden && body["setup_code"] != "" {
+		// Another sign-up of this test became admin first.
+		delete(body, "setup_code")
+		res = c.json(http.MethodPost, "/api/v1/auth/signup", body)
+	}
 	require.Equal(c.t, http.StatusCreated, res.StatusCode, "%s", res.body)
 	return res.json(c.t)["user"].(map[string]any)
+}
+
+// setupCode issues a setup code as serve does, or "" once there is an admin.
+func (tb *testBundle) setupCode(t testing.TB) string {
+	t.Helper()
+	code, err := tb.server.accounts.IssueSetupCode(context.Background())
+	require.NoError(t, err)
+	return code
 }
 
 // userWithRole creates an account with role directly in the database and a

@@ -6,7 +6,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/deepimageshub/imagehub/account"
-	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/views"
 )
@@ -25,7 +24,7 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 func (s *Server) loginSubmit(c *fiber.Ctx) error {
 	in := account.Login{Email: c.FormValue("email"), Password: c.FormValue("password")}
 	next := c.FormValue("next")
-	u, err := s.accounts.Authenticate(c.UserContext(), in, c.IP())
+	u, err := s.accounts.Authenticate(c.UserContext(), in, s.clientKey(c))
 	if err != nil {
 		return s.rerender(c, err, func(fe *views.FormError) error {
 			return render(c, statusOf(err), views.Login(s.page(c, "Sign in"), s.withSSO(views.LoginForm{Email: in.Email, Next: next, Err: fe})))
@@ -41,15 +40,42 @@ func (s *Server) signupPage(c *fiber.Ctx) error {
 	if currentUser(c) != nil {
 		return c.Redirect("/", http.StatusSeeOther)
 	}
-	return render(c, http.StatusOK, views.Signup(s.page(c, "Create an account"), views.SignupForm{}))
+	f, err := s.signupForm(c)
+	if err != nil {
+		return err
+	}
+	return render(c, http.StatusOK, views.Signup(s.page(c, "Create an account"), f))
+}
+
+// signupForm is the empty sign-up form: it asks for a setup code while the
+// site has no admin, and is refused when sign-up is closed and there is no
+// setup code to give.
+func (s *Server) signupForm(c *fiber.Ctx) (views.SignupForm, error) {
+	needsAdmin, err := s.accounts.NeedsAdmin(c.UserContext())
+	if err != nil {
+		return views.SignupForm{}, err
+	}
+	if !s.cfg.SignupOpen && !needsAdmin {
+		return views.SignupForm{}, errSignupClosed
+	}
+	return views.SignupForm{AskSetupCode: needsAdmin, Closed: !s.cfg.SignupOpen}, nil
 }
 
 func (s *Server) signupSubmit(c *fiber.Ctx) error {
-	in := account.SignUp{Email: c.FormValue("email"), Password: c.FormValue("password"), Name: c.FormValue("name")}
-	u, err := s.accounts.Create(c.UserContext(), in, auth.RoleContributor)
+	in := account.SignUp{Email: c.FormValue("email"), Password: c.FormValue("password"), Name: c.FormValue("name"),
+		SetupCode: c.FormValue("setup_code")}
+	f, err := s.signupForm(c)
+	if err == nil {
+		err = s.signupAllowed(in)
+	}
+	if err != nil {
+		return err
+	}
+	u, err := s.accounts.Register(c.UserContext(), in, s.clientKey(c))
 	if err != nil {
 		return s.rerender(c, err, func(fe *views.FormError) error {
-			return render(c, statusOf(err), views.Signup(s.page(c, "Create an account"), views.SignupForm{Email: in.Email, Name: in.Name, Err: fe}))
+			f.Email, f.Name, f.Err = in.Email, in.Name, fe
+			return render(c, statusOf(err), views.Signup(s.page(c, "Create an account"), f))
 		})
 	}
 	if err := s.startSession(c, u); err != nil {

@@ -113,9 +113,11 @@ func (s *Server) identify(c *fiber.Ctx) error {
 		c.Locals(localsIdentity, &identity{user: row.User, tokenID: row.TokenID})
 		return c.Next()
 	}
-	if raw := c.Cookies(sessionCookie); raw != "" {
+	if raw := c.Cookies(cookieName(sessionCookie, s.cfg.HTTPS())); raw != "" {
 		hash := auth.HashSecret(raw)
-		row, err := s.q.SessionGetUser(ctx, s.pool, hash)
+		row, err := s.q.SessionGetUser(ctx, s.pool, queries.SessionGetUserParams{
+			IDHash: hash, MaxAgeSeconds: s.cfg.SessionMaxAge.Seconds(),
+		})
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			s.clearSessionCookie(c) // expired or signed out elsewhere
@@ -125,7 +127,7 @@ func (s *Server) identify(c *fiber.Ctx) error {
 			// Sliding expiry: renew when a minute of the lifetime has been used.
 			if time.Until(row.SessionExpiresAt) < s.cfg.SessionTTL-time.Minute {
 				err := s.q.SessionTouch(ctx, s.pool, queries.SessionTouchParams{
-					IDHash: hash, ExpiresAt: time.Now().Add(s.cfg.SessionTTL),
+					IDHash: hash, ExpiresAt: time.Now().Add(s.cfg.SessionTTL), MaxAgeSeconds: s.cfg.SessionMaxAge.Seconds(),
 				})
 				if err != nil {
 					return err
@@ -143,13 +145,14 @@ func csrfToken(c *fiber.Ctx, secure bool) string {
 	if t, ok := c.Locals(localsCSRF).(string); ok {
 		return t
 	}
-	t := c.Cookies(csrfCookie)
+	name := cookieName(csrfCookie, secure)
+	t := c.Cookies(name)
 	if len(t) != 43 { // 32 random bytes, base64url
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
 		t = base64.RawURLEncoding.EncodeToString(b)
 		c.Cookie(&fiber.Cookie{
-			Name: csrfCookie, Value: t, Path: "/", HTTPOnly: true, Secure: secure,
+			Name: name, Value: t, Path: "/", HTTPOnly: true, Secure: secure,
 			SameSite: fiber.CookieSameSiteLaxMode, Expires: time.Now().Add(365 * 24 * time.Hour),
 		})
 	}
@@ -209,7 +212,7 @@ func (s *Server) csrfProtect(c *fiber.Ctx) error {
 	if sent == "" && isAPI(c) {
 		return c.Next()
 	}
-	want := c.Cookies(csrfCookie)
+	want := c.Cookies(cookieName(csrfCookie, s.cfg.HTTPS()))
 	if want == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(want)) != 1 {
 		return errCSRF
 	}

@@ -23,6 +23,7 @@ func TestPagesSignupLoginFlow(t *testing.T) {
 
 	form := c.get("/signup").doc(t)
 	require.Equal(t, 1, form.Find(`form[action="/signup"] input[name="_csrf"]`).Length())
+	require.Equal(t, 1, form.Find(`form[action="/signup"] input[name="setup_code"]`).Length(), "no admin yet: the form asks for the setup code")
 
 	// A refusal keeps what was typed and names the field.
 	res := c.form("/signup", url.Values{"name": {"Ada"}, "email": {"ada@example.com"}, "password": {"short"}})
@@ -32,10 +33,11 @@ func TestPagesSignupLoginFlow(t *testing.T) {
 	v, _ := d.Find(`input[name="email"]`).Attr("value")
 	require.Equal(t, "ada@example.com", v)
 
-	res = c.form("/signup", url.Values{"name": {"Ada"}, "email": {"ada@example.com"}, "password": {testPassword}})
+	// The operator's setup code makes the first admin.
+	res = c.form("/signup", url.Values{"name": {"Ada"}, "email": {"ada@example.com"}, "password": {testPassword}, "setup_code": {tb.setupCode(t)}})
 	require.Equal(t, http.StatusSeeOther, res.StatusCode)
 	home = c.get("/").doc(t)
-	require.Equal(t, 1, home.Find(`nav a[href="/admin/users"]`).Length(), "the first account is admin and sees Users")
+	require.Equal(t, 1, home.Find(`nav a[href="/admin/users"]`).Length(), "the setup code's account is admin and sees Users")
 
 	require.Equal(t, http.StatusSeeOther, c.form("/logout", url.Values{}).StatusCode)
 	require.Equal(t, 1, c.get("/").doc(t).Find(`nav a[href="/login"]`).Length())

@@ -25,6 +25,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/account"
 	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/clientip"
 	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/inference"
@@ -70,6 +71,8 @@ type Server struct {
 	routes  []route
 
 	crossOrigin *http.CrossOriginProtection
+	// clientIPs knows the trusted proxies (see clientAddr).
+	clientIPs *clientip.Resolver
 }
 
 // New builds the server and its routes.
@@ -86,9 +89,13 @@ func New(d Deps) (*Server, error) {
 		pool: d.Pool,
 		q:    queries.New(),
 		accounts: account.NewService(d.Pool, account.Limits{
-			MaxFailures:      d.Config.LoginMaxFailures,
-			MaxFailuresPerIP: d.Config.LoginMaxFailuresIP,
-			Window:           d.Config.LoginFailureWindow,
+			FreeAttempts:          d.Config.LoginFreeAttempts,
+			FreeAttemptsPerClient: d.Config.LoginFreeAttemptsPerClient,
+			FirstDelay:            d.Config.LoginDelay,
+			MaxDelay:              d.Config.LoginMaxDelay,
+			FailureMemory:         d.Config.LoginFailureWindow,
+			SignupsPerClient:      d.Config.SignupMaxPerClient,
+			SignupWindow:          d.Config.SignupWindow,
 		}),
 		river:     d.River,
 		blobs:     d.Blobs,
@@ -117,6 +124,9 @@ func New(d Deps) (*Server, error) {
 	s.metrics = m
 	if err := s.newJobsUI(); err != nil {
 		return nil, err
+	}
+	if s.clientIPs, err = clientip.New(d.Config.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 	s.crossOrigin = http.NewCrossOriginProtection()
 	if base, err := url.Parse(d.Config.BaseURL); err == nil && base.Host != "" {
@@ -280,7 +290,7 @@ func render(c *fiber.Ctx, status int, comp templ.Component) error {
 
 // page fills in what the layout needs for this request.
 func (s *Server) page(c *fiber.Ctx, title string) views.Page {
-	p := views.Page{Title: title, Path: c.Path(), CSRF: csrfToken(c, s.cfg.SecureCookies)}
+	p := views.Page{Title: title, Path: c.Path(), CSRF: csrfToken(c, s.cfg.HTTPS())}
 	if u := currentUser(c); u != nil {
 		p.Viewer = &views.Viewer{ID: u.ID.String(), Name: u.Name, Email: u.Email, Role: u.Role}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/deepimageshub/imagehub/account"
+	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/views"
 )
@@ -45,8 +46,25 @@ func paramID(c *fiber.Ctx, name string) (uuid.UUID, error) {
 	return id, nil
 }
 
-// apiTokenCreate: POST /api/v1/tokens {name, expires_in_days?} → 201 {token, api_token}.
+var errTokenMintsToken = problem.New(http.StatusForbidden, "session_required", "",
+	"An API token cannot create tokens: sign in with your password and create it on your account page, or run `imagehub tokens create`.")
+
+// requireSession refuses a request made with an API token, for what only
+// the person, signed in with their password, may do.
+func requireSession(c *fiber.Ctx) error {
+	if id := currentIdentity(c); id == nil || id.viaToken() {
+		return errTokenMintsToken
+	}
+	return nil
+}
+
+// apiTokenCreate: POST /api/v1/tokens {name, expires_in_days? | expires_at?}
+// → 201 {token, api_token}. Needs a session: a stolen token must not be able
+// to make itself a successor that outlives its revocation.
 func (s *Server) apiTokenCreate(c *fiber.Ctx) error {
+	if err := requireSession(c); err != nil {
+		return err
+	}
 	var in account.NewToken
 	if err := decodeJSON(c, &in); err != nil {
 		return err
@@ -102,6 +120,9 @@ func (s *Server) renderAccount(c *fiber.Ctx, status int, a views.Account) error 
 }
 
 func (s *Server) tokenCreateSubmit(c *fiber.Ctx) error {
+	if err := requireSession(c); err != nil {
+		return err
+	}
 	in := account.NewToken{Name: c.FormValue("name")}
 	if v := strings.TrimSpace(c.FormValue("expires_in_days")); v != "" {
 		n, err := strconv.Atoi(v)
@@ -130,4 +151,22 @@ func (s *Server) tokenRevokeSubmit(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Redirect("/account", http.StatusSeeOther)
+}
+
+func (s *Server) passwordChangeSubmit(c *fiber.Ctx) error {
+	in := account.PasswordChange{CurrentPassword: c.FormValue("current_password"), NewPassword: c.FormValue("new_password")}
+	if err := s.changePassword(c, in); err != nil {
+		return s.rerender(c, err, func(fe *views.FormError) error {
+			return s.renderAccount(c, statusOf(err), views.Account{PasswordErr: fe})
+		})
+	}
+	return s.renderAccount(c, http.StatusOK, views.Account{PasswordChanged: true})
+}
+
+func (s *Server) logoutAllSubmit(c *fiber.Ctx) error {
+	if err := s.accounts.SignOutEverywhere(c.UserContext(), currentUser(c).ID); err != nil {
+		return err
+	}
+	s.clearSessionCookie(c)
+	return c.Redirect("/login", http.StatusSeeOther)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/deepimageshub/imagehub/account"
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/views"
@@ -47,6 +48,26 @@ func (s *Server) apiUserList(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"items": items, "next_cursor": nullIfEmpty(next)})
 }
 
+// apiUserCreate: POST /api/v1/users {email, name, password, role?} → 201
+// {user}: how accounts are made when self sign-up is closed.
+func (s *Server) apiUserCreate(c *fiber.Ctx) error {
+	var in struct {
+		account.SignUp
+		Role auth.Role `json:"role"`
+	}
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	if in.Role == "" {
+		in.Role = auth.RoleContributor
+	}
+	u, err := s.accounts.Create(c.UserContext(), account.SignUp{Email: in.Email, Name: in.Name, Password: in.Password}, in.Role)
+	if err != nil {
+		return err
+	}
+	return c.Status(http.StatusCreated).JSON(fiber.Map{"user": toUserJSON(u)})
+}
+
 // apiUserSetRole: PUT /api/v1/users/{id}/role {role} → 200 {user}.
 func (s *Server) apiUserSetRole(c *fiber.Ctx) error {
 	var in struct {
@@ -70,15 +91,30 @@ func (s *Server) apiUserSetRole(c *fiber.Ctx) error {
 }
 
 func (s *Server) adminUsersPage(c *fiber.Ctx) error {
+	return s.renderAdminUsers(c, http.StatusOK, views.AdminUsers{})
+}
+
+func (s *Server) renderAdminUsers(c *fiber.Ctx, status int, d views.AdminUsers) error {
 	users, next, err := s.listUsers(c)
 	if err != nil {
 		return err
 	}
-	d := views.AdminUsers{NextCursor: next}
+	d.NextCursor = next
 	for _, u := range users {
 		d.Users = append(d.Users, views.UserRow{ID: u.ID.String(), Email: u.Email, Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt})
 	}
-	return render(c, http.StatusOK, views.AdminUsersPage(s.page(c, "Users"), d))
+	return render(c, status, views.AdminUsersPage(s.page(c, "Users"), d))
+}
+
+func (s *Server) userCreateSubmit(c *fiber.Ctx) error {
+	in := account.SignUp{Email: c.FormValue("email"), Name: c.FormValue("name"), Password: c.FormValue("password")}
+	u, err := s.accounts.Create(c.UserContext(), in, auth.Role(c.FormValue("role")))
+	if err != nil {
+		return s.rerender(c, err, func(fe *views.FormError) error {
+			return s.renderAdminUsers(c, statusOf(err), views.AdminUsers{Err: fe})
+		})
+	}
+	return s.renderAdminUsers(c, http.StatusOK, views.AdminUsers{Created: u.Email})
 }
 
 func (s *Server) userRoleSubmit(c *fiber.Ctx) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/clientip"
 )
 
 // Config is every setting of the program. The README's configuration table
@@ -31,10 +32,29 @@ type Config struct {
 	SecureCookies  bool   `env:"SECURE_COOKIES" envDefault:"false"`
 	MigrateOnStart bool   `env:"MIGRATE_ON_START" envDefault:"true"`
 
-	SessionTTL         time.Duration `env:"SESSION_TTL" envDefault:"336h"`
-	LoginMaxFailures   int           `env:"LOGIN_MAX_FAILURES" envDefault:"10"`
-	LoginMaxFailuresIP int           `env:"LOGIN_MAX_FAILURES_PER_IP" envDefault:"100"`
-	LoginFailureWindow time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"15m"`
+	// SessionTTL is the sliding lifetime of an idle session; SessionMaxAge
+	// ends a session that long after sign-in, however busy.
+	SessionTTL    time.Duration `env:"SESSION_TTL" envDefault:"336h"`
+	SessionMaxAge time.Duration `env:"SESSION_MAX_AGE" envDefault:"720h"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed; from
+	// anyone else the TCP peer address is the client.
+	TrustedProxies []string `env:"TRUSTED_PROXIES" envSeparator:","`
+	// LoginFreeAttempts failed sign-ins per (account, client), and
+	// LoginFreeAttemptsPerClient per client whatever the account, go
+	// through at once; after that each attempt waits LoginDelay, doubling
+	// with each further failure up to LoginMaxDelay. A count with no failure
+	// for LoginFailureWindow starts again.
+	LoginFreeAttempts          int           `env:"LOGIN_FREE_ATTEMPTS" envDefault:"5"`
+	LoginFreeAttemptsPerClient int           `env:"LOGIN_FREE_ATTEMPTS_PER_CLIENT" envDefault:"50"`
+	LoginDelay                 time.Duration `env:"LOGIN_DELAY" envDefault:"1s"`
+	LoginMaxDelay              time.Duration `env:"LOGIN_MAX_DELAY" envDefault:"15m"`
+	LoginFailureWindow         time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"1h"`
+	// SignupOpen lets anyone create an account; when false, admins create
+	// them (imagehub users create, POST /api/v1/users).
+	SignupOpen bool `env:"SIGNUP_OPEN" envDefault:"true"`
+	// SignupMaxPerClient sign-ups per client address inside SignupWindow.
+	SignupMaxPerClient int           `env:"SIGNUP_MAX_PER_CLIENT" envDefault:"10"`
+	SignupWindow       time.Duration `env:"SIGNUP_WINDOW" envDefault:"1h"`
 	ShutdownTimeout    time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
 
 	// OIDCIssuer turns on "Sign in with …" through an OpenID Connect
@@ -160,8 +180,17 @@ func (c *Config) validate() error {
 	if c.DBMaxConns < 5 {
 		return fmt.Errorf("DB_MAX_CONNS %d: want at least 5 (River keeps some connections busy)", c.DBMaxConns)
 	}
-	if c.LoginMaxFailures < 1 || c.LoginMaxFailuresIP < 1 {
-		return fmt.Errorf("LOGIN_MAX_FAILURES and LOGIN_MAX_FAILURES_PER_IP must be at least 1")
+	if c.LoginFreeAttempts < 1 || c.LoginFreeAttemptsPerClient < 1 {
+		return fmt.Errorf("LOGIN_FREE_ATTEMPTS and LOGIN_FREE_ATTEMPTS_PER_CLIENT must be at least 1")
+	}
+	if c.LoginDelay < time.Second || c.LoginMaxDelay < c.LoginDelay || c.LoginFailureWindow < time.Minute {
+		return fmt.Errorf("LOGIN_DELAY must be at least 1s, LOGIN_MAX_DELAY at least LOGIN_DELAY, LOGIN_FAILURE_WINDOW at least 1m")
+	}
+	if c.SignupMaxPerClient < 1 || c.SignupWindow < time.Minute {
+		return fmt.Errorf("SIGNUP_MAX_PER_CLIENT must be at least 1 and SIGNUP_WINDOW at least 1m")
+	}
+	if _, err := clientip.New(c.TrustedProxies); err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 	if c.UploadMaxFileBytes < 1 || c.UploadMaxRequestBytes < c.UploadMaxFileBytes || c.UploadMaxFiles < 1 || c.UploadMaxPixels < 1 {
 		return fmt.Errorf("upload limits must be positive, and UPLOAD_MAX_REQUEST_BYTES at least UPLOAD_MAX_FILE_BYTES")
@@ -182,8 +211,8 @@ func (c *Config) validate() error {
 		!(c.SecondReviewShare >= 0 && c.SecondReviewShare <= 1) || !(c.SecondReviewMinAgreement >= 0 && c.SecondReviewMinAgreement <= 1) {
 		return fmt.Errorf("REVIEW_LEASE must be at least 10s, REVIEW_MAX_INSTANCES at least 1, SECOND_REVIEW_SHARE and SECOND_REVIEW_MIN_AGREEMENT in [0, 1]")
 	}
-	if c.SessionTTL < time.Minute {
-		return fmt.Errorf("SESSION_TTL %s is too short", c.SessionTTL)
+	if c.SessionTTL < time.Minute || c.SessionMaxAge < time.Minute {
+		return fmt.Errorf("SESSION_TTL %s and SESSION_MAX_AGE %s must be at least 1m", c.SessionTTL, c.SessionMaxAge)
 	}
 	return c.validateOIDC()
 }
@@ -227,6 +256,13 @@ func (c *Config) validateOIDC() error {
 		c.OIDCRoles[value] = role
 	}
 	return nil
+}
+
+// HTTPS reports whether cookies must be Secure (and take __Host- names): the
+// site is served over https (BASE_URL), or SECURE_COOKIES=true forces it
+// for an http BASE_URL behind a TLS-terminating proxy.
+func (c *Config) HTTPS() bool {
+	return c.SecureCookies || strings.HasPrefix(strings.ToLower(c.BaseURL), "https://")
 }
 
 // BlobStoreURL is BLOB_URL, or a folder under DATA_DIR when it is unset.

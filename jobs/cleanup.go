@@ -11,7 +11,7 @@ import (
 	"github.com/deepimageshub/imagehub/queries"
 )
 
-// CleanupArgs removes expired sessions and old sign-in failures.
+// CleanupArgs removes expired sessions and old sign-in and sign-up counts.
 type CleanupArgs struct{}
 
 // Kind is the job kind.
@@ -31,7 +31,7 @@ type CleanupWorker struct {
 	logger *slog.Logger
 }
 
-// failureWindow is how long sign-in failures are kept: longer than any
+// failureWindow is how long throttle counts are kept: longer than any
 // throttling window anyone would configure.
 const failureWindow = 24 * 60 * 60
 
@@ -41,10 +41,14 @@ func (w *CleanupWorker) Work(ctx context.Context, job *river.Job[CleanupArgs]) e
 	if err != nil {
 		return fmt.Errorf("error deleting expired sessions: %w", err)
 	}
-	failures, err := w.q.LoginFailureDeleteOld(ctx, w.pool, failureWindow)
+	failures, err := w.q.LoginThrottleDeleteOld(ctx, w.pool, failureWindow)
 	if err != nil {
 		return fmt.Errorf("error deleting old sign-in failures: %w", err)
 	}
-	w.logger.InfoContext(ctx, "cleanup done", "sessions", sessions, "login_failures", failures)
+	signups, err := w.q.SignupThrottleDeleteOld(ctx, w.pool, failureWindow)
+	if err != nil {
+		return fmt.Errorf("error deleting old sign-up counts: %w", err)
+	}
+	w.logger.InfoContext(ctx, "cleanup done", "sessions", sessions, "login_throttle", failures, "signup_throttle", signups)
 	return nil
 }

@@ -22,3 +22,6 @@ SELECT * FROM api_tokens WHERE user_id = @user_id ORDER BY created_at DESC, id;
 -- name: APITokenRevoke :execrows
 UPDATE api_tokens SET revoked_at = now()
 WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL;
+
+-- name: APITokenRevokeAllByUser :execrows
+UPDATE api_tokens SET revoked_at = now() WHERE user_id = @user_id AND revoked_at IS NULL;

@@ -127,6 +127,18 @@ func (q *Queries) APITokenRevoke(ctx context.Context, db DBTX, arg APITokenRevok
 	return result.RowsAffected(), nil
 }
 
+const aPITokenRevokeAllByUser = `-- name: APITokenRevokeAllByUser :execrows
+UPDATE api_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL
+`
+
+func (q *Queries) APITokenRevokeAllByUser(ctx context.Context, db DBTX, userID uuid.UUID) (int64, error) {
+	result, err := db.Exec(ctx, aPITokenRevokeAllByUser, userID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const aPITokenTouch = `-- name: APITokenTouch :exec
 UPDATE api_tokens SET last_used_at = now()
 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')

@@ -741,10 +741,12 @@ type Label struct {
 	CreatedAt   time.Time
 }
 
-type LoginFailure struct {
-	ID        int64
-	Subject   string
-	CreatedAt time.Time
+type LoginThrottle struct {
+	Client        string
+	Account       string
+	Failures      int32
+	LastFailureAt time.Time
+	NextAllowedAt time.Time
 }
 
 type Model struct {
@@ -834,6 +836,17 @@ type Session struct {
 	LastSeenAt time.Time
 	UserAgent  string
 	IP         string
+}
+
+type SetupCode struct {
+	CodeHash  []byte
+	CreatedAt time.Time
+}
+
+type SignupThrottle struct {
+	Client      string
+	WindowStart time.Time
+	Attempts    int32
 }
 
 type User struct {

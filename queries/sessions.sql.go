@@ -42,11 +42,32 @@ func (q *Queries) SessionDeleteExpired(ctx context.Context, db DBTX) (int64, err
 	return result.RowsAffected(), nil
 }
 
+const sessionDeleteOthers = `-- name: SessionDeleteOthers :exec
+DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2
+`
+
+type SessionDeleteOthersParams struct {
+	UserID     uuid.UUID
+	KeepIDHash []byte
+}
+
+// Ends every session of the user but one (keep_id_hash may match none).
+func (q *Queries) SessionDeleteOthers(ctx context.Context, db DBTX, arg SessionDeleteOthersParams) error {
+	_, err := db.Exec(ctx, sessionDeleteOthers, arg.UserID, arg.KeepIDHash)
+	return err
+}
+
 const sessionGetUser = `-- name: SessionGetUser :one
 SELECT users.id, users.email, users.name, users.password_hash, users.role, users.created_at, users.updated_at, sessions.expires_at AS session_expires_at
 FROM sessions JOIN users ON users.id = sessions.user_id
 WHERE sessions.id_hash = $1 AND sessions.expires_at > now()
+  AND sessions.created_at > now() - make_interval(secs => $2::float8)
 `
+
+type SessionGetUserParams struct {
+	IDHash        []byte
+	MaxAgeSeconds float64
+}
 
 type SessionGetUserRow struct {
 	User             User
@@ -54,8 +75,9 @@ type SessionGetUserRow struct {
 }
 
 // The user behind a live session.
-func (q *Queries) SessionGetUser(ctx context.Context, db DBTX, idHash []byte) (SessionGetUserRow, error) {
-	row := db.QueryRow(ctx, sessionGetUser, idHash)
+// Besides its sliding expiry, a session ends max_age after it began.
+func (q *Queries) SessionGetUser(ctx context.Context, db DBTX, arg SessionGetUserParams) (SessionGetUserRow, error) {
+	row := db.QueryRow(ctx, sessionGetUser, arg.IDHash, arg.MaxAgeSeconds)
 	var i SessionGetUserRow
 	err := row.Scan(
 		&i.User.ID,
@@ -95,17 +117,20 @@ func (q *Queries) SessionInsert(ctx context.Context, db DBTX, arg SessionInsertP
 }
 
 const sessionTouch = `-- name: SessionTouch :exec
-UPDATE sessions SET last_seen_at = now(), expires_at = $1
-WHERE id_hash = $2 AND last_seen_at < now() - interval '1 minute'
+UPDATE sessions SET last_seen_at = now(),
+    expires_at = least($1::timestamptz, created_at + make_interval(secs => $2::float8))
+WHERE id_hash = $3 AND last_seen_at < now() - interval '1 minute'
 `
 
 type SessionTouchParams struct {
-	ExpiresAt time.Time
-	IDHash    []byte
+	ExpiresAt     time.Time
+	MaxAgeSeconds float64
+	IDHash        []byte
 }
 
-// Sliding expiry, written at most once a minute per session.
+// Sliding expiry, written at most once a minute per session, never past
+// the session's absolute lifetime.
 func (q *Queries) SessionTouch(ctx context.Context, db DBTX, arg SessionTouchParams) error {
-	_, err := db.Exec(ctx, sessionTouch, arg.ExpiresAt, arg.IDHash)
+	_, err := db.Exec(ctx, sessionTouch, arg.ExpiresAt, arg.MaxAgeSeconds, arg.IDHash)
 	return err
 }

@@ -1,13 +1,3 @@
--- name: UserInsert :one
--- The first account becomes admin. Callers hold an advisory lock for the
--- transaction so that two simultaneous first sign-ups cannot both win.
-INSERT INTO users (email, name, password_hash, role)
-VALUES (
-    @email, @name, @password_hash,
-    CASE WHEN EXISTS (SELECT 1 FROM users) THEN @role::user_role ELSE 'admin'::user_role END
-)
-RETURNING *;
-
 -- name: UserInsertWithRole :one
 INSERT INTO users (email, name, password_hash, role)
 VALUES (@email, @name, @password_hash, @role)
@@ -38,3 +28,9 @@ SELECT count(*) FROM users WHERE role = @role;
 
 -- name: UserFirstAdmin :one
 SELECT * FROM users WHERE role = 'admin' ORDER BY created_at, id LIMIT 1;
+
+-- name: UserAdminExists :one
+SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin');
+
+-- name: UserSetPassword :exec
+UPDATE users SET password_hash = @password_hash, updated_at = now() WHERE id = @id;

@@ -13,6 +13,17 @@ import (
 	"github.com/google/uuid"
 )
 
+const userAdminExists = `-- name: UserAdminExists :one
+SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')
+`
+
+func (q *Queries) UserAdminExists(ctx context.Context, db DBTX) (bool, error) {
+	row := db.QueryRow(ctx, userAdminExists)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
+}
+
 const userCountByRole = `-- name: UserCountByRole :one
 SELECT count(*) FROM users WHERE role = $1
 `
@@ -79,44 +90,6 @@ SELECT id, email, name, password_hash, role, created_at, updated_at FROM users W
 
 func (q *Queries) UserGetByEmail(ctx context.Context, db DBTX, email string) (User, error) {
 	row := db.QueryRow(ctx, userGetByEmail, email)
-	var i User
-	err := row.Scan(
-		&i.ID,
-		&i.Email,
-		&i.Name,
-		&i.PasswordHash,
-		&i.Role,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
-}
-
-const userInsert = `-- name: UserInsert :one
-INSERT INTO users (email, name, password_hash, role)
-VALUES (
-    $1, $2, $3,
-    CASE WHEN EXISTS (SELECT 1 FROM users) THEN $4::user_role ELSE 'admin'::user_role END
-)
-RETURNING id, email, name, password_hash, role, created_at, updated_at
-`
-
-type UserInsertParams struct {
-	Email        string
-	Name         string
-	PasswordHash string
-	Role         auth.Role
-}
-
-// The first account becomes admin. Callers hold an advisory lock for the
-// transaction so that two simultaneous first sign-ups cannot both win.
-func (q *Queries) UserInsert(ctx context.Context, db DBTX, arg UserInsertParams) (User, error) {
-	row := db.QueryRow(ctx, userInsert,
-		arg.Email,
-		arg.Name,
-		arg.PasswordHash,
-		arg.Role,
-	)
 	var i User
 	err := row.Scan(
 		&i.ID,
@@ -204,6 +177,20 @@ func (q *Queries) UserList(ctx context.Context, db DBTX, arg UserListParams) ([]
 		return nil, err
 	}
 	return items, nil
+}
+
+const userSetPassword = `-- name: UserSetPassword :exec
+UPDATE users SET password_hash = $1, updated_at = now() WHERE id = $2
+`
+
+type UserSetPasswordParams struct {
+	PasswordHash string
+	ID           uuid.UUID
+}
+
+func (q *Queries) UserSetPassword(ctx context.Context, db DBTX, arg UserSetPasswordParams) error {
+	_, err := db.Exec(ctx, userSetPassword, arg.PasswordHash, arg.ID)
+	return err
 }
 
 const userSetRole = `-- name: UserSetRole :one

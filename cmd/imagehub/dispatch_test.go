@@ -112,7 +112,7 @@ func newHub(t *testing.T, extra map[string]string) *hub {
 	}
 	_, errOut, err := runCmd(t, vars, "migrate")
 	require.NoError(t, err, errOut)
-	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "admin@example.com", "--password", "a long password")
+	_, errOut, err = runCmdInput(t, vars, "a long password\n", "users", "create", "--email", "admin@example.com", "--role", "admin")
 	require.NoError(t, err, errOut)
 	token, errOut, err := runCmd(t, vars, "tokens", "create", "--email", "admin@example.com", "--name", "test")
 	require.NoError(t, err, errOut)

@@ -48,7 +48,7 @@ func TestImportThenKillDuringIngest(t *testing.T) {
 	vars := map[string]string{"DATABASE_URL": dbURL, "DATA_DIR": dataDir, "BUILTIN_WORKER": "false"}
 	_, errOut, err := runCmd(t, vars, "migrate")
 	require.NoError(t, err, errOut)
-	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "admin@example.com", "--password", "a long password")
+	_, errOut, err = runCmdInput(t, vars, "a long password\n", "users", "create", "--email", "admin@example.com", "--role", "admin")
 	require.NoError(t, err, errOut)
 
 	const n = 60

@@ -3,7 +3,7 @@
 //
 //	imagehub serve                                   web and River workers in one process
 //	imagehub migrate                                 apply database migrations
-//	imagehub users create --email E --password P --role R
+//	imagehub users create --email E --role R          (password from a prompt or stdin)
 //	imagehub tokens create --email E --name N
 //	imagehub labels import class-descriptions.csv
 //	imagehub import [--labels-csv F] [--classes-csv F] DIR
@@ -39,7 +39,8 @@ const usage = `imagehub: Deep Images Hub
 Usage:
   imagehub serve                      serve the web app and run background jobs
   imagehub migrate                    apply database migrations and exit
-  imagehub users create --email E --password P [--name N] [--role R]
+  imagehub users create --email E [--name N] [--role R]
+                                      the password is asked for, or read from stdin
   imagehub tokens create --email E --name N [--expires-in-days D]
   imagehub labels import class-descriptions.csv
   imagehub import [--labels-csv F] [--classes-csv F] [--labels L] [--email E] DIR
@@ -58,11 +59,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, getenv, stdout)
+		return serve(ctx, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, getenv, stdout)
 	case "users":
-		return usersCmd(ctx, args[1:], getenv, stdout, stderr)
+		return usersCmd(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	case "tokens":
 		return tokensCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "labels":

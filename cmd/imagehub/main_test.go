@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/dbtest"
@@ -57,8 +59,16 @@ func environ(vars map[string]string) []string {
 // runCmd runs one imagehub command to completion.
 func runCmd(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return runCmdInput(t, vars, "", args...)
+}
+
+// runCmdInput runs one imagehub command with stdin as its standard input
+// (a pipe, not a terminal, as in a script).
+func runCmdInput(t *testing.T, vars map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = environ(vars)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
@@ -155,7 +165,9 @@ func call(t *testing.T, method, url, token string, body any) (int, map[string]an
 // goes through the API the way a new user's script would.
 func TestServeAsANewUser(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, map[string]string{"DATABASE_URL": dbtest.NewURL(t)})
+	// A minute's delay after the free sign-in attempts, so that the throttle
+	// check below cannot be outwaited by a slow machine.
+	srv := startServer(t, map[string]string{"DATABASE_URL": dbtest.NewURL(t), "LOGIN_DELAY": "1m"})
 	base := srv.base
 
 	status, _, _ := call(t, "GET", base+"/healthz", "", nil)
@@ -163,13 +175,22 @@ func TestServeAsANewUser(t *testing.T) {
 	status, ready, _ := call(t, "GET", base+"/readyz", "", nil)
 	require.Equal(t, 200, status, "%v", ready)
 
-	status, body, _ := call(t, "POST", base+"/api/v1/auth/signup", "", map[string]string{"email": "ada@example.com", "password": "a long password", "name": "Ada"})
+	// The first visitor is an ordinary contributor; whoever reads serve's
+	// output has the setup code that makes the admin.
+	status, body, _ := call(t, "POST", base+"/api/v1/auth/signup", "", map[string]string{"email": "bob@example.com", "password": "a long password", "name": "Bob"})
+	require.Equal(t, 201, status)
+	require.Equal(t, "contributor", body["user"].(map[string]any)["role"], "the first visitor is not admin")
+	bobID := body["user"].(map[string]any)["id"].(string)
+	code := srv.setupCode(t)
+	require.Contains(t, srv.logs.String(), "This hub has no admin yet", "the code is on stderr too")
+	status, body, _ = call(t, "POST", base+"/api/v1/auth/signup", "", map[string]string{"email": "ada@example.com", "password": "a long password", "name": "Ada", "setup_code": "wrong"})
+	require.Equal(t, 403, status, "%v", body)
+	require.Equal(t, "setup_code", body["error"].(map[string]any)["field"])
+	status, body, _ = call(t, "POST", base+"/api/v1/auth/signup", "", map[string]string{"email": "ada@example.com", "password": "a long password", "name": "Ada", "setup_code": code})
 	require.Equal(t, 201, status, "%v", body)
 	require.Equal(t, "admin", body["user"].(map[string]any)["role"])
-	status, body, _ = call(t, "POST", base+"/api/v1/auth/signup", "", map[string]string{"email": "bob@example.com", "password": "a long password", "name": "Bob"})
-	require.Equal(t, 201, status)
-	require.Equal(t, "contributor", body["user"].(map[string]any)["role"])
-	bobID := body["user"].(map[string]any)["id"].(string)
+	status, body, _ = call(t, "POST", base+"/api/v1/auth/signup", "", map[string]string{"email": "eve@example.com", "password": "a long password", "name": "Eve", "setup_code": code})
+	require.Equal(t, 403, status, "the code works once: %v", body)
 
 	// Tokens come from the CLI too, and carry their user's role.
 	adminToken, errOut, err := runCmd(t, envOf(srv), "tokens", "create", "--email", "ada@example.com", "--name", "test script")
@@ -185,7 +206,7 @@ func TestServeAsANewUser(t *testing.T) {
 	require.Equal(t, 403, status)
 	status, body, _ = call(t, "GET", base+"/api/v1/users", adminToken, nil)
 	require.Equal(t, 200, status)
-	require.Len(t, body["items"], 2)
+	require.Len(t, body["items"], 2, "the refused sign-ups made no account")
 	status, _, _ = call(t, "GET", base+"/api/v1/me", "ihub_not-a-token", nil)
 	require.Equal(t, 401, status)
 
@@ -227,6 +248,21 @@ func TestServeAsANewUser(t *testing.T) {
 	require.Contains(t, srv.logs.String(), `"msg":"stopped"`)
 }
 
+// setupCode is the one-time setup code serve logged.
+func (s *server) setupCode(t *testing.T) string {
+	t.Helper()
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		var rec struct {
+			Code string `json:"setup_code"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Code != "" {
+			return rec.Code
+		}
+	}
+	t.Fatalf("serve logged no setup code\n%s", s.logs)
+	return ""
+}
+
 func envOf(s *server) map[string]string {
 	m := map[string]string{}
 	for _, kv := range s.cmd.Env {
@@ -245,21 +281,44 @@ func TestCLI(t *testing.T) {
 	_, errOut, err := runCmd(t, vars, "migrate")
 	require.NoError(t, err, errOut)
 
-	out, errOut, err := runCmd(t, vars, "users", "create", "--email", "root@example.com", "--password", "a long password", "--role", "reviewer")
+	// The password comes from standard input, never the command line.
+	out, errOut, err := runCmdInput(t, vars, "a long password\n", "users", "create", "--email", "rev@example.com", "--role", "reviewer")
 	require.NoError(t, err, errOut)
-	require.Contains(t, out, "with role admin", "the first account is always admin")
+	require.Contains(t, out, "with role reviewer", "the first account gets the role asked for")
+	require.Contains(t, errOut, "no admin yet")
 
-	out, errOut, err = runCmd(t, vars, "users", "create", "--email", "rev@example.com", "--password", "a long password", "--role", "reviewer")
+	out, errOut, err = runCmdInput(t, vars, "another long password\r\n", "users", "create", "--email", "root@example.com", "--role", "admin")
 	require.NoError(t, err, errOut)
-	require.Contains(t, out, "with role reviewer")
+	require.Contains(t, out, "with role admin")
+	require.NotContains(t, errOut, "no admin yet")
+	app := startServer(t, map[string]string{"DATABASE_URL": vars["DATABASE_URL"], "BUILTIN_WORKER": "false"})
+	status, body, _ := call(t, "POST", app.base+"/api/v1/auth/login", "", map[string]string{"email": "root@example.com", "password": "another long password"})
+	require.Equal(t, 200, status, "the piped password (without its line end) signs in: %v", body)
+	require.Equal(t, "admin", body["user"].(map[string]any)["role"])
+	require.NotContains(t, app.logs.String(), "setup_code", "no setup code once there is an admin")
 
-	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "weak@example.com", "--password", "short")
+	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "cli@example.com", "--password", "a long password")
 	require.Error(t, err)
-	require.Contains(t, errOut, "--password: The password must be at least 10 characters")
+	require.Contains(t, errOut, "--password: passwords are not taken on the command line")
+	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "cli@example.com", "--password=a long password")
+	require.Error(t, err)
+	require.Contains(t, errOut, "--password: passwords are not taken on the command line")
 
-	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "x@example.com", "--password", "a long password", "--role", "emperor")
+	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "empty@example.com")
+	require.Error(t, err)
+	require.Contains(t, errOut, "standard input held no password")
+
+	_, errOut, err = runCmdInput(t, vars, "short\n", "users", "create", "--email", "weak@example.com")
+	require.Error(t, err)
+	require.Contains(t, errOut, "password: The password must be at least 10 characters")
+
+	_, errOut, err = runCmdInput(t, vars, "a long password\n", "users", "create", "--email", "x@example.com", "--role", "emperor")
 	require.Error(t, err)
 	require.Contains(t, errOut, "--role")
+	pool, err := pgxpool.New(context.Background(), vars["DATABASE_URL"])
+	require.NoError(t, err)
+	defer pool.Close()
+	require.Equal(t, 2, count(t, pool, "SELECT count(*) FROM users"), "refused commands created nobody")
 
 	_, errOut, err = runCmd(t, vars, "tokens", "create", "--email", "nobody@example.com", "--name", "x")
 	require.Error(t, err)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
+	"github.com/deepimageshub/imagehub/account"
 	"github.com/deepimageshub/imagehub/app"
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/config"
@@ -90,7 +92,7 @@ func migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) 
 // or SIGTERM), then shuts down gracefully: HTTP drains its requests and River
 // stops fetching and lets running jobs finish; jobs still running when the
 // shutdown timeout ends are cancelled and River retries them later.
-func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
 	e, err := setup(ctx, getenv, stdout)
 	if err != nil {
 		return err
@@ -146,6 +148,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ln) }()
 	logger.Info("imagehub is serving", "addr", ln.Addr().String(), "url", cfg.BaseURL, "blobs", blobURL)
+	if err := printSetupCode(ctx, e, stderr); err != nil {
+		return err
+	}
 
 	select {
 	case <-ctx.Done():
@@ -164,6 +169,22 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	logger.Info("stopped")
 	return httpErr
+}
+
+// printSetupCode prints a one-time setup code while the site has no admin:
+// whoever can read this process's output can make themselves admin on the
+// sign-up page, and nobody else can.
+func printSetupCode(ctx context.Context, e *env, stderr io.Writer) error {
+	code, err := account.NewService(e.pool, account.Limits{}).IssueSetupCode(ctx)
+	if err != nil || code == "" {
+		return err
+	}
+	signup := strings.TrimRight(e.cfg.BaseURL, "/") + "/signup"
+	e.logger.Warn("this hub has no admin yet: sign up with the setup code to become its admin, or run imagehub users create --role admin",
+		"signup", signup, "setup_code", code)
+	fmt.Fprintf(stderr, "\nThis hub has no admin yet. To become its admin, sign up at %s\nwith the one-time setup code  %s\n"+
+		"(or run: imagehub users create --email YOU --role admin).\n\n", signup, code)
+	return nil
 }
 
 // startBuiltinWorker serves the project's CPU inference worker on a loopback
