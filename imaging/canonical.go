@@ -121,10 +121,7 @@ func (p *Prepared) Memory() int64 {
 		// doubling up to the size of the raw pixels.
 		m += 3 * decoded
 	}
-	if max(p.hdr.Width, p.hdr.Height) > ReviewSize {
-		m += int64(float64(p.hdr.Width) * float64(p.hdr.Height) * p.lay.thumb)
-	}
-	return m
+	return m + p.lay.thumbBytes(p.hdr.Width, p.hdr.Height)
 }
 
 // Decode decodes the pixels and finishes what Process does.

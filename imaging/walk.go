@@ -203,9 +203,9 @@ func (j *jpegWalker) parseSOF() error {
 }
 
 func (j *jpegWalker) layout() layout {
-	l := layout{decoded: j.planes, thumb: 1.5} // YCbCr is reduced plane by plane
+	l := layout{decoded: j.planes, reduced: j.planes} // YCbCr is reduced plane by plane
 	if j.comps != 3 {
-		l.thumb = 8 // Gray and CMYK become RGBA first
+		l.toRGBA, l.reduced = true, 4 // Gray and CMYK become RGBA first
 	}
 	if j.comps == 4 {
 		l.decoded += 4 // the planes are converted to a CMYK image
@@ -362,10 +362,8 @@ func (w *pngWalker) layout() layout {
 			l.decoded = 8
 		}
 	}
-	l.thumb = 8 // converted to RGBA, then reduced
-	if w.colour == 2 && !wide && !w.sawTRNS {
-		l.thumb = 4 // already RGBA: only the reduction
-	}
+	// Reduced as RGBA, which only 8-bit truecolour already is.
+	l.toRGBA, l.reduced = !(w.colour == 2 && !wide && !w.sawTRNS), 4
 	if w.interlace != 0 {
 		// Each of the seven passes is decoded into an image of its own
 		// before they are merged.
@@ -555,9 +553,9 @@ func (w *webpWalker) size() (int, int, bool) { return w.w, w.h, w.sized }
 // pixels; a VP8X file may hold either.
 func (w *webpWalker) layout() layout {
 	if w.first == "VP8 " {
-		return layout{decoded: 1.5, thumb: 1.5}
+		return layout{decoded: 1.5, reduced: 1.5}
 	}
-	return layout{decoded: 8, thumb: 8}
+	return layout{decoded: 8, toRGBA: true, reduced: 4}
 }
 
 func (w *webpWalker) finish() error {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 
 	"github.com/google/uuid"
@@ -46,6 +45,8 @@ type IngestWorker struct {
 	blobs      blob.Store
 	logger     *slog.Logger
 	thresholds imaging.Thresholds
+	limits     imaging.Limits // the pixel cap, checked again before decoding
+	budget     *memoryBudget
 	nearDist   int
 	// inferAttempts is the MaxAttempts of the inference jobs ingest queues.
 	inferAttempts int
@@ -104,7 +105,7 @@ func (w *IngestWorker) dropUpload(ctx context.Context, img queries.Image) error 
 // examine decodes, cleans and measures the image and writes its blobs. It
 // returns an error only for failures worth retrying (the blob store).
 func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict, error) {
-	rc, _, err := w.blobs.Get(ctx, blob.UploadKey(img.UploadSha256))
+	rc, info, err := w.blobs.Get(ctx, blob.UploadKey(img.UploadSha256))
 	if errors.Is(err, blob.ErrNotFound) {
 		reason := "The uploaded file was lost before it could be processed; please upload it again."
 		return verdict{status: queries.ImageStatusFailed, reason: &reason}, nil
@@ -112,12 +113,15 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 	if err != nil {
 		return verdict{}, fmt.Errorf("error reading upload: %w", err)
 	}
-	data, err := io.ReadAll(rc)
+	data := make([]byte, 0, max(info.Size, 0)+bytes.MinRead)
+	buf := bytes.NewBuffer(data)
+	_, err = buf.ReadFrom(rc)
 	rc.Close()
 	if err != nil {
 		return verdict{}, fmt.Errorf("error reading upload: %w", err)
 	}
-	res, err := imaging.Process(data)
+	data = buf.Bytes()
+	prep, err := imaging.Options{Limits: w.limits}.Prepare(data)
 	var ref *imaging.Refusal
 	if errors.As(err, &ref) {
 		reason := "We could not read this photo: " + ref.Message
@@ -126,7 +130,11 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 	if err != nil {
 		return verdict{}, err
 	}
-	d, err := imaging.Derive(res)
+	res, d, err := w.decode(ctx, prep)
+	if errors.As(err, &ref) {
+		reason := "We could not read this photo: " + ref.Message
+		return verdict{status: queries.ImageStatusRejected, reason: &reason}, nil
+	}
 	if err != nil {
 		return verdict{}, err
 	}
@@ -180,6 +188,28 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 		}
 	}
 	return v, nil
+}
+
+// decode decodes a prepared upload and derives its thumbnails, hash and
+// quality once the memory budget has room for it, and gives the room back
+// with the decoded pixels dropped: what it returns is small (the canonical
+// file and the thumbnails).
+func (w *IngestWorker) decode(ctx context.Context, prep *imaging.Prepared) (*imaging.Result, *imaging.Derived, error) {
+	release, err := w.budget.acquire(ctx, prep.Memory())
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
+	res, err := prep.Decode()
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := imaging.Derive(res)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.Image = nil
+	return res, d, nil
 }
 
 // nearDuplicate finds the closest earlier image within the Hamming distance,
