@@ -11,6 +11,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Class is one row of a class-descriptions file.
@@ -50,6 +51,9 @@ func ReadClasses(r io.Reader) ([]Class, error) {
 		}
 		if mid == "" || name == "" {
 			return nil, fmt.Errorf("class descriptions line %d: empty field", line)
+		}
+		if err := printable(mid, name); err != nil {
+			return nil, fmt.Errorf("class descriptions line %d: %w", line, err)
 		}
 		out = append(out, Class{MID: mid, DisplayName: name})
 	}
@@ -104,6 +108,21 @@ func ReadImageLabels(r io.Reader) (map[string][]string, error) {
 		if id == "" || mid == "" {
 			return nil, fmt.Errorf("image labels line %d: empty ImageID or LabelName", line)
 		}
+		if err := printable(id, mid); err != nil {
+			return nil, fmt.Errorf("image labels line %d: %w", line, err)
+		}
 		out[id] = append(out[id], mid)
 	}
+}
+
+// printable refuses fields with control characters: a line break inside a
+// quoted field (which encoding/csv turns from CRLF into LF) or a tab would
+// end up in a label's name or an image's file name.
+func printable(fields ...string) error {
+	for _, f := range fields {
+		if i := strings.IndexFunc(f, unicode.IsControl); i >= 0 {
+			return fmt.Errorf("%q holds the control character %U", f, []rune(f[i:])[0])
+		}
+	}
+	return nil
 }
