@@ -2,10 +2,15 @@ package jobs
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
+
+	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 )
 
 func TestMemoryBudget(t *testing.T) {
@@ -63,4 +68,31 @@ func TestMemoryBudget(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, "ingest memory budget")
 	hold()
+}
+
+// TestIngestDecodeWaitsForRoom: ingest decodes once the budget has room,
+// and when none comes within half the job's time it snoozes the job, which
+// costs no attempt, instead of failing it.
+func TestIngestDecodeWaitsForRoom(t *testing.T) {
+	t.Parallel()
+	w := &IngestWorker{budget: newMemoryBudget(64 << 20), logger: slog.New(slog.DiscardHandler)}
+	prep, err := imaging.Options{}.Prepare(imagingtest.JPEG(imagingtest.Photo(640, 480, 1)))
+	require.NoError(t, err)
+
+	res, d, err := w.decode(context.Background(), prep)
+	require.NoError(t, err)
+	require.Nil(t, res.Image, "the pixels are dropped")
+	require.NotEmpty(t, d.Grid)
+
+	hold, err := w.budget.acquire(context.Background(), 64<<20)
+	require.NoError(t, err)
+	defer hold()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	began := time.Now()
+	_, _, err = w.decode(ctx, prep)
+	var snooze *river.JobSnoozeError
+	require.ErrorAs(t, err, &snooze)
+	require.GreaterOrEqual(t, time.Since(began), 1900*time.Millisecond, "waited for room")
+	require.NoError(t, ctx.Err(), "gave up at half the job's time, not at its end")
 }

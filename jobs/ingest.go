@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -80,6 +82,10 @@ func (w *IngestWorker) Work(ctx context.Context, job *river.Job[IngestArgs]) err
 	}
 	v, err := w.examine(ctx, img)
 	if err != nil {
+		var snooze *river.JobSnoozeError
+		if errors.As(err, &snooze) {
+			return err // waiting for memory is no failure of the photo
+		}
 		if job.Attempt >= job.MaxAttempts {
 			reason := "We could not process this photo; please upload it again later."
 			w.logger.ErrorContext(ctx, "ingest failed for good", "image_id", img.ID, "error", err)
@@ -194,10 +200,20 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 // quality once the memory budget has room for it, and gives the room back
 // with the decoded pixels dropped: what it returns is small (the canonical
 // file and the thumbnails).
+//
+// It waits for room at most half of the time the job has left, so that the
+// decoding itself still has time; when that runs out (or the process shuts
+// down) the job is snoozed, which spends none of its attempts.
 func (w *IngestWorker) decode(ctx context.Context, prep *imaging.Prepared) (*imaging.Result, *imaging.Derived, error) {
-	release, err := w.budget.acquire(ctx, prep.Memory())
+	wait, cancel := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		wait, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
+	}
+	release, err := w.budget.acquire(wait, prep.Memory())
+	cancel()
 	if err != nil {
-		return nil, nil, err
+		w.logger.InfoContext(ctx, "no room in the ingest memory budget yet; snoozing", "error", err)
+		return nil, nil, river.JobSnooze(time.Second + rand.N(2*time.Second))
 	}
 	defer release()
 	res, err := prep.Decode()
