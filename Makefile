@@ -87,6 +87,29 @@ test: chromium unzip ## vet, check generated code, run every test with -race aga
 	rm -f "$$vgwlog" "$$oplog"; \
 	$(GO) test -race -count=1 -timeout 12m ./...
 
+# Native Go fuzz targets (package:function). Their seed corpora, and the
+# inputs they found (testdata/fuzz/<Func>/), run as ordinary tests in make test.
+FUZZ_TIME  ?= 1m
+FUZZ_FLAGS ?=
+FUZZ_TARGETS := \
+	./mask/:FuzzDecode \
+	./mask/:FuzzUnmarshalJSON \
+	./imaging/:FuzzInspect \
+	./imaging/:FuzzProcess \
+	./oip/:FuzzDecodeRequest \
+	./oip/:FuzzDecodeResponse \
+	./openimages/:FuzzReadClasses \
+	./openimages/:FuzzReadImageLabels \
+	./review/:FuzzSubmission
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZ_TIME (default 1m) in turn; FUZZ_FLAGS adds go test flags (e.g. -parallel 1)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "== $$name ($$pkg) for $(FUZZ_TIME)"; \
+		$(GO) test -timeout 0 -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZ_TIME) $(FUZZ_FLAGS) $$pkg; \
+	done
+
 .PHONY: imagemagick
 imagemagick:
 	@[ -x /usr/bin/convert ] || { \

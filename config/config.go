@@ -83,6 +83,10 @@ type Config struct {
 	UploadMaxRequestBytes int64 `env:"UPLOAD_MAX_REQUEST_BYTES" envDefault:"536870912"` // 512 MiB
 	UploadMaxFiles        int   `env:"UPLOAD_MAX_FILES" envDefault:"200"`
 	UploadMaxPixels       int64 `env:"UPLOAD_MAX_PIXELS" envDefault:"40000000"`
+	// IngestMemoryBudget is the memory, in bytes, that the images being
+	// decoded by one process may take together: each ingest waits until the
+	// memory its image needs (estimated from its header) is free.
+	IngestMemoryBudget int64 `env:"INGEST_MEMORY_BUDGET" envDefault:"1073741824"` // 1 GiB
 
 	// NearDuplicateDistance is the largest Hamming distance between perceptual
 	// hashes at which two images count as near-duplicates (at most 7).
@@ -194,6 +198,9 @@ func (c *Config) validate() error {
 	}
 	if c.UploadMaxFileBytes < 1 || c.UploadMaxRequestBytes < c.UploadMaxFileBytes || c.UploadMaxFiles < 1 || c.UploadMaxPixels < 1 {
 		return fmt.Errorf("upload limits must be positive, and UPLOAD_MAX_REQUEST_BYTES at least UPLOAD_MAX_FILE_BYTES")
+	}
+	if c.IngestMemoryBudget < 64<<20 {
+		return fmt.Errorf("INGEST_MEMORY_BUDGET %d: want at least 67108864 (64 MiB), in bytes", c.IngestMemoryBudget)
 	}
 	if c.NearDuplicateDistance < 0 || c.NearDuplicateDistance > 7 {
 		return fmt.Errorf("NEAR_DUPLICATE_DISTANCE %d: want 0 to 7", c.NearDuplicateDistance)

@@ -56,20 +56,85 @@ func Process(data []byte) (*Result, error) { return Options{}.Process(data) }
 //
 // Errors are *Refusal when the file itself is at fault.
 func (o Options) Process(data []byte) (*Result, error) {
-	lim := o.Limits
-	lim.MinShortSide = -1
-	hdr, err := inspectBytes(data, lim)
+	p, err := o.Prepare(data)
 	if err != nil {
 		return nil, err
 	}
-	var img image.Image
+	return p.Decode()
+}
+
+// Prepared is an upload inspected and cleaned of its metadata but not yet
+// decoded: the cheap half of Process, after which Memory tells what the
+// expensive half will take, so that a caller can wait for that much memory
+// first.
+type Prepared struct {
+	o        Options
+	data     []byte
+	hdr      Header
+	lay      layout
+	c        cleaned
+	cleanErr error // reported after decoding, so that a decoder's verdict comes first
+}
+
+// Prepare checks data's header against o.Limits and removes its metadata,
+// without decoding pixels. Errors are *Refusal when the file is at fault.
+func (o Options) Prepare(data []byte) (*Prepared, error) {
+	lim := o.Limits
+	lim.MinShortSide = -1
+	hdr, lay, err := inspectBytes(data, lim)
+	if err != nil {
+		return nil, err
+	}
+	p := &Prepared{o: o, data: data, hdr: hdr, lay: lay}
 	switch hdr.Format {
 	case "jpeg":
-		img, err = jpeg.Decode(bytes.NewReader(data))
+		p.c, p.cleanErr = cleanJPEG(data)
 	case "png":
-		img, err = png.Decode(bytes.NewReader(data))
+		p.c, p.cleanErr = cleanPNG(data)
 	case "webp":
-		img, err = webp.Decode(bytes.NewReader(data))
+		p.c, p.cleanErr = cleanWebP(data)
+	}
+	return p, nil
+}
+
+// Header is what the file's header says.
+func (p *Prepared) Header() Header { return p.hdr }
+
+// DecodedBytes is what the decoded pixels take in memory, as the standard
+// decoders lay them out (a 16-bit RGBA PNG 8 bytes a pixel, an 8-bit one 4,
+// a 4:2:0 JPEG 1.5), with the decoder's own working copies (a progressive
+// JPEG's coefficients, an interlaced PNG's passes).
+func (p *Prepared) DecodedBytes() int64 {
+	return int64(float64(p.hdr.Width) * float64(p.hdr.Height) * p.lay.decoded)
+}
+
+// Memory estimates, from the header alone, the most memory that Decode and
+// then Derive hold at once for the file: the file and its cleaned copy, the
+// decoded pixels, a turned copy and its new encoding when the file must be
+// turned, and the copies the thumbnails are made from. It errs on the high
+// side.
+func (p *Prepared) Memory() int64 {
+	decoded := p.DecodedBytes()
+	m := 2*p.hdr.Size + decoded + memorySlack
+	if p.cleanErr == nil && p.c.orientation != 1 {
+		// The turned copy, and its new encoding, whose buffer grows by
+		// doubling up to the size of the raw pixels.
+		m += 3 * decoded
+	}
+	return m + p.lay.thumbBytes(p.hdr.Width, p.hdr.Height)
+}
+
+// Decode decodes the pixels and finishes what Process does.
+func (p *Prepared) Decode() (*Result, error) {
+	var img image.Image
+	var err error
+	switch p.hdr.Format {
+	case "jpeg":
+		img, err = jpeg.Decode(bytes.NewReader(p.data))
+	case "png":
+		img, err = png.Decode(bytes.NewReader(p.data))
+	case "webp":
+		img, err = webp.Decode(bytes.NewReader(p.data))
 	}
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
@@ -77,24 +142,15 @@ func (o Options) Process(data []byte) (*Result, error) {
 		}
 		return nil, refuse(CodeUndecodable, "the image data is damaged and cannot be decoded (%s).", plainError(err))
 	}
-
-	var c cleaned
-	switch hdr.Format {
-	case "jpeg":
-		c, err = cleanJPEG(data)
-	case "png":
-		c, err = cleanPNG(data)
-	case "webp":
-		c, err = cleanWebP(data)
+	if p.cleanErr != nil {
+		return nil, refuse(CodeUndecodable, "the file's structure is damaged: %v.", p.cleanErr)
 	}
-	if err != nil {
-		return nil, refuse(CodeUndecodable, "the file's structure is damaged: %v.", err)
-	}
-	f := formats[hdr.Format]
-	res := &Result{Bytes: c.bytes, Image: img, Format: hdr.Format, ContentType: f[0], Ext: f[1], Orientation: c.orientation}
+	c := p.c
+	f := formats[p.hdr.Format]
+	res := &Result{Bytes: c.bytes, Image: img, Format: p.hdr.Format, ContentType: f[0], Ext: f[1], Orientation: c.orientation}
 	if c.orientation != 1 {
 		res.Image = Orient(img, c.orientation)
-		if err := o.reencode(res, c); err != nil {
+		if err := p.o.reencode(res, c); err != nil {
 			return nil, err
 		}
 	}
@@ -103,18 +159,23 @@ func (o Options) Process(data []byte) (*Result, error) {
 	return res, nil
 }
 
-// inspectBytes is Inspect for a file in memory, without copying it.
-func inspectBytes(data []byte, lim Limits) (Header, error) {
+// inspectBytes is Inspect for a file in memory, without copying it; it
+// also returns the decoded layout.
+func inspectBytes(data []byte, lim Limits) (Header, layout, error) {
 	n := min(len(data), prefixCap)
 	in := &Inspector{lim: lim.withDefaults(), n: int64(len(data)), prefix: data[:n:n]}
 	if len(data) == 0 {
-		return Header{}, refuseKind("empty")
+		return Header{}, layout{}, refuseKind("empty")
 	}
 	if !in.sniff(true) {
-		return Header{}, in.err
+		return Header{}, layout{}, in.err
 	}
 	in.err = in.walk.feed(data)
-	return in.Finish()
+	h, err := in.Finish()
+	if err != nil {
+		return Header{}, layout{}, err
+	}
+	return h, in.walk.layout(), nil
 }
 
 // cleaned is a file without its metadata, and what was learnt on the way.

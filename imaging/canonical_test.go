@@ -3,6 +3,7 @@ package imaging_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
@@ -322,11 +323,26 @@ func FuzzProcess(f *testing.F) {
 	}
 	opts := imaging.Options{Limits: imaging.Limits{MaxPixels: 1 << 20}}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		res, err := opts.Process(data)
+		prep, err := opts.Prepare(data)
 		if err != nil {
 			refusal(t, err)
 			return
 		}
+		res, err := prep.Decode()
+		if err != nil {
+			refusal(t, err)
+			return
+		}
+		// The memory ingest reserves covers the decoded pixels (JPEG and
+		// WebP decoders round the size up to whole 16-pixel blocks).
+		h := prep.Header()
+		pad := 1.0
+		if h.Format != "png" {
+			pad = float64((h.Width+15)*(h.Height+15)) / float64(h.Width*h.Height)
+		}
+		require.GreaterOrEqual(t, float64(prep.DecodedBytes())*pad+4096, float64(pixBytes(res.Image)),
+			"%s %dx%d decoded as %T", h.Format, h.Width, h.Height, res.Image)
+		require.GreaterOrEqual(t, prep.Memory(), prep.DecodedBytes())
 		require.NotContains(t, string(res.Bytes), "Exif\x00\x00")
 		cfg, format, err := image.DecodeConfig(bytes.NewReader(res.Bytes))
 		require.NoError(t, err)
@@ -334,4 +350,31 @@ func FuzzProcess(f *testing.F) {
 		require.Equal(t, res.Width, cfg.Width)
 		require.Equal(t, res.Height, cfg.Height)
 	})
+}
+
+// pixBytes is what an image's pixels take in memory.
+func pixBytes(img image.Image) int {
+	switch m := img.(type) {
+	case *image.RGBA:
+		return len(m.Pix)
+	case *image.NRGBA:
+		return len(m.Pix)
+	case *image.RGBA64:
+		return len(m.Pix)
+	case *image.NRGBA64:
+		return len(m.Pix)
+	case *image.Gray:
+		return len(m.Pix)
+	case *image.Gray16:
+		return len(m.Pix)
+	case *image.CMYK:
+		return len(m.Pix)
+	case *image.Paletted:
+		return len(m.Pix)
+	case *image.NYCbCrA:
+		return len(m.Y) + len(m.Cb) + len(m.Cr) + len(m.A)
+	case *image.YCbCr:
+		return len(m.Y) + len(m.Cb) + len(m.Cr)
+	}
+	panic(fmt.Sprintf("pixBytes: %T", img))
 }

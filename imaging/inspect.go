@@ -259,6 +259,8 @@ type walker interface {
 	size() (w, h int, ok bool)
 	// finish reports a file that ends before its structure does.
 	finish() error
+	// layout says, once the header went by, what the decoded image takes.
+	layout() layout
 }
 
 // Write implements io.Writer. Once it refuses the file, it returns the

@@ -218,17 +218,27 @@ func FuzzInspect(f *testing.F) {
 	f.Add(imagingtest.WithEXIF(imagingtest.JPEG(imagingtest.Photo(16, 16, 1)), 6))
 	f.Add(imagingtest.PNGWithEXIF(imagingtest.PNG(imagingtest.Photo(16, 16, 1)), 6))
 	f.Add(imagingtest.WebPWithEXIF(imagingtest.Photo(16, 16, 1), 6))
+	// The second limits are small, so that the fuzzer reaches them with
+	// small inputs: an accepted file never claims a size above them.
 	f.Fuzz(func(t *testing.T, data []byte) {
-		lim := imaging.Limits{MinShortSide: -1}
-		h, err := imaging.Inspect(bytes.NewReader(data), lim)
-		if err == nil {
-			require.Positive(t, h.Width)
-			require.Positive(t, h.Height)
-		} else {
-			refusal(t, err)
+		for _, lim := range []imaging.Limits{{MinShortSide: -1}, {MaxPixels: 4096, MaxSide: 128, MinShortSide: 8}} {
+			h, err := imaging.Inspect(bytes.NewReader(data), lim)
+			if err == nil {
+				require.Positive(t, h.Width)
+				require.Positive(t, h.Height)
+				require.Contains(t, []string{"jpeg", "png", "webp"}, h.Format)
+				require.Equal(t, int64(len(data)), h.Size)
+				if lim.MaxPixels > 0 {
+					require.LessOrEqual(t, int64(h.Width)*int64(h.Height), lim.MaxPixels)
+					require.LessOrEqual(t, max(h.Width, h.Height), lim.MaxSide)
+					require.GreaterOrEqual(t, min(h.Width, h.Height), lim.MinShortSide)
+				}
+			} else {
+				refusal(t, err)
+			}
+			h2, _, err2 := chunked(data, 7, lim)
+			require.Equal(t, h, h2)
+			require.Equal(t, err, err2)
 		}
-		h2, _, err2 := chunked(data, 7, lim)
-		require.Equal(t, h, h2)
-		require.Equal(t, err, err2)
 	})
 }

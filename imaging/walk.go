@@ -30,6 +30,10 @@ type jpegWalker struct {
 	sawSOS bool
 	sized  bool
 	w, h   int
+	// What the frame header says about the decoded form (see layout).
+	progressive bool
+	comps       int
+	planes      float64 // samples per pixel, over all components
 }
 
 const (
@@ -146,6 +150,7 @@ func (j *jpegWalker) segment(n int) error {
 			return refuse(CodeUndecodable, "the JPEG file has two frame headers.")
 		}
 		j.sawSOF, j.state = true, jpegSOF
+		j.progressive = m == 0xC2
 	case m == 0xC3 || 0xC5 <= m && m <= 0xC7 || 0xC9 <= m && m <= 0xCB || 0xCD <= m && m <= 0xCF:
 		return refuse(CodeUndecodable, "the file is a lossless, hierarchical or arithmetic-coded JPEG, which we cannot read.")
 	case m == 0xDA: // start of scan
@@ -182,7 +187,35 @@ func (j *jpegWalker) parseSOF() error {
 	}
 	j.h, j.w = int(binary.BigEndian.Uint16(b[1:])), int(binary.BigEndian.Uint16(b[3:]))
 	j.sized = true
+	j.comps = int(b[5])
+	// Each component is stored at its sampling factors over the largest
+	// ones: 1 + 2×¼ samples a pixel for 4:2:0, 3 for 4:4:4.
+	hmax, vmax := 1, 1
+	for i := range j.comps {
+		f := b[6+3*i+1]
+		hmax, vmax = max(hmax, int(f>>4)), max(vmax, int(f&15))
+	}
+	for i := range j.comps {
+		f := b[6+3*i+1]
+		j.planes += float64(max(1, int(f>>4))*max(1, int(f&15))) / float64(hmax*vmax)
+	}
 	return j.check(j.w, j.h)
+}
+
+func (j *jpegWalker) layout() layout {
+	l := layout{decoded: j.planes, reduced: j.planes} // YCbCr is reduced plane by plane
+	if j.comps != 3 {
+		l.toRGBA, l.reduced = true, 4 // Gray and CMYK become RGBA first
+	}
+	if j.comps == 4 {
+		l.decoded += 4 // the planes are converted to a CMYK image
+	}
+	if j.progressive {
+		// A progressive JPEG keeps every coefficient, an int32 each, until
+		// its last scan.
+		l.decoded += 4 * j.planes
+	}
+	return l
 }
 
 func (j *jpegWalker) size() (int, int, bool) { return j.w, j.h, j.sized }
@@ -206,6 +239,9 @@ type pngWalker struct {
 	sawIDAT bool
 	w, h    int
 	sized   bool
+	// What the header says about the decoded form (see layout).
+	depth, colour, interlace byte
+	sawTRNS                  bool
 }
 
 const (
@@ -253,6 +289,7 @@ func (w *pngWalker) feed(p []byte) error {
 				return refuse(CodeUndecodable, "the PNG header is damaged (its checksum does not match).")
 			}
 			w.w, w.h, w.sized = int(binary.BigEndian.Uint32(ihdr[4:])), int(binary.BigEndian.Uint32(ihdr[8:])), true
+			w.depth, w.colour, w.interlace = ihdr[12], ihdr[13], ihdr[16]
 			w.state, w.nbuf = pngChunkHeader, 0
 			if err := w.check(w.w, w.h); err != nil {
 				return err
@@ -290,6 +327,8 @@ func (w *pngWalker) chunk() error {
 		return nil
 	case "IDAT":
 		w.sawIDAT = true
+	case "tRNS":
+		w.sawTRNS = true
 	case "IEND":
 		if !w.sawIDAT {
 			return errNoImageData()
@@ -302,6 +341,36 @@ func (w *pngWalker) chunk() error {
 }
 
 func (w *pngWalker) size() (int, int, bool) { return w.w, w.h, w.sized }
+
+// layout follows image/png: grey → Gray or Gray16, palette → Paletted,
+// truecolour → RGBA or RGBA64, with alpha (or a tRNS chunk for grey and
+// truecolour) → NRGBA or NRGBA64.
+func (w *pngWalker) layout() layout {
+	wide := w.depth == 16
+	var l layout
+	switch {
+	case w.colour == 3:
+		l.decoded = 1
+	case w.colour == 0 && !w.sawTRNS:
+		l.decoded = 1
+		if wide {
+			l.decoded = 2
+		}
+	default:
+		l.decoded = 4
+		if wide {
+			l.decoded = 8
+		}
+	}
+	// Reduced as RGBA, which only 8-bit truecolour already is.
+	l.toRGBA, l.reduced = !(w.colour == 2 && !wide && !w.sawTRNS), 4
+	if w.interlace != 0 {
+		// Each of the seven passes is decoded into an image of its own
+		// before they are merged.
+		l.decoded *= 2
+	}
+	return l
+}
 
 func (w *pngWalker) finish() error {
 	if w.state != pngDone {
@@ -326,6 +395,7 @@ type webpWalker struct {
 	sawImage bool
 	w, h     int
 	sized    bool
+	first    string // the first chunk's FourCC: VP8, VP8L or VP8X
 }
 
 const (
@@ -442,6 +512,7 @@ func (w *webpWalker) chunk() error {
 // parseFirst reads the size from the first chunk of a WebP file.
 func (w *webpWalker) parseFirst(b []byte) error {
 	damaged := refuse(CodeUndecodable, "the WebP image header is damaged.")
+	w.first = w.fourcc
 	switch w.fourcc {
 	case "VP8 ":
 		// A key frame's tag, the start code, then 14-bit width and height.
@@ -476,6 +547,16 @@ func (w *webpWalker) parseFirst(b []byte) error {
 }
 
 func (w *webpWalker) size() (int, int, bool) { return w.w, w.h, w.sized }
+
+// layout: a lossy WebP decodes to YCbCr 4:2:0 (with an alpha plane when a
+// VP8X file has one), a lossless one to NRGBA by way of a buffer of 32-bit
+// pixels; a VP8X file may hold either.
+func (w *webpWalker) layout() layout {
+	if w.first == "VP8 " {
+		return layout{decoded: 1.5, reduced: 1.5}
+	}
+	return layout{decoded: 8, toRGBA: true, reduced: 4}
+}
 
 func (w *webpWalker) finish() error {
 	if w.state != webpDone {

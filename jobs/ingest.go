@@ -7,8 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math/rand/v2"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -46,6 +47,8 @@ type IngestWorker struct {
 	blobs      blob.Store
 	logger     *slog.Logger
 	thresholds imaging.Thresholds
+	limits     imaging.Limits // the pixel cap, checked again before decoding
+	budget     *memoryBudget
 	nearDist   int
 	// inferAttempts is the MaxAttempts of the inference jobs ingest queues.
 	inferAttempts int
@@ -79,6 +82,10 @@ func (w *IngestWorker) Work(ctx context.Context, job *river.Job[IngestArgs]) err
 	}
 	v, err := w.examine(ctx, img)
 	if err != nil {
+		var snooze *river.JobSnoozeError
+		if errors.As(err, &snooze) {
+			return err // waiting for memory is no failure of the photo
+		}
 		if job.Attempt >= job.MaxAttempts {
 			reason := "We could not process this photo; please upload it again later."
 			w.logger.ErrorContext(ctx, "ingest failed for good", "image_id", img.ID, "error", err)
@@ -104,7 +111,7 @@ func (w *IngestWorker) dropUpload(ctx context.Context, img queries.Image) error 
 // examine decodes, cleans and measures the image and writes its blobs. It
 // returns an error only for failures worth retrying (the blob store).
 func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict, error) {
-	rc, _, err := w.blobs.Get(ctx, blob.UploadKey(img.UploadSha256))
+	rc, info, err := w.blobs.Get(ctx, blob.UploadKey(img.UploadSha256))
 	if errors.Is(err, blob.ErrNotFound) {
 		reason := "The uploaded file was lost before it could be processed; please upload it again."
 		return verdict{status: queries.ImageStatusFailed, reason: &reason}, nil
@@ -112,12 +119,15 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 	if err != nil {
 		return verdict{}, fmt.Errorf("error reading upload: %w", err)
 	}
-	data, err := io.ReadAll(rc)
+	data := make([]byte, 0, max(info.Size, 0)+bytes.MinRead)
+	buf := bytes.NewBuffer(data)
+	_, err = buf.ReadFrom(rc)
 	rc.Close()
 	if err != nil {
 		return verdict{}, fmt.Errorf("error reading upload: %w", err)
 	}
-	res, err := imaging.Process(data)
+	data = buf.Bytes()
+	prep, err := imaging.Options{Limits: w.limits}.Prepare(data)
 	var ref *imaging.Refusal
 	if errors.As(err, &ref) {
 		reason := "We could not read this photo: " + ref.Message
@@ -126,7 +136,11 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 	if err != nil {
 		return verdict{}, err
 	}
-	d, err := imaging.Derive(res)
+	res, d, err := w.decode(ctx, prep)
+	if errors.As(err, &ref) {
+		reason := "We could not read this photo: " + ref.Message
+		return verdict{status: queries.ImageStatusRejected, reason: &reason}, nil
+	}
 	if err != nil {
 		return verdict{}, err
 	}
@@ -180,6 +194,38 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 		}
 	}
 	return v, nil
+}
+
+// decode decodes a prepared upload and derives its thumbnails, hash and
+// quality once the memory budget has room for it, and gives the room back
+// with the decoded pixels dropped: what it returns is small (the canonical
+// file and the thumbnails).
+//
+// It waits for room at most half of the time the job has left, so that the
+// decoding itself still has time; when that runs out (or the process shuts
+// down) the job is snoozed, which spends none of its attempts.
+func (w *IngestWorker) decode(ctx context.Context, prep *imaging.Prepared) (*imaging.Result, *imaging.Derived, error) {
+	wait, cancel := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		wait, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
+	}
+	release, err := w.budget.acquire(wait, prep.Memory())
+	cancel()
+	if err != nil {
+		w.logger.InfoContext(ctx, "no room in the ingest memory budget yet; snoozing", "error", err)
+		return nil, nil, river.JobSnooze(time.Second + rand.N(2*time.Second))
+	}
+	defer release()
+	res, err := prep.Decode()
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := imaging.Derive(res)
+	if err != nil {
+		return nil, nil, err
+	}
+	res.Image = nil
+	return res, d, nil
 }
 
 // nearDuplicate finds the closest earlier image within the Hamming distance,

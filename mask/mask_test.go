@@ -511,6 +511,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint16(10), uint16(1), "5050")
 	f.Add(uint16(40), uint16(40), "R")
 	f.Add(uint16(478), uint16(640), "VQi31m>0O2N100O100O2N100O10001N101O1N2O1O2M2O1O1N3N1O1N2O2N1N2O1O1N3N1O1N")
+	for _, m := range cocoMasks(f) {
+		f.Add(uint16(m.Size[0]), uint16(m.Size[1]), m.Counts)
+	}
 	f.Fuzz(func(t *testing.T, h, w uint16, counts string) {
 		r := RLE{Size: [2]int{int(h), int(w)}, Counts: counts}
 		err := r.Validate()
@@ -530,6 +533,7 @@ func FuzzDecode(f *testing.F) {
 		area, err := r.Area()
 		require.NoError(t, err)
 		require.Equal(t, b.Area(), area)
+		require.LessOrEqual(t, area, int(h)*int(w))
 		box, err := r.BBox()
 		require.NoError(t, err)
 		require.Equal(t, b.BBox(), box)

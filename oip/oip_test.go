@@ -217,6 +217,20 @@ func FuzzDecodeResponse(f *testing.F) {
 	seed(oip.EncodeResponse(&oip.InferResponse{ID: "a", Outputs: req.Inputs}, nil))
 	seed(oip.EncodeResponse(&oip.InferResponse{ID: "a", Outputs: req.Inputs}, func(string) bool { return true }))
 	seed(oip.EncodeResponse(&oip.InferResponse{ID: "a", Outputs: req.Inputs[:3]}, func(n string) bool { return n == "LABEL_HINTS" }))
+	// A segmentation answer as PROTOCOL.md has it, in both encodings, and
+	// Triton's JSON forms.
+	seg := &oip.InferResponse{ModelName: "seg", ModelVersion: "1", ID: "7", Outputs: []oip.Tensor{
+		oip.BytesTensor("MASKS", []byte(`{"size":[4,6],"counts":"52203"}`), []byte(`{"size":[4,6],"counts":"0c0"}`)),
+		oip.FP32Tensor("SCORES", []int64{2}, []float32{0.9, 0.25}),
+		oip.BytesTensor("LABELS", []byte("cat"), []byte("object")),
+		oip.Uint8Tensor("DENSE", []int64{1, 2, 3}, []uint8{0, 1, 1, 0, 0, 1}),
+	}}
+	seed(oip.EncodeResponse(seg, nil))
+	seed(oip.EncodeResponse(seg, func(n string) bool { return n != "LABELS" }))
+	f.Add([]byte(`{"model_name":"m","id":"1","outputs":[
+		{"name":"LABELS","datatype":"BYTES","shape":[2],"data":["cat","d\u00f6g"]},
+		{"name":"M","datatype":"UINT8","shape":[2,2],"data":[[0,1],[1.0,0]]},
+		{"name":"B","datatype":"BOOL","shape":[2],"data":[true,false]}]}`), uint16(0))
 	f.Add([]byte(`{"outputs":[{"name":"a","datatype":"UINT8","shape":[2,2],"data":[[0,1],[1,0]]}]}`), uint16(0))
 	f.Add([]byte(`{"outputs":[{"name":"a","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":6}}]}`+"\x02\x00\x00\x00hi"), uint16(87))
 	f.Fuzz(func(t *testing.T, body []byte, jsonLen uint16) {
@@ -253,14 +267,22 @@ func FuzzDecodeResponse(f *testing.F) {
 	})
 }
 
-// FuzzDecodeRequest does the same for requests, the side the worker faces.
+// FuzzDecodeRequest does the same for requests, the side the worker faces:
+// what it accepts is valid, and encodes (in binary always, in JSON unless a
+// value has no JSON form) and decodes back to the same request.
 func FuzzDecodeRequest(f *testing.F) {
-	for _, bin := range []bool{false, true} {
-		b, err := oip.EncodeRequest(sampleRequest(), bin)
-		if err != nil {
-			f.Fatal(err)
+	hub := &oip.InferRequest{ID: "img-1", Inputs: []oip.Tensor{
+		oip.BytesTensor("IMAGE", []byte("\xff\xd8\xff\xe0 a jpeg")),
+		oip.BytesTensor("LABEL_HINTS", []byte("cat"), []byte("dog")),
+	}, Outputs: []oip.RequestedOutput{{Name: "MASKS"}, {Name: "SCORES"}, {Name: "LABELS"}}}
+	for _, r := range []*oip.InferRequest{sampleRequest(), hub} {
+		for _, bin := range []bool{false, true} {
+			b, err := oip.EncodeRequest(r, bin)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b.Bytes, uint16(b.JSONLength))
 		}
-		f.Add(b.Bytes, uint16(b.JSONLength))
 	}
 	f.Fuzz(func(t *testing.T, body []byte, jsonLen uint16) {
 		n := int(jsonLen)
@@ -273,6 +295,33 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		for i := range req.Inputs {
 			require.NoError(t, req.Inputs[i].Validate())
+		}
+		for _, bin := range []bool{false, true} {
+			enc, err := oip.EncodeRequest(req, bin)
+			if err != nil {
+				require.False(t, bin, "binary encoding failed: %v", err)
+				continue
+			}
+			again, err := oip.DecodeRequest(enc.Bytes, enc.JSONLength, oip.Limits{})
+			require.NoError(t, err)
+			require.Equal(t, req.ID, again.ID)
+			require.Len(t, again.Inputs, len(req.Inputs))
+			for i := range req.Inputs {
+				a, b := req.Inputs[i], again.Inputs[i]
+				require.Equal(t, a.Name, b.Name)
+				require.Equal(t, a.Datatype, b.Datatype)
+				require.Equal(t, a.Shape, b.Shape)
+				require.Equal(t, a.Raw, b.Raw)
+				require.Equal(t, len(a.Elems), len(b.Elems))
+				for j := range a.Elems {
+					require.Equal(t, string(a.Elems[j]), string(b.Elems[j]))
+				}
+			}
+			require.Len(t, again.Outputs, len(req.Outputs))
+			for i := range req.Outputs {
+				require.Equal(t, req.Outputs[i].Name, again.Outputs[i].Name)
+				require.Equal(t, req.OutputBinary(req.Outputs[i].Name), again.OutputBinary(req.Outputs[i].Name))
+			}
 		}
 	})
 }

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Class is one row of a class-descriptions file.
@@ -39,12 +41,19 @@ func ReadClasses(r io.Reader) ([]Class, error) {
 		if err != nil {
 			return nil, fmt.Errorf("class descriptions line %d: %w", line, err)
 		}
-		mid, name := strings.TrimSpace(strings.TrimPrefix(rec[0], "\ufeff")), strings.TrimSpace(rec[1])
-		if line == 1 && strings.EqualFold(mid, "LabelName") {
-			continue
+		mid, name := strings.TrimSpace(rec[0]), strings.TrimSpace(rec[1])
+		if line == 1 {
+			// Only a file's first bytes can be a byte-order mark.
+			mid = strings.TrimSpace(strings.TrimPrefix(rec[0], "\ufeff"))
+			if strings.EqualFold(mid, "LabelName") {
+				continue
+			}
 		}
 		if mid == "" || name == "" {
 			return nil, fmt.Errorf("class descriptions line %d: empty field", line)
+		}
+		if err := printable(mid, name); err != nil {
+			return nil, fmt.Errorf("class descriptions line %d: %w", line, err)
 		}
 		out = append(out, Class{MID: mid, DisplayName: name})
 	}
@@ -88,13 +97,32 @@ func ReadImageLabels(r io.Reader) (map[string][]string, error) {
 			return nil, fmt.Errorf("image labels line %d: %w", line, err)
 		}
 		conf, err := strconv.ParseFloat(strings.TrimSpace(rec[col["Confidence"]]), 64)
-		if err != nil {
+		// ParseFloat reads "NaN" and "Inf" too; neither is a confidence.
+		if err != nil || math.IsNaN(conf) || math.IsInf(conf, 0) {
 			return nil, fmt.Errorf("image labels line %d: confidence %q is not a number", line, rec[col["Confidence"]])
 		}
 		if conf <= 0 {
 			continue
 		}
-		id := strings.TrimSpace(rec[col["ImageID"]])
-		out[id] = append(out[id], strings.TrimSpace(rec[col["LabelName"]]))
+		id, mid := strings.TrimSpace(rec[col["ImageID"]]), strings.TrimSpace(rec[col["LabelName"]])
+		if id == "" || mid == "" {
+			return nil, fmt.Errorf("image labels line %d: empty ImageID or LabelName", line)
+		}
+		if err := printable(id, mid); err != nil {
+			return nil, fmt.Errorf("image labels line %d: %w", line, err)
+		}
+		out[id] = append(out[id], mid)
 	}
+}
+
+// printable refuses fields with control characters: a line break inside a
+// quoted field (which encoding/csv turns from CRLF into LF) or a tab would
+// end up in a label's name or an image's file name.
+func printable(fields ...string) error {
+	for _, f := range fields {
+		if i := strings.IndexFunc(f, unicode.IsControl); i >= 0 {
+			return fmt.Errorf("%q holds the control character %U", f, []rune(f[i:])[0])
+		}
+	}
+	return nil
 }

@@ -47,4 +47,10 @@ func TestReadImageLabels(t *testing.T) {
 	require.ErrorContains(t, err, "Confidence")
 	_, err = ReadImageLabels(strings.NewReader("ImageID,Source,LabelName,Confidence\nx,y,z,high\n"))
 	require.ErrorContains(t, err, "line 2")
+	// Found by the fuzzers: ParseFloat reads NaN and Inf, empty IDs made
+	// labels for an image named "", and quoted fields may hold line breaks.
+	for _, row := range []string{"x,y,z,NaN", "x,y,z,+Inf", ",y,z,1", "x,y, ,1", "\"x\r\ny\",y,z,1"} {
+		_, err = ReadImageLabels(strings.NewReader("ImageID,Source,LabelName,Confidence\n" + row + "\n"))
+		require.ErrorContains(t, err, "line 2", row)
+	}
 }

@@ -8,13 +8,23 @@
 #   scripts/localpg.sh url     print the URL of the imagehub database (a superuser,
 #                              so tests may also create their own databases there)
 #
+# Each checkout's cluster has a port of its own, so that `make test` in one
+# checkout and `make run` in another both work: a free port is chosen at the
+# first start (from 54330 up, starting at a place that depends on the
+# checkout's path) and recorded in .data/pg.port (beside LOCALPG_DIR when that
+# is set), then reused. When the recorded port is taken by something else, a
+# free one is chosen and recorded instead; when what holds it is a cluster
+# whose checkout no longer exists, that cluster is stopped first.
+# LOCALPG_PORT overrides the port.
+#
 # PostgreSQL refuses to run as root. When we are root (CI and these dev machines),
 # the cluster runs as the unprivileged `postgres` system user through runuser.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 datadir=${LOCALPG_DIR:-$root/.data/pg}
-port=${LOCALPG_PORT:-54329}
+portfile=$datadir.port
+port=${LOCALPG_PORT:-}
 log=$datadir.log
 
 die() { echo "localpg: $*" >&2; exit 1; }
@@ -54,6 +64,89 @@ as_owner() {
 
 url() { echo "postgres://postgres@127.0.0.1:$port/imagehub?sslmode=disable"; }
 
+# running_port prints the port the cluster in $datadir listens on, if it runs
+# (line 4 of postmaster.pid).
+running_port() {
+  local d=$datadir
+  [ -L "$d" ] && d=$(readlink -f "$d")
+  as_owner "$bindir/pg_ctl" -D "$d" status >/dev/null 2>&1 || return 0
+  as_owner sed -n 4p "$d/postmaster.pid" 2>/dev/null || true
+}
+
+# taken says whether something accepts connections on 127.0.0.1:$1.
+taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# orphan_on prints the PID of a PostgreSQL postmaster listening on port $1
+# whose checkout no longer exists: its data folder is gone (a .data/pg or a
+# /var/tmp/imagehub-pg-* one), or it records a checkout path that is gone.
+orphan_on() {
+  local want=$1 proc pid dir p arg prev checkout
+  for proc in /proc/[0-9]*; do
+    pid=${proc#/proc/}
+    [ "$(cat "$proc/comm" 2>/dev/null)" = postgres ] || continue
+    dir="" p="" prev=""
+    while IFS= read -r -d '' arg; do
+      case $prev in -D) dir=$arg ;; -p) p=$arg ;; esac
+      prev=$arg
+    done < <(cat "$proc/cmdline" 2>/dev/null)
+    [ -n "$dir" ] && [ "$p" = "$want" ] || continue
+    if [ ! -d "$dir" ]; then
+      case $dir in */.data/pg | /var/tmp/imagehub-pg-*) echo "$pid"; return ;; esac
+    elif [ -f "$dir/imagehub.checkout" ]; then
+      checkout=$(cat "$dir/imagehub.checkout")
+      if [ -n "$checkout" ] && [ ! -d "$checkout" ]; then echo "$pid"; return; fi
+    fi
+  done
+  return 0
+}
+
+# stop_orphan stops the cluster that a checkout which no longer exists left
+# running on port $1 (its data folder under /var/tmp goes too), and reports
+# whether there was one.
+stop_orphan() {
+  local pid dir
+  pid=$(orphan_on "$1")
+  [ -n "$pid" ] || return 1
+  dir=$(tr '\0' '\n' <"/proc/$pid/cmdline" | sed -n '/^-D$/{n;p;q}')
+  echo "localpg: port $1 is held by a cluster whose checkout is gone ($dir, pid $pid); stopping it" >&2
+  kill -INT "$pid" 2>/dev/null || true # fast shutdown
+  for _ in $(seq 100); do taken "$1" || break; sleep 0.1; done
+  case $dir in /var/tmp/imagehub-pg-*) rm -rf "$dir" "$dir.log" ;; esac
+  return 0
+}
+
+# free_port prints a port nothing listens on (other than $1), from 54330
+# up, starting where the checkout's path says, so that checkouts seldom try
+# the same ones.
+free_port() {
+  local start i p
+  start=$(($(printf '%s' "$root:$datadir" | cksum | cut -d' ' -f1) % 1000))
+  for i in $(seq 0 999); do
+    p=$((54330 + (start + i) % 1000))
+    [ "$p" = "${1:-}" ] && continue
+    taken "$p" || { echo "$p"; return; }
+  done
+  die "no free port between 54330 and 55329; set LOCALPG_PORT"
+}
+
+# choose_port sets $port for a cluster that is not running: LOCALPG_PORT,
+# else the recorded port if it is free (or can be freed), else a free one.
+choose_port() {
+  if [ -n "${LOCALPG_PORT:-}" ]; then port=$LOCALPG_PORT; return; fi
+  local recorded
+  recorded=$(cat "$portfile" 2>/dev/null || true)
+  if [[ $recorded =~ ^[0-9]+$ ]]; then
+    if ! taken "$recorded" || { stop_orphan "$recorded" && ! taken "$recorded"; }; then
+      port=$recorded
+      return
+    fi
+    echo "localpg: port $recorded is taken by something else; choosing another" >&2
+  fi
+  port=$(free_port "$recorded")
+}
+
+record_port() { if [ -z "${LOCALPG_PORT:-}" ]; then echo "$port" >"$portfile"; fi; }
+
 start() {
   mkdir -p "$(dirname "$datadir")"
   if [ -n "$runas" ] && [ ! -e "$datadir" ] && ! runuser -u "$runas" -- test -x "$(dirname "$datadir")"; then
@@ -90,20 +183,34 @@ full_page_writes = off
 CONF
   fi
   touch "$log" && { [ -z "$runas" ] || chown "$runas" "$log"; }
+  # Which checkout the cluster belongs to, so that another can tell when
+  # this one is gone (see orphan_on).
+  [ -f "$datadir/imagehub.checkout" ] || printf '%s\n' "$root" >"$datadir/imagehub.checkout"
   if ! as_owner "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
     # The port is given at start, not written into the cluster, so a later
-    # LOCALPG_PORT takes effect.
-    as_owner "$bindir/pg_ctl" -D "$datadir" -l "$log" -o "-p $port" -w -t 60 start >/dev/null \
-      || die "could not start PostgreSQL; see $log"
+    # LOCALPG_PORT takes effect. Another checkout may take the port between
+    # the choice and the start: then choose again.
+    choose_port
+    local tries=0
+    until as_owner "$bindir/pg_ctl" -D "$datadir" -l "$log" -o "-p $port" -w -t 60 start >/dev/null; do
+      tries=$((tries + 1))
+      if [ -n "${LOCALPG_PORT:-}" ] || [ "$tries" -ge 5 ] || ! taken "$port"; then
+        die "could not start PostgreSQL on port $port; see $log"
+      fi
+      echo "localpg: port $port was taken meanwhile; choosing another" >&2
+      port=$(free_port "$port")
+    done
   else
     # Already running, perhaps on another port than asked: use the port it
-    # listens on (line 4 of postmaster.pid).
-    running=$(as_owner sed -n 4p "$datadir/postmaster.pid" 2>/dev/null || true)
-    if [ -n "$running" ] && [ "$running" != "$port" ]; then
+    # listens on.
+    local running
+    running=$(running_port)
+    if [ -n "${LOCALPG_PORT:-}" ] && [ "$running" != "$LOCALPG_PORT" ]; then
       echo "localpg: the cluster is already running on port $running; using it (make stop, then start again to move it)" >&2
-      port=$running
     fi
+    port=$running
   fi
+  record_port
   if [ "$("$bindir/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'imagehub'")" != 1 ]; then
     "$bindir/createdb" -h 127.0.0.1 -p "$port" -U postgres imagehub || die "could not create database imagehub"
   fi
@@ -119,6 +226,13 @@ stop() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  url) url ;;
+  url)
+    # LOCALPG_PORT, else the recorded port, else (a cluster started before
+    # ports were recorded) the port it runs on.
+    [ -n "$port" ] || port=$(cat "$portfile" 2>/dev/null || true)
+    [ -n "$port" ] || port=$(running_port)
+    [ -n "$port" ] || die "no port recorded in $portfile yet; run $0 start"
+    url
+    ;;
   *) die "usage: $0 start|stop|url" ;;
 esac
