@@ -399,4 +399,3 @@ func abs(n int) int {
 	}
 	return n
 }
-
