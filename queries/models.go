@@ -606,6 +606,7 @@ type DatasetExport struct {
 	RequestedBy uuid.UUID
 	CreatedAt   time.Time
 	FinishedAt  *time.Time
+	MaskFormat  string
 }
 
 type DatasetVersion struct {
