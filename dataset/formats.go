@@ -114,14 +114,6 @@ func (x *export) classIndex() map[uuid.UUID]int {
 	return idx
 }
 
-func decodeInstance(in instance) (*mask.Bitmap, error) {
-	bm, err := mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts}.Decode()
-	if err != nil {
-		return nil, fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
-	}
-	return bm, nil
-}
-
 // cocoSplits writes annotations/instances_<split>.json for each split the
 // subset has, as Detectron2, MMDetection and Datumaro look for them: every
 // image in exactly one file, ids from 1 in each file, the same categories in
@@ -208,11 +200,10 @@ func (x *export) cocoSplit(ctx context.Context, split Split) error {
 				rle := mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts}
 				a.Segmentation.RLE = &rle
 				if x.sub.MaskFormat == MaskPolygon {
-					bm, err := decodeInstance(in)
+					polys, holes, err := mask.FitPolygonsRLE(rle)
 					if err != nil {
-						return err
+						return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
 					}
-					polys, holes := mask.FitPolygons(bm)
 					if holes || len(polys) == 0 {
 						x.stats.KeptRLE++
 					} else {
@@ -296,11 +287,10 @@ func (x *export) yoloLabels(ctx context.Context) error {
 		for _, im := range imgs {
 			b = b[:0]
 			for _, in := range im.instances {
-				bm, err := decodeInstance(in)
+				polys, holes, err := mask.FitPolygonsRLE(mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts})
 				if err != nil {
-					return err
+					return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
 				}
-				polys, holes := mask.FitPolygons(bm)
 				if holes {
 					x.stats.FilledHoles++
 				}

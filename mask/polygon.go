@@ -23,7 +23,7 @@ type Polygon []float64
 //
 // Work and memory are bounded by the mask's box, not the image.
 func Outlines(b *Bitmap, tolerance float64) (polys []Polygon, holes bool) {
-	parts, holes := traceParts(b)
+	parts, holes, _ := traceParts(gridOf(b))
 	return simplifyAll(parts, tolerance), holes
 }
 
@@ -35,11 +35,24 @@ func Outlines(b *Bitmap, tolerance float64) (polys []Polygon, holes bool) {
 // tolerance for all would either keep every stair of the large or cut into
 // the thin.
 func FitPolygons(b *Bitmap) (polys []Polygon, holes bool) {
-	parts, holes := traceParts(b)
+	return fit(traceParts(gridOf(b)))
+}
+
+// FitPolygonsRLE is FitPolygons of a mask still in RLE: it reads the runs
+// into the mask's box only, never expanding the whole image.
+func FitPolygonsRLE(r RLE) (polys []Polygon, holes bool, err error) {
+	g, err := gridOfRLE(r)
+	if err != nil {
+		return nil, false, err
+	}
+	polys, holes = fit(traceParts(g))
+	return polys, holes, nil
+}
+
+func fit(parts [][]int, holes bool, box [4]int) ([]Polygon, bool) {
 	if len(parts) == 0 {
 		return nil, holes
 	}
-	box := b.BBox()
 	// The polygons' pixels lie in the box: compare there, with the mask's
 	// holes filled (the exact outlines).
 	want := FromPolygons(translate(simplifyAll(parts, 0), box), box[3], box[2])
@@ -105,23 +118,66 @@ func simplifyAll(parts [][]int, tol float64) []Polygon {
 	return polys
 }
 
-// traceParts labels the mask's 4-connected parts within its box and
-// returns each one's outline corners in image coordinates, and whether the
-// mask has holes.
-func traceParts(b *Bitmap) ([][]int, bool) {
+// grid is a mask's box with a frame of background around it, so that no
+// step of a walk needs a bounds check: fg[(y+1)*gw+x+1] is pixel
+// (box[0]+x, box[1]+y).
+type grid struct {
+	fg     []bool
+	gw, gh int
+	box    [4]int
+}
+
+func gridOf(b *Bitmap) grid {
 	box := b.BBox()
 	if box[2] == 0 {
-		return nil, false
+		return grid{box: box}
 	}
-	// A local grid of the box with a frame of background around it, so
-	// that no step needs a bounds check.
-	gw, gh := box[2]+2, box[3]+2
-	fg := make([]bool, gw*gh)
+	g := grid{gw: box[2] + 2, gh: box[3] + 2, box: box}
+	g.fg = make([]bool, g.gw*g.gh)
 	for y := range box[3] {
 		row := b.Pix[(box[1]+y)*b.W+box[0]:]
 		for x := range box[2] {
-			fg[(y+1)*gw+x+1] = row[x] != 0
+			g.fg[(y+1)*g.gw+x+1] = row[x] != 0
 		}
+	}
+	return g
+}
+
+func gridOfRLE(r RLE) (grid, error) {
+	box, err := r.BBox()
+	if err != nil {
+		return grid{}, err
+	}
+	if box[2] == 0 {
+		return grid{box: box}, nil
+	}
+	runs, err := r.Runs()
+	if err != nil {
+		return grid{}, err
+	}
+	h := r.Size[0]
+	g := grid{gw: box[2] + 2, gh: box[3] + 2, box: box}
+	g.fg = make([]bool, g.gw*g.gh)
+	pos := 0
+	for k, n := range runs {
+		if k%2 == 1 {
+			for p := pos; p < pos+int(n); p++ {
+				x, y := p/h-box[0], p%h-box[1]
+				g.fg[(y+1)*g.gw+x+1] = true
+			}
+		}
+		pos += int(n)
+	}
+	return g, nil
+}
+
+// traceParts labels the grid's 4-connected parts and returns each one's
+// outline corners in image coordinates, whether the mask has holes, and
+// its box.
+func traceParts(g grid) ([][]int, bool, [4]int) {
+	box, fg, gw, gh := g.box, g.fg, g.gw, g.gh
+	if box[2] == 0 {
+		return nil, false, box
 	}
 	part := make([]int32, gw*gh) // 0 outside, else the part's number
 	var stack []int
@@ -155,7 +211,7 @@ func traceParts(b *Bitmap) ([][]int, bool) {
 		}
 		parts = append(parts, corners)
 	}
-	return parts, holes
+	return parts, holes, box
 }
 
 // hasHoles floods the background from the frame, 8-connected (the dual of
@@ -328,7 +384,11 @@ func fillPolygon(out *Bitmap, p Polygon) {
 	x[k], y[k] = x[0], y[0]
 	// The dense outline: every point of the upsampled grid along each
 	// edge, walked from its lower end in the major axis.
-	var u, v []int
+	m := 0
+	for j := range k {
+		m += max(abs(x[j]-x[j+1]), abs(y[j]-y[j+1])) + 1
+	}
+	u, v := make([]int, 0, m), make([]int, 0, m)
 	for j := range k {
 		xs, xe, ys, ye := x[j], x[j+1], y[j], y[j+1]
 		dx, dy := abs(xe-xs), abs(ys-ye)

@@ -117,3 +117,20 @@ func TestOutlinesCOCOIoU(t *testing.T) {
 	t.Logf("%d masks of 32×32 or more checked, worst IoU %.4f; %d have holes and keep RLE; %d points instead of %d corners",
 		checked, worst, withHoles, points, corners)
 }
+
+// TestFitPolygonsRLE: reading the runs into the box gives what the
+// expanded bitmap gives.
+func TestFitPolygonsRLE(t *testing.T) {
+	t.Parallel()
+	for i, r := range cocoMasks(t)[:200] {
+		b, err := r.Decode()
+		require.NoError(t, err)
+		want, wantHoles := FitPolygons(b)
+		got, holes, err := FitPolygonsRLE(r)
+		require.NoError(t, err)
+		require.Equal(t, wantHoles, holes, "mask %d", i)
+		require.Equal(t, want, got, "mask %d", i)
+	}
+	_, _, err := FitPolygonsRLE(RLE{Size: [2]int{2, 2}, Counts: "zz"})
+	require.ErrorIs(t, err, ErrInvalid)
+}
