@@ -30,7 +30,12 @@ type COCOProblem struct {
 	What string
 }
 
-func (p COCOProblem) String() string { return fmt.Sprintf("line %d: %s", p.Line, p.What) }
+func (p COCOProblem) String() string {
+	if p.Line == 0 {
+		return p.What
+	}
+	return fmt.Sprintf("line %d: %s", p.Line, p.What)
+}
 
 // ReadCOCO reads a COCO instance-segmentation file (as the hub, pycocotools,
 // CVAT or Label Studio write it) and calls fn with each usable annotation,

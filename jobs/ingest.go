@@ -18,6 +18,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/review"
 )
 
 // QueueIngest is the queue of ingest jobs: CPU-bound, sized to the cores.
@@ -235,6 +236,15 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 		}
 		if n == 0 || v.status != queries.ImageStatusAwaitingInference {
 			return nil
+		}
+		// Annotations imported with the image are its first review: it
+		// needs no inference.
+		accepted, err := w.q.ImageGetForUpdate(ctx, tx, img.ID)
+		if err != nil {
+			return fmt.Errorf("error reading image: %w", err)
+		}
+		if applied, err := review.ApplyImported(ctx, tx, accepted); err != nil || applied > 0 {
+			return err
 		}
 		// An accepted image gets one inference job per enabled model, in
 		// the transaction that accepts it: never accepted and forgotten.

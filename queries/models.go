@@ -549,6 +549,7 @@ type Annotation struct {
 	AuthorID      uuid.UUID
 	CreatedAt     time.Time
 	ReplacedAt    *time.Time
+	ImportedID    *uuid.UUID
 }
 
 type Campaign struct {
@@ -718,6 +719,22 @@ type ImageUpload struct {
 	Filename   string
 	CampaignID *uuid.UUID
 	CreatedAt  time.Time
+}
+
+type ImportedAnnotation struct {
+	ID         uuid.UUID
+	ImageID    uuid.UUID
+	Source     string
+	OriginalID string
+	ImporterID uuid.UUID
+	LabelID    uuid.UUID
+	Height     int32
+	Width      int32
+	Counts     string
+	CreatedAt  time.Time
+	AppliedAt  *time.Time
+	Skipped    *string
+	Ready      bool
 }
 
 type InferenceRun struct {

@@ -1,0 +1,220 @@
+package app
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/deepimageshub/imagehub/dataset/datasettest"
+	"github.com/deepimageshub/imagehub/importer"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// unzipTo writes a zip's files under dir.
+func unzipTo(t *testing.T, z zipEntries, dir string) {
+	t.Helper()
+	for _, name := range z.names {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, z.files[name], 0o644))
+	}
+}
+
+// TestImportCOCORoundTrip: a COCO download of one hub, imported into a
+// fresh hub (images through intake and ingest, annotations as their first
+// review) and downloaded again, gives the same masks pixel for pixel. An
+// interrupted run finishes when run again, a second run adds nothing, and
+// bad rows are reported with their line and skipped.
+func TestImportCOCORoundTrip(t *testing.T) {
+	t.Parallel()
+	a := newDatasetWorld(t)
+	for i := range 6 {
+		img := a.fx.Image(datasettest.ImageOpts{PNG: i == 2, W: 320 + 8*i, H: 240})
+		ins := []datasettest.Instance{{Label: "cat", Mask: datasettest.Blob(img.W, img.H, 10+i, 20, 150, 200)}}
+		if i%2 == 0 {
+			ins = append(ins, datasettest.Instance{Label: "dog", Mask: datasettest.Box(img.W, img.H, 160, 30, 300, 230)})
+		}
+		sha := hex.EncodeToString(img.SHA)
+		a.images[sha] = img
+		a.anns[sha] = a.fx.Review(img, ins...)
+	}
+	id := a.createDataset(t, map[string]any{"name": "round trip"})
+	a.publish(t, id)
+	res := a.premium.get("/api/v1/datasets/" + id + "/versions/1/download?format=coco")
+	require.Equal(t, 200, res.StatusCode)
+	exported := openZip(t, res.body)
+	dir := t.TempDir()
+	unzipTo(t, exported, dir)
+
+	b := newDatasetWorld(t)
+	var adminID string
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT id FROM users WHERE email = 'admin@example.com'`).Scan(&adminID))
+	im := &importer.Importer{Pool: b.pool, Intake: b.server.intake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	run := func(ctx context.Context, file string) (importer.Summary, error) {
+		f, err := os.Open(filepath.Join(dir, file))
+		require.NoError(t, err)
+		defer f.Close()
+		var o importer.Options
+		o.Source = filepath.Base(file)
+		require.NoError(t, o.Importer.UnmarshalText([]byte(adminID)))
+		if cancel, ok := ctx.Value(cancelKey{}).(context.CancelFunc); ok {
+			o.Progress = func(n int) {
+				if n == 2 {
+					cancel()
+				}
+			}
+		}
+		return im.COCO(ctx, f, filepath.Join(dir, "images"), o)
+	}
+
+	total := 0
+	var files []string
+	for _, name := range exported.names {
+		if strings.HasPrefix(name, "annotations/instances_") {
+			files = append(files, name)
+		}
+	}
+	require.NotEmpty(t, files)
+	for i, file := range files {
+		if i == 0 {
+			// Cut short after two annotations, then run again to finish.
+			ctx, cancel := context.WithCancel(context.Background())
+			_, err := run(context.WithValue(ctx, cancelKey{}, cancel), file)
+			require.True(t, errors.Is(err, context.Canceled), "%v", err)
+			cancel()
+		}
+		sum, err := run(context.Background(), file)
+		require.NoError(t, err)
+		t.Logf("%s: %s", file, sum)
+		require.Empty(t, sum.Problems, "%s: %v", file, sum.Problems)
+		require.Equal(t, sum.Annotations, sum.Added+sum.Already, "%s: %s", file, sum)
+		total += sum.Annotations
+	}
+	want := 0
+	for _, anns := range a.anns {
+		want += len(anns)
+	}
+	require.Equal(t, want, total, "every annotation was read")
+
+	// Ingest accepts the images and applies their annotations.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var reviewed, all int
+		require.NoError(t, b.pool.QueryRow(context.Background(),
+			`SELECT count(*) FILTER (WHERE status = 'reviewed'), count(*) FROM images`).Scan(&reviewed, &all))
+		if reviewed == len(a.images) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "%d of %d images reviewed", reviewed, all)
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Again: nothing new.
+	for _, file := range files {
+		sum, err := run(context.Background(), file)
+		require.NoError(t, err)
+		require.Zero(t, sum.Added, "%s", sum)
+		require.Equal(t, sum.Annotations, sum.Already)
+		require.Zero(t, sum.ImagesCreated)
+	}
+	var staged, applied int
+	require.NoError(t, b.pool.QueryRow(context.Background(),
+		`SELECT count(*), count(applied_at) FROM imported_annotations`).Scan(&staged, &applied))
+	require.Equal(t, want, staged)
+	require.Equal(t, want, applied)
+
+	// Provenance: source file, importer, original id.
+	var imgID uuid.UUID
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT id FROM images LIMIT 1`).Scan(&imgID))
+	prov, err := queries.New().AnnotationProvenance(context.Background(), b.pool, imgID)
+	require.NoError(t, err)
+	require.NotEmpty(t, prov)
+	for _, r := range prov {
+		require.True(t, strings.HasPrefix(r.Source, "instances_"), r.Source)
+		require.Equal(t, adminID, r.ImporterID.String())
+		require.NotEmpty(t, r.OriginalID)
+	}
+
+	// Downloaded from the second hub: the same masks, pixel for pixel,
+	// matched by the file name each image was imported under.
+	id2 := b.createDataset(t, map[string]any{"name": "round trip"})
+	b.publish(t, id2)
+	res = b.premium.get("/api/v1/datasets/" + id2 + "/versions/1/download?format=coco")
+	require.Equal(t, 200, res.StatusCode)
+	c := openZip(t, res.body).coco(t)
+	names := map[string]string{} // sha256 in b → file name (sha256 in a)
+	r2, err := b.pool.Query(context.Background(), `SELECT encode(sha256, 'hex'), filename FROM images`)
+	require.NoError(t, err)
+	for r2.Next() {
+		var sha, name string
+		require.NoError(t, r2.Scan(&sha, &name))
+		names[sha] = strings.TrimSuffix(name, filepath.Ext(name))
+	}
+	require.NoError(t, r2.Err())
+	cats := map[int]string{}
+	for _, cat := range c.Categories {
+		cats[cat.ID] = cat.Name
+	}
+	byImage := map[int]string{}
+	for _, img := range c.Images {
+		byImage[img.ID] = names[img.SHA256]
+	}
+	require.Len(t, c.Images, len(a.images))
+	seen := map[string]int{}
+	for _, ann := range c.Annotations {
+		orig := byImage[ann.ImageID]
+		wantAnn := a.anns[orig][seen[orig]]
+		seen[orig]++
+		require.Equal(t, wantAnn.Label, cats[ann.CategoryID])
+		got, err := ann.Segmentation.RLE.Decode()
+		require.NoError(t, err)
+		stored, err := wantAnn.RLE.Decode()
+		require.NoError(t, err)
+		require.Equal(t, stored.Pix, got.Pix, "annotation %d of %s", ann.ID, orig)
+	}
+	require.Len(t, c.Annotations, want)
+
+	// Bad rows: an unknown label and a missing image are reported with
+	// their line; the good row is staged, and skipped since its image was
+	// reviewed before.
+	var first struct {
+		name string
+		img  datasettest.Image
+	}
+	for sha, img := range a.images {
+		first.name, first.img = sha+"."+map[string]string{"image/jpeg": "jpg", "image/png": "png"}[img.ContentType], img
+		break
+	}
+	bad := fmt.Sprintf(`{"images": [{"id": 1, "file_name": "nowhere.jpg", "width": 320, "height": 240},
+ {"id": 2, "file_name": %q, "width": %d, "height": %d}],
+"categories": [{"id": 1, "name": "unicorn"}, {"id": 2, "name": "cat"}],
+"annotations": [
+ {"id": 10, "image_id": 1, "category_id": 2, "segmentation": [[1, 1, 50, 1, 50, 50]]},
+ {"id": 11, "image_id": 2, "category_id": 1, "segmentation": [[1, 1, 50, 1, 50, 50]]},
+ {"id": 12, "image_id": 2, "category_id": 2, "segmentation": [[1, 1, 50, 1, 50, 50]]}
+]}`, first.name, first.img.W, first.img.H)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.json"), []byte(bad), 0o644))
+	sum, err := run(context.Background(), "bad.json")
+	require.NoError(t, err)
+	t.Logf("bad.json: %s: %v", sum, sum.Problems)
+	require.Len(t, sum.Problems, 3, "%v", sum.Problems)
+	require.Equal(t, 5, sum.Problems[0].Line)
+	require.Contains(t, sum.Problems[0].What, "nowhere.jpg")
+	require.Equal(t, 6, sum.Problems[1].Line)
+	require.Contains(t, sum.Problems[1].What, "unicorn")
+	require.Contains(t, sum.Problems[2].What, "reviewed already", "an image reviewed before keeps its review")
+	require.Equal(t, 1, sum.Added)
+}
+
+type cancelKey struct{}
