@@ -22,6 +22,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/importer"
 	"github.com/deepimageshub/imagehub/intake"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/openimages"
@@ -41,8 +42,9 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	campaign := fset.String("campaign", "", "campaign id to upload into")
 	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "files processed at once")
 	quiet := fset.Bool("quiet", false, "no progress bar")
+	cocoFile := fset.String("coco", "", "a COCO instance-segmentation file whose images are in DIR (file_name relative to it): its annotations become the images' first reviews")
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: imagehub import [flags] DIR")
+		fmt.Fprintln(stderr, "usage: imagehub import [flags] DIR\n       imagehub import --coco instances.json [--email E] IMAGES_DIR")
 		fset.PrintDefaults()
 	}
 	// Flags may come before or after the folder.
@@ -102,6 +104,9 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("error reading uploader: %w", err)
 	}
 
+	if *cocoFile != "" {
+		return importCOCO(ctx, e, in, uploader, *cocoFile, dir, *quiet, stdout, stderr)
+	}
 	if *classesCSV != "" {
 		f, err := os.Open(*classesCSV)
 		if err != nil {
@@ -242,4 +247,34 @@ func imageLabels(ctx context.Context, e *env, path string, stderr io.Writer) (ma
 		fmt.Fprintf(stderr, "note: %d label ids are not in the taxonomy and were skipped (import them with --classes-csv)\n", len(unknown))
 	}
 	return out, nil
+}
+
+// importCOCO runs imagehub import --coco: the importer over one file, with a
+// progress bar by annotation, the problems (line and reason) and a summary.
+// Run it again after an interruption: it adds only what is missing.
+func importCOCO(ctx context.Context, e *env, in *intake.Service, uploader queries.User, path, dir string, quiet bool, stdout, stderr io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("importing annotations"),
+		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("ann"),
+		progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetVisibility(!quiet),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
+	im := &importer.Importer{Pool: e.pool, Intake: in, Logger: e.logger}
+	start := time.Now()
+	sum, err := im.COCO(ctx, f, dir, importer.Options{
+		Source: filepath.Base(path), Importer: uploader.ID,
+		Progress: func(int) { _ = bar.Add(1) },
+	})
+	_ = bar.Finish()
+	for _, p := range sum.Problems {
+		fmt.Fprintln(stderr, "skipped", p)
+	}
+	if err != nil {
+		return fmt.Errorf("import stopped (run it again to finish): %w", err)
+	}
+	fmt.Fprintf(stdout, "%s in %s; ingest applies the rest in `imagehub serve`\n", sum, time.Since(start).Round(time.Millisecond))
+	return nil
 }
