@@ -17,7 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/dataset/datasettest"
+	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 	"github.com/deepimageshub/imagehub/importer"
+	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
@@ -218,3 +220,64 @@ func TestImportCOCORoundTrip(t *testing.T) {
 }
 
 type cancelKey struct{}
+
+// TestImportOpenImagesMasks: Open Images object segmentations come in with
+// their masks scaled to the image (nearest neighbour); bad rows are
+// reported with their line and skipped; a second run adds nothing.
+func TestImportOpenImagesMasks(t *testing.T) {
+	t.Parallel()
+	w := newDatasetWorld(t)
+	_, err := w.pool.Exec(context.Background(), `UPDATE labels SET external_id = '/m/01yrx' WHERE name = 'cat'`)
+	require.NoError(t, err)
+	var adminID uuid.UUID
+	require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT id FROM users WHERE email = 'admin@example.com'`).Scan(&adminID))
+	dir := t.TempDir()
+	images, masks := filepath.Join(dir, "images"), filepath.Join(dir, "masks")
+	require.NoError(t, os.MkdirAll(filepath.Join(masks, "0"), 0o755))
+	require.NoError(t, os.MkdirAll(images, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(images, "0a1b.jpg"), imagingtest.JPEG(imagingtest.Photo(400, 300, 91)), 0o644))
+	small := datasettest.Blob(200, 150, 20, 30, 120, 140) // half the image's resolution
+	png, err := small.PNG()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(masks, "0", "0a1b_m01yrx_1.png"), png, 0o644))
+	csvPath := filepath.Join(dir, "train-annotations-object-segmentation.csv")
+	require.NoError(t, os.WriteFile(csvPath, []byte(
+		"MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\n"+
+			"0/0a1b_m01yrx_1.png,0a1b,/m/01yrx,1,0.1,0.6,0.2,0.9,0.8,\n"+
+			"0/0a1b_m0bt9lr_2.png,0a1b,/m/0bt9lr,2,0.1,0.6,0.2,0.9,0.8,\n"+
+			"0/missing.png,0a1b,/m/01yrx,3,0.1,0.6,0.2,0.9,0.8,\n"+
+			"0/short.png,0a1b\n"), 0o644))
+	im := &importer.Importer{Pool: w.pool, Intake: w.server.intake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	run := func() importer.Summary {
+		f, err := os.Open(csvPath)
+		require.NoError(t, err)
+		defer f.Close()
+		sum, err := im.OpenImages(context.Background(), f, masks, images, importer.Options{Source: filepath.Base(csvPath), Importer: adminID})
+		require.NoError(t, err)
+		return sum
+	}
+	sum := run()
+	require.Equal(t, 1, sum.Added, "%s", sum)
+	var lines []int
+	for _, p := range sum.Problems {
+		lines = append(lines, p.Line)
+	}
+	require.Equal(t, []int{3, 4, 5}, lines, "%v", sum.Problems)
+	require.Contains(t, sum.Problems[0].What, `"/m/0bt9lr" is not in the taxonomy`)
+	require.Contains(t, sum.Problems[1].What, "missing.png")
+
+	deadline := time.Now().Add(60 * time.Second)
+	var counts string
+	for {
+		err := w.pool.QueryRow(context.Background(), `
+			SELECT a.counts FROM annotations a JOIN imported_annotations ia ON ia.id = a.imported_id
+			WHERE ia.original_id = '0/0a1b_m01yrx_1.png'`).Scan(&counts)
+		if err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the mask was never applied: %v", err)
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, mask.Encode(small.Scale(400, 300)).Counts, counts, "the mask scaled to the image, nearest neighbour")
+	require.Zero(t, run().Added, "a second run adds nothing")
+}

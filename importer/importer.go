@@ -1,5 +1,6 @@
 // Package importer brings datasets labelled elsewhere into the hub: a COCO
-// instance-segmentation file and its images. Images go through intake (the
+// instance-segmentation file and its images, or Open Images object
+// segmentations (their masks CSV, PNG masks and images). Images go through intake (the
 // upload's checks and dedupe) as the importer's uploads; each annotation is
 // staged in imported_annotations with its provenance (source file,
 // importer, original id) and becomes part of the image's first review once
@@ -15,6 +16,7 @@ package importer
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +31,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/dataset"
 	"github.com/deepimageshub/imagehub/intake"
+	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
 )
@@ -58,7 +61,7 @@ type Summary struct {
 	ImagesCreated   int
 	ImagesDuplicate int // already in the hub (their bytes)
 	ImagesRefused   int // refused by intake, or missing from the folder
-	Annotations     int // read and usable
+	Annotations     int // read and staged, now or by an earlier run
 	Added           int // staged by this run
 	Already         int // staged by an earlier run of the same source
 	Applied         int // became annotations in this run
@@ -78,6 +81,7 @@ func (s Summary) String() string {
 // image is what the run knows of one file name.
 type image struct {
 	id      uuid.UUID
+	w, h    int
 	refused string // why, when it was not taken in
 }
 
@@ -89,66 +93,84 @@ func (im *Importer) COCO(ctx context.Context, r io.ReadSeeker, dir string, o Opt
 	if strings.TrimSpace(o.Source) == "" {
 		return Summary{}, errors.New("an import needs a source name")
 	}
-	q := queries.New()
-	var sum Summary
-	images := map[string]*image{}
-	var touched []uuid.UUID
-	labels := map[string]*uuid.UUID{} // nil: not in the taxonomy
-	read := 0
+	rn := &run{im: im, o: o, dir: dir, images: map[string]*image{}, labels: map[string]*uuid.UUID{}}
 	problems, err := dataset.ReadCOCO(r, func(in dataset.COCOInstance) error {
-		read++
-		if o.Progress != nil {
-			defer o.Progress(read)
-		}
-		sum.Annotations++
-		lid, ok := labels[in.Label]
+		lid, ok := rn.labels[in.Label]
 		if !ok {
 			found, err := im.Intake.ResolveLabels(ctx, []string{in.Label})
 			if err == nil && len(found) == 1 {
 				lid = &found[0].ID
 			}
-			labels[in.Label] = lid
+			rn.labels[in.Label] = lid
 		}
-		if lid == nil {
-			sum.Problems = append(sum.Problems, dataset.COCOProblem{Line: in.Line,
-				What: fmt.Sprintf("annotation %s: label %q is not in the taxonomy (add it with imagehub labels import)", in.ID, in.Label)})
-			return nil
-		}
-		img, err := im.image(ctx, dir, in.Image.FileName, o.Importer, images, &sum, &touched)
-		if err != nil {
-			return err
-		}
-		if img.refused != "" {
-			sum.Problems = append(sum.Problems, dataset.COCOProblem{Line: in.Line,
-				What: fmt.Sprintf("annotation %s: image %s %s", in.ID, in.Image.FileName, img.refused)})
-			return nil
-		}
-		id, err := uuid.NewV7()
-		if err != nil {
-			return fmt.Errorf("error making an id: %w", err)
-		}
-		n, err := q.ImportedAnnotationInsert(ctx, im.Pool, queries.ImportedAnnotationInsertParams{
-			ID: id, ImageID: img.id, Source: o.Source, OriginalID: in.ID, ImporterID: o.Importer, LabelID: *lid,
-			Height: int32(in.Mask.Size[0]), Width: int32(in.Mask.Size[1]), Counts: in.Mask.Counts,
-		})
-		if err != nil {
-			return fmt.Errorf("error staging annotation %s: %w", in.ID, err)
-		}
-		if n == 1 {
-			sum.Added++
-		} else {
-			sum.Already++
-		}
-		return nil
+		return rn.stage(ctx, in.Line, in.ID, in.Image.FileName, lid, in.Label, func(int, int) (mask.RLE, error) { return in.Mask, nil })
 	})
-	sum.Problems = append(problems, sum.Problems...)
+	rn.sum.Problems = append(problems, rn.sum.Problems...)
 	if err != nil {
-		return sum, err
+		return rn.sum, err
 	}
-	if err := im.apply(ctx, o.Source, touched, &sum); err != nil {
-		return sum, err
+	err = im.apply(ctx, o.Source, rn.touched, &rn.sum)
+	return rn.sum, err
+}
+
+// run is one import's state: the images and labels it has resolved.
+type run struct {
+	im      *Importer
+	o       Options
+	dir     string
+	sum     Summary
+	images  map[string]*image
+	labels  map[string]*uuid.UUID // nil: not in the taxonomy
+	touched []uuid.UUID
+	read    int
+}
+
+// stage takes in the image of one annotation and stages the annotation;
+// maskOf gives the mask at the image's width and height. A problem with
+// the row is reported with its line and the row skipped.
+func (rn *run) stage(ctx context.Context, line int, origID, fileName string, label *uuid.UUID, labelName string,
+	maskOf func(w, h int) (mask.RLE, error)) error {
+	rn.read++
+	if rn.o.Progress != nil {
+		defer rn.o.Progress(rn.read)
 	}
-	return sum, nil
+	rn.sum.Annotations++
+	skip := func(what string) error {
+		rn.sum.Problems = append(rn.sum.Problems, dataset.COCOProblem{Line: line, What: fmt.Sprintf("annotation %s: %s", origID, what)})
+		rn.sum.Annotations--
+		return nil
+	}
+	if label == nil {
+		return skip(fmt.Sprintf("label %q is not in the taxonomy (add it with imagehub labels import)", labelName))
+	}
+	img, err := rn.im.image(ctx, rn.dir, fileName, rn.o.Importer, rn.images, &rn.sum, &rn.touched)
+	if err != nil {
+		return err
+	}
+	if img.refused != "" {
+		return skip(fmt.Sprintf("image %s %s", fileName, img.refused))
+	}
+	m, err := maskOf(img.w, img.h)
+	if err != nil {
+		return skip(err.Error())
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("error making an id: %w", err)
+	}
+	n, err := queries.New().ImportedAnnotationInsert(ctx, rn.im.Pool, queries.ImportedAnnotationInsertParams{
+		ID: id, ImageID: img.id, Source: rn.o.Source, OriginalID: origID, ImporterID: rn.o.Importer, LabelID: *label,
+		Height: int32(m.Size[0]), Width: int32(m.Size[1]), Counts: m.Counts,
+	})
+	if err != nil {
+		return fmt.Errorf("error staging annotation %s: %w", origID, err)
+	}
+	if n == 1 {
+		rn.sum.Added++
+	} else {
+		rn.sum.Already++
+	}
+	return nil
 }
 
 // image takes a file in through intake, once per run.
@@ -188,7 +210,7 @@ func (im *Importer) image(ctx context.Context, dir, name string, by uuid.UUID, i
 	default:
 		sum.ImagesDuplicate++
 	}
-	img.id = out.Image.ID
+	img.id, img.w, img.h = out.Image.ID, int(out.Image.Width), int(out.Image.Height)
 	*touched = append(*touched, img.id)
 	return img, nil
 }
@@ -247,4 +269,96 @@ func (im *Importer) apply(ctx context.Context, source string, touched []uuid.UUI
 		}
 	}
 	return nil
+}
+
+// OpenImages imports Open Images object segmentations: the CSV
+// MaskPath,ImageID,LabelName,BoxID,… (FORMATS.md), with the images as
+// <ImageID>.jpg in imagesDir and the PNG masks under masksDir. A mask is
+// scaled to its image by nearest neighbour (Open Images masks often have
+// another resolution); the label is the taxonomy's label of the MID
+// (imagehub labels import adds them); the original id is the mask's path.
+func (im *Importer) OpenImages(ctx context.Context, csvFile io.Reader, masksDir, imagesDir string, o Options) (Summary, error) {
+	if strings.TrimSpace(o.Source) == "" {
+		return Summary{}, errors.New("an import needs a source name")
+	}
+	rn := &run{im: im, o: o, dir: imagesDir, images: map[string]*image{}, labels: map[string]*uuid.UUID{}}
+	cr := csv.NewReader(csvFile)
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err != nil {
+		return rn.sum, fmt.Errorf("error reading the masks CSV's header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))] = i
+	}
+	for _, want := range []string{"MaskPath", "ImageID", "LabelName"} {
+		if _, ok := col[want]; !ok {
+			return rn.sum, fmt.Errorf("the masks CSV has no %s column (its header is %s)", want, strings.Join(head, ","))
+		}
+	}
+	cr.FieldsPerRecord = len(head)
+	q := queries.New()
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				rn.sum.Problems = append(rn.sum.Problems, dataset.COCOProblem{Line: pe.Line, What: "not a row of the masks CSV: " + pe.Err.Error()})
+				continue
+			}
+			return rn.sum, fmt.Errorf("error reading the masks CSV: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return rn.sum, err
+		}
+		line, _ := cr.FieldPos(0)
+		path, imageID, mid := rec[col["MaskPath"]], rec[col["ImageID"]], rec[col["LabelName"]]
+		lid, ok := rn.labels[mid]
+		if !ok {
+			l, err := q.LabelGetByExternalID(ctx, im.Pool, &mid)
+			switch {
+			case err == nil:
+				lid = &l.ID
+			case !errors.Is(err, pgx.ErrNoRows):
+				return rn.sum, fmt.Errorf("error reading label %s: %w", mid, err)
+			}
+			rn.labels[mid] = lid
+		}
+		err = rn.stage(ctx, line, path, imageID+".jpg", lid, mid, func(w, h int) (mask.RLE, error) {
+			return readMask(masksDir, path, w, h)
+		})
+		if err != nil {
+			return rn.sum, err
+		}
+	}
+	err = im.apply(ctx, o.Source, rn.touched, &rn.sum)
+	return rn.sum, err
+}
+
+// readMask reads an Open Images PNG mask and scales it to w×h.
+func readMask(dir, path string, w, h int) (mask.RLE, error) {
+	rel := filepath.FromSlash(path)
+	if !filepath.IsLocal(rel) {
+		return mask.RLE{}, fmt.Errorf("mask %s is not inside the masks folder", path)
+	}
+	f, err := os.Open(filepath.Join(dir, rel))
+	if err != nil {
+		return mask.RLE{}, fmt.Errorf("mask %s is not in the masks folder", path)
+	}
+	defer f.Close()
+	b, err := mask.FromPNG(f, 127)
+	if err != nil {
+		return mask.RLE{}, fmt.Errorf("mask %s: %v", path, err)
+	}
+	if b.W != w || b.H != h {
+		b = b.Scale(w, h)
+	}
+	if b.Area() == 0 {
+		return mask.RLE{}, fmt.Errorf("mask %s is empty", path)
+	}
+	return mask.Encode(b), nil
 }
