@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -43,8 +44,10 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "files processed at once")
 	quiet := fset.Bool("quiet", false, "no progress bar")
 	cocoFile := fset.String("coco", "", "a COCO instance-segmentation file whose images are in DIR (file_name relative to it): its annotations become the images' first reviews")
+	oiMasks := fset.String("oi-masks", "", "an Open Images object segmentations CSV (MaskPath,ImageID,LabelName,…); images are <ImageID>.jpg in DIR")
+	masksDir := fset.String("masks-dir", "", "the folder of the --oi-masks PNG masks (default: the CSV's folder)")
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: imagehub import [flags] DIR\n       imagehub import --coco instances.json [--email E] IMAGES_DIR")
+		fmt.Fprintln(stderr, "usage: imagehub import [flags] DIR\n       imagehub import --coco instances.json [--email E] IMAGES_DIR\n       imagehub import --oi-masks masks.csv [--masks-dir MASKS_DIR] IMAGES_DIR")
 		fset.PrintDefaults()
 	}
 	// Flags may come before or after the folder.
@@ -104,8 +107,8 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("error reading uploader: %w", err)
 	}
 
-	if *cocoFile != "" {
-		return importCOCO(ctx, e, in, uploader, *cocoFile, dir, *quiet, stdout, stderr)
+	if *cocoFile != "" || *oiMasks != "" {
+		return importAnnotations(ctx, e, in, uploader, *cocoFile, *oiMasks, *masksDir, dir, *quiet, stdout, stderr)
 	}
 	if *classesCSV != "" {
 		f, err := os.Open(*classesCSV)
@@ -249,10 +252,13 @@ func imageLabels(ctx context.Context, e *env, path string, stderr io.Writer) (ma
 	return out, nil
 }
 
-// importCOCO runs imagehub import --coco: the importer over one file, with a
-// progress bar by annotation, the problems (line and reason) and a summary.
-// Run it again after an interruption: it adds only what is missing.
-func importCOCO(ctx context.Context, e *env, in *intake.Service, uploader queries.User, path, dir string, quiet bool, stdout, stderr io.Writer) error {
+// importAnnotations runs imagehub import --coco or --oi-masks: the
+// importer over one file, with a progress bar by annotation, the problems
+// (line and reason) and a summary. Run it again after an interruption: it
+// adds only what is missing.
+func importAnnotations(ctx context.Context, e *env, in *intake.Service, uploader queries.User, cocoPath, oiPath, masksDir, dir string,
+	quiet bool, stdout, stderr io.Writer) error {
+	path := cmp.Or(cocoPath, oiPath)
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -263,11 +269,14 @@ func importCOCO(ctx context.Context, e *env, in *intake.Service, uploader querie
 		progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetVisibility(!quiet),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
 	im := &importer.Importer{Pool: e.pool, Intake: in, Logger: e.logger}
+	o := importer.Options{Source: filepath.Base(path), Importer: uploader.ID, Progress: func(int) { _ = bar.Add(1) }}
 	start := time.Now()
-	sum, err := im.COCO(ctx, f, dir, importer.Options{
-		Source: filepath.Base(path), Importer: uploader.ID,
-		Progress: func(int) { _ = bar.Add(1) },
-	})
+	var sum importer.Summary
+	if cocoPath != "" {
+		sum, err = im.COCO(ctx, f, dir, o)
+	} else {
+		sum, err = im.OpenImages(ctx, f, cmp.Or(masksDir, filepath.Dir(oiPath)), dir, o)
+	}
 	_ = bar.Finish()
 	for _, p := range sum.Problems {
 		fmt.Fprintln(stderr, "skipped", p)

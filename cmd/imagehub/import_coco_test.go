@@ -12,6 +12,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/dbtest"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
+	"github.com/deepimageshub/imagehub/mask"
 )
 
 // TestImportCOCOCommand: imagehub import --coco takes the images in, reports
@@ -49,17 +50,42 @@ func TestImportCOCOCommand(t *testing.T) {
 	require.NoError(t, err, errOut)
 	require.Contains(t, out, "annotations: 2 read, 0 added, 2 imported before", "a second run adds nothing")
 
+	// Open Images masks: a mask at another resolution, scaled.
+	oi := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "0c0d.jpg"), imagingtest.JPEG(imagingtest.Photo(300, 200, 73)), 0o644))
+	m := mask.NewBitmap(150, 100)
+	for y := 10; y < 60; y++ {
+		for x := 20; x < 80; x++ {
+			m.Set(x, y, true)
+		}
+	}
+	data, err := m.PNG()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(oi, "0c0d_m01yrx_1.png"), data, 0o644))
+	csvPath := filepath.Join(oi, "masks.csv")
+	require.NoError(t, os.WriteFile(csvPath, []byte("MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\n"+
+		"0c0d_m01yrx_1.png,0c0d,/m/01yrx,1,0,1,0,1,1,\n"), 0o644))
+	classes := filepath.Join(oi, "classes.csv")
+	require.NoError(t, os.WriteFile(classes, []byte("/m/01yrx,Cat\n"), 0o644))
+	_, errOut, err = runCmd(t, vars, "labels", "import", classes)
+	require.NoError(t, err, errOut)
+	out, errOut, err = runCmd(t, vars, "import", "--quiet", "--oi-masks", csvPath, dir)
+	require.NoError(t, err, errOut)
+	require.Contains(t, out, "annotations: 1 read, 1 added", errOut)
+
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	defer pool.Close()
 	srv := startServer(t, vars)
 	deadline := time.Now().Add(60 * time.Second)
-	for count(t, pool, "SELECT count(*) FROM images WHERE status = 'reviewed'") < 2 {
+	for count(t, pool, "SELECT count(*) FROM images WHERE status = 'reviewed'") < 3 {
 		require.True(t, time.Now().Before(deadline), "images not reviewed\n%s", srv.logs)
 		time.Sleep(50 * time.Millisecond)
 	}
 	require.Equal(t, 2, count(t, pool, "SELECT count(*) FROM annotations a JOIN imported_annotations ia ON ia.id = a.imported_id WHERE ia.source = 'instances_default.json'"))
-	require.Equal(t, 190*140, count(t, pool, "SELECT area FROM annotations a JOIN labels l ON l.id = a.label_id WHERE l.name = 'cat'"),
+	require.Equal(t, 120*100, count(t, pool, "SELECT area FROM annotations a JOIN imported_annotations ia ON ia.id = a.imported_id WHERE ia.source = 'masks.csv'"),
+		"the Open Images mask scaled to the image")
+	require.Equal(t, 190*140, count(t, pool, "SELECT area FROM annotations a JOIN imported_annotations ia ON ia.id = a.imported_id WHERE ia.original_id = '100'"),
 		"the polygon rasterised as the COCO API does")
 	require.Equal(t, 100, count(t, pool, "SELECT area FROM annotations a JOIN labels l ON l.id = a.label_id WHERE l.name = 'dog'"))
 }
