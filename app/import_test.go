@@ -281,3 +281,47 @@ func TestImportOpenImagesMasks(t *testing.T) {
 	require.Equal(t, mask.Encode(small.Scale(400, 300)).Counts, counts, "the mask scaled to the image, nearest neighbour")
 	require.Zero(t, run().Added, "a second run adds nothing")
 }
+
+// TestImportAsProposals: with AsProposals the annotations become proposals
+// of a model named for the source, and the image waits for a reviewer,
+// who gets them from review/next like a model's.
+func TestImportAsProposals(t *testing.T) {
+	t.Parallel()
+	w := newDatasetWorld(t)
+	var adminID uuid.UUID
+	require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT id FROM users WHERE email = 'admin@example.com'`).Scan(&adminID))
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "p.jpg"), imagingtest.JPEG(imagingtest.Photo(400, 300, 93)), 0o644))
+	coco := `{"images": [{"id": 7, "file_name": "p.jpg", "width": 400, "height": 300}],
+"categories": [{"id": 1, "name": "dog"}],
+"annotations": [{"id": 70, "image_id": 7, "category_id": 1, "segmentation": [[20, 20, 220, 20, 220, 200, 20, 200]]},
+                {"id": 71, "image_id": 7, "category_id": 1, "segmentation": [[250, 30, 390, 30, 390, 290]]}]}`
+	im := &importer.Importer{Pool: w.pool, Intake: w.server.intake, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sum, err := im.COCO(context.Background(), strings.NewReader(coco), dir,
+		importer.Options{Source: "label studio export.json", Importer: adminID, AsProposals: true})
+	require.NoError(t, err)
+	require.Equal(t, 2, sum.Added, "%s", sum)
+
+	deadline := time.Now().Add(60 * time.Second)
+	for count := 0; count == 0; {
+		require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT count(*) FROM images WHERE status = 'awaiting_review'`).Scan(&count))
+		require.True(t, time.Now().Before(deadline), "the image never waited for review")
+		time.Sleep(50 * time.Millisecond)
+	}
+	var model string
+	var proposals int
+	require.NoError(t, w.pool.QueryRow(context.Background(), `
+		SELECT m.name, count(*) FROM proposals p JOIN models m ON m.id = p.model_id GROUP BY m.name`).Scan(&model, &proposals))
+	require.Equal(t, "imported-label-studio-export.json", model)
+	require.Equal(t, 2, proposals)
+	var annotations int
+	require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT count(*) FROM annotations`).Scan(&annotations))
+	require.Zero(t, annotations, "proposals, not a review")
+
+	reviewer, _ := w.userWithRole(t, "rev@example.com", "reviewer")
+	res := reviewer.json("POST", "/api/v1/review/next", map[string]any{})
+	require.Equal(t, 200, res.StatusCode, "%s", res.body)
+	props := res.json(t)["proposals"].([]any)
+	require.Len(t, props, 2)
+	require.Equal(t, "dog", props[0].(map[string]any)["label"])
+}

@@ -53,6 +53,22 @@ type Options struct {
 	Importer uuid.UUID
 	// Progress, when set, is called after each annotation read.
 	Progress func(read int)
+	// AsProposals makes the annotations proposals of a model named for
+	// the source (ModelName), for reviewers to check like a model's,
+	// instead of the images' first reviews.
+	AsProposals bool
+}
+
+// ModelName is the model an import's proposals belong to: "imported-" and
+// the source, with what a model name may not hold replaced by '-'.
+func ModelName(source string) string {
+	b := []byte("imported-" + source)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return string(b[:min(len(b), 128)])
 }
 
 // Summary is what a run did.
@@ -90,10 +106,10 @@ type image struct {
 // problems, with their line, and skipped; an error stops the run (run it
 // again to finish).
 func (im *Importer) COCO(ctx context.Context, r io.ReadSeeker, dir string, o Options) (Summary, error) {
-	if strings.TrimSpace(o.Source) == "" {
-		return Summary{}, errors.New("an import needs a source name")
+	rn, err := im.newRun(ctx, dir, o)
+	if err != nil {
+		return Summary{}, err
 	}
-	rn := &run{im: im, o: o, dir: dir, images: map[string]*image{}, labels: map[string]*uuid.UUID{}}
 	problems, err := dataset.ReadCOCO(r, func(in dataset.COCOInstance) error {
 		lid, ok := rn.labels[in.Label]
 		if !ok {
@@ -123,6 +139,23 @@ type run struct {
 	labels  map[string]*uuid.UUID // nil: not in the taxonomy
 	touched []uuid.UUID
 	read    int
+	model   *uuid.UUID // with AsProposals
+}
+
+// newRun starts a run, with its model when it imports proposals.
+func (im *Importer) newRun(ctx context.Context, dir string, o Options) (*run, error) {
+	if strings.TrimSpace(o.Source) == "" {
+		return nil, errors.New("an import needs a source name")
+	}
+	rn := &run{im: im, o: o, dir: dir, images: map[string]*image{}, labels: map[string]*uuid.UUID{}}
+	if o.AsProposals {
+		id, err := queries.New().ModelEnsureImported(ctx, im.Pool, ModelName(o.Source))
+		if err != nil {
+			return nil, fmt.Errorf("error making the import's model: %w", err)
+		}
+		rn.model = &id
+	}
+	return rn, nil
 }
 
 // stage takes in the image of one annotation and stages the annotation;
@@ -160,7 +193,7 @@ func (rn *run) stage(ctx context.Context, line int, origID, fileName string, lab
 	}
 	n, err := queries.New().ImportedAnnotationInsert(ctx, rn.im.Pool, queries.ImportedAnnotationInsertParams{
 		ID: id, ImageID: img.id, Source: rn.o.Source, OriginalID: origID, ImporterID: rn.o.Importer, LabelID: *label,
-		Height: int32(m.Size[0]), Width: int32(m.Size[1]), Counts: m.Counts,
+		Height: int32(m.Size[0]), Width: int32(m.Size[1]), Counts: m.Counts, ModelID: rn.model,
 	})
 	if err != nil {
 		return fmt.Errorf("error staging annotation %s: %w", origID, err)
@@ -246,6 +279,11 @@ func (im *Importer) apply(ctx context.Context, source string, touched []uuid.UUI
 				if err != nil {
 					return err
 				}
+				p, err := review.ApplyImportedProposals(ctx, tx, img)
+				if err != nil {
+					return err
+				}
+				n += p
 				sum.Applied += n
 				sum.Skipped += len(pending) - n
 				if n < len(pending) {
@@ -278,13 +316,14 @@ func (im *Importer) apply(ctx context.Context, source string, touched []uuid.UUI
 // another resolution); the label is the taxonomy's label of the MID
 // (imagehub labels import adds them); the original id is the mask's path.
 func (im *Importer) OpenImages(ctx context.Context, csvFile io.Reader, masksDir, imagesDir string, o Options) (Summary, error) {
-	if strings.TrimSpace(o.Source) == "" {
-		return Summary{}, errors.New("an import needs a source name")
+	rn, err := im.newRun(ctx, imagesDir, o)
+	if err != nil {
+		return Summary{}, err
 	}
-	rn := &run{im: im, o: o, dir: imagesDir, images: map[string]*image{}, labels: map[string]*uuid.UUID{}}
 	cr := csv.NewReader(csvFile)
 	cr.ReuseRecord = true
-	head, err := cr.Read()
+	var head []string
+	head, err = cr.Read()
 	if err != nil {
 		return rn.sum, fmt.Errorf("error reading the masks CSV's header: %w", err)
 	}

@@ -238,7 +238,8 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 			return nil
 		}
 		// Annotations imported with the image are its first review: it
-		// needs no inference.
+		// needs no inference. Imported proposals join the models' after
+		// their runs are queued, so the image waits for those too.
 		accepted, err := w.q.ImageGetForUpdate(ctx, tx, img.ID)
 		if err != nil {
 			return fmt.Errorf("error reading image: %w", err)
@@ -252,13 +253,16 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 		if err != nil {
 			return fmt.Errorf("error reading enabled models: %w", err)
 		}
-		if len(models) == 0 {
-			return nil // queued when a model is enabled (QueueModelArgs)
+		if len(models) > 0 { // else queued when a model is enabled (QueueModelArgs)
+			client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+			if err != nil {
+				return fmt.Errorf("error queueing inference: %w", err)
+			}
+			if err := QueueInference(ctx, tx, client, []uuid.UUID{img.ID}, models, w.inferAttempts); err != nil {
+				return err
+			}
 		}
-		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
-		if err != nil {
-			return fmt.Errorf("error queueing inference: %w", err)
-		}
-		return QueueInference(ctx, tx, client, []uuid.UUID{img.ID}, models, w.inferAttempts)
+		_, err = review.ApplyImportedProposals(ctx, tx, accepted)
+		return err
 	})
 }

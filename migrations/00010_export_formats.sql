@@ -26,6 +26,9 @@ CREATE TABLE imported_annotations (
     created_at  timestamptz NOT NULL DEFAULT now(),
     applied_at  timestamptz,
     skipped     text,
+    -- with --as-proposals: the annotation becomes a proposal of this
+    -- model (named for the source, never enabled) instead
+    model_id    uuid REFERENCES models (id) ON DELETE CASCADE,
     -- set once the importer has staged everything of the run, so that
     -- ingest never applies half of an image's annotations
     ready       boolean NOT NULL DEFAULT false,

@@ -1,8 +1,8 @@
 -- name: ImportedAnnotationInsert :execrows
 -- Stages an imported annotation; nothing when this source's annotation of
 -- the image was imported before.
-INSERT INTO imported_annotations (id, image_id, source, original_id, importer_id, label_id, height, width, counts)
-VALUES (@id, @image_id, @source, @original_id, @importer_id, @label_id, @height, @width, @counts)
+INSERT INTO imported_annotations (id, image_id, source, original_id, importer_id, label_id, height, width, counts, model_id)
+VALUES (@id, @image_id, @source, @original_id, @importer_id, @label_id, @height, @width, @counts, sqlc.narg(model_id))
 ON CONFLICT (source, original_id, image_id) DO NOTHING;
 
 -- name: ImportedPendingOfImage :many
@@ -50,3 +50,23 @@ UPDATE imported_annotations SET ready = true WHERE source = @source AND image_id
 -- name: ImportedSkipPendingOfImage :execrows
 UPDATE imported_annotations SET skipped = @skipped
 WHERE image_id = @image_id AND applied_at IS NULL AND skipped IS NULL AND ready;
+
+-- name: ModelEnsureImported :one
+-- The model an import's proposals belong to: named for its source, never
+-- enabled (nothing dispatches to it).
+INSERT INTO models (name, version, enabled) VALUES (@name, 'imported', false)
+ON CONFLICT (name, version) DO UPDATE SET updated_at = models.updated_at
+RETURNING id;
+
+-- name: ProposalImportedInsert :exec
+INSERT INTO proposals (id, image_id, model_id, rank, label_id, score, bbox, area, height, width, counts)
+VALUES (@id, @image_id, @model_id,
+        (SELECT coalesce(max(rank), 0) + 1 FROM proposals p WHERE p.image_id = @image_id AND p.model_id = @model_id),
+        @label_id, 1, @bbox::int[], @area, @height, @width, @counts);
+
+-- name: InferenceRunImported :exec
+-- The imported model's run on an image, done: ImageSettle counts it like
+-- any other.
+INSERT INTO inference_runs (image_id, model_id, state, instances)
+VALUES (@image_id, @model_id, 'succeeded', @instances)
+ON CONFLICT (image_id, model_id) DO UPDATE SET instances = inference_runs.instances + EXCLUDED.instances, updated_at = now();

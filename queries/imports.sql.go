@@ -101,8 +101,8 @@ func (q *Queries) ImageMarkImported(ctx context.Context, db DBTX, id uuid.UUID) 
 }
 
 const importedAnnotationInsert = `-- name: ImportedAnnotationInsert :execrows
-INSERT INTO imported_annotations (id, image_id, source, original_id, importer_id, label_id, height, width, counts)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO imported_annotations (id, image_id, source, original_id, importer_id, label_id, height, width, counts, model_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (source, original_id, image_id) DO NOTHING
 `
 
@@ -116,6 +116,7 @@ type ImportedAnnotationInsertParams struct {
 	Height     int32
 	Width      int32
 	Counts     string
+	ModelID    *uuid.UUID
 }
 
 // Stages an imported annotation; nothing when this source's annotation of
@@ -131,6 +132,7 @@ func (q *Queries) ImportedAnnotationInsert(ctx context.Context, db DBTX, arg Imp
 		arg.Height,
 		arg.Width,
 		arg.Counts,
+		arg.ModelID,
 	)
 	if err != nil {
 		return 0, err
@@ -148,7 +150,7 @@ func (q *Queries) ImportedMarkApplied(ctx context.Context, db DBTX, ids []uuid.U
 }
 
 const importedPendingOfImage = `-- name: ImportedPendingOfImage :many
-SELECT ia.id, ia.image_id, ia.source, ia.original_id, ia.importer_id, ia.label_id, ia.height, ia.width, ia.counts, ia.created_at, ia.applied_at, ia.skipped, ia.ready, l.name AS label_name FROM imported_annotations ia
+SELECT ia.id, ia.image_id, ia.source, ia.original_id, ia.importer_id, ia.label_id, ia.height, ia.width, ia.counts, ia.created_at, ia.applied_at, ia.skipped, ia.model_id, ia.ready, l.name AS label_name FROM imported_annotations ia
 JOIN labels l ON l.id = ia.label_id
 WHERE ia.image_id = $1 AND ia.applied_at IS NULL AND ia.skipped IS NULL AND ia.ready
 ORDER BY ia.id
@@ -167,6 +169,7 @@ type ImportedPendingOfImageRow struct {
 	CreatedAt  time.Time
 	AppliedAt  *time.Time
 	Skipped    *string
+	ModelID    *uuid.UUID
 	Ready      bool
 	LabelName  string
 }
@@ -195,6 +198,7 @@ func (q *Queries) ImportedPendingOfImage(ctx context.Context, db DBTX, imageID u
 			&i.CreatedAt,
 			&i.AppliedAt,
 			&i.Skipped,
+			&i.ModelID,
 			&i.Ready,
 			&i.LabelName,
 		); err != nil {
@@ -253,6 +257,74 @@ func (q *Queries) ImportedSkipPendingOfImage(ctx context.Context, db DBTX, arg I
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const inferenceRunImported = `-- name: InferenceRunImported :exec
+INSERT INTO inference_runs (image_id, model_id, state, instances)
+VALUES ($1, $2, 'succeeded', $3)
+ON CONFLICT (image_id, model_id) DO UPDATE SET instances = inference_runs.instances + EXCLUDED.instances, updated_at = now()
+`
+
+type InferenceRunImportedParams struct {
+	ImageID   uuid.UUID
+	ModelID   uuid.UUID
+	Instances *int32
+}
+
+// The imported model's run on an image, done: ImageSettle counts it like
+// any other.
+func (q *Queries) InferenceRunImported(ctx context.Context, db DBTX, arg InferenceRunImportedParams) error {
+	_, err := db.Exec(ctx, inferenceRunImported, arg.ImageID, arg.ModelID, arg.Instances)
+	return err
+}
+
+const modelEnsureImported = `-- name: ModelEnsureImported :one
+INSERT INTO models (name, version, enabled) VALUES ($1, 'imported', false)
+ON CONFLICT (name, version) DO UPDATE SET updated_at = models.updated_at
+RETURNING id
+`
+
+// The model an import's proposals belong to: named for its source, never
+// enabled (nothing dispatches to it).
+func (q *Queries) ModelEnsureImported(ctx context.Context, db DBTX, name string) (uuid.UUID, error) {
+	row := db.QueryRow(ctx, modelEnsureImported, name)
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
+}
+
+const proposalImportedInsert = `-- name: ProposalImportedInsert :exec
+INSERT INTO proposals (id, image_id, model_id, rank, label_id, score, bbox, area, height, width, counts)
+VALUES ($1, $2, $3,
+        (SELECT coalesce(max(rank), 0) + 1 FROM proposals p WHERE p.image_id = $2 AND p.model_id = $3),
+        $4, 1, $5::int[], $6, $7, $8, $9)
+`
+
+type ProposalImportedInsertParams struct {
+	ID      uuid.UUID
+	ImageID uuid.UUID
+	ModelID uuid.UUID
+	LabelID uuid.UUID
+	Bbox    []int32
+	Area    int32
+	Height  int32
+	Width   int32
+	Counts  string
+}
+
+func (q *Queries) ProposalImportedInsert(ctx context.Context, db DBTX, arg ProposalImportedInsertParams) error {
+	_, err := db.Exec(ctx, proposalImportedInsert,
+		arg.ID,
+		arg.ImageID,
+		arg.ModelID,
+		arg.LabelID,
+		arg.Bbox,
+		arg.Area,
+		arg.Height,
+		arg.Width,
+		arg.Counts,
+	)
+	return err
 }
 
 const reviewFirstImported = `-- name: ReviewFirstImported :one

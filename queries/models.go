@@ -734,6 +734,7 @@ type ImportedAnnotation struct {
 	CreatedAt  time.Time
 	AppliedAt  *time.Time
 	Skipped    *string
+	ModelID    *uuid.UUID
 	Ready      bool
 }
 

@@ -45,6 +45,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	quiet := fset.Bool("quiet", false, "no progress bar")
 	cocoFile := fset.String("coco", "", "a COCO instance-segmentation file whose images are in DIR (file_name relative to it): its annotations become the images' first reviews")
 	oiMasks := fset.String("oi-masks", "", "an Open Images object segmentations CSV (MaskPath,ImageID,LabelName,…); images are <ImageID>.jpg in DIR")
+	asProposals := fset.Bool("as-proposals", false, "with --coco or --oi-masks: make the annotations proposals of a model named for the file, for reviewers to check, instead of first reviews")
 	masksDir := fset.String("masks-dir", "", "the folder of the --oi-masks PNG masks (default: the CSV's folder)")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "usage: imagehub import [flags] DIR\n       imagehub import --coco instances.json [--email E] IMAGES_DIR\n       imagehub import --oi-masks masks.csv [--masks-dir MASKS_DIR] IMAGES_DIR")
@@ -108,7 +109,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 
 	if *cocoFile != "" || *oiMasks != "" {
-		return importAnnotations(ctx, e, in, uploader, *cocoFile, *oiMasks, *masksDir, dir, *quiet, stdout, stderr)
+		return importAnnotations(ctx, e, in, uploader, *cocoFile, *oiMasks, *masksDir, dir, *asProposals, *quiet, stdout, stderr)
 	}
 	if *classesCSV != "" {
 		f, err := os.Open(*classesCSV)
@@ -257,7 +258,7 @@ func imageLabels(ctx context.Context, e *env, path string, stderr io.Writer) (ma
 // (line and reason) and a summary. Run it again after an interruption: it
 // adds only what is missing.
 func importAnnotations(ctx context.Context, e *env, in *intake.Service, uploader queries.User, cocoPath, oiPath, masksDir, dir string,
-	quiet bool, stdout, stderr io.Writer) error {
+	asProposals, quiet bool, stdout, stderr io.Writer) error {
 	path := cmp.Or(cocoPath, oiPath)
 	f, err := os.Open(path)
 	if err != nil {
@@ -269,7 +270,7 @@ func importAnnotations(ctx context.Context, e *env, in *intake.Service, uploader
 		progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetVisibility(!quiet),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
 	im := &importer.Importer{Pool: e.pool, Intake: in, Logger: e.logger}
-	o := importer.Options{Source: filepath.Base(path), Importer: uploader.ID, Progress: func(int) { _ = bar.Add(1) }}
+	o := importer.Options{Source: filepath.Base(path), Importer: uploader.ID, AsProposals: asProposals, Progress: func(int) { _ = bar.Add(1) }}
 	start := time.Now()
 	var sum importer.Summary
 	if cocoPath != "" {
