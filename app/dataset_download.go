@@ -52,18 +52,29 @@ func formValues(c *fiber.Ctx, name string) []string {
 	return out
 }
 
-// parseSubset checks a download's format, splits and labels against the
-// version. Splits come out in train, val, test order and labels in id
-// order, so that one subset has one spelling (prepared exports are unique
-// by it).
-func parseSubset(format string, splits, labels []string, cats []queries.DatasetVersionLabel, number int32) (dataset.Subset, error) {
-	sub := dataset.Subset{Format: dataset.COCO}
-	switch format {
-	case "", "coco":
-	case "png":
-		sub.Format = dataset.PNG
+// parseSubset checks a download's format, mask format, splits and labels
+// against the version. Splits come out in train, val, test order and
+// labels in id order, so that one subset has one spelling (prepared exports
+// are unique by it).
+func parseSubset(format, maskFormat string, splits, labels []string, cats []queries.DatasetVersionLabel, number int32) (dataset.Subset, error) {
+	sub := dataset.Subset{Format: dataset.COCO, MaskFormat: dataset.MaskRLE}
+	switch f := dataset.Format(format); {
+	case format == "":
+	case slices.Contains(dataset.Formats, f):
+		sub.Format = f
 	default:
-		return dataset.Subset{}, badInput("invalid_format", "format", `format is "coco" (the default) or "png".`)
+		return dataset.Subset{}, badInput("invalid_format", "format", `format is "coco" (the default), "yolo", "voc" or "png".`)
+	}
+	// mask_format is COCO's choice: YOLO is always polygons, VOC and PNG
+	// always masks, so the one form can send it with any format.
+	switch m := dataset.MaskFormat(maskFormat); {
+	case maskFormat == "" || m == dataset.MaskRLE:
+	case m == dataset.MaskPolygon:
+		if sub.Format == dataset.COCO {
+			sub.MaskFormat = m
+		}
+	default:
+		return dataset.Subset{}, badInput("invalid_mask_format", "mask_format", `mask_format is "rle" (the default) or "polygon".`)
 	}
 	for _, sp := range dataset.Splits {
 		if slices.Contains(splits, string(sp)) {
@@ -121,6 +132,9 @@ func downloadName(name string, number int32, sub dataset.Subset, cats []queries.
 		parts = append(parts, fmt.Sprintf("%d-labels", n))
 	}
 	parts = append(parts, string(sub.Format))
+	if sub.MaskFormat == dataset.MaskPolygon {
+		parts = append(parts, "polygon")
+	}
 	return strings.Join(parts, "-") + ".zip"
 }
 
@@ -159,7 +173,7 @@ func (s *Server) versionDownload(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	sub, err := parseSubset(c.Query("format"), queryValues(c, "split"), queryValues(c, "labels"), ver.Categories, ver.Number)
+	sub, err := parseSubset(c.Query("format"), c.Query("mask_format"), queryValues(c, "split"), queryValues(c, "labels"), ver.Categories, ver.Number)
 	if err != nil {
 		return err
 	}
@@ -235,6 +249,7 @@ type exportJSON struct {
 	ID         string     `json:"id"`
 	Version    int        `json:"version"`
 	Format     string     `json:"format"`
+	MaskFormat string     `json:"mask_format"`
 	Splits     []string   `json:"splits"`
 	Labels     []string   `json:"labels"`
 	State      string     `json:"state"`
@@ -262,7 +277,7 @@ func exportPath(d queries.Dataset, v queries.DatasetVersion, e queries.DatasetEx
 
 func toExportJSON(d queries.Dataset, v queries.DatasetVersion, e queries.DatasetExport, cats []queries.DatasetVersionLabel, showErr bool) exportJSON {
 	j := exportJSON{
-		ID: e.ID.String(), Version: int(v.Number), Format: e.Format, Splits: e.Splits, Labels: labelNames(e.LabelIds, cats),
+		ID: e.ID.String(), Version: int(v.Number), Format: e.Format, MaskFormat: e.MaskFormat, Splits: e.Splits, Labels: labelNames(e.LabelIds, cats),
 		State: string(e.State), Progress: e.Progress, Bytes: e.ByteSize, CreatedAt: e.CreatedAt.UTC(), FinishedAt: utcPtr(e.FinishedAt),
 	}
 	if showErr {
@@ -277,7 +292,7 @@ func toExportJSON(d queries.Dataset, v queries.DatasetVersion, e queries.Dataset
 
 func (s *Server) exportRow(d queries.Dataset, v queries.DatasetVersion, e queries.DatasetExport, cats []queries.DatasetVersionLabel, admin bool) views.ExportRow {
 	r := views.ExportRow{
-		ID: e.ID.String(), Format: e.Format, State: string(e.State), Progress: float64(e.Progress),
+		ID: e.ID.String(), Format: e.Format + map[string]string{"polygon": " (polygons)"}[e.MaskFormat], State: string(e.State), Progress: float64(e.Progress),
 		Splits: "all", Labels: "all", Poll: exportPath(d, v, e), File: exportPath(d, v, e) + "/file",
 	}
 	if len(e.Splits) > 0 {
@@ -320,12 +335,12 @@ func (s *Server) requestExport(ctx context.Context, v dataset.Version, sub datas
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		e, err = s.q.ExportInsert(ctx, tx, queries.ExportInsertParams{
-			VersionID: v.ID, Format: string(sub.Format), Splits: splits, LabelIds: labels, RequestedBy: by,
+			VersionID: v.ID, Format: string(sub.Format), MaskFormat: string(sub.MaskFormat), Splits: splits, LabelIds: labels, RequestedBy: by,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Asked for before: keep it, unless it failed.
 			e, err = s.q.ExportGetBySubset(ctx, tx, queries.ExportGetBySubsetParams{
-				VersionID: v.ID, Format: string(sub.Format), Splits: splits, LabelIds: labels,
+				VersionID: v.ID, Format: string(sub.Format), MaskFormat: string(sub.MaskFormat), Splits: splits, LabelIds: labels,
 			})
 			if err != nil {
 				return fmt.Errorf("error reading export: %w", err)
@@ -359,17 +374,18 @@ func (s *Server) apiExportCreate(c *fiber.Ctx) error {
 		return err
 	}
 	var in struct {
-		Format string   `json:"format"`
-		Splits []string `json:"splits"`
-		Split  []string `json:"split"`
-		Labels []string `json:"labels"`
+		Format     string   `json:"format"`
+		MaskFormat string   `json:"mask_format"`
+		Splits     []string `json:"splits"`
+		Split      []string `json:"split"`
+		Labels     []string `json:"labels"`
 	}
 	if len(c.Body()) > 0 {
 		if err := decodeJSON(c, &in); err != nil {
 			return err
 		}
 	}
-	sub, err := parseSubset(in.Format, append(in.Splits, in.Split...), in.Labels, ver.Categories, ver.Number)
+	sub, err := parseSubset(in.Format, in.MaskFormat, append(in.Splits, in.Split...), in.Labels, ver.Categories, ver.Number)
 	if err != nil {
 		return err
 	}
@@ -426,7 +442,7 @@ func (s *Server) exportFile(c *fiber.Ctx) error {
 	if e.State != queries.DatasetExportStateReady || e.BlobKey == nil {
 		return problem.New(http.StatusConflict, "not_ready", "", "This export is not ready yet; its page shows how far it is.")
 	}
-	sub := dataset.Subset{Format: dataset.Format(e.Format), Labels: e.LabelIds}
+	sub := dataset.Subset{Format: dataset.Format(e.Format), MaskFormat: dataset.MaskFormat(e.MaskFormat), Labels: e.LabelIds}
 	for _, sp := range e.Splits {
 		sub.Splits = append(sub.Splits, dataset.Split(sp))
 	}
@@ -441,7 +457,7 @@ func (s *Server) exportCreateSubmit(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	sub, err := parseSubset(c.FormValue("format"), formValues(c, "split"), formValues(c, "labels"), ver.Categories, ver.Number)
+	sub, err := parseSubset(c.FormValue("format"), c.FormValue("mask_format"), formValues(c, "split"), formValues(c, "labels"), ver.Categories, ver.Number)
 	if err != nil {
 		return err
 	}

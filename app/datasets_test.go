@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/dataset"
 	"github.com/deepimageshub/imagehub/dataset/datasettest"
 	"github.com/deepimageshub/imagehub/mask"
 )
@@ -149,30 +151,9 @@ func (z zipEntries) manifest(t *testing.T) [][]string {
 	return rows[1:]
 }
 
-type cocoJSON struct {
-	Categories []struct {
-		ID   int    `json:"id"`
-		Name string `json:"name"`
-	} `json:"categories"`
-	Images []struct {
-		ID       int    `json:"id"`
-		FileName string `json:"file_name"`
-		SHA256   string `json:"sha256"`
-		Split    string `json:"split"`
-	} `json:"images"`
-	Annotations []struct {
-		ID           int      `json:"id"`
-		ImageID      int      `json:"image_id"`
-		CategoryID   int      `json:"category_id"`
-		Segmentation mask.RLE `json:"segmentation"`
-		Area         int      `json:"area"`
-		BBox         [4]int   `json:"bbox"`
-	} `json:"annotations"`
-}
-
-func (z zipEntries) coco(t *testing.T) cocoJSON {
+func (z zipEntries) coco(t *testing.T) dataset.COCOFile {
 	t.Helper()
-	var c cocoJSON
+	var c dataset.COCOFile
 	require.NoError(t, json.Unmarshal(z.files["annotations.json"], &c), "%s", z.files["annotations.json"])
 	return c
 }
@@ -231,8 +212,15 @@ func TestDatasetPublishAndDownload(t *testing.T) {
 
 	z := openZip(t, res.body)
 	require.Equal(t, []string{"manifest.csv", "README.txt", "annotations.json"}, z.names[:3])
-	require.Len(t, z.names, 3+10)
 	rows := z.manifest(t)
+	var perSplit []string
+	for _, sp := range []string{"train", "val", "test"} {
+		if slices.ContainsFunc(rows, func(r []string) bool { return r[1] == sp }) {
+			perSplit = append(perSplit, "annotations/instances_"+sp+".json")
+		}
+	}
+	require.Equal(t, perSplit, z.names[3:3+len(perSplit)], "a COCO file per split present")
+	require.Len(t, z.names, 3+len(perSplit)+10)
 	require.Len(t, rows, 10)
 	for _, r := range rows {
 		img := w.images[r[0]]
@@ -257,7 +245,7 @@ func TestDatasetPublishAndDownload(t *testing.T) {
 		want := w.anns[sha][seen[sha]]
 		seen[sha]++
 		require.Equal(t, want.Label, cats[a.CategoryID])
-		got, err := a.Segmentation.Decode()
+		got, err := a.Segmentation.RLE.Decode()
 		require.NoError(t, err)
 		stored, err := want.RLE.Decode()
 		require.NoError(t, err)
@@ -300,7 +288,8 @@ func TestDatasetDownloadSubsets(t *testing.T) {
 	for _, im := range z.coco(t).Images {
 		require.Equal(t, "train", im.Split)
 	}
-	require.Len(t, z.names, 3+len(rows))
+	require.Equal(t, "annotations/instances_train.json", z.names[3], "the split's own COCO file")
+	require.Len(t, z.names, 4+len(rows))
 
 	z = get("?labels=cat")
 	c := z.coco(t)
@@ -350,6 +339,74 @@ func TestDatasetDownloadSubsets(t *testing.T) {
 	}
 	require.Equal(t, http.StatusNotFound, w.premium.get("/api/v1/datasets/"+id+"/versions/2/download").StatusCode)
 	require.Equal(t, http.StatusNotFound, w.premium.get("/api/v1/datasets/"+id+"/versions/x/download").StatusCode)
+}
+
+// TestDatasetDownloadFormats: each format downloads from the API as a zip
+// that passes `unzip -t` with its layout, the page offers each, a prepared
+// export of a format is the streamed bytes, and bad values name their
+// field. (dataset's tests read every layout back pixel by pixel.)
+func TestDatasetDownloadFormats(t *testing.T) {
+	t.Parallel()
+	w := newDatasetWorld(t)
+	w.addImages(t, 6)
+	id := w.createDataset(t, map[string]any{"name": "Formats"})
+	w.publish(t, id)
+	base := "/api/v1/datasets/" + id + "/versions/1"
+	for query, want := range map[string][]string{
+		"?format=coco&mask_format=polygon": {"annotations.json", "annotations/instances_train.json"},
+		"?format=yolo":                     {"data.yaml", "labels/train/"},
+		"?format=voc":                      {"labelmap.txt", "SegmentationClass/", "SegmentationObject/", "JPEGImages/", "ImageSets/Segmentation/train.txt"},
+	} {
+		res := w.premium.get(base + "/download" + query)
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", query, res.body)
+		unzipTest(t, res.body)
+		z := openZip(t, res.body)
+		for _, prefix := range want {
+			require.True(t, slices.ContainsFunc(z.names, func(n string) bool { return strings.HasPrefix(n, prefix) }), "%s has %s: %v", query, prefix, z.names)
+		}
+	}
+	res := w.premium.get(base + "/download?format=coco&mask_format=polygon")
+	require.Equal(t, `attachment; filename="formats-v1-coco-polygon.zip"`, res.Header.Get("Content-Disposition"))
+	require.Contains(t, string(openZip(t, res.body).files["README.txt"]), "masks are polygons")
+
+	for query, field := range map[string]string{
+		"?format=yolov8":      "format",
+		"?mask_format=bitmap": "mask_format",
+		"?format=voc&split=x": "split",
+	} {
+		res := w.premium.get(base + "/download" + query)
+		require.Equal(t, http.StatusBadRequest, res.StatusCode, query)
+		_, f := res.apiError(t)
+		require.Equal(t, field, f, query)
+	}
+
+	doc := w.premium.get("/datasets/" + id + "/versions/1").doc(t)
+	for _, f := range []string{"coco", "yolo", "voc", "png"} {
+		require.Equal(t, 1, doc.Find(`#download-form input[name="format"][value="`+f+`"]`).Length(), f)
+	}
+	require.Equal(t, 1, doc.Find(`#download-form input[name="mask_format"][value="polygon"]`).Length())
+
+	// Prepared exports: YOLO and polygon COCO are exports of their own.
+	for _, body := range []map[string]any{{"format": "yolo"}, {"format": "coco", "mask_format": "polygon"}} {
+		res := w.premium.json(http.MethodPost, base+"/exports", body)
+		require.Equal(t, http.StatusAccepted, res.StatusCode, "%s", res.body)
+		e := res.json(t)["export"].(map[string]any)
+		require.Equal(t, body["format"], e["format"])
+		deadline := time.Now().Add(60 * time.Second)
+		for e["state"] != "ready" {
+			require.NotEqual(t, "failed", e["state"], "%v", e)
+			require.True(t, time.Now().Before(deadline), "export still %v", e["state"])
+			time.Sleep(50 * time.Millisecond)
+			e = w.premium.get(base + "/exports/" + e["id"].(string)).json(t)["export"].(map[string]any)
+		}
+		file := w.premium.get(e["url"].(string))
+		require.Equal(t, http.StatusOK, file.StatusCode)
+		query := "?format=" + body["format"].(string)
+		if mf, ok := body["mask_format"]; ok {
+			query += "&mask_format=" + mf.(string)
+		}
+		require.Equal(t, w.premium.get(base+"/download"+query).body, file.body, "%v: the streamed bytes", body)
+	}
 }
 
 // TestDatasetDownloadRoles: downloads are for premium users and admins;

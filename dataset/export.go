@@ -23,23 +23,49 @@ import (
 	"github.com/deepimageshub/imagehub/queries"
 )
 
-// Format is how a download carries the masks: COCO instance segmentation
-// with RLE masks in annotations.json, or one PNG per instance.
+// Format is the layout of a download: which tools read it as it is.
 type Format string
 
 // The formats.
 const (
+	// COCO is COCO instance segmentation: annotations.json for the whole
+	// subset and annotations/instances_<split>.json per split (Detectron2,
+	// MMDetection, Datumaro, pycocotools).
 	COCO Format = "coco"
-	PNG  Format = "png"
+	// PNG is one 8-bit mask per instance with masks.csv (your own loader).
+	PNG Format = "png"
+	// YOLO is Ultralytics' YOLO segmentation layout: data.yaml,
+	// images/<split>/ and labels/<split>/ with normalised polygons.
+	YOLO Format = "yolo"
+	// VOC is Pascal VOC / CVAT "Segmentation mask 1.1": JPEGImages/,
+	// SegmentationClass/ and SegmentationObject/ index PNGs, labelmap.txt
+	// and ImageSets/Segmentation/<split>.txt (semantic segmentation code).
+	VOC Format = "voc"
+)
+
+// Formats lists every format, in the order pages offer them.
+var Formats = []Format{COCO, YOLO, VOC, PNG}
+
+// MaskFormat is how COCO files carry masks.
+type MaskFormat string
+
+// The mask formats.
+const (
+	// MaskRLE is compressed RLE, the exact pixels (the default).
+	MaskRLE MaskFormat = "rle"
+	// MaskPolygon is polygons traced from the masks in the per-split files
+	// (mask.FitPolygons); a mask with a hole keeps its RLE.
+	MaskPolygon MaskFormat = "polygon"
 )
 
 // Subset is what a download takes of a version: its images in some splits,
 // with an instance of some labels (and only those instances). Empty lists
-// take everything.
+// take everything. MaskFormat applies to COCO only (empty means RLE).
 type Subset struct {
-	Format Format
-	Splits []Split
-	Labels []uuid.UUID
+	Format     Format
+	MaskFormat MaskFormat
+	Splits     []Split
+	Labels     []uuid.UUID
 }
 
 // Version is a version with what a download needs of it.
@@ -87,6 +113,12 @@ type Stats struct {
 	Instances   int
 	ImageBytes  int64
 	SplitImages map[Split]int
+	// KeptRLE counts the instances of COCO polygon files whose mask has a
+	// hole and so stays RLE; FilledHoles those of YOLO labels whose holes
+	// were filled; SplitParts those written as several YOLO polygons;
+	// Unnumbered those past the 254th of an image, left out of VOC's
+	// SegmentationObject (they are in SegmentationClass).
+	KeptRLE, FilledHoles, SplitParts, Unnumbered int
 }
 
 // Exporter writes downloads. Its memory stays bounded whatever the
@@ -147,11 +179,28 @@ func (e *Exporter) Write(ctx context.Context, w io.Writer, v Version, sub Subset
 	if x.labels = sub.Labels; x.labels == nil {
 		x.labels = []uuid.UUID{}
 	}
-	steps := []func(context.Context) error{x.manifest, x.readme}
-	if sub.Format == PNG {
-		steps = append(steps, x.masksCSV, x.images, x.masks)
-	} else {
-		steps = append(steps, x.cocoJSON, x.images)
+	if sub.MaskFormat == "" {
+		sub.MaskFormat = MaskRLE
+		x.sub.MaskFormat = MaskRLE
+	}
+	images := func(name func(queries.VersionImagesPageRow) string) func(context.Context) error {
+		return func(ctx context.Context) error { return x.images(ctx, name) }
+	}
+	hubImages := images(func(r queries.VersionImagesPageRow) string { return imageName(r.Sha256, r.ContentType) })
+	// README.txt comes second, unless it reports what writing the masks
+	// found; then it follows them, still before the images.
+	var steps []func(context.Context) error
+	switch {
+	case sub.Format == PNG:
+		steps = []func(context.Context) error{x.manifest, x.readme, x.masksCSV, hubImages, x.masks}
+	case sub.Format == YOLO:
+		steps = []func(context.Context) error{x.manifest, x.yoloDataYAML, x.yoloLabels, x.readme, images(yoloImageName)}
+	case sub.Format == VOC:
+		steps = []func(context.Context) error{x.manifest, x.vocLabelmap, x.vocImageSets, x.vocMasks, x.readme, images(vocImageName)}
+	case sub.MaskFormat == MaskPolygon:
+		steps = []func(context.Context) error{x.manifest, x.cocoJSON, x.cocoSplits, x.readme, hubImages}
+	default:
+		steps = []func(context.Context) error{x.manifest, x.readme, x.cocoJSON, x.cocoSplits, hubImages}
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -360,24 +409,68 @@ func (x *export) readme(context.Context) error {
 		slices.Sort(names)
 		labels = strings.Join(names, ", ") + " (only their instances)"
 	}
-	fmt.Fprintf(&b, "This download: format %s; splits: %s; labels: %s.\n", x.sub.Format, splits, labels)
+	format := string(x.sub.Format)
+	if x.sub.Format == COCO {
+		format += ", masks " + string(x.sub.MaskFormat)
+	}
+	fmt.Fprintf(&b, "This download: format %s; splits: %s; labels: %s.\n", format, splits, labels)
 	fmt.Fprintf(&b, "Images: %d (train %d, val %d, test %d); instances: %d.\n\n", x.stats.Images,
 		x.stats.SplitImages[Train], x.stats.SplitImages[Val], x.stats.SplitImages[Test], x.stats.Instances)
 	b.WriteString("Layout:\n")
 	b.WriteString("  manifest.csv                 sha256,split,width,height,labels: one row per image; labels are\n")
 	b.WriteString("                               the names of its instances' labels, separated by ';'\n")
-	if x.sub.Format == PNG {
+	const stored = "the images, as stored (orientation applied, metadata removed)"
+	switch x.sub.Format {
+	case PNG:
 		b.WriteString("  masks.csv                    mask,image,label,category_id,area,x,y,w,h: one row per instance\n")
-		b.WriteString("  images/<sha256>.<ext>        the images, as stored (orientation applied, metadata removed)\n")
+		b.WriteString("  images/<sha256>.<ext>        " + stored + "\n")
 		b.WriteString("  masks/<sha256>/<n>.png       one 8-bit mask per instance, 255 inside and 0 outside\n")
-	} else {
-		b.WriteString("  annotations.json             COCO instance segmentation; masks are compressed RLE as\n")
-		b.WriteString("                               pycocotools writes them (COCO(path).annToMask works); an\n")
-		b.WriteString("                               image's file_name is relative to images/\n")
-		b.WriteString("  images/<sha256>.<ext>        the images, as stored (orientation applied, metadata removed)\n")
+	case YOLO:
+		b.WriteString("  data.yaml                    Ultralytics dataset file: path, train/val/test folders, names\n")
+		b.WriteString("                               (class index from 0 in category id order)\n")
+		b.WriteString("  labels/<split>/<sha256>.txt  one line per polygon: class x1 y1 x2 y2 ..., coordinates divided\n")
+		b.WriteString("                               by the image's width and height (6 decimals); empty for an image\n")
+		b.WriteString("                               without instances\n")
+		b.WriteString("  images/<split>/<sha256>.<ext> " + stored + "\n")
+		b.WriteString("\nPolygons are the outer boundaries of each connected part of a mask, traced along the\n")
+		b.WriteString("pixels' edges and simplified (Douglas-Peucker, 1 pixel, less where needed to keep an IoU\n")
+		b.WriteString("of 0.97 with the mask). A mask of several parts has a line per part; YOLO has no holes,\n")
+		fmt.Fprintf(&b, "so holes are filled. In this download: %d instances had holes filled, %d have several parts.\n",
+			x.stats.FilledHoles, x.stats.SplitParts)
+	case VOC:
+		b.WriteString("  labelmap.txt                 CVAT's label map: name:r,g,b:: per class, background first\n")
+		b.WriteString("  ImageSets/Segmentation/<split>.txt  the image names of each split, one a line\n")
+		b.WriteString("  SegmentationClass/<sha256>.png   palette PNG: each pixel its class's index (the line of\n")
+		b.WriteString("                               labelmap.txt, from 0 for background), VOC's colours\n")
+		b.WriteString("  SegmentationObject/<sha256>.png  palette PNG: each pixel its instance's number (from 1 in\n")
+		b.WriteString("                               the image's order; 0 background)\n")
+		b.WriteString("  JPEGImages/<sha256>.<ext>    " + stored + "; an image uploaded as PNG or WebP keeps\n")
+		b.WriteString("                               its format and extension (nothing is re-encoded)\n")
+		b.WriteString("\nWhere instances overlap, the smaller one is drawn on top (of equal areas, the later one),\n")
+		b.WriteString("so a small object in front of a large one stays visible; no 255 edges are drawn.\n")
+		if x.stats.Unnumbered > 0 {
+			fmt.Fprintf(&b, "%d instances past the 254th of their image are in SegmentationClass only.\n", x.stats.Unnumbered)
+		}
+	default:
+		b.WriteString("  annotations.json             COCO instance segmentation of the whole download, compressed\n")
+		b.WriteString("                               RLE masks as pycocotools writes them (COCO(path).annToMask works);\n")
+		b.WriteString("                               an image's file_name is relative to images/, its split a field\n")
+		b.WriteString("  annotations/instances_<split>.json  the same per split, as Detectron2 and MMDetection\n")
+		b.WriteString("                               expect: each image in one file, ids from 1 in each file\n")
+		b.WriteString("  images/<sha256>.<ext>        " + stored + "\n")
+		if x.sub.MaskFormat == MaskPolygon {
+			b.WriteString("\nIn the per-split files, masks are polygons: the outer boundary of each connected part,\n")
+			b.WriteString("traced along the pixels' edges and simplified (Douglas-Peucker, 1 pixel, less where needed\n")
+			b.WriteString("to keep an IoU of 0.97 with the mask). A polygon cannot hold a hole, so an instance with\n")
+			fmt.Fprintf(&b, "holes keeps its RLE: %d instances in this download. annotations.json keeps RLE for all.\n", x.stats.KeptRLE)
+		}
 	}
-	b.WriteString("\nCategory ids are kept across versions of the dataset; image and annotation ids are\n")
-	b.WriteString("positions in this version's manifest, the same in every download of it.\n\n")
+	if x.sub.Format == COCO {
+		b.WriteString("\nCategory ids are kept across versions of the dataset; in annotations.json image and\n")
+		b.WriteString("annotation ids are positions in this version's manifest, the same in every download of it.\n\n")
+	} else {
+		b.WriteString("\n")
+	}
 	b.WriteString("Licence: the images were contributed by users of this hub under its terms; check them\n")
 	b.WriteString("before you publish or redistribute the images or masks.\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
@@ -613,11 +706,12 @@ type fetched struct {
 	err  error
 }
 
-// images writes every image of the subset, stored. A producer walks the
+// images writes every image of the subset, stored, under the names name
+// gives them. A producer walks the
 // manifest and starts reads in order, at most Prefetch at once and within
 // PrefetchBytes; this goroutine writes them in the same order as they
 // complete, so the zip is the same whatever the timing.
-func (x *export) images(ctx context.Context) error {
+func (x *export) images(ctx context.Context, name func(queries.VersionImagesPageRow) string) error {
 	depth := x.Prefetch
 	if depth <= 0 {
 		depth = 8
@@ -635,7 +729,7 @@ func (x *export) images(ctx context.Context) error {
 		defer close(queue)
 		walkErr = x.eachImage(ctx, func(rows []queries.VersionImagesPageRow) error {
 			for _, r := range rows {
-				f := &fetched{name: imageName(r.Sha256, r.ContentType), key: blob.ImageKey(r.Sha256), size: r.ByteSize, done: make(chan struct{})}
+				f := &fetched{name: name(r), key: blob.ImageKey(r.Sha256), size: r.ByteSize, done: make(chan struct{})}
 				if err := bud.acquire(ctx, f.size); err != nil {
 					return err
 				}

@@ -286,31 +286,6 @@ type stored struct {
 	anns []datasettest.Annotation
 }
 
-type cocoFile struct {
-	Info       map[string]any `json:"info"`
-	Categories []struct {
-		ID   int    `json:"id"`
-		Name string `json:"name"`
-	} `json:"categories"`
-	Images []struct {
-		ID       int    `json:"id"`
-		FileName string `json:"file_name"`
-		Width    int    `json:"width"`
-		Height   int    `json:"height"`
-		SHA256   string `json:"sha256"`
-		Split    string `json:"split"`
-	} `json:"images"`
-	Annotations []struct {
-		ID           int      `json:"id"`
-		ImageID      int      `json:"image_id"`
-		CategoryID   int      `json:"category_id"`
-		Segmentation mask.RLE `json:"segmentation"`
-		Area         int      `json:"area"`
-		BBox         [4]int   `json:"bbox"`
-		IsCrowd      int      `json:"iscrowd"`
-	} `json:"annotations"`
-}
-
 func readZip(t *testing.T, data []byte) map[string][]byte {
 	t.Helper()
 	r, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
@@ -331,7 +306,7 @@ func readZip(t *testing.T, data []byte) map[string][]byte {
 func checkCOCO(t *testing.T, data []byte, bySHA map[string]stored) {
 	t.Helper()
 	files := readZip(t, data)
-	var c cocoFile
+	var c dataset.COCOFile
 	require.NoError(t, json.Unmarshal(files["annotations.json"], &c))
 	require.Len(t, c.Images, len(bySHA))
 	cats := map[int]string{}
@@ -358,16 +333,16 @@ func checkCOCO(t *testing.T, data []byte, bySHA map[string]stored) {
 		want := s.anns[seen[sha]]
 		seen[sha]++
 		require.Equal(t, want.Label, cats[a.CategoryID])
-		got, err := a.Segmentation.Decode()
+		got, err := a.Segmentation.RLE.Decode()
 		require.NoError(t, err)
 		stored, err := want.RLE.Decode()
 		require.NoError(t, err)
 		require.Equal(t, stored.Pix, got.Pix, "mask of annotation %d", a.ID)
-		require.Equal(t, [2]int{s.img.H, s.img.W}, a.Segmentation.Size)
+		require.Equal(t, [2]int{s.img.H, s.img.W}, a.Segmentation.RLE.Size)
 		area, _ := want.RLE.Area()
 		box, _ := want.RLE.BBox()
 		require.Equal(t, area, a.Area)
-		require.Equal(t, box, a.BBox)
+		require.Equal(t, [4]float64{float64(box[0]), float64(box[1]), float64(box[2]), float64(box[3])}, a.BBox)
 		require.Zero(t, a.IsCrowd)
 	}
 	m, err := csv.NewReader(bytes.NewReader(files["manifest.csv"])).ReadAll()
@@ -417,7 +392,7 @@ func TestPublishEmpty(t *testing.T) {
 	require.Zero(t, v.Images)
 	require.Len(t, v.Categories, 1, "the filter's label is a category even with no instance")
 	files := readZip(t, tb.zip(t, v, dataset.Subset{}))
-	var c cocoFile
+	var c dataset.COCOFile
 	require.NoError(t, json.Unmarshal(files["annotations.json"], &c))
 	require.Empty(t, c.Images)
 	require.Empty(t, c.Annotations)

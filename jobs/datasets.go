@@ -150,7 +150,7 @@ func (w *ExportWorker) build(ctx context.Context, e queries.DatasetExport) (int6
 	if err != nil {
 		return 0, err
 	}
-	sub := dataset.Subset{Format: dataset.Format(e.Format), Labels: e.LabelIds}
+	sub := dataset.Subset{Format: dataset.Format(e.Format), MaskFormat: dataset.MaskFormat(e.MaskFormat), Labels: e.LabelIds}
 	for _, s := range e.Splits {
 		sub.Splits = append(sub.Splits, dataset.Split(s))
 	}

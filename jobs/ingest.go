@@ -19,6 +19,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/review"
 )
 
 // QueueIngest is the queue of ingest jobs: CPU-bound, sized to the cores.
@@ -282,19 +283,32 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 		if n == 0 || v.status != queries.ImageStatusAwaitingInference {
 			return nil
 		}
+		// Annotations imported with the image are its first review: it
+		// needs no inference. Imported proposals join the models' after
+		// their runs are queued, so the image waits for those too.
+		accepted, err := w.q.ImageGetForUpdate(ctx, tx, img.ID)
+		if err != nil {
+			return fmt.Errorf("error reading image: %w", err)
+		}
+		if applied, err := review.ApplyImported(ctx, tx, accepted); err != nil || applied > 0 {
+			return err
+		}
 		// An accepted image gets one inference job per enabled model, in
 		// the transaction that accepts it: never accepted and forgotten.
 		models, err := w.q.ModelEnabledIDs(ctx, tx)
 		if err != nil {
 			return fmt.Errorf("error reading enabled models: %w", err)
 		}
-		if len(models) == 0 {
-			return nil // queued when a model is enabled (QueueModelArgs)
+		if len(models) > 0 { // else queued when a model is enabled (QueueModelArgs)
+			client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+			if err != nil {
+				return fmt.Errorf("error queueing inference: %w", err)
+			}
+			if err := QueueInference(ctx, tx, client, []uuid.UUID{img.ID}, models, w.inferAttempts); err != nil {
+				return err
+			}
 		}
-		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
-		if err != nil {
-			return fmt.Errorf("error queueing inference: %w", err)
-		}
-		return QueueInference(ctx, tx, client, []uuid.UUID{img.ID}, models, w.inferAttempts)
+		_, err = review.ApplyImportedProposals(ctx, tx, accepted)
+		return err
 	})
 }

@@ -277,13 +277,14 @@ SELECT * FROM dataset_exports WHERE id = @id;
 
 -- name: ExportGetBySubset :one
 SELECT * FROM dataset_exports
-WHERE version_id = @version_id AND format = @format AND splits = @splits::text[] AND label_ids = @label_ids::uuid[];
+WHERE version_id = @version_id AND format = @format AND mask_format = @mask_format
+  AND splits = @splits::text[] AND label_ids = @label_ids::uuid[];
 
 -- name: ExportInsert :one
 -- A new export of a subset; nothing when another request made it first.
-INSERT INTO dataset_exports (version_id, format, splits, label_ids, requested_by)
-VALUES (@version_id, @format, @splits::text[], @label_ids::uuid[], @requested_by)
-ON CONFLICT (version_id, format, splits, label_ids) DO NOTHING
+INSERT INTO dataset_exports (version_id, format, mask_format, splits, label_ids, requested_by)
+VALUES (@version_id, @format, @mask_format, @splits::text[], @label_ids::uuid[], @requested_by)
+ON CONFLICT (version_id, format, mask_format, splits, label_ids) DO NOTHING
 RETURNING *;
 
 -- name: ExportRetry :one

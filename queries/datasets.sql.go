@@ -227,7 +227,7 @@ func (q *Queries) DatasetList(ctx context.Context, db DBTX) ([]DatasetListRow, e
 const exportBegin = `-- name: ExportBegin :one
 UPDATE dataset_exports SET state = 'running', progress = 0
 WHERE id = $1 AND state IN ('queued', 'running')
-RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at
+RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format
 `
 
 // Starts (or restarts) building an export; no row when it is already
@@ -250,6 +250,7 @@ func (q *Queries) ExportBegin(ctx context.Context, db DBTX, id uuid.UUID) (Datas
 		&i.RequestedBy,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.MaskFormat,
 	)
 	return i, err
 }
@@ -287,7 +288,7 @@ func (q *Queries) ExportFinish(ctx context.Context, db DBTX, arg ExportFinishPar
 }
 
 const exportGet = `-- name: ExportGet :one
-SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at FROM dataset_exports WHERE id = $1
+SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format FROM dataset_exports WHERE id = $1
 `
 
 func (q *Queries) ExportGet(ctx context.Context, db DBTX, id uuid.UUID) (DatasetExport, error) {
@@ -308,26 +309,30 @@ func (q *Queries) ExportGet(ctx context.Context, db DBTX, id uuid.UUID) (Dataset
 		&i.RequestedBy,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.MaskFormat,
 	)
 	return i, err
 }
 
 const exportGetBySubset = `-- name: ExportGetBySubset :one
-SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at FROM dataset_exports
-WHERE version_id = $1 AND format = $2 AND splits = $3::text[] AND label_ids = $4::uuid[]
+SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format FROM dataset_exports
+WHERE version_id = $1 AND format = $2 AND mask_format = $3
+  AND splits = $4::text[] AND label_ids = $5::uuid[]
 `
 
 type ExportGetBySubsetParams struct {
-	VersionID uuid.UUID
-	Format    string
-	Splits    []string
-	LabelIds  []uuid.UUID
+	VersionID  uuid.UUID
+	Format     string
+	MaskFormat string
+	Splits     []string
+	LabelIds   []uuid.UUID
 }
 
 func (q *Queries) ExportGetBySubset(ctx context.Context, db DBTX, arg ExportGetBySubsetParams) (DatasetExport, error) {
 	row := db.QueryRow(ctx, exportGetBySubset,
 		arg.VersionID,
 		arg.Format,
+		arg.MaskFormat,
 		arg.Splits,
 		arg.LabelIds,
 	)
@@ -347,20 +352,22 @@ func (q *Queries) ExportGetBySubset(ctx context.Context, db DBTX, arg ExportGetB
 		&i.RequestedBy,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.MaskFormat,
 	)
 	return i, err
 }
 
 const exportInsert = `-- name: ExportInsert :one
-INSERT INTO dataset_exports (version_id, format, splits, label_ids, requested_by)
-VALUES ($1, $2, $3::text[], $4::uuid[], $5)
-ON CONFLICT (version_id, format, splits, label_ids) DO NOTHING
-RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at
+INSERT INTO dataset_exports (version_id, format, mask_format, splits, label_ids, requested_by)
+VALUES ($1, $2, $3, $4::text[], $5::uuid[], $6)
+ON CONFLICT (version_id, format, mask_format, splits, label_ids) DO NOTHING
+RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format
 `
 
 type ExportInsertParams struct {
 	VersionID   uuid.UUID
 	Format      string
+	MaskFormat  string
 	Splits      []string
 	LabelIds    []uuid.UUID
 	RequestedBy uuid.UUID
@@ -371,6 +378,7 @@ func (q *Queries) ExportInsert(ctx context.Context, db DBTX, arg ExportInsertPar
 	row := db.QueryRow(ctx, exportInsert,
 		arg.VersionID,
 		arg.Format,
+		arg.MaskFormat,
 		arg.Splits,
 		arg.LabelIds,
 		arg.RequestedBy,
@@ -391,12 +399,13 @@ func (q *Queries) ExportInsert(ctx context.Context, db DBTX, arg ExportInsertPar
 		&i.RequestedBy,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.MaskFormat,
 	)
 	return i, err
 }
 
 const exportList = `-- name: ExportList :many
-SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at FROM dataset_exports WHERE version_id = $1 ORDER BY created_at, id
+SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format FROM dataset_exports WHERE version_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ExportList(ctx context.Context, db DBTX, versionID uuid.UUID) ([]DatasetExport, error) {
@@ -423,6 +432,7 @@ func (q *Queries) ExportList(ctx context.Context, db DBTX, versionID uuid.UUID) 
 			&i.RequestedBy,
 			&i.CreatedAt,
 			&i.FinishedAt,
+			&i.MaskFormat,
 		); err != nil {
 			return nil, err
 		}
@@ -451,7 +461,7 @@ func (q *Queries) ExportProgress(ctx context.Context, db DBTX, arg ExportProgres
 const exportRetry = `-- name: ExportRetry :one
 UPDATE dataset_exports SET state = 'queued', progress = 0, error = NULL, requested_by = $1
 WHERE id = $2 AND state = 'failed'
-RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at
+RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format
 `
 
 type ExportRetryParams struct {
@@ -478,6 +488,7 @@ func (q *Queries) ExportRetry(ctx context.Context, db DBTX, arg ExportRetryParam
 		&i.RequestedBy,
 		&i.CreatedAt,
 		&i.FinishedAt,
+		&i.MaskFormat,
 	)
 	return i, err
 }

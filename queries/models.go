@@ -549,6 +549,7 @@ type Annotation struct {
 	AuthorID      uuid.UUID
 	CreatedAt     time.Time
 	ReplacedAt    *time.Time
+	ImportedID    *uuid.UUID
 }
 
 type Campaign struct {
@@ -606,6 +607,7 @@ type DatasetExport struct {
 	RequestedBy uuid.UUID
 	CreatedAt   time.Time
 	FinishedAt  *time.Time
+	MaskFormat  string
 }
 
 type DatasetVersion struct {
@@ -717,6 +719,23 @@ type ImageUpload struct {
 	Filename   string
 	CampaignID *uuid.UUID
 	CreatedAt  time.Time
+}
+
+type ImportedAnnotation struct {
+	ID         uuid.UUID
+	ImageID    uuid.UUID
+	Source     string
+	OriginalID string
+	ImporterID uuid.UUID
+	LabelID    uuid.UUID
+	Height     int32
+	Width      int32
+	Counts     string
+	CreatedAt  time.Time
+	AppliedAt  *time.Time
+	Skipped    *string
+	ModelID    *uuid.UUID
+	Ready      bool
 }
 
 type InferenceRun struct {

@@ -13,7 +13,7 @@ import (
 )
 
 const annotationsCurrent = `-- name: AnnotationsCurrent :many
-SELECT a.id, a.image_id, a.review_item_id, a.label_id, a.proposal_id, a.iou, a.height, a.width, a.counts, a.bbox, a.area, a.content_sha256, a.author_id, a.created_at, a.replaced_at, l.name AS label, u.name AS author_name
+SELECT a.id, a.image_id, a.review_item_id, a.label_id, a.proposal_id, a.iou, a.height, a.width, a.counts, a.bbox, a.area, a.content_sha256, a.author_id, a.created_at, a.replaced_at, a.imported_id, l.name AS label, u.name AS author_name
 FROM annotations a
 JOIN review_items r ON r.id = a.review_item_id AND r.kind = 'first'
 JOIN labels l ON l.id = a.label_id
@@ -38,6 +38,7 @@ type AnnotationsCurrentRow struct {
 	AuthorID      uuid.UUID
 	CreatedAt     time.Time
 	ReplacedAt    *time.Time
+	ImportedID    *uuid.UUID
 	Label         string
 	AuthorName    string
 }
@@ -68,6 +69,7 @@ func (q *Queries) AnnotationsCurrent(ctx context.Context, db DBTX, imageID uuid.
 			&i.AuthorID,
 			&i.CreatedAt,
 			&i.ReplacedAt,
+			&i.ImportedID,
 			&i.Label,
 			&i.AuthorName,
 		); err != nil {
@@ -134,7 +136,7 @@ func (q *Queries) AnnotationsInsert(ctx context.Context, db DBTX, arg Annotation
 }
 
 const annotationsOfReview = `-- name: AnnotationsOfReview :many
-SELECT a.id, a.image_id, a.review_item_id, a.label_id, a.proposal_id, a.iou, a.height, a.width, a.counts, a.bbox, a.area, a.content_sha256, a.author_id, a.created_at, a.replaced_at, l.name AS label FROM annotations a JOIN labels l ON l.id = a.label_id
+SELECT a.id, a.image_id, a.review_item_id, a.label_id, a.proposal_id, a.iou, a.height, a.width, a.counts, a.bbox, a.area, a.content_sha256, a.author_id, a.created_at, a.replaced_at, a.imported_id, l.name AS label FROM annotations a JOIN labels l ON l.id = a.label_id
 WHERE a.review_item_id = $1 ORDER BY a.id
 `
 
@@ -154,6 +156,7 @@ type AnnotationsOfReviewRow struct {
 	AuthorID      uuid.UUID
 	CreatedAt     time.Time
 	ReplacedAt    *time.Time
+	ImportedID    *uuid.UUID
 	Label         string
 }
 
@@ -182,6 +185,7 @@ func (q *Queries) AnnotationsOfReview(ctx context.Context, db DBTX, reviewItemID
 			&i.AuthorID,
 			&i.CreatedAt,
 			&i.ReplacedAt,
+			&i.ImportedID,
 			&i.Label,
 		); err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/importer"
 	"github.com/deepimageshub/imagehub/intake"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/openimages"
@@ -41,8 +43,12 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	campaign := fset.String("campaign", "", "campaign id to upload into")
 	workers := fset.Int("workers", runtime.GOMAXPROCS(0), "files processed at once")
 	quiet := fset.Bool("quiet", false, "no progress bar")
+	cocoFile := fset.String("coco", "", "a COCO instance-segmentation file whose images are in DIR (file_name relative to it): its annotations become the images' first reviews")
+	oiMasks := fset.String("oi-masks", "", "an Open Images object segmentations CSV (MaskPath,ImageID,LabelName,…); images are <ImageID>.jpg in DIR")
+	asProposals := fset.Bool("as-proposals", false, "with --coco or --oi-masks: make the annotations proposals of a model named for the file, for reviewers to check, instead of first reviews")
+	masksDir := fset.String("masks-dir", "", "the folder of the --oi-masks PNG masks (default: the CSV's folder)")
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: imagehub import [flags] DIR")
+		fmt.Fprintln(stderr, "usage: imagehub import [flags] DIR\n       imagehub import --coco instances.json [--email E] IMAGES_DIR\n       imagehub import --oi-masks masks.csv [--masks-dir MASKS_DIR] IMAGES_DIR")
 		fset.PrintDefaults()
 	}
 	// Flags may come before or after the folder.
@@ -102,6 +108,9 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("error reading uploader: %w", err)
 	}
 
+	if *cocoFile != "" || *oiMasks != "" {
+		return importAnnotations(ctx, e, in, uploader, *cocoFile, *oiMasks, *masksDir, dir, *asProposals, *quiet, stdout, stderr)
+	}
 	if *classesCSV != "" {
 		f, err := os.Open(*classesCSV)
 		if err != nil {
@@ -242,4 +251,40 @@ func imageLabels(ctx context.Context, e *env, path string, stderr io.Writer) (ma
 		fmt.Fprintf(stderr, "note: %d label ids are not in the taxonomy and were skipped (import them with --classes-csv)\n", len(unknown))
 	}
 	return out, nil
+}
+
+// importAnnotations runs imagehub import --coco or --oi-masks: the
+// importer over one file, with a progress bar by annotation, the problems
+// (line and reason) and a summary. Run it again after an interruption: it
+// adds only what is missing.
+func importAnnotations(ctx context.Context, e *env, in *intake.Service, uploader queries.User, cocoPath, oiPath, masksDir, dir string,
+	asProposals, quiet bool, stdout, stderr io.Writer) error {
+	path := cmp.Or(cocoPath, oiPath)
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bar := progressbar.NewOptions(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("importing annotations"),
+		progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("ann"),
+		progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetVisibility(!quiet),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(stderr) }))
+	im := &importer.Importer{Pool: e.pool, Intake: in, Logger: e.logger}
+	o := importer.Options{Source: filepath.Base(path), Importer: uploader.ID, AsProposals: asProposals, Progress: func(int) { _ = bar.Add(1) }}
+	start := time.Now()
+	var sum importer.Summary
+	if cocoPath != "" {
+		sum, err = im.COCO(ctx, f, dir, o)
+	} else {
+		sum, err = im.OpenImages(ctx, f, cmp.Or(masksDir, filepath.Dir(oiPath)), dir, o)
+	}
+	_ = bar.Finish()
+	for _, p := range sum.Problems {
+		fmt.Fprintln(stderr, "skipped", p)
+	}
+	if err != nil {
+		return fmt.Errorf("import stopped (run it again to finish): %w", err)
+	}
+	fmt.Fprintf(stdout, "%s in %s; ingest applies the rest in `imagehub serve`\n", sum, time.Since(start).Round(time.Millisecond))
+	return nil
 }

@@ -7,6 +7,8 @@
 //	imagehub tokens create --email E --name N
 //	imagehub labels import class-descriptions.csv
 //	imagehub import [--labels-csv F] [--classes-csv F] DIR
+//	imagehub import --coco instances.json IMAGES_DIR
+//	imagehub import --oi-masks masks.csv [--masks-dir MASKS_DIR] IMAGES_DIR
 //	imagehub worker [--addr A] [--capacity N] [--simulate-latency D] …
 package main
 
@@ -44,6 +46,8 @@ Usage:
   imagehub tokens create --email E --name N [--expires-in-days D]
   imagehub labels import class-descriptions.csv
   imagehub import [--labels-csv F] [--classes-csv F] [--labels L] [--email E] DIR
+  imagehub import --coco instances.json [--as-proposals] [--email E] IMAGES_DIR
+  imagehub import --oi-masks masks.csv [--masks-dir MASKS_DIR] [--email E] IMAGES_DIR
   imagehub worker [--addr A] [--model M] [--capacity N] [--simulate-latency D] ...
                                       serve the built-in CPU inference worker (no database)
 
