@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -75,7 +76,7 @@ func readLoadSettings(tb testing.TB) loadSettings {
 	}
 	// Enough photos for the rate this hub reaches on a small machine; past
 	// them the uploaders draw their own, which costs the run some CPU.
-	s.photos = num("LOAD_PHOTOS", min(12_000, int(s.duration.Seconds())*100))
+	s.photos = num("LOAD_PHOTOS", min(20_000, int(s.duration.Seconds())*200))
 	if s.uploaders == 0 {
 		tb.Fatal("LOAD_UPLOADERS=0: the load needs at least one uploader")
 	}
@@ -299,6 +300,7 @@ type loadResult struct {
 	unacked       int            // stored although no answer said so (a client gave up)
 	ingesting     int            // images still waiting for ingest after the drain
 	statuses      map[string]int // acknowledged images by status after the drain
+	jobErrors     map[string]int // River jobs by kind that failed an attempt
 	drainTook     time.Duration
 	reviewsAcked  int
 	lostReviews   int
@@ -356,6 +358,12 @@ func (r *loadResult) print(w io.Writer, set loadSettings) {
 	slices.Sort(statuses)
 	p("ingest: waited %s after the run, %d still ingesting (LOAD_DRAIN=%s); acknowledged images now: %s",
 		r.drainTook.Round(100*time.Millisecond), r.ingesting, set.drain, cmp.Or(strings.Join(statuses, ", "), "none"))
+	jobs := make([]string, 0, len(r.jobErrors))
+	for k, v := range r.jobErrors {
+		jobs = append(jobs, fmt.Sprintf("%s %d", k, v))
+	}
+	slices.Sort(jobs)
+	p("jobs with a failed attempt: %s", cmp.Or(strings.Join(jobs, ", "), "none"))
 	p("reviews lost: %d of %d acknowledged 200 (goal 0), %d of them second reviews; %d answered 409",
 		r.lostReviews, r.reviewsAcked, r.secondReviews, r.conflicts)
 	p("peak RSS of imagehub serve (VmHWM): %.0f MB; worker: %d inferences, peak %d in flight",
@@ -632,7 +640,7 @@ func runLoad(b *testing.B, set loadSettings) *loadResult {
 	}
 
 	photos := newPhotoSource(set.photos)
-	res := &loadResult{routes: map[string]*routeStats{}, statuses: map[string]int{}}
+	res := &loadResult{routes: map[string]*routeStats{}, statuses: map[string]int{}, jobErrors: map[string]int{}}
 	var uploads []ackedUpload
 	var reviews []ackedReview
 	var mu sync.Mutex
@@ -688,6 +696,21 @@ func runLoad(b *testing.B, set loadSettings) *loadResult {
 	res.peakRSS = max(res.peakRSS, vmHWM(b, srv.cmd.Process.Pid))
 	res.workerStats = w.stats(b)
 
+	rows, err := pool.Query(ctx, "SELECT kind, count(*) FROM river_job WHERE cardinality(errors) > 0 GROUP BY kind")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var kind string
+		var n int
+		if err := rows.Scan(&kind, &n); err != nil {
+			b.Fatal(err)
+		}
+		res.jobErrors[kind] = n
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
 	checkUploads(b, ctx, pool, blobDir, uploads, res)
 	checkReviews(b, ctx, pool, reviews, res)
 	return res
@@ -762,7 +785,6 @@ func checkUploads(b *testing.B, ctx context.Context, pool *pgxpool.Pool, blobDir
 			lost(a, "not recorded as its uploader's")
 			continue
 		}
-		res.statuses[r.status]++
 		var key string
 		switch {
 		case r.canonical != nil:
@@ -770,10 +792,25 @@ func checkUploads(b *testing.B, ctx context.Context, pool *pgxpool.Pool, blobDir
 		case r.status == "uploaded" || r.status == "processing":
 			key = blob.UploadKey(a.sha[:])
 		default:
+			res.statuses[r.status]++
 			continue // ingest refused it (rejected, failed): no bytes are kept, by design
 		}
-		if _, err := store.Stat(ctx, key); err != nil {
-			lost(a, fmt.Sprintf("status %s, blob %s: %v", r.status, key, err))
+		_, err := store.Stat(ctx, key)
+		if errors.Is(err, blob.ErrNotFound) && r.canonical == nil {
+			// Ingest may have finished since the rows were read: it
+			// deletes the upload only after committing the canonical
+			// file's hash, so read the row again.
+			if err := pool.QueryRow(ctx, "SELECT sha256, status::text FROM images WHERE id = $1", a.id).Scan(&r.canonical, &r.status); err != nil {
+				b.Fatal(err)
+			}
+			if r.canonical != nil {
+				key = blob.ImageKey(r.canonical)
+				_, err = store.Stat(ctx, key)
+			}
+		}
+		res.statuses[r.status]++
+		if err != nil {
+			lost(a, fmt.Sprintf("status %s, %v", r.status, err))
 		}
 	}
 	var total int
