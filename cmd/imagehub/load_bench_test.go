@@ -301,6 +301,9 @@ type loadResult struct {
 	ingesting     int            // images still waiting for ingest after the drain
 	statuses      map[string]int // acknowledged images by status after the drain
 	jobErrors     map[string]int // River jobs by kind that failed an attempt
+	pipeline      pipelineSample // at the end of the run
+	firstItem     time.Duration  // when the first review item appeared
+	peakOpen      int            // most review items waiting at once, sampled each second
 	drainTook     time.Duration
 	reviewsAcked  int
 	lostReviews   int
@@ -364,6 +367,12 @@ func (r *loadResult) print(w io.Writer, set loadSettings) {
 	}
 	slices.Sort(jobs)
 	p("jobs with a failed attempt: %s", cmp.Or(strings.Join(jobs, ", "), "none"))
+	first := "never"
+	if r.firstItem > 0 {
+		first = "after " + r.firstItem.Round(time.Second).String()
+	}
+	p("pipeline at the end of the run: %d images, %d ingested, %d awaiting inference, %d review items waiting (at most %d); the first %s",
+		r.pipeline.images, r.pipeline.ingested, r.pipeline.inferring, r.pipeline.open, r.peakOpen, first)
 	p("reviews lost: %d of %d acknowledged 200 (goal 0), %d of them second reviews; %d answered 409",
 		r.lostReviews, r.reviewsAcked, r.secondReviews, r.conflicts)
 	p("peak RSS of imagehub serve (VmHWM): %.0f MB; worker: %d inferences, peak %d in flight",
@@ -658,8 +667,37 @@ func runLoad(b *testing.B, set loadSettings) *loadResult {
 		clients = append(clients, c)
 		wg.Go(func() { reviewLoop(hc, srv.base, u, deadline, c, &reviews, res, &mu) })
 	}
+	// Sample how far the pipeline has come, so that the table can tell a
+	// reviewer who found nothing from a queue that is not moving.
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-tick.C:
+			}
+			ps, err := samplePipeline(ctx, pool)
+			if err != nil {
+				continue // the final sample reports errors
+			}
+			if ps.open > 0 && res.firstItem == 0 {
+				res.firstItem = time.Since(start)
+			}
+			res.peakOpen = max(res.peakOpen, ps.open)
+		}
+	}()
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	close(stopSampling)
+	<-sampled
+	if res.pipeline, err = samplePipeline(ctx, pool); err != nil {
+		b.Fatal(err)
+	}
 	res.madeDuring = int(photos.drawn.Load())
 	photos.pool = nil
 	for _, name := range loadRoutes {
@@ -714,6 +752,25 @@ func runLoad(b *testing.B, set loadSettings) *loadResult {
 	checkUploads(b, ctx, pool, blobDir, uploads, res)
 	checkReviews(b, ctx, pool, reviews, res)
 	return res
+}
+
+// pipelineSample counts images by stage and the review items a reviewer
+// could lease.
+type pipelineSample struct {
+	images, ingested, inferring, open int
+}
+
+func samplePipeline(ctx context.Context, pool *pgxpool.Pool) (pipelineSample, error) {
+	var ps pipelineSample
+	err := pool.QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE status NOT IN ('uploaded', 'processing')),
+		       count(*) FILTER (WHERE status = 'awaiting_inference'),
+		       (SELECT count(*) FROM review_items WHERE done_at IS NULL AND (lease_expires_at IS NULL OR lease_expires_at <= now()))
+		FROM images`).Scan(&ps.images, &ps.ingested, &ps.inferring, &ps.open)
+	if err != nil {
+		return ps, fmt.Errorf("error sampling the pipeline: %w", err)
+	}
+	return ps, nil
 }
 
 // checkUploads counts the acknowledged uploads that are not in the
