@@ -303,7 +303,7 @@ type loadResult struct {
 	jobErrors     map[string]int // River jobs by kind that failed an attempt
 	pipeline      pipelineSample // at the end of the run
 	firstItem     time.Duration  // when the first review item appeared
-	peakOpen      int            // most review items waiting at once, sampled each second
+	peakOpen      int            // most review items waiting at once, sampled each second and at the end
 	drainTook     time.Duration
 	reviewsAcked  int
 	lostReviews   int
@@ -698,6 +698,7 @@ func runLoad(b *testing.B, set loadSettings) *loadResult {
 	if res.pipeline, err = samplePipeline(ctx, pool); err != nil {
 		b.Fatal(err)
 	}
+	res.peakOpen = max(res.peakOpen, res.pipeline.open)
 	res.madeDuring = int(photos.drawn.Load())
 	photos.pool = nil
 	for _, name := range loadRoutes {
