@@ -109,7 +109,7 @@ bench: imagemagick chromium ## run the benchmarks (ingest beside ImageMagick, ne
 	out=$$(mktemp); \
 	for b in $(BENCHES); do \
 		pkg=$${b%%:*}; rest=$${b#*:}; name=$${rest%%:*}; time=$${rest#*:}; \
-		$(GO) test -run '^$$' -bench "^$$name$$" -benchtime "$$time" -benchmem "$$pkg" | tee -a "$$out" | grep -E '^(Benchmark|ingest:|load:)' >&2 || true; \
+		$(GO) test -run '^$$' -bench "^$$name$$" -benchtime "$$time" -benchmem -timeout 20m "$$pkg" | tee -a "$$out" | grep -E '^(Benchmark|ingest:|load:)' >&2 || true; \
 	done; \
 	echo; echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"; \
 	grep -E '^load:' "$$out" || true; \
