@@ -127,17 +127,25 @@ BENCHES := \
 	./app/:BenchmarkReviewBrushFrame:1x \
 	./dataset/:BenchmarkDatasetPublish:1x \
 	./dataset/:BenchmarkDatasetExport:3x \
-	./app/:BenchmarkDatasetDownload:1x
+	./app/:BenchmarkDatasetDownload:1x \
+	./cmd/imagehub/:BenchmarkLoad:1x
 
 .PHONY: bench
-bench: imagemagick chromium ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory) and print a table
+bench: imagemagick chromium ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory, load) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \
 	for b in $(BENCHES); do \
 		pkg=$${b%%:*}; rest=$${b#*:}; name=$${rest%%:*}; time=$${rest#*:}; \
-		$(GO) test -run '^$$' -bench "^$$name$$" -benchtime "$$time" -benchmem "$$pkg" | tee -a "$$out" | grep -E '^(Benchmark|ingest:)' >&2 || true; \
+		$(GO) test -run '^$$' -bench "^$$name$$" -benchtime "$$time" -benchmem -timeout 20m "$$pkg" | tee -a "$$out" | grep -E '^(Benchmark|ingest:|load:)' >&2 || true; \
 	done; \
 	echo; echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"; \
+	grep -E '^load:' "$$out" || true; \
 	grep -E '^Benchmark' "$$out" | awk '{ printf "%-36s", $$1; for (i = 3; i < NF; i += 2) printf "  %12s %s", $$i, $$(i+1); printf "\n" }'; \
 	rm -f "$$out"
+
+.PHONY: load
+load: ## load test: LOAD_UPLOADERS (200) uploaders and LOAD_REVIEWERS (32) reviewers for LOAD_DURATION (60s) against a real serve and a synthetic worker; prints a table
+	@set -e; \
+	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
+	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 1x -timeout 30m ./cmd/imagehub/

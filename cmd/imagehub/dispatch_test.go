@@ -34,7 +34,7 @@ type workerProc struct {
 
 // startWorkerProc runs `imagehub worker` with the flags and waits for the
 // line that says where it listens.
-func startWorkerProc(t *testing.T, addr string, flags ...string) *workerProc {
+func startWorkerProc(t testing.TB, addr string, flags ...string) *workerProc {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"worker", "--addr", addr}, flags...)...)
 	cmd.Env = environ(map[string]string{})
@@ -80,7 +80,7 @@ type simStats struct {
 	Malformed int64 `json:"malformed"`
 }
 
-func (w *workerProc) stats(t *testing.T) simStats {
+func (w *workerProc) stats(t testing.TB) simStats {
 	t.Helper()
 	res, err := http.Get(w.base + "/v2/sim/stats")
 	require.NoError(t, err)

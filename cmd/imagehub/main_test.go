@@ -84,7 +84,7 @@ type server struct {
 
 // startServer runs `imagehub serve` on a free port and waits until it says
 // where it listens.
-func startServer(t *testing.T, vars map[string]string) *server {
+func startServer(t testing.TB, vars map[string]string) *server {
 	t.Helper()
 	vars["PORT"] = "0"
 	vars["LOG_FORMAT"] = "json"
