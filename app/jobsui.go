@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
@@ -49,8 +48,9 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // jobsConsole serves riverui under /admin/jobs. The route table has
-// already required an admin; csrfProtect has refused cross-origin writes
-// and writes that do not say where they come from.
+// already required an admin; csrfProtect (the console policy) has refused
+// cross-origin writes and writes that do not say where they come from, and
+// the body has been read within its limit.
 //
 // Fiber's adaptor would hand riverui the fasthttp request itself as the
 // request's context; contexts derived from it race with the server's
@@ -93,11 +93,4 @@ func (b *bufferedResponse) WriteHeader(status int) {
 func (b *bufferedResponse) Write(p []byte) (int, error) {
 	b.WriteHeader(http.StatusOK)
 	return b.body.Write(p)
-}
-
-// isJobsUIWrite reports a state-changing call of riverui's front end. It
-// sends no CSRF token of ours, so such a call must come from a browser that
-// says it is same-origin (Sec-Fetch-Site or Origin, checked before).
-func isJobsUIWrite(c *fiber.Ctx) bool {
-	return strings.HasPrefix(c.Path(), jobsUIPrefix+"/") || c.Path() == jobsUIPrefix
 }
