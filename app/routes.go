@@ -132,6 +132,7 @@ func (s *Server) mount(reg *prometheus.Registry) {
 	a := s.app
 	a.Use(recover.New(recover.Config{EnableStackTrace: true}))
 	a.Use(requestid.New())
+	a.Use(s.securityHeaders)
 	a.Use(s.observe)
 	a.Use(refuseEncoded)
 	a.Get(static.Prefix+"*", static.Handler)

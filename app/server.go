@@ -66,6 +66,8 @@ type Server struct {
 	routes  []route
 
 	crossOrigin *http.CrossOriginProtection
+	// security is the headers every answer carries (headers.go).
+	security securityPolicy
 }
 
 // New builds the server and its routes.
@@ -106,6 +108,7 @@ func New(d Deps) (*Server, error) {
 	if err := s.newJobsUI(); err != nil {
 		return nil, err
 	}
+	s.security = newSecurityPolicy(d.Config.BaseURL, s.presignedOrigin())
 	s.crossOrigin = http.NewCrossOriginProtection()
 	if base, err := url.Parse(d.Config.BaseURL); err == nil && base.Host != "" {
 		// Behind a proxy the Host header may differ from the public address.
