@@ -11,7 +11,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/blob/blobtest"
 	"github.com/deepimageshub/imagehub/browsertest"
+	"github.com/deepimageshub/imagehub/dbtest"
 )
 
 // TestCSPInBrowser opens every kind of page in Chromium, signed out and as
@@ -91,4 +94,35 @@ func TestCSPInBrowser(t *testing.T) {
 	var v struct{ Directive string }
 	require.NoError(t, json.Unmarshal([]byte(got[0]), &v))
 	require.Equal(t, "style-src-elem", v.Directive)
+}
+
+// TestCSPPresignedImagesInBrowser: with S3 for blobs, thumbnails redirect to
+// presigned URLs on the S3 server's origin; the CSP names that origin, and
+// the uploads page shows its thumbnails with no violation.
+func TestCSPPresignedImagesInBrowser(t *testing.T) {
+	t.Parallel()
+	srv := blobtest.Start(t)
+	tb := startBundle(t, testConfig(t), dbtest.NewPool(t), srv.Open(t))
+	c, _ := tb.userWithRole(t, "carl@example.com", auth.RoleContributor)
+	res := c.upload(photos(2, 60), nil)
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
+	for _, r := range res.json(t)["results"].([]any) {
+		c.waitStatus(r.(map[string]any)["image"].(map[string]any)["id"].(string))
+	}
+	page := c.get("/uploads")
+	require.Equal(t, "'self' "+srv.Endpoint, cspDirectives(t, page.Header.Get("Content-Security-Policy"))["img-src"])
+
+	ctx := browsertest.New(t)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(tb.base+"/login"),
+		chromedp.SendKeys(`#email`, "carl@example.com"),
+		chromedp.SendKeys(`#password`, testPassword),
+		chromedp.Submit(`#password`),
+		chromedp.WaitVisible(`a[href="/uploads"]`),
+		chromedp.Navigate(tb.base+"/uploads"),
+	))
+	browsertest.WaitFor(t, ctx,
+		`Array.from(document.querySelectorAll('.image-card img')).filter(i => i.complete && i.naturalWidth > 0).length === 2`,
+		`Array.from(document.querySelectorAll('.image-card img')).map(i => i.currentSrc + ' ' + i.complete + ' ' + i.naturalWidth).join(' | ')`, 20*time.Second)
+	require.Empty(t, browsertest.TakeCSPViolations(ctx))
 }
