@@ -18,7 +18,7 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 	if currentUser(c) != nil {
 		return c.Redirect(safeNext(c.Query("next")), http.StatusSeeOther)
 	}
-	return render(c, http.StatusOK, views.Login(s.page(c, "Sign in"), s.withSSO(views.LoginForm{Next: c.Query("next")})))
+	return render(c, http.StatusOK, views.Login(s.page(c, "Sign in"), s.withSSO(views.LoginForm{Next: safeNext(c.Query("next"))})))
 }
 
 func (s *Server) loginSubmit(c *fiber.Ctx) error {

@@ -380,7 +380,7 @@ func (s *Server) apiExportCreate(c *fiber.Ctx) error {
 		Split      []string `json:"split"`
 		Labels     []string `json:"labels"`
 	}
-	if len(c.Body()) > 0 {
+	if len(c.BodyRaw()) > 0 {
 		if err := decodeJSON(c, &in); err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -69,11 +68,7 @@ func (s *Server) receiveUpload(c *fiber.Ctx) (*uploadForm, error) {
 	if n := c.Request().Header.ContentLength(); n > 0 && int64(n) > s.cfg.UploadMaxRequestBytes {
 		return nil, tooLargeRequest(s.cfg.UploadMaxRequestBytes)
 	}
-	var body io.Reader = c.Context().RequestBodyStream()
-	if body == nil {
-		body = bytes.NewReader(c.Body())
-	}
-	capped := &cappedReader{r: body, left: s.cfg.UploadMaxRequestBytes}
+	capped := &cappedReader{r: bodyStream(c), left: s.cfg.UploadMaxRequestBytes}
 	mr := multipart.NewReader(capped, params["boundary"])
 
 	tmpDir := filepath.Join(s.cfg.DataDir, "tmp")

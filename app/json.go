@@ -21,7 +21,7 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 		return problem.New(fiber.StatusUnsupportedMediaType, "unsupported_media_type", "",
 			"Send a JSON body with Content-Type: application/json.")
 	}
-	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec := json.NewDecoder(bytes.NewReader(c.BodyRaw()))
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		var syntaxErr *json.SyntaxError

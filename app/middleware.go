@@ -4,8 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -73,6 +71,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 			_ = c.SendStatus(fiber.StatusInternalServerError)
 		}
 	}
+	// A refusal may come before the body was read (sign-in required, role,
+	// CSRF): what is left of it must not be taken for the next request.
+	finishBody(c)
 	status := c.Response().StatusCode()
 	route := c.Route().Path
 	if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
@@ -163,60 +164,60 @@ func csrfToken(c *fiber.Ctx, secure bool) string {
 var errCSRF = problem.New(http.StatusForbidden, "csrf", "", "This form has expired or did not come from this site. Reload the page and try again.")
 
 // csrfProtect guards every state-changing request that a browser could be
-// tricked into sending:
+// tricked into sending, by the route's policy (csrfMode):
 //   - a cross-origin request (by Sec-Fetch-Site or Origin, as net/http's
 //     CrossOriginProtection decides) is refused everywhere;
-//   - a page form or htmx request must carry the CSRF token.
+//   - a token, when sent, must match the cookie's;
+//   - a page form must carry one; a streamed body is never parsed to find
+//     it, so such a route wants a browser that said where the request came
+//     from instead; an API call from a script needs none.
 //
 // Requests with a bearer token carry no ambient credentials and are exempt.
-// API calls from scripts (no Origin, no Sec-Fetch-Site) need no token.
-func (s *Server) csrfProtect(c *fiber.Ctx) error {
-	switch c.Method() {
-	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
-		return c.Next()
-	}
-	if id := currentIdentity(c); id != nil && id.viaToken() {
-		return c.Next()
-	}
-	req := &http.Request{Method: c.Method(), Host: string(c.Request().Host()), Header: http.Header{}}
-	for _, h := range []string{"Origin", "Sec-Fetch-Site"} {
-		if v := c.Get(h); v != "" {
-			req.Header.Set(h, v)
+// It runs after the role check and before the body is read, and reads a
+// form body (within the route's limit) only to find the _csrf field.
+func (s *Server) csrfProtect(p bodyPolicy) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		switch c.Method() {
+		case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+			return c.Next()
 		}
-	}
-	if err := s.crossOrigin.Check(req); err != nil {
-		return errCSRF
-	}
-	sent := c.Get(csrfHeader)
-	if sent == "" && isJobsUIWrite(c) {
-		// riverui's front end sends no token of ours: a browser must have
-		// said where the call came from, and the check above found it
-		// same-origin.
-		if c.Get("Sec-Fetch-Site") == "" && c.Get("Origin") == "" {
+		if id := currentIdentity(c); id != nil && id.viaToken() {
+			return c.Next()
+		}
+		req := &http.Request{Method: c.Method(), Host: string(c.Request().Host()), Header: http.Header{}}
+		for _, h := range []string{"Origin", "Sec-Fetch-Site"} {
+			if v := c.Get(h); v != "" {
+				req.Header.Set(h, v)
+			}
+		}
+		if err := s.crossOrigin.Check(req); err != nil {
+			return errCSRF
+		}
+		sent := c.Get(csrfHeader)
+		if sent == "" {
+			switch p.csrf {
+			case csrfScript:
+				return c.Next()
+			case csrfBrowser:
+				// The check above found it same-origin if the browser said
+				// where it came from; insist that it said so.
+				if c.Get("Sec-Fetch-Site") == "" && c.Get("Origin") == "" {
+					return errCSRF
+				}
+				return c.Next()
+			default:
+				if err := readBody(c, p); err != nil {
+					return err
+				}
+				sent = c.FormValue(csrfField)
+			}
+		}
+		want := c.Cookies(cookieName(csrfCookie, s.cfg.HTTPS()))
+		if want == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(want)) != 1 {
 			return errCSRF
 		}
 		return c.Next()
 	}
-	if sent == "" && isMultipart(c) {
-		// A multipart body is a stream that must not be parsed here to find a
-		// field. A browser always says where a POST comes from, and the check
-		// above has refused cross-origin ones; insist that it said so.
-		if c.Get("Sec-Fetch-Site") == "" && c.Get("Origin") == "" && !isAPI(c) {
-			return errCSRF
-		}
-		return c.Next()
-	}
-	if sent == "" && !isAPI(c) {
-		sent = c.FormValue(csrfField)
-	}
-	if sent == "" && isAPI(c) {
-		return c.Next()
-	}
-	want := c.Cookies(cookieName(csrfCookie, s.cfg.HTTPS()))
-	if want == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(want)) != 1 {
-		return errCSRF
-	}
-	return c.Next()
 }
 
 // requireRole enforces a route's minimum role.
@@ -237,57 +238,4 @@ func requireRole(min auth.Role) fiber.Handler {
 		}
 		return c.Next()
 	}
-}
-
-func isMultipart(c *fiber.Ctx) bool {
-	return strings.HasPrefix(strings.ToLower(c.Get(fiber.HeaderContentType)), fiber.MIMEMultipartForm)
-}
-
-// streamingPaths are the routes whose handlers read the body as a stream.
-var streamingPaths = map[string]bool{"/api/v1/images": true, "/upload": true}
-
-// maxFormBody caps the body of every request but uploads and reviews: JSON
-// and forms are small.
-const maxFormBody = 1 << 20
-
-// maxReviewBody caps a submitted review: hundreds of full-resolution masks
-// in COCO RLE can take several megabytes.
-const maxReviewBody = 64 << 20
-
-// bodyCap is the largest body limitBody lets through to the route.
-func bodyCap(c *fiber.Ctx) int {
-	if c.Method() == fiber.MethodPost && strings.HasPrefix(c.Path(), "/api/v1/review/") {
-		return maxReviewBody
-	}
-	return maxFormBody
-}
-
-// limitBody refuses a body over its cap on every route that does not read
-// a multipart stream itself. With StreamRequestBody on, Fiber's BodyLimit no
-// longer does this, and reading the body would buffer whatever was sent.
-func (s *Server) limitBody(c *fiber.Ctx) error {
-	if c.Method() == fiber.MethodPost && streamingPaths[c.Path()] {
-		return c.Next() // the upload handlers stream and cap it themselves
-	}
-	limit := bodyCap(c)
-	tooLarge := problem.New(http.StatusRequestEntityTooLarge, "too_large", "",
-		fmt.Sprintf("The request body is larger than %d bytes.", limit))
-	req := c.Request()
-	if n := req.Header.ContentLength(); n > limit {
-		c.Context().SetConnectionClose() // the unread body must not be taken for a request
-		return tooLarge
-	}
-	if req.IsBodyStream() {
-		// Past what Fiber read ahead: read the rest here, within the cap.
-		b, err := io.ReadAll(io.LimitReader(req.BodyStream(), int64(limit)+1))
-		if err != nil {
-			return problem.BadInput("bad_body", "", "The request body could not be read.")
-		}
-		if len(b) > limit {
-			c.Context().SetConnectionClose()
-			return tooLarge
-		}
-		req.SetBody(b)
-	}
-	return c.Next()
 }

@@ -68,7 +68,7 @@ func (s *Server) apiReviewNext(c *fiber.Ctx) error {
 		Label      string `json:"label"`
 		CampaignID string `json:"campaign_id"`
 	}
-	if len(c.Body()) > 0 {
+	if len(c.BodyRaw()) > 0 {
 		if err := decodeJSON(c, &in); err != nil {
 			return err
 		}

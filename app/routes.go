@@ -16,17 +16,21 @@ import (
 const Public auth.Role = ""
 
 // route is one entry of the route table: method, path, the least role that may
-// call it, and its handler. Every route of the application is listed in
-// routeTable; the authorization tests are generated from it.
+// call it, its handler, and what it takes as a body (its size limit, whether
+// the handler streams it, its CSRF check: see bodyPolicy). Every route of the
+// application is listed in routeTable; the authorization tests are generated
+// from it.
 type route struct {
 	method  string
 	path    string
 	role    auth.Role
 	handler fiber.Handler
+	body    bodyPolicy
 }
 
-// routeTable lists every route with its minimum role. Object-level checks
-// (someone else's image) happen in the handlers and answer 404.
+// routeTable lists every route with its minimum role and body policy.
+// Object-level checks (someone else's image) happen in the handlers and
+// answer 404.
 func (s *Server) routeTable() []route {
 	const (
 		get    = fiber.MethodGet
@@ -36,98 +40,98 @@ func (s *Server) routeTable() []route {
 	)
 	return []route{
 		// Operations.
-		{get, "/healthz", Public, s.healthz},
-		{get, "/readyz", Public, s.readyz},
+		{get, "/healthz", Public, s.healthz, noBody},
+		{get, "/readyz", Public, s.readyz, noBody},
 
 		// Pages.
-		{get, "/", Public, s.homePage},
-		{get, "/login", Public, s.loginPage},
-		{post, "/login", Public, s.loginSubmit},
-		{get, "/signup", Public, s.signupPage},
-		{post, "/signup", Public, s.signupSubmit},
-		{post, "/logout", Public, s.logoutSubmit},
-		{get, oidcLoginPath, Public, s.oidcLogin},
-		{get, oidcCallbackPath, Public, s.oidcCallback},
-		{get, "/account", auth.RoleContributor, s.accountPage},
-		{post, "/account/tokens", auth.RoleContributor, s.tokenCreateSubmit},
-		{post, "/account/tokens/:id/revoke", auth.RoleContributor, s.tokenRevokeSubmit},
-		{post, "/account/password", auth.RoleContributor, s.passwordChangeSubmit},
-		{post, "/account/logout-all", auth.RoleContributor, s.logoutAllSubmit},
-		{get, "/admin/users", auth.RoleAdmin, s.adminUsersPage},
-		{post, "/admin/users", auth.RoleAdmin, s.userCreateSubmit},
-		{post, "/admin/users/:id/role", auth.RoleAdmin, s.userRoleSubmit},
-		{get, "/admin/labels", auth.RoleAdmin, s.adminLabelsPage},
-		{post, "/admin/labels", auth.RoleAdmin, s.labelCreateSubmit},
-		{post, "/admin/labels/:id", auth.RoleAdmin, s.labelUpdateSubmit},
-		{get, "/upload", auth.RoleContributor, s.uploadPage},
-		{post, "/upload", auth.RoleContributor, s.uploadSubmit},
-		{get, "/uploads", auth.RoleContributor, s.myUploadsPage},
-		{get, "/uploads/:id/card", auth.RoleContributor, s.imageCardPartial},
-		{get, "/images/:id", auth.RoleContributor, s.imagePage},
-		{get, "/images/:id/inference", auth.RoleContributor, s.imageInferencePartial},
-		{get, "/images/:id/thumb/:size", auth.RoleContributor, s.imageThumb},
-		{get, "/campaigns", auth.RoleContributor, s.campaignsPage},
-		{post, "/campaigns", auth.RoleAdmin, s.campaignCreateSubmit},
-		{get, "/review", auth.RoleReviewer, s.reviewPage},
-		{get, "/review/stats", auth.RoleReviewer, s.reviewStatsPage},
-		{get, "/admin/reviews/:id", auth.RoleAdmin, s.flaggedReviewPage},
-		{get, "/admin/models", auth.RoleAdmin, s.adminModelsPage},
-		{post, "/admin/models", auth.RoleAdmin, s.modelSaveSubmit},
-		{get, "/datasets", auth.RolePremium, s.datasetsPage},
-		{get, "/datasets/:id", auth.RolePremium, s.datasetPage},
-		{get, "/datasets/:id/versions/:n", auth.RolePremium, s.versionPage},
-		{get, "/datasets/:id/versions/:n/status", auth.RolePremium, s.versionStatusPartial},
-		{get, "/datasets/:id/versions/:n/download", auth.RolePremium, s.versionDownload},
-		{post, "/datasets/:id/versions/:n/exports", auth.RolePremium, s.exportCreateSubmit},
-		{get, "/datasets/:id/versions/:n/exports/:eid", auth.RolePremium, s.exportPartial},
-		{get, "/datasets/:id/versions/:n/exports/:eid/file", auth.RolePremium, s.exportFile},
-		{get, "/admin/datasets", auth.RoleAdmin, s.adminDatasetsPage},
-		{post, "/admin/datasets", auth.RoleAdmin, s.datasetCreateSubmit},
-		{post, "/admin/datasets/:id/versions", auth.RoleAdmin, s.versionPublishSubmit},
-		{get, jobsUIPrefix, auth.RoleAdmin, s.jobsConsole},
-		{get, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
-		{post, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
-		{put, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
-		{delete, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
+		{get, "/", Public, s.homePage, noBody},
+		{get, "/login", Public, s.loginPage, noBody},
+		{post, "/login", Public, s.loginSubmit, pageForm},
+		{get, "/signup", Public, s.signupPage, noBody},
+		{post, "/signup", Public, s.signupSubmit, pageForm},
+		{post, "/logout", Public, s.logoutSubmit, pageForm},
+		{get, oidcLoginPath, Public, s.oidcLogin, noBody},
+		{get, oidcCallbackPath, Public, s.oidcCallback, noBody},
+		{get, "/account", auth.RoleContributor, s.accountPage, noBody},
+		{post, "/account/tokens", auth.RoleContributor, s.tokenCreateSubmit, pageForm},
+		{post, "/account/tokens/:id/revoke", auth.RoleContributor, s.tokenRevokeSubmit, pageForm},
+		{post, "/account/password", auth.RoleContributor, s.passwordChangeSubmit, pageForm},
+		{post, "/account/logout-all", auth.RoleContributor, s.logoutAllSubmit, pageForm},
+		{get, "/admin/users", auth.RoleAdmin, s.adminUsersPage, noBody},
+		{post, "/admin/users", auth.RoleAdmin, s.userCreateSubmit, pageForm},
+		{post, "/admin/users/:id/role", auth.RoleAdmin, s.userRoleSubmit, pageForm},
+		{get, "/admin/labels", auth.RoleAdmin, s.adminLabelsPage, noBody},
+		{post, "/admin/labels", auth.RoleAdmin, s.labelCreateSubmit, pageForm},
+		{post, "/admin/labels/:id", auth.RoleAdmin, s.labelUpdateSubmit, pageForm},
+		{get, "/upload", auth.RoleContributor, s.uploadPage, noBody},
+		{post, "/upload", auth.RoleContributor, s.uploadSubmit, pageUpload},
+		{get, "/uploads", auth.RoleContributor, s.myUploadsPage, noBody},
+		{get, "/uploads/:id/card", auth.RoleContributor, s.imageCardPartial, noBody},
+		{get, "/images/:id", auth.RoleContributor, s.imagePage, noBody},
+		{get, "/images/:id/inference", auth.RoleContributor, s.imageInferencePartial, noBody},
+		{get, "/images/:id/thumb/:size", auth.RoleContributor, s.imageThumb, noBody},
+		{get, "/campaigns", auth.RoleContributor, s.campaignsPage, noBody},
+		{post, "/campaigns", auth.RoleAdmin, s.campaignCreateSubmit, pageForm},
+		{get, "/review", auth.RoleReviewer, s.reviewPage, noBody},
+		{get, "/review/stats", auth.RoleReviewer, s.reviewStatsPage, noBody},
+		{get, "/admin/reviews/:id", auth.RoleAdmin, s.flaggedReviewPage, noBody},
+		{get, "/admin/models", auth.RoleAdmin, s.adminModelsPage, noBody},
+		{post, "/admin/models", auth.RoleAdmin, s.modelSaveSubmit, pageForm},
+		{get, "/datasets", auth.RolePremium, s.datasetsPage, noBody},
+		{get, "/datasets/:id", auth.RolePremium, s.datasetPage, noBody},
+		{get, "/datasets/:id/versions/:n", auth.RolePremium, s.versionPage, noBody},
+		{get, "/datasets/:id/versions/:n/status", auth.RolePremium, s.versionStatusPartial, noBody},
+		{get, "/datasets/:id/versions/:n/download", auth.RolePremium, s.versionDownload, noBody},
+		{post, "/datasets/:id/versions/:n/exports", auth.RolePremium, s.exportCreateSubmit, pageForm},
+		{get, "/datasets/:id/versions/:n/exports/:eid", auth.RolePremium, s.exportPartial, noBody},
+		{get, "/datasets/:id/versions/:n/exports/:eid/file", auth.RolePremium, s.exportFile, noBody},
+		{get, "/admin/datasets", auth.RoleAdmin, s.adminDatasetsPage, noBody},
+		{post, "/admin/datasets", auth.RoleAdmin, s.datasetCreateSubmit, pageForm},
+		{post, "/admin/datasets/:id/versions", auth.RoleAdmin, s.versionPublishSubmit, pageForm},
+		{get, jobsUIPrefix, auth.RoleAdmin, s.jobsConsole, noBody},
+		{get, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole, noBody},
+		{post, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole, console},
+		{put, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole, console},
+		{delete, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole, console},
 
 		// API v1 (API.md).
-		{post, "/api/v1/auth/signup", Public, s.apiSignup},
-		{post, "/api/v1/auth/login", Public, s.apiLogin},
-		{post, "/api/v1/auth/logout", Public, s.apiLogout},
-		{get, "/api/v1/me", auth.RoleContributor, s.apiMe},
-		{post, "/api/v1/me/password", auth.RoleContributor, s.apiPasswordChange},
-		{post, "/api/v1/me/logout-all", auth.RoleContributor, s.apiLogoutAll},
-		{get, "/api/v1/tokens", auth.RoleContributor, s.apiTokenList},
-		{post, "/api/v1/tokens", auth.RoleContributor, s.apiTokenCreate},
-		{delete, "/api/v1/tokens/:id", auth.RoleContributor, s.apiTokenRevoke},
-		{get, "/api/v1/users", auth.RoleAdmin, s.apiUserList},
-		{post, "/api/v1/users", auth.RoleAdmin, s.apiUserCreate},
-		{put, "/api/v1/users/:id/role", auth.RoleAdmin, s.apiUserSetRole},
-		{get, "/api/v1/labels", auth.RoleContributor, s.apiLabelList},
-		{post, "/api/v1/labels", auth.RoleAdmin, s.apiLabelCreate},
-		{post, "/api/v1/images", auth.RoleContributor, s.apiImageUpload},
-		{get, "/api/v1/images", auth.RoleContributor, s.apiImageList},
-		{get, "/api/v1/images/:id", auth.RoleContributor, s.apiImageGet},
-		{get, "/api/v1/images/:id/file", auth.RoleContributor, s.apiImageFile},
-		{get, "/api/v1/campaigns", auth.RoleContributor, s.apiCampaignList},
-		{post, "/api/v1/campaigns", auth.RoleAdmin, s.apiCampaignCreate},
-		{get, "/api/v1/models", auth.RoleAdmin, s.apiModelList},
-		{post, "/api/v1/models", auth.RoleAdmin, s.apiModelSave},
-		{get, "/api/v1/datasets", auth.RolePremium, s.apiDatasetList},
-		{post, "/api/v1/datasets", auth.RoleAdmin, s.apiDatasetCreate},
-		{get, "/api/v1/datasets/:id", auth.RolePremium, s.apiDatasetGet},
-		{post, "/api/v1/datasets/:id/versions", auth.RoleAdmin, s.apiVersionPublish},
-		{get, "/api/v1/datasets/:id/versions/:n", auth.RolePremium, s.apiVersionGet},
-		{get, "/api/v1/datasets/:id/versions/:n/download", auth.RolePremium, s.versionDownload},
-		{post, "/api/v1/datasets/:id/versions/:n/exports", auth.RolePremium, s.apiExportCreate},
-		{get, "/api/v1/datasets/:id/versions/:n/exports/:eid", auth.RolePremium, s.apiExportGet},
-		{get, "/api/v1/datasets/:id/versions/:n/exports/:eid/file", auth.RolePremium, s.exportFile},
-		{post, "/api/v1/review/next", auth.RoleReviewer, s.apiReviewNext},
-		{post, "/api/v1/review/:id/renew", auth.RoleReviewer, s.apiReviewRenew},
-		{post, "/api/v1/review/:id/release", auth.RoleReviewer, s.apiReviewRelease},
-		{post, "/api/v1/review/:id", auth.RoleReviewer, s.apiReviewSubmit},
-		{get, "/api/v1/stats/models", auth.RoleAdmin, s.apiModelStats},
-		{get, "/api/v1/jobs/:id", auth.RoleContributor, s.apiJobGet},
+		{post, "/api/v1/auth/signup", Public, s.apiSignup, apiJSON},
+		{post, "/api/v1/auth/login", Public, s.apiLogin, apiJSON},
+		{post, "/api/v1/auth/logout", Public, s.apiLogout, apiJSON},
+		{get, "/api/v1/me", auth.RoleContributor, s.apiMe, noBody},
+		{post, "/api/v1/me/password", auth.RoleContributor, s.apiPasswordChange, apiJSON},
+		{post, "/api/v1/me/logout-all", auth.RoleContributor, s.apiLogoutAll, apiJSON},
+		{get, "/api/v1/tokens", auth.RoleContributor, s.apiTokenList, noBody},
+		{post, "/api/v1/tokens", auth.RoleContributor, s.apiTokenCreate, apiJSON},
+		{delete, "/api/v1/tokens/:id", auth.RoleContributor, s.apiTokenRevoke, apiJSON},
+		{get, "/api/v1/users", auth.RoleAdmin, s.apiUserList, noBody},
+		{post, "/api/v1/users", auth.RoleAdmin, s.apiUserCreate, apiJSON},
+		{put, "/api/v1/users/:id/role", auth.RoleAdmin, s.apiUserSetRole, apiJSON},
+		{get, "/api/v1/labels", auth.RoleContributor, s.apiLabelList, noBody},
+		{post, "/api/v1/labels", auth.RoleAdmin, s.apiLabelCreate, apiJSON},
+		{post, "/api/v1/images", auth.RoleContributor, s.apiImageUpload, apiUpload},
+		{get, "/api/v1/images", auth.RoleContributor, s.apiImageList, noBody},
+		{get, "/api/v1/images/:id", auth.RoleContributor, s.apiImageGet, noBody},
+		{get, "/api/v1/images/:id/file", auth.RoleContributor, s.apiImageFile, noBody},
+		{get, "/api/v1/campaigns", auth.RoleContributor, s.apiCampaignList, noBody},
+		{post, "/api/v1/campaigns", auth.RoleAdmin, s.apiCampaignCreate, apiJSON},
+		{get, "/api/v1/models", auth.RoleAdmin, s.apiModelList, noBody},
+		{post, "/api/v1/models", auth.RoleAdmin, s.apiModelSave, apiJSON},
+		{get, "/api/v1/datasets", auth.RolePremium, s.apiDatasetList, noBody},
+		{post, "/api/v1/datasets", auth.RoleAdmin, s.apiDatasetCreate, apiJSON},
+		{get, "/api/v1/datasets/:id", auth.RolePremium, s.apiDatasetGet, noBody},
+		{post, "/api/v1/datasets/:id/versions", auth.RoleAdmin, s.apiVersionPublish, apiJSON},
+		{get, "/api/v1/datasets/:id/versions/:n", auth.RolePremium, s.apiVersionGet, noBody},
+		{get, "/api/v1/datasets/:id/versions/:n/download", auth.RolePremium, s.versionDownload, noBody},
+		{post, "/api/v1/datasets/:id/versions/:n/exports", auth.RolePremium, s.apiExportCreate, apiJSON},
+		{get, "/api/v1/datasets/:id/versions/:n/exports/:eid", auth.RolePremium, s.apiExportGet, noBody},
+		{get, "/api/v1/datasets/:id/versions/:n/exports/:eid/file", auth.RolePremium, s.exportFile, noBody},
+		{post, "/api/v1/review/next", auth.RoleReviewer, s.apiReviewNext, apiJSON},
+		{post, "/api/v1/review/:id/renew", auth.RoleReviewer, s.apiReviewRenew, apiJSON},
+		{post, "/api/v1/review/:id/release", auth.RoleReviewer, s.apiReviewRelease, apiJSON},
+		{post, "/api/v1/review/:id", auth.RoleReviewer, s.apiReviewSubmit, apiReview},
+		{get, "/api/v1/stats/models", auth.RoleAdmin, s.apiModelStats, noBody},
+		{get, "/api/v1/jobs/:id", auth.RoleContributor, s.apiJobGet, noBody},
 	}
 }
 
@@ -136,13 +140,17 @@ func (s *Server) mount(reg *prometheus.Registry) {
 	a := s.app
 	a.Use(recover.New(recover.Config{EnableStackTrace: true}))
 	a.Use(requestid.New())
+	a.Use(s.securityHeaders)
 	a.Use(s.observe)
+	a.Use(refuseEncoded)
 	a.Get(static.Prefix+"*", static.Handler)
 	// /metrics is public by design (API.md): bind it to an internal port or
 	// protect it at the load balancer in deployment.
 	a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
-	a.Use(s.limitBody, s.identify, s.csrfProtect)
+	// Who is calling is known from the headers alone; every route then
+	// checks the role and CSRF before it reads any body.
+	a.Use(s.identify)
 	for _, r := range s.routes {
-		a.Add(r.method, r.path, requireRole(r.role), r.handler)
+		a.Add(r.method, r.path, requireRole(r.role), s.csrfProtect(r.body), receiveBody(r.body), r.handler)
 	}
 }

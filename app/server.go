@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -73,6 +72,8 @@ type Server struct {
 	crossOrigin *http.CrossOriginProtection
 	// clientIPs knows the trusted proxies (see clientAddr).
 	clientIPs *clientip.Resolver
+	// security is the headers every answer carries (headers.go).
+	security securityPolicy
 }
 
 // New builds the server and its routes.
@@ -128,6 +129,7 @@ func New(d Deps) (*Server, error) {
 	if s.clientIPs, err = clientip.New(d.Config.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
+	s.security = newSecurityPolicy(d.Config.BaseURL, s.presignedOrigin())
 	s.crossOrigin = http.NewCrossOriginProtection()
 	if base, err := url.Parse(d.Config.BaseURL); err == nil && base.Host != "" {
 		// Behind a proxy the Host header may differ from the public address.
@@ -142,12 +144,12 @@ func New(d Deps) (*Server, error) {
 		ReadTimeout:           60 * time.Second,
 		WriteTimeout:          10 * time.Minute, // downloads stream for a long time
 		IdleTimeout:           120 * time.Second,
-		// Bodies stream: uploads read the stream with their own caps, and
-		// limitBody caps every other route. BodyLimit is only how much is
-		// read ahead into memory before streaming starts.
+		// Bodies stream: fasthttp reads at most 8 KiB of one before the
+		// handlers run, and each route's body policy (routes.go) says how
+		// much of the rest is read, after the role and CSRF checks.
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
-		BodyLimit:                    maxFormBody,
+		BodyLimit:                    maxSmallBody,
 		ProxyHeader:                  "", // set behind a trusted proxy only
 	})
 	s.routes = s.routeTable()
@@ -174,10 +176,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// maxDrain is how much of an unread body an error answer reads before it
-// gives up and closes the connection.
-const maxDrain = 1 << 20
-
 // isAPI reports whether a request is for the JSON API rather than a page.
 func isAPI(c *fiber.Ctx) bool { return strings.HasPrefix(c.Path(), "/api/") }
 
@@ -197,16 +195,6 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	for k, v := range e.Headers {
 		c.Set(k, v)
-	}
-	if h := &c.Request().Header; h.ContentLength() != 0 && c.Request().IsBodyStream() {
-		// A refusal may come before the body was read (sign-in required,
-		// role, CSRF): what is left of it must not be taken for the next
-		// request. Like net/http, read a small rest so that the client,
-		// still sending, gets the answer; cut a large one off by closing.
-		rest := c.Context().RequestBodyStream()
-		if n, err := io.Copy(io.Discard, io.LimitReader(rest, maxDrain+1)); err != nil || n > maxDrain {
-			c.Context().SetConnectionClose()
-		}
 	}
 	if isAPI(c) || strings.Contains(c.Get(fiber.HeaderAccept), "application/json") && !strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
 		return c.Status(e.Status).JSON(fiber.Map{"error": apiError{Code: e.Code, Message: e.Message, Field: e.Field, Details: e.Details}})

@@ -7,9 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -28,7 +32,8 @@ func Path() (string, error) {
 
 // New starts a browser for one test and returns a context to drive it with.
 // The test fails (it does not skip) when no browser is installed: `make test`
-// installs Debian's chromium.
+// installs Debian's chromium. It also fails, at its end, when a page reported
+// a Content-Security-Policy violation (see TakeCSPViolations).
 func New(tb testing.TB) context.Context {
 	tb.Helper()
 	path, err := Path()
@@ -61,7 +66,75 @@ func New(tb testing.TB) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		tb.Fatalf("browsertest: error starting %s: %v", path, err)
 	}
+	return watchCSP(tb, ctx)
+}
+
+// cspBinding is the function the page calls with each violation; a DevTools
+// binding, so it reports across navigations and bypasses the page's CSP.
+const cspBinding = "__browsertestCSPViolation"
+
+// cspListener runs in every document before its own scripts and reports
+// each Content-Security-Policy violation through the binding.
+const cspListener = `document.addEventListener('securitypolicyviolation', function (e) {
+	window.` + cspBinding + `(JSON.stringify({
+		page: e.documentURI, directive: e.effectiveDirective || e.violatedDirective,
+		blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber, sample: e.sample,
+	}));
+}, true);`
+
+type cspKey struct{}
+
+// cspViolations is what the pages of one test reported.
+type cspViolations struct {
+	mu   sync.Mutex
+	list []string
+}
+
+// watchCSP collects every CSP violation of the test's pages and fails the
+// test at its end when there was any: the pages run under a strict policy,
+// and a violation means a script, style or image was blocked.
+func watchCSP(tb testing.TB, ctx context.Context) context.Context {
+	tb.Helper()
+	v := &cspViolations{}
+	err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventBindingCalled); ok && e.Name == cspBinding {
+			v.mu.Lock()
+			v.list = append(v.list, e.Payload)
+			v.mu.Unlock()
+		}
+	})
+	if err == nil {
+		_, err = chromedp.Call(ctx, runtime.AddBinding, runtime.AddBindingParams{Name: cspBinding})
+	}
+	if err == nil {
+		_, err = chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspListener})
+	}
+	if err != nil {
+		tb.Fatalf("browsertest: error watching for CSP violations: %v", err)
+	}
+	ctx = context.WithValue(ctx, cspKey{}, v)
+	tb.Cleanup(func() {
+		if got := TakeCSPViolations(ctx); len(got) > 0 {
+			tb.Errorf("browsertest: %d Content-Security-Policy violations:\n%s", len(got), strings.Join(got, "\n"))
+		}
+	})
 	return ctx
+}
+
+// TakeCSPViolations returns the Content-Security-Policy violations the
+// pages of the browser of ctx (from New) have reported since the last call,
+// one JSON object each, and forgets them. New fails the test at its end
+// when there are any left.
+func TakeCSPViolations(ctx context.Context) []string {
+	v, ok := ctx.Value(cspKey{}).(*cspViolations)
+	if !ok {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	got := v.list
+	v.list = nil
+	return got
 }
 
 // Screenshot saves a full-page PNG under $SCREENSHOT_DIR, when it is set, so
