@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"time"
@@ -26,6 +27,9 @@ type Config struct {
 	BaseURL        string `env:"BASE_URL" envDefault:"http://localhost:8080"`
 	SecureCookies  bool   `env:"SECURE_COOKIES" envDefault:"false"`
 	MigrateOnStart bool   `env:"MIGRATE_ON_START" envDefault:"true"`
+	// MetricsAddr, when set (e.g. 127.0.0.1:9090), serves /metrics on a
+	// listener of its own and no longer on the main one.
+	MetricsAddr string `env:"METRICS_ADDR"`
 
 	SessionTTL         time.Duration `env:"SESSION_TTL" envDefault:"336h"`
 	LoginMaxFailures   int           `env:"LOGIN_MAX_FAILURES" envDefault:"10"`
@@ -37,6 +41,11 @@ type Config struct {
 	UploadMaxRequestBytes int64 `env:"UPLOAD_MAX_REQUEST_BYTES" envDefault:"536870912"` // 512 MiB
 	UploadMaxFiles        int   `env:"UPLOAD_MAX_FILES" envDefault:"200"`
 	UploadMaxPixels       int64 `env:"UPLOAD_MAX_PIXELS" envDefault:"40000000"`
+	// UploadQuotaFilesPerDay and UploadQuotaBytesPerDay cap what one
+	// contributor uploads per UTC day (0 = no cap); files beyond are
+	// refused with 429 and Retry-After.
+	UploadQuotaFilesPerDay int   `env:"UPLOAD_QUOTA_FILES_PER_DAY" envDefault:"0"`
+	UploadQuotaBytesPerDay int64 `env:"UPLOAD_QUOTA_BYTES_PER_DAY" envDefault:"0"`
 
 	// NearDuplicateDistance is the largest Hamming distance between perceptual
 	// hashes at which two images count as near-duplicates (at most 7).
@@ -139,6 +148,14 @@ func (c *Config) validate() error {
 	}
 	if c.UploadMaxFileBytes < 1 || c.UploadMaxRequestBytes < c.UploadMaxFileBytes || c.UploadMaxFiles < 1 || c.UploadMaxPixels < 1 {
 		return fmt.Errorf("upload limits must be positive, and UPLOAD_MAX_REQUEST_BYTES at least UPLOAD_MAX_FILE_BYTES")
+	}
+	if c.UploadQuotaFilesPerDay < 0 || c.UploadQuotaBytesPerDay < 0 {
+		return fmt.Errorf("UPLOAD_QUOTA_FILES_PER_DAY and UPLOAD_QUOTA_BYTES_PER_DAY must not be negative (0 turns the quota off)")
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("METRICS_ADDR %q: want host:port, e.g. 127.0.0.1:9090: %w", c.MetricsAddr, err)
+		}
 	}
 	if c.NearDuplicateDistance < 0 || c.NearDuplicateDistance > 7 {
 		return fmt.Errorf("NEAR_DUPLICATE_DISTANCE %d: want 0 to 7", c.NearDuplicateDistance)

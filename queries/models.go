@@ -11,6 +11,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type DatasetChange string
@@ -818,6 +819,13 @@ type Session struct {
 	LastSeenAt time.Time
 	UserAgent  string
 	IP         string
+}
+
+type UploadQuotum struct {
+	UserID uuid.UUID
+	Day    pgtype.Date
+	Files  int32
+	Bytes  int64
 }
 
 type User struct {
