@@ -235,11 +235,8 @@ func (s *Server) listImages(c *fiber.Ctx, f imageListFilter, all bool) ([]imageJ
 			return nil, "", fmt.Errorf("error listing images: %w", err)
 		}
 		for _, r := range rows {
-			img := r.Image
-			img.Filename = r.UploadFilename // the name this contributor gave it
-			if img.OwnerID != u.ID {
-				img.NearDuplicateOf = nil // what another's photo is near to stays theirs
-			}
+			// As this contributor uploaded it: their name for it, their campaign.
+			img := asUploaded(r.Image, queries.ImageUpload{UserID: u.ID, Filename: r.UploadFilename, CampaignID: r.UploadCampaignID})
 			imgs, times = append(imgs, img), append(times, r.UploadedAt)
 		}
 	}
