@@ -142,3 +142,33 @@ func TestBlindSecondReviewAdminHoldingIt(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, res.StatusCode, "%s", res.body)
 	require.Len(t, admin.get(imgPath).json(t)["annotations"], 1, "released: the admin sees everything again")
 }
+
+// TestDatasetWaitsForTheSecondReview: premium users may review, so an image
+// whose blind second review is open stays out of new dataset versions (a
+// download would show its first review) until that review is done.
+func TestDatasetWaitsForTheSecondReview(t *testing.T) {
+	t.Parallel()
+	w := newDatasetWorld(t)
+	w.addImages(t, 3)
+	var open string
+	for _, img := range w.images {
+		open = img.ID.String()
+		break
+	}
+	_, err := w.pool.Exec(context.Background(), `INSERT INTO review_items (image_id, kind) VALUES ($1, 'second')`, open)
+	require.NoError(t, err)
+	id := w.createDataset(t, map[string]any{"name": "Everything", "filter": map[string]any{}})
+	v := w.publish(t, id)
+	require.EqualValues(t, 2, v["counts"].(map[string]any)["images"])
+	res := w.premium.get("/api/v1/datasets/" + id + "/versions/1/download")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	for _, r := range openZip(t, res.body).manifest(t) {
+		img, known := w.images[r[0]]
+		require.True(t, known, r[0])
+		require.NotEqual(t, open, img.ID.String())
+	}
+
+	_, err = w.pool.Exec(context.Background(), `UPDATE review_items SET done_at = now() WHERE image_id = $1 AND kind = 'second'`, open)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, w.publish(t, id)["counts"].(map[string]any)["images"])
+}
