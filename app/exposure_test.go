@@ -169,7 +169,7 @@ func TestUploadQuota(t *testing.T) {
 	e := over["error"].(map[string]any)
 	require.Equal(t, "quota_exceeded", e["code"])
 	require.Equal(t, "files[1]", e["field"])
-	require.Contains(t, e["message"], "today's upload limit (3 files a day)")
+	require.Regexp(t, `^photo-1\.jpg was not stored: you have reached today's upload limit \(3 files a day\)\. It starts again at midnight UTC, in \d+h \d\dm\.$`, e["message"])
 	require.NotEmpty(t, res.Header.Get("Retry-After"))
 
 	res = ada.upload(photos(1, 320), nil)

@@ -320,9 +320,9 @@ func (s *Server) quotaMessage(filename string) string {
 	if n := s.cfg.UploadQuotaBytesPerDay; n > 0 {
 		limits = append(limits, humanBytes(n))
 	}
-	wait := time.Duration(secondsToMidnightUTC(time.Now())) * time.Second
-	return fmt.Sprintf("%s was not stored: you have reached today's upload limit (%s a day). It starts again at midnight UTC, in %s.",
-		filename, strings.Join(limits, " or "), wait.Round(time.Minute).String())
+	mins := (secondsToMidnightUTC(time.Now()) + 59) / 60
+	return fmt.Sprintf("%s was not stored: you have reached today's upload limit (%s a day). It starts again at midnight UTC, in %dh %02dm.",
+		filename, strings.Join(limits, " or "), mins/60, mins%60)
 }
 
 // secondsToMidnightUTC is when the daily quota starts again, at least 1.
