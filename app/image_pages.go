@@ -60,6 +60,9 @@ func (s *Server) uploadSubmit(c *fiber.Ctx) error {
 		}
 		d.Err = &views.FormError{Field: pe.Field, Message: pe.Message}
 		status = pe.Status
+		for k, v := range pe.Headers {
+			c.Set(k, v)
+		}
 	}
 	for _, r := range results {
 		vr := views.UploadResult{Filename: r.Filename, Status: r.Status}
@@ -117,15 +120,18 @@ func (s *Server) imageCardPartial(c *fiber.Ctx) error {
 }
 
 func (s *Server) imagePage(c *fiber.Ctx) error {
-	img, err := s.visibleImage(c)
+	img, a, err := s.seenImage(c)
 	if err != nil {
 		return err
 	}
-	j, err := s.imageDetailJSON(c.UserContext(), img)
+	j, err := s.detailFor(c.UserContext(), img, a)
 	if err != nil {
 		return err
 	}
 	d := views.ImageDetail{Card: toCard(j), Width: img.Width, Height: img.Height, SHA256: j.SHA256, Inference: inferenceView(c, j)}
+	for _, an := range j.Annotations {
+		d.Annotations = append(d.Annotations, views.AnnotationRow{ID: an.ID, Label: an.Label, Area: an.Area, Author: an.Author})
+	}
 	if img.Sha256 != nil {
 		d.ReviewImage = "/images/" + img.ID.String() + "/thumb/review"
 	}
@@ -183,11 +189,11 @@ type readCloser struct{ io.ReadCloser }
 // imageInferencePartial: GET /images/{id}/inference, the live section of
 // the image page.
 func (s *Server) imageInferencePartial(c *fiber.Ctx) error {
-	img, err := s.visibleImage(c)
+	img, a, err := s.seenImage(c)
 	if err != nil {
 		return err
 	}
-	j, err := s.imageDetailJSON(c.UserContext(), img)
+	j, err := s.detailFor(c.UserContext(), img, a)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -257,6 +259,7 @@ func (s *Server) storeUploads(ctx context.Context, user queries.User, form *uplo
 	if err != nil {
 		return nil, err
 	}
+	quota := intake.Quota{FilesPerDay: s.cfg.UploadQuotaFilesPerDay, BytesPerDay: s.cfg.UploadQuotaBytesPerDay}
 	results := make([]uploadResult, 0, len(form.files))
 	for i, sf := range form.files {
 		r := uploadResult{Filename: sf.filename}
@@ -265,7 +268,19 @@ func (s *Server) storeUploads(ctx context.Context, user queries.User, form *uplo
 			results = append(results, r)
 			continue
 		}
+		charge, fits, err := s.intake.TakeQuota(ctx, user.ID, sf.size, quota)
+		if err != nil {
+			return results, err
+		}
+		if !fits {
+			r.Status, r.Error = "refused", &apiError{Code: "quota_exceeded", Field: sf.field, Message: s.quotaMessage(sf.filename)}
+			results = append(results, r)
+			continue
+		}
 		out, err := s.intake.Add(ctx, user.ID, intake.File{Path: sf.path, Filename: sf.filename, Size: sf.size, SHA256: sf.sha256}, labels, campaignID)
+		if err != nil || out.Status == intake.Refused {
+			s.intake.Refund(ctx, charge)
+		}
 		if errors.Is(err, intake.ErrStorageUnavailable) {
 			return results, blobUnavailable(len(form.files)-i, len(form.files))
 		}
@@ -276,7 +291,10 @@ func (s *Server) storeUploads(ctx context.Context, user queries.User, form *uplo
 		if out.Refusal != nil {
 			r.Error = &apiError{Code: out.Refusal.Code, Field: sf.field, Message: sf.filename + ": " + out.Refusal.Message}
 		} else {
-			ij, err := s.imageJSON(ctx, out.Image)
+			// The answer shows the image as this contributor's upload: a
+			// duplicate does not reveal the first uploader's file name.
+			img := asUploaded(out.Image, queries.ImageUpload{UserID: user.ID, Filename: sf.filename, CampaignID: campaignID})
+			ij, err := s.imageJSON(ctx, img)
 			if err != nil {
 				return results, err
 			}
@@ -287,12 +305,34 @@ func (s *Server) storeUploads(ctx context.Context, user queries.User, form *uplo
 	return results, nil
 }
 
+// quotaMessage says why a file went over the daily upload quota and when
+// the quota starts again.
+func (s *Server) quotaMessage(filename string) string {
+	var limits []string
+	if n := s.cfg.UploadQuotaFilesPerDay; n > 0 {
+		limits = append(limits, fmt.Sprintf("%d files", n))
+	}
+	if n := s.cfg.UploadQuotaBytesPerDay; n > 0 {
+		limits = append(limits, humanBytes(n))
+	}
+	mins := (secondsToMidnightUTC(time.Now()) + 59) / 60
+	return fmt.Sprintf("%s was not stored: you have reached today's upload limit (%s a day). It starts again at midnight UTC, in %dh %02dm.",
+		filename, strings.Join(limits, " or "), mins/60, mins%60)
+}
+
+// secondsToMidnightUTC is when the daily quota starts again, at least 1.
+func secondsToMidnightUTC(now time.Time) int {
+	now = now.UTC()
+	midnight := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+	return max(int(midnight.Sub(now).Seconds()+0.999), 1)
+}
+
 func blobUnavailable(left, total int) *problem.Error {
 	msg := "The image store is not answering, so nothing was stored. Please try again in a minute."
 	if left < total {
 		msg = fmt.Sprintf("The image store stopped answering: %d of %d files were not stored. Please upload them again in a minute.", left, total)
 	}
-	return problem.New(http.StatusServiceUnavailable, "storage_unavailable", "", msg)
+	return withRetryAfter(problem.New(http.StatusServiceUnavailable, "storage_unavailable", "", msg))
 }
 
 // apiImageUpload: POST /api/v1/images (multipart) → 201 all stored, 207 some
@@ -301,6 +341,9 @@ func (s *Server) apiImageUpload(c *fiber.Ctx) error {
 	results, status, err := s.upload(c)
 	if err != nil {
 		if pe, ok := problem.As(err); ok && results != nil {
+			for k, v := range pe.Headers {
+				c.Set(k, v)
+			}
 			return c.Status(pe.Status).JSON(fiber.Map{"results": results, "error": apiError{Code: pe.Code, Message: pe.Message, Field: pe.Field}})
 		}
 		return err
@@ -327,13 +370,19 @@ func (s *Server) upload(c *fiber.Ctx) ([]uploadResult, int, error) {
 	if err != nil {
 		return results, 0, err
 	}
-	stored, tooLarge := 0, 0
+	stored, tooLarge, overQuota := 0, 0, 0
 	for _, r := range results {
-		if r.Status != "refused" {
+		switch {
+		case r.Status != "refused":
 			stored++
-		} else if r.Error.Code == "too_large" {
+		case r.Error.Code == "too_large":
 			tooLarge++
+		case r.Error.Code == "quota_exceeded":
+			overQuota++
 		}
+	}
+	if overQuota > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secondsToMidnightUTC(time.Now())))
 	}
 	switch {
 	case stored == len(results):
@@ -342,6 +391,8 @@ func (s *Server) upload(c *fiber.Ctx) ([]uploadResult, int, error) {
 		return results, http.StatusMultiStatus, nil
 	case tooLarge == len(results):
 		return results, http.StatusRequestEntityTooLarge, nil
+	case overQuota > 0 && overQuota+tooLarge == len(results):
+		return results, http.StatusTooManyRequests, nil
 	default:
 		return results, http.StatusBadRequest, nil
 	}

@@ -402,8 +402,20 @@ func TestBlobStoreDown(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode, "%s", res.body)
 	code, _ := res.apiError(t)
 	require.Equal(t, "storage_unavailable", code)
+	require.NotEmpty(t, res.Header.Get("Retry-After"))
 	require.Equal(t, 1, tb.count(t, "SELECT count(*) FROM images"))
-	require.Equal(t, http.StatusServiceUnavailable, c.get("/readyz").StatusCode)
+	// The upload page says the same, with the form to try again.
+	body, ct := multipartBody(t, photos(1, 72), nil)
+	page := c.do(http.MethodPost, "/upload", body, http.Header{"Content-Type": {ct}, "Origin": {tb.base}, "Sec-Fetch-Site": {"same-origin"}})
+	require.Equal(t, http.StatusServiceUnavailable, page.StatusCode, "%s", page.body)
+	require.NotEmpty(t, page.Header.Get("Retry-After"))
+	require.Equal(t, 1, page.doc(t).Find("form#upload-form").Length())
+	// /readyz names the part that is down, and no error text.
+	ready := tb.client(t).get("/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, ready.StatusCode)
+	require.Equal(t, map[string]any{"database": "ok", "blobs": "down"}, ready.json(t)["checks"])
+	require.Equal(t, "unavailable", ready.json(t)["status"])
+	require.NotContains(t, string(ready.body), "127.0.0.1")
 }
 
 // TestPixelBombsKeepTheHeapSmall uploads the pixel bombs and samples the

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/blob"
@@ -152,43 +150,20 @@ func toImageJSON(img queries.Image, labels []string) imageJSON {
 	return j
 }
 
-// visibleImage loads an image the caller may see: reviewers and above see
-// every image, contributors only those they uploaded. Anything else is 404,
-// so an id reveals nothing.
+// visibleImage loads an image the caller may see (seenImage), for the
+// routes that serve its bytes.
 func (s *Server) visibleImage(c *fiber.Ctx) (queries.Image, error) {
-	id, err := paramID(c, "id")
-	if err != nil {
-		return queries.Image{}, err
-	}
-	ctx := c.UserContext()
-	img, err := s.q.ImageGet(ctx, s.pool, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return queries.Image{}, problem.NotFound
-	}
-	if err != nil {
-		return queries.Image{}, fmt.Errorf("error reading image: %w", err)
-	}
-	u := currentUser(c)
-	if u.Role.AtLeast(auth.RoleReviewer) {
-		return img, nil
-	}
-	mine, err := s.q.ImageUploadedBy(ctx, s.pool, queries.ImageUploadedByParams{ImageID: id, UserID: u.ID})
-	if err != nil {
-		return queries.Image{}, fmt.Errorf("error checking uploader: %w", err)
-	}
-	if !mine {
-		return queries.Image{}, problem.NotFound
-	}
-	return img, nil
+	img, _, err := s.seenImage(c)
+	return img, err
 }
 
 // apiImageGet: GET /api/v1/images/{id}.
 func (s *Server) apiImageGet(c *fiber.Ctx) error {
-	img, err := s.visibleImage(c)
+	img, a, err := s.seenImage(c)
 	if err != nil {
 		return err
 	}
-	j, err := s.imageDetailJSON(c.UserContext(), img)
+	j, err := s.detailFor(c.UserContext(), img, a)
 	if err != nil {
 		return err
 	}
@@ -260,8 +235,8 @@ func (s *Server) listImages(c *fiber.Ctx, f imageListFilter, all bool) ([]imageJ
 			return nil, "", fmt.Errorf("error listing images: %w", err)
 		}
 		for _, r := range rows {
-			img := r.Image
-			img.Filename = r.UploadFilename // the name this contributor gave it
+			// As this contributor uploaded it: their name for it, their campaign.
+			img := asUploaded(r.Image, queries.ImageUpload{UserID: u.ID, Filename: r.UploadFilename, CampaignID: r.UploadCampaignID})
 			imgs, times = append(imgs, img), append(times, r.UploadedAt)
 		}
 	}

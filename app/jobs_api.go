@@ -68,7 +68,13 @@ func (s *Server) apiJobGet(c *fiber.Ctx) error {
 	}
 	j := jobJSON{ID: strconv.FormatInt(job.ID, 10), Kind: job.Kind, State: string(job.State), Attempt: job.Attempt, Errors: []jobError{}}
 	for _, e := range job.Errors {
-		j.Errors = append(j.Errors, jobError{At: e.At.UTC(), Attempt: e.Attempt, Error: e.Error})
+		msg := e.Error
+		if !u.Role.AtLeast(auth.RoleAdmin) {
+			// A job's error can carry internal addresses and what an
+			// inference server answered: only admins read it.
+			msg = "This attempt failed; the job is retried while attempts remain. An admin can see why."
+		}
+		j.Errors = append(j.Errors, jobError{At: e.At.UTC(), Attempt: e.Attempt, Error: msg})
 	}
 	if job.Kind == (jobs.PublishArgs{}).Kind() && args.VersionID != nil {
 		if v, err := s.q.VersionGetByID(ctx, s.pool, *args.VersionID); err == nil {

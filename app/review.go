@@ -57,7 +57,7 @@ type annotationJSON struct {
 	Area       int32     `json:"area"`
 	ProposalID *string   `json:"proposal_id,omitempty"`
 	IoU        *float32  `json:"iou,omitempty"`
-	Author     string    `json:"author"`
+	Author     string    `json:"author,omitempty"` // staff only
 	CreatedAt  time.Time `json:"created_at"`
 }
 

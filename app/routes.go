@@ -1,11 +1,12 @@
 package app
 
 import (
+	"net/http"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/deepimageshub/imagehub/auth"
@@ -135,8 +136,14 @@ func (s *Server) routeTable() []route {
 	}
 }
 
+// MetricsHandler serves the Prometheus metrics: on the main listener, or on
+// METRICS_ADDR's when that is set (cmd/imagehub serves it there).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
+}
+
 // mount installs the middleware and every route of the table.
-func (s *Server) mount(reg *prometheus.Registry) {
+func (s *Server) mount() {
 	a := s.app
 	a.Use(recover.New(recover.Config{EnableStackTrace: true}))
 	a.Use(requestid.New())
@@ -144,9 +151,12 @@ func (s *Server) mount(reg *prometheus.Registry) {
 	a.Use(s.observe)
 	a.Use(refuseEncoded)
 	a.Get(static.Prefix+"*", static.Handler)
-	// /metrics is public by design (API.md): bind it to an internal port or
-	// protect it at the load balancer in deployment.
-	a.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	// /metrics is public by design (API.md): with METRICS_ADDR it moves to
+	// a listener of its own (MetricsHandler); otherwise bind the main port
+	// to an internal network or protect /metrics at the load balancer.
+	if s.cfg.MetricsAddr == "" {
+		a.Get("/metrics", adaptor.HTTPHandler(s.MetricsHandler()))
+	}
 	// Who is calling is known from the headers alone; every route then
 	// checks the role and CSRF before it reads any body.
 	a.Use(s.identify)

@@ -66,8 +66,10 @@ type Server struct {
 	jobsUI  *riverui.Handler
 	logger  *slog.Logger
 	metrics *metrics
-	app     *fiber.App
-	routes  []route
+	// registry holds the metrics MetricsHandler serves.
+	registry *prometheus.Registry
+	app      *fiber.App
+	routes   []route
 
 	crossOrigin *http.CrossOriginProtection
 	// clientIPs knows the trusted proxies (see clientAddr).
@@ -152,8 +154,9 @@ func New(d Deps) (*Server, error) {
 		BodyLimit:                    maxSmallBody,
 		ProxyHeader:                  "", // set behind a trusted proxy only
 	})
+	s.registry = reg
 	s.routes = s.routeTable()
-	s.mount(reg)
+	s.mount()
 	return s, nil
 }
 

@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -31,6 +32,9 @@ type Config struct {
 	BaseURL        string `env:"BASE_URL" envDefault:"http://localhost:8080"`
 	SecureCookies  bool   `env:"SECURE_COOKIES" envDefault:"false"`
 	MigrateOnStart bool   `env:"MIGRATE_ON_START" envDefault:"true"`
+	// MetricsAddr, when set (e.g. 127.0.0.1:9090), serves /metrics on a
+	// listener of its own and no longer on the main one.
+	MetricsAddr string `env:"METRICS_ADDR"`
 
 	// SessionTTL is the sliding lifetime of an idle session; SessionMaxAge
 	// ends a session that long after sign-in, however busy.
@@ -87,6 +91,11 @@ type Config struct {
 	// decoded by one process may take together: each ingest waits until the
 	// memory its image needs (estimated from its header) is free.
 	IngestMemoryBudget int64 `env:"INGEST_MEMORY_BUDGET" envDefault:"1073741824"` // 1 GiB
+	// UploadQuotaFilesPerDay and UploadQuotaBytesPerDay cap what one
+	// contributor uploads per UTC day (0 = no cap); files beyond are
+	// refused with 429 and Retry-After.
+	UploadQuotaFilesPerDay int   `env:"UPLOAD_QUOTA_FILES_PER_DAY" envDefault:"0"`
+	UploadQuotaBytesPerDay int64 `env:"UPLOAD_QUOTA_BYTES_PER_DAY" envDefault:"0"`
 
 	// NearDuplicateDistance is the largest Hamming distance between perceptual
 	// hashes at which two images count as near-duplicates (at most 7).
@@ -201,6 +210,14 @@ func (c *Config) validate() error {
 	}
 	if c.IngestMemoryBudget < 64<<20 {
 		return fmt.Errorf("INGEST_MEMORY_BUDGET %d: want at least 67108864 (64 MiB), in bytes", c.IngestMemoryBudget)
+	}
+	if c.UploadQuotaFilesPerDay < 0 || c.UploadQuotaBytesPerDay < 0 {
+		return fmt.Errorf("UPLOAD_QUOTA_FILES_PER_DAY and UPLOAD_QUOTA_BYTES_PER_DAY must not be negative (0 turns the quota off)")
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("METRICS_ADDR %q: want host:port, e.g. 127.0.0.1:9090: %w", c.MetricsAddr, err)
+		}
 	}
 	if c.NearDuplicateDistance < 0 || c.NearDuplicateDistance > 7 {
 		return fmt.Errorf("NEAR_DUPLICATE_DISTANCE %d: want 0 to 7", c.NearDuplicateDistance)

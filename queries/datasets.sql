@@ -115,6 +115,10 @@ FROM (
         GROUP BY s.image_id
     ) ann ON ann.image_id = i.id
     WHERE i.status = 'reviewed' AND i.sha256 IS NOT NULL
+      -- An image whose blind second review is open waits for the next
+      -- version: premium users may review, and must not read the first
+      -- review from a download.
+      AND NOT EXISTS (SELECT 1 FROM review_items s WHERE s.image_id = i.id AND s.kind = 'second' AND s.done_at IS NULL)
       AND (cardinality(sqlc.arg(label_ids)::uuid[]) = 0 OR ann.image_id IS NOT NULL)
       AND (cardinality(sqlc.arg(campaign_ids)::uuid[]) = 0 OR i.campaign_id = ANY(sqlc.arg(campaign_ids)::uuid[]))
       AND (sqlc.narg(since)::timestamptz IS NULL OR i.created_at >= sqlc.narg(since)::timestamptz)

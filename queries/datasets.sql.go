@@ -1157,6 +1157,10 @@ FROM (
         GROUP BY s.image_id
     ) ann ON ann.image_id = i.id
     WHERE i.status = 'reviewed' AND i.sha256 IS NOT NULL
+      -- An image whose blind second review is open waits for the next
+      -- version: premium users may review, and must not read the first
+      -- review from a download.
+      AND NOT EXISTS (SELECT 1 FROM review_items s WHERE s.image_id = i.id AND s.kind = 'second' AND s.done_at IS NULL)
       AND (cardinality($5::uuid[]) = 0 OR ann.image_id IS NOT NULL)
       AND (cardinality($6::uuid[]) = 0 OR i.campaign_id = ANY($6::uuid[]))
       AND ($7::timestamptz IS NULL OR i.created_at >= $7::timestamptz)

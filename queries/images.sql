@@ -70,7 +70,7 @@ LIMIT 10;
 
 -- name: ImageListByUploader :many
 -- A contributor's own uploads, newest first, keyset paged.
-SELECT sqlc.embed(i), u.created_at AS uploaded_at, u.filename AS upload_filename
+SELECT sqlc.embed(i), u.created_at AS uploaded_at, u.filename AS upload_filename, u.campaign_id AS upload_campaign_id
 FROM image_uploads u JOIN images i ON i.id = u.image_id
 WHERE u.user_id = @user_id
   AND (sqlc.narg(status)::image_status IS NULL OR i.status = sqlc.narg(status)::image_status)

@@ -412,7 +412,7 @@ func (q *Queries) ImageListAll(ctx context.Context, db DBTX, arg ImageListAllPar
 }
 
 const imageListByUploader = `-- name: ImageListByUploader :many
-SELECT i.id, i.upload_sha256, i.sha256, i.owner_id, i.campaign_id, i.filename, i.content_type, i.byte_size, i.width, i.height, i.status, i.reason, i.phash, i.phash_b0, i.phash_b1, i.phash_b2, i.phash_b3, i.near_duplicate_of, i.quality, i.created_at, i.updated_at, u.created_at AS uploaded_at, u.filename AS upload_filename
+SELECT i.id, i.upload_sha256, i.sha256, i.owner_id, i.campaign_id, i.filename, i.content_type, i.byte_size, i.width, i.height, i.status, i.reason, i.phash, i.phash_b0, i.phash_b1, i.phash_b2, i.phash_b3, i.near_duplicate_of, i.quality, i.created_at, i.updated_at, u.created_at AS uploaded_at, u.filename AS upload_filename, u.campaign_id AS upload_campaign_id
 FROM image_uploads u JOIN images i ON i.id = u.image_id
 WHERE u.user_id = $1
   AND ($2::image_status IS NULL OR i.status = $2::image_status)
@@ -437,9 +437,10 @@ type ImageListByUploaderParams struct {
 }
 
 type ImageListByUploaderRow struct {
-	Image          Image
-	UploadedAt     time.Time
-	UploadFilename string
+	Image            Image
+	UploadedAt       time.Time
+	UploadFilename   string
+	UploadCampaignID *uuid.UUID
 }
 
 // A contributor's own uploads, newest first, keyset paged.
@@ -484,6 +485,7 @@ func (q *Queries) ImageListByUploader(ctx context.Context, db DBTX, arg ImageLis
 			&i.Image.UpdatedAt,
 			&i.UploadedAt,
 			&i.UploadFilename,
+			&i.UploadCampaignID,
 		); err != nil {
 			return nil, err
 		}

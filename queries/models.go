@@ -11,6 +11,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type DatasetChange string
@@ -866,6 +867,13 @@ type SignupThrottle struct {
 	Client      string
 	WindowStart time.Time
 	Attempts    int32
+}
+
+type UploadQuotum struct {
+	UserID uuid.UUID
+	Day    pgtype.Date
+	Files  int32
+	Bytes  int64
 }
 
 type User struct {

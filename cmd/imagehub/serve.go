@@ -145,7 +145,24 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err := riverClient.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("error starting river: %w", err)
 	}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("error listening on METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", server.MetricsHandler())
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				served <- fmt.Errorf("error serving metrics: %w", err)
+			}
+		}()
+		logger.Info("metrics are served on their own listener", "addr", mln.Addr().String())
+	}
 	go func() { served <- server.Serve(ln) }()
 	logger.Info("imagehub is serving", "addr", ln.Addr().String(), "url", cfg.BaseURL, "blobs", blobURL)
 	if err := printSetupCode(ctx, e, stderr); err != nil {
@@ -161,6 +178,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	httpErr := server.Shutdown(shutdownCtx)
+	if metricsSrv != nil {
+		// Scrapes are short: the metrics listener closes with the main one.
+		if err := metricsSrv.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("metrics listener did not close in time", "error", err)
+		}
+	}
 	if err := riverClient.Stop(shutdownCtx); err != nil {
 		logger.Warn("jobs did not finish in time; cancelling them", "error", err)
 		cancelCtx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
