@@ -24,7 +24,7 @@ func TestImportCOCOCommand(t *testing.T) {
 	vars := map[string]string{"DATABASE_URL": dbURL, "DATA_DIR": t.TempDir(), "BUILTIN_WORKER": "false"}
 	_, errOut, err := runCmd(t, vars, "migrate")
 	require.NoError(t, err, errOut)
-	_, errOut, err = runCmd(t, vars, "users", "create", "--email", "admin@example.com", "--password", "a long password")
+	_, errOut, err = runCmdInput(t, vars, "a long password\n", "users", "create", "--email", "admin@example.com", "--role", "admin")
 	require.NoError(t, err, errOut)
 
 	dir := t.TempDir()

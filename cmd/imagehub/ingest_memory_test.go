@@ -37,7 +37,7 @@ func TestIngestMemoryBudget(t *testing.T) {
 	// No inference: a model would decode the photos again, elsewhere.
 	vars := map[string]string{"DATABASE_URL": dbURL, "BUILTIN_WORKER": "false"}
 	srv := startServer(t, vars)
-	_, errOut, err := runCmd(t, envOf(srv), "users", "create", "--email", "ada@example.com", "--password", "a long password")
+	_, errOut, err := runCmdInput(t, envOf(srv), "a long password\n", "users", "create", "--email", "ada@example.com")
 	require.NoError(t, err, errOut)
 	token, errOut, err := runCmd(t, envOf(srv), "tokens", "create", "--email", "ada@example.com", "--name", "memory test")
 	require.NoError(t, err, errOut)

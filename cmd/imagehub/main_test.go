@@ -78,7 +78,7 @@ func runCmdInput(t *testing.T, vars map[string]string, stdin string, args ...str
 type server struct {
 	cmd  *exec.Cmd
 	base string
-	logs *bytes.Buffer
+	logs *syncBuffer // written by the goroutine that reads serve's output
 	done chan error
 }
 
@@ -97,7 +97,7 @@ func startServer(t testing.TB, vars map[string]string) *server {
 	require.NoError(t, err)
 	cmd.Stderr = cmd.Stdout
 	require.NoError(t, cmd.Start())
-	s := &server{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &server{cmd: cmd, logs: &syncBuffer{}, done: make(chan error, 1)}
 
 	addr := make(chan string, 1)
 	go func() {
