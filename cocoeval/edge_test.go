@@ -100,7 +100,7 @@ func TestEdges(t *testing.T) {
 
 	t.Run("ties in an image keep input order", func(t *testing.T) {
 		t.Parallel()
-		gts := []GroundTruth{gtRect(1, 1, 0, 0, 10, 1)} // 10 pixels
+		gts := []GroundTruth{gtRect(1, 1, 0, 0, 10, 1)}                              // 10 pixels
 		exact, part := dtRect(1, 1, 0.7, 0, 0, 10, 1), dtRect(1, 1, 0.7, 0, 0, 6, 1) // IoU 1 and 0.6
 		res := evaluate(t, []int64{1}, []int64{1}, gts, []Detection{exact, part})
 		require.Equal(t, apOf(p1, p1, p1, p1, p1, p1, p1, p1, p1, p1), res.Stats.AP)
