@@ -79,6 +79,8 @@ func (s *Server) routeTable() []route {
 		{get, "/admin/datasets", auth.RoleAdmin, s.adminDatasetsPage},
 		{post, "/admin/datasets", auth.RoleAdmin, s.datasetCreateSubmit},
 		{post, "/admin/datasets/:id/versions", auth.RoleAdmin, s.versionPublishSubmit},
+		{get, "/admin/evaluations", auth.RoleAdmin, s.evaluationsPage},
+		{get, "/admin/evaluations/:id", auth.RoleAdmin, s.evaluationPage},
 		{get, jobsUIPrefix, auth.RoleAdmin, s.jobsConsole},
 		{get, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
 		{post, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
@@ -120,6 +122,9 @@ func (s *Server) routeTable() []route {
 		{post, "/api/v1/review/:id", auth.RoleReviewer, s.apiReviewSubmit},
 		{get, "/api/v1/stats/models", auth.RoleAdmin, s.apiModelStats},
 		{get, "/api/v1/jobs/:id", auth.RoleContributor, s.apiJobGet},
+		{post, "/api/v1/evaluations", auth.RoleAdmin, s.apiEvaluationCreate},
+		{get, "/api/v1/evaluations", auth.RoleAdmin, s.apiEvaluationList},
+		{get, "/api/v1/evaluations/:id", auth.RoleAdmin, s.apiEvaluationGet},
 	}
 }
 

@@ -24,10 +24,14 @@ import (
 // workers, so it runs many at once.
 const QueueInfer = "infer"
 
-// InferArgs sends one image to one model version.
+// InferArgs sends one image to one model version. EvaluationID is set on
+// the jobs an evaluation queues (package evaluation): they run whatever the
+// image's state and whether or not the model is enabled, and, being other
+// args, are not mistaken for the image's first inference by the model.
 type InferArgs struct {
-	ImageID uuid.UUID `json:"image_id"`
-	ModelID uuid.UUID `json:"model_id"`
+	ImageID      uuid.UUID `json:"image_id"`
+	ModelID      uuid.UUID `json:"model_id"`
+	EvaluationID uuid.UUID `json:"evaluation_id,omitzero"`
 }
 
 // Kind is the job kind.
@@ -97,7 +101,10 @@ func (w *InferWorker) NextRetry(job *river.Job[InferArgs]) time.Time {
 // Work runs one inference.
 func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error {
 	a := job.Args
-	run, err := w.q.RunBegin(ctx, w.pool, queries.RunBeginParams{ImageID: a.ImageID, ModelID: a.ModelID, Attempt: int32(job.Attempt)})
+	evaluating := a.EvaluationID != uuid.Nil
+	run, err := w.q.RunBegin(ctx, w.pool, queries.RunBeginParams{
+		ImageID: a.ImageID, ModelID: a.ModelID, Attempt: int32(job.Attempt), Evaluation: evaluating,
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		// The run already ended, or the image moved on (an admin's
 		// decision), or the image or model was deleted.
@@ -106,7 +113,7 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	if err != nil {
 		return fmt.Errorf("error starting run: %w", err)
 	}
-	if !run.Enabled {
+	if !run.Enabled && !evaluating {
 		return w.fail(ctx, job, "disabled", "The model was disabled before it ran.", nil)
 	}
 	data, err := w.readImage(ctx, a.ImageID, run.Sha256)

@@ -128,13 +128,14 @@ ORDER BY i.created_at, i.id
 LIMIT @batch;
 
 -- name: RunBegin :one
--- Starts an attempt of a run whose image still waits for inference, and
--- returns all the job needs of the image and the model in one round trip.
+-- Starts an attempt of a run whose image still waits for inference (or
+-- whatever its state, for an evaluation), and returns all the job needs of
+-- the image and the model in one round trip.
 UPDATE inference_runs r SET state = 'running', attempt = @attempt, updated_at = now()
 FROM images i, models m
 WHERE r.image_id = @image_id AND r.model_id = @model_id AND r.state IN ('queued', 'running')
   AND i.id = r.image_id AND m.id = r.model_id
-  AND i.status = 'awaiting_inference' AND i.sha256 IS NOT NULL
+  AND (i.status = 'awaiting_inference' OR @evaluation::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints;

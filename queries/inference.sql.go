@@ -621,16 +621,17 @@ UPDATE inference_runs r SET state = 'running', attempt = $1, updated_at = now()
 FROM images i, models m
 WHERE r.image_id = $2 AND r.model_id = $3 AND r.state IN ('queued', 'running')
   AND i.id = r.image_id AND m.id = r.model_id
-  AND i.status = 'awaiting_inference' AND i.sha256 IS NOT NULL
+  AND (i.status = 'awaiting_inference' OR $4::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints
 `
 
 type RunBeginParams struct {
-	Attempt int32
-	ImageID uuid.UUID
-	ModelID uuid.UUID
+	Attempt    int32
+	ImageID    uuid.UUID
+	ModelID    uuid.UUID
+	Evaluation bool
 }
 
 type RunBeginRow struct {
@@ -646,10 +647,16 @@ type RunBeginRow struct {
 	Hints      []string
 }
 
-// Starts an attempt of a run whose image still waits for inference, and
-// returns all the job needs of the image and the model in one round trip.
+// Starts an attempt of a run whose image still waits for inference (or
+// whatever its state, for an evaluation), and returns all the job needs of
+// the image and the model in one round trip.
 func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (RunBeginRow, error) {
-	row := db.QueryRow(ctx, runBegin, arg.Attempt, arg.ImageID, arg.ModelID)
+	row := db.QueryRow(ctx, runBegin,
+		arg.Attempt,
+		arg.ImageID,
+		arg.ModelID,
+		arg.Evaluation,
+	)
 	var i RunBeginRow
 	err := row.Scan(
 		&i.Sha256,
