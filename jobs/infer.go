@@ -17,6 +17,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
@@ -66,6 +67,14 @@ func QueueInference(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]
 		return fmt.Errorf("error inserting inference jobs: %w", err)
 	}
 	return nil
+}
+
+// Fanout is the lifecycle.Fanout of an accepted image: QueueInference with
+// client and the inference jobs' MaxAttempts.
+func Fanout(client *river.Client[pgx.Tx], maxAttempts int) lifecycle.Fanout {
+	return func(ctx context.Context, tx pgx.Tx, images, models []uuid.UUID) error {
+		return QueueInference(ctx, tx, client, images, models, maxAttempts)
+	}
 }
 
 // InferWorker runs InferArgs: take a slot on an endpoint, send the image,
@@ -263,7 +272,7 @@ func (w *InferWorker) store(ctx context.Context, job *river.Job[InferArgs], run 
 	// Completing the run is what makes the work done: River's own
 	// completion of the job follows, and should this process die before
 	// it, the job runs again, finds its run ended and stores nothing.
-	if _, err := w.q.RunCompleteAndSettle(ctx, w.pool, p); err != nil {
+	if _, err := w.q.RunCompleteAndSettle(ctx, w.pool, p, lifecycle.ReasonNoProposals); err != nil {
 		return err
 	}
 	return nil
@@ -283,7 +292,7 @@ func (w *InferWorker) fail(ctx context.Context, job *river.Job[InferArgs], kind,
 		}); err != nil {
 			return fmt.Errorf("error recording run: %w", err)
 		}
-		if err := w.q.ImageSettle(ctx, tx, a.ImageID); err != nil {
+		if err := w.q.ImageSettle(ctx, tx, queries.ImageSettleParams{ImageID: a.ImageID, FailedReason: lifecycle.ReasonNoProposals}); err != nil {
 			return fmt.Errorf("error moving image on: %w", err)
 		}
 		return nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
@@ -80,7 +81,7 @@ func (w *IngestWorker) Work(ctx context.Context, job *river.Job[IngestArgs]) err
 	v, err := w.examine(ctx, img)
 	if err != nil {
 		if job.Attempt >= job.MaxAttempts {
-			reason := "We could not process this photo; please upload it again later."
+			reason := lifecycle.ReasonIngestFailed
 			w.logger.ErrorContext(ctx, "ingest failed for good", "image_id", img.ID, "error", err)
 			return w.finish(ctx, img, verdict{status: queries.ImageStatusFailed, reason: &reason})
 		}
@@ -106,7 +107,7 @@ func (w *IngestWorker) dropUpload(ctx context.Context, img queries.Image) error 
 func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict, error) {
 	rc, _, err := w.blobs.Get(ctx, blob.UploadKey(img.UploadSha256))
 	if errors.Is(err, blob.ErrNotFound) {
-		reason := "The uploaded file was lost before it could be processed; please upload it again."
+		reason := lifecycle.ReasonUploadLost
 		return verdict{status: queries.ImageStatusFailed, reason: &reason}, nil
 	}
 	if err != nil {
@@ -145,7 +146,7 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 	// without EXIF): keep one.
 	twin, err := w.q.ImageGetBySHA(ctx, w.pool, v.sha)
 	if err == nil && twin.ID != img.ID {
-		reason := "This photo is already in the hub (uploaded before with different metadata)."
+		reason := lifecycle.ReasonIdentical
 		return verdict{status: queries.ImageStatusRejected, reason: &reason, nearDupOf: &twin.ID}, nil
 	} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return verdict{}, fmt.Errorf("error looking for identical image: %w", err)
@@ -158,7 +159,7 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 	if near != nil {
 		v.nearDupOf = near
 		if v.status == queries.ImageStatusAwaitingInference {
-			reason := "This looks like a near-duplicate of a photo already in the hub; a person will check it."
+			reason := lifecycle.ReasonNearDuplicate
 			v.status, v.reason = queries.ImageStatusFlagged, &reason
 		}
 	}
@@ -238,17 +239,10 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 		}
 		// An accepted image gets one inference job per enabled model, in
 		// the transaction that accepts it: never accepted and forgotten.
-		models, err := w.q.ModelEnabledIDs(ctx, tx)
-		if err != nil {
-			return fmt.Errorf("error reading enabled models: %w", err)
-		}
-		if len(models) == 0 {
-			return nil // queued when a model is enabled (QueueModelArgs)
-		}
 		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 		if err != nil {
 			return fmt.Errorf("error queueing inference: %w", err)
 		}
-		return QueueInference(ctx, tx, client, []uuid.UUID{img.ID}, models, w.inferAttempts)
+		return lifecycle.Accept(ctx, tx, img.ID, Fanout(client, w.inferAttempts))
 	})
 }

@@ -181,7 +181,8 @@ WHERE r.image_id = @image_id ORDER BY m.name, m.version;
 -- name: ImageSettle :exec
 -- Moves an image on once none of its runs is pending: to review (with its
 -- review item, least confident first) when some model proposed, to failed
--- when none could. The caller holds the image's row lock.
+-- when none could, with @failed_reason (lifecycle.ReasonNoProposals). The
+-- caller holds the image's row lock.
 WITH s AS (
     SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
            count(*) FILTER (WHERE state = 'succeeded') AS succeeded
@@ -189,8 +190,7 @@ WITH s AS (
 ), moved AS (
     UPDATE images i SET
         status = CASE WHEN s.succeeded > 0 THEN 'awaiting_review'::image_status ELSE 'failed'::image_status END,
-        reason = CASE WHEN s.succeeded > 0 THEN NULL
-            ELSE 'No model could propose masks for this photo. An admin can see why on its page.' END,
+        reason = CASE WHEN s.succeeded > 0 THEN NULL ELSE sqlc.arg(failed_reason)::text END,
         updated_at = now()
     FROM s
     WHERE i.id = sqlc.arg(image_id)::uuid AND i.status = 'awaiting_inference' AND s.pending = 0

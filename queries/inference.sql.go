@@ -289,8 +289,7 @@ WITH s AS (
 ), moved AS (
     UPDATE images i SET
         status = CASE WHEN s.succeeded > 0 THEN 'awaiting_review'::image_status ELSE 'failed'::image_status END,
-        reason = CASE WHEN s.succeeded > 0 THEN NULL
-            ELSE 'No model could propose masks for this photo. An admin can see why on its page.' END,
+        reason = CASE WHEN s.succeeded > 0 THEN NULL ELSE $2::text END,
         updated_at = now()
     FROM s
     WHERE i.id = $1::uuid AND i.status = 'awaiting_inference' AND s.pending = 0
@@ -302,11 +301,17 @@ FROM moved WHERE moved.status = 'awaiting_review'
 ON CONFLICT (image_id, kind) DO NOTHING
 `
 
+type ImageSettleParams struct {
+	ImageID      uuid.UUID
+	FailedReason string
+}
+
 // Moves an image on once none of its runs is pending: to review (with its
 // review item, least confident first) when some model proposed, to failed
-// when none could. The caller holds the image's row lock.
-func (q *Queries) ImageSettle(ctx context.Context, db DBTX, imageID uuid.UUID) error {
-	_, err := db.Exec(ctx, imageSettle, imageID)
+// when none could, with @failed_reason (lifecycle.ReasonNoProposals). The
+// caller holds the image's row lock.
+func (q *Queries) ImageSettle(ctx context.Context, db DBTX, arg ImageSettleParams) error {
+	_, err := db.Exec(ctx, imageSettle, arg.ImageID, arg.FailedReason)
 	return err
 }
 
