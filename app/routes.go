@@ -65,6 +65,7 @@ func (s *Server) routeTable() []route {
 		{post, "/campaigns", auth.RoleAdmin, s.campaignCreateSubmit},
 		{get, "/review", auth.RoleReviewer, s.reviewPage},
 		{get, "/review/stats", auth.RoleReviewer, s.reviewStatsPage},
+		{get, "/review/stats.csv", auth.RoleReviewer, s.reviewStatsCSV},
 		{get, "/admin/reviews/:id", auth.RoleAdmin, s.flaggedReviewPage},
 		{get, "/admin/models", auth.RoleAdmin, s.adminModelsPage},
 		{post, "/admin/models", auth.RoleAdmin, s.modelSaveSubmit},

@@ -919,6 +919,7 @@ type ReviewItem struct {
 	Agreement      *float32
 	Flagged        bool
 	CreatedAt      time.Time
+	LeasedAt       *time.Time
 }
 
 type Session struct {
