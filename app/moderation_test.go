@@ -157,7 +157,9 @@ func TestModerationPage(t *testing.T) {
 	dark := w.flagged(t, "The photo looks too dark; a person will check whether it is usable.", nil)
 	flat := w.flagged(t, "The photo looks flat, with almost no contrast; a person will check whether it is usable.", nil)
 
+	require.Equal(t, 0, w.contributor.get("/").doc(t).Find(`nav a[href="/admin/moderation"]`).Length())
 	doc := w.reviewer.get("/admin/moderation").doc(t)
+	require.Equal(t, 1, doc.Find(`nav a[href="/admin/moderation"][aria-current=page]`).Length())
 	require.Equal(t, 3, doc.Find("#moderation-items li.mod-item").Length())
 	item := doc.Find(fmt.Sprintf(`li.mod-item[data-id="%s"]`, near.ID))
 	require.Equal(t, "near_duplicate", item.AttrOr("data-flags", ""))
