@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,4 +294,67 @@ func TestEvaluationBadInput(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, res.StatusCode)
 	_, f := res.apiError(t)
 	require.Equal(t, "dataset_id", f)
+}
+
+// TestModelComparison evaluates two versions of a model on the same split
+// and compares them: per class AP and AP50 of each with the difference,
+// bars for each, and what reviewers did with each version's proposals.
+func TestModelComparison(t *testing.T) {
+	t.Parallel()
+	w := newEvalWorld(t)
+	// Version 2 segments for real: other masks, other figures.
+	srv := httptest.NewServer(worker.New(worker.Config{Model: "halves", Version: "2", Capacity: 2}))
+	t.Cleanup(srv.Close)
+	res := w.admin.json(http.MethodPost, "/api/v1/models", map[string]any{"name": "halves", "version": "2",
+		"endpoints": []string{srv.URL}, "capacity": 2, "enabled": false})
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
+
+	page := w.admin.get("/insights/models")
+	require.Equal(t, http.StatusOK, page.StatusCode)
+	require.Equal(t, 1, page.doc(t).Find("#compare-empty").Length())
+
+	body := map[string]any{"model": "halves", "model_version": "1", "dataset_id": w.datasetID, "version": w.version}
+	v1 := w.waitDone(t, w.start(t, body)["id"].(string))
+	body["model_version"] = "2"
+	v2 := w.waitDone(t, w.start(t, body)["id"].(string))
+
+	// A reviewer kept one of version 1's cats as a dog.
+	ctx := context.Background()
+	_, err := w.pool.Exec(ctx, `
+		WITH p AS (SELECT p.* FROM proposals p JOIN models m ON m.id = p.model_id JOIN labels l ON l.id = p.label_id
+		           WHERE m.name = 'halves' AND m.version = '1' AND l.name = 'cat' ORDER BY p.id LIMIT 1),
+		item AS (INSERT INTO review_items (image_id, kind, done_by, done_at) SELECT image_id, 'second', $1::uuid, now() FROM p RETURNING id),
+		v AS (INSERT INTO proposal_verdicts (review_item_id, proposal_id, verdict) SELECT item.id, p.id, 'corrected' FROM item, p)
+		INSERT INTO annotations (id, image_id, review_item_id, label_id, proposal_id, iou, height, width, counts, bbox, area, content_sha256, author_id)
+		SELECT gen_random_uuid(), p.image_id, item.id, (SELECT id FROM labels WHERE name = 'dog'), p.id, 0.5, p.height, p.width, p.counts, p.bbox, p.area,
+		       sha256('x'::bytea), $1::uuid FROM p, item`, w.fx.Reviewer)
+	require.NoError(t, err)
+
+	doc := w.admin.get("/insights/models").doc(t) // the latest against the one before, on the same data
+	require.Equal(t, v1["id"], doc.Find(`select[name=a] option[selected]`).AttrOr("value", ""))
+	require.Equal(t, v2["id"], doc.Find(`select[name=b] option[selected]`).AttrOr("value", ""))
+	perA, perB := v1["per_class"].(map[string]any), v2["per_class"].(map[string]any)
+	rows := doc.Find("#compare-classes tbody tr")
+	require.Equal(t, len(perA), rows.Length())
+	for label, a := range perA {
+		b := perB[label].(map[string]any)
+		row := doc.Find(fmt.Sprintf(`#compare-classes tr[data-label="%s"]`, label))
+		apA, apB := a.(map[string]any)["AP"].(float64), b["AP"].(float64)
+		require.Equal(t, fmt.Sprintf("%+.3f", apB-apA), row.Find("td.ap").Text(), label)
+		require.Equal(t, apB < apA, row.Find("td.ap").HasClass("worse"), label)
+	}
+	require.Equal(t, len(perA), doc.Find("#compare-chart rect.bar-a").Length())
+	require.Equal(t, fmt.Sprintf("%.1f", 300*perA["cat"].(map[string]any)["AP"].(float64)),
+		doc.Find(`#compare-chart rect.bar-a`).First().AttrOr("width", ""), "cat comes first")
+	require.Equal(t, 2, doc.Find("#compare-verdicts tbody tr").Length())
+	require.Contains(t, doc.Find("#compare-summary").Text(), "halves 1")
+	require.Equal(t, "catdog1", strings.Join(strings.Fields(doc.Find("#confusion-a tbody tr").Text()), ""))
+	require.Equal(t, "0", doc.Find("#compare-verdicts tbody tr").First().Find("td").Eq(1).Text())
+	require.Equal(t, "1", doc.Find("#compare-verdicts tbody tr").First().Find("td").Eq(2).Text())
+	require.Equal(t, "0.500", doc.Find("#compare-verdicts tbody tr").First().Find("td").Eq(5).Text())
+	require.Equal(t, 0, doc.Find("#confusion-b").Length(), "no reviewed proposal of version 2")
+
+	res = w.admin.get("/insights/models?a=nope")
+	require.Equal(t, http.StatusBadRequest, res.StatusCode)
+	require.Equal(t, http.StatusForbidden, w.premium.get("/insights/models").StatusCode)
 }

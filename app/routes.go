@@ -84,6 +84,7 @@ func (s *Server) routeTable() []route {
 		{post, "/admin/moderation", auth.RoleReviewer, s.moderationSubmit},
 		{get, "/admin/evaluations", auth.RoleAdmin, s.evaluationsPage},
 		{get, "/admin/evaluations/:id", auth.RoleAdmin, s.evaluationPage},
+		{get, "/insights/models", auth.RoleAdmin, s.insightsModelsPage},
 		{get, jobsUIPrefix, auth.RoleAdmin, s.jobsConsole},
 		{get, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
 		{post, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole},
