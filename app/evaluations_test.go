@@ -358,3 +358,30 @@ func TestModelComparison(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, res.StatusCode)
 	require.Equal(t, http.StatusForbidden, w.premium.get("/insights/models").StatusCode)
 }
+
+// TestNewVersionIsEvaluated: publishing a version starts an evaluation of
+// every enabled model on its test split.
+func TestNewVersionIsEvaluated(t *testing.T) {
+	t.Parallel()
+	w := newEvalWorld(t)
+	require.Empty(t, w.admin.get("/api/v1/evaluations").json(t)["items"], "the model was disabled when version 1 came out")
+	srvURL := w.admin.get("/api/v1/models").json(t)["items"].([]any)[0].(map[string]any)["endpoints"].([]any)[0]
+	res := w.admin.json(http.MethodPost, "/api/v1/models", map[string]any{"name": "halves", "version": "1",
+		"endpoints": []any{srvURL}, "capacity": 2, "enabled": true})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+
+	v := w.publish(t, w.datasetID)
+	n := int(v["number"].(float64))
+	var id string
+	require.Eventually(t, func() bool {
+		items := w.admin.get(fmt.Sprintf("/api/v1/evaluations?dataset_id=%s&version=%d", w.datasetID, n)).json(t)["items"].([]any)
+		if len(items) == 1 {
+			id = items[0].(map[string]any)["id"].(string)
+		}
+		return id != ""
+	}, 30*time.Second, 100*time.Millisecond)
+	e := w.waitDone(t, id)
+	require.Equal(t, "test", e["split"])
+	require.Equal(t, map[string]any{"name": "halves", "version": "1"}, e["model"])
+	require.EqualValues(t, 8, e["images"])
+}

@@ -117,6 +117,35 @@ func New(ctx context.Context, tx pgx.Tx, req Request, by uuid.UUID) (queries.Eva
 	return e, nil
 }
 
+// ForNewVersion records, in tx, an evaluation on the test split of a
+// version just published for every enabled model that has none there yet,
+// and returns them (none when the split is empty): every version is
+// measured with the models that propose today.
+func ForNewVersion(ctx context.Context, tx pgx.Tx, v queries.DatasetVersion) ([]queries.Evaluation, error) {
+	q := queries.New()
+	split := queries.DatasetSplit(dataset.Test)
+	n, err := q.EvaluationSplitImages(ctx, tx, queries.EvaluationSplitImagesParams{VersionID: v.ID, Split: split})
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	models, err := q.EvaluationsToStartForVersion(ctx, tx, queries.EvaluationsToStartForVersionParams{VersionID: v.ID, Split: split})
+	if err != nil {
+		return nil, fmt.Errorf("error finding models to evaluate: %w", err)
+	}
+	var out []queries.Evaluation
+	for _, m := range models {
+		e, err := q.EvaluationInsert(ctx, tx, queries.EvaluationInsertParams{
+			ModelID: m, DatasetID: v.DatasetID, VersionID: v.ID, VersionNumber: v.Number,
+			Split: split, Images: n, CreatedBy: v.CreatedBy,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("error recording evaluation: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 // Pending counts the inference jobs an evaluation queued that River has not
 // finished (run, retried, or given up on) yet.
 func Pending(ctx context.Context, db queries.DBTX, id uuid.UUID) (int, error) {

@@ -46,6 +46,26 @@ func StartEvaluation(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx
 	return e, nil
 }
 
+// EvaluateNewVersion starts, in tx, the evaluations a newly published
+// version gets (evaluation.ForNewVersion): one per enabled model on its
+// test split.
+func EvaluateNewVersion(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], v queries.DatasetVersion) (int, error) {
+	evals, err := evaluation.ForNewVersion(ctx, tx, v)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range evals {
+		res, err := client.InsertTx(ctx, tx, EvaluateArgs{EvaluationID: e.ID}, nil)
+		if err != nil {
+			return 0, fmt.Errorf("error queueing the evaluation: %w", err)
+		}
+		if err := queries.New().EvaluationSetJob(ctx, tx, queries.EvaluationSetJobParams{ID: e.ID, JobID: &res.Job.ID}); err != nil {
+			return 0, fmt.Errorf("error recording the evaluation's job: %w", err)
+		}
+	}
+	return len(evals), nil
+}
+
 // EvaluateWorker runs EvaluateArgs as a River job that comes back until its
 // inference is done: it queues the inference the split needs as ordinary
 // infer jobs (so slots, capacity, retries and cool-offs hold as for any

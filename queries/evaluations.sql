@@ -110,3 +110,11 @@ SELECT * FROM evaluation_classes WHERE evaluation_id = @evaluation_id ORDER BY n
 
 -- name: EvaluationModelNameExists :one
 SELECT EXISTS (SELECT 1 FROM models WHERE name = @name);
+
+-- name: EvaluationsToStartForVersion :many
+-- Enabled models without an evaluation on the version's split yet, for the
+-- evaluations a newly published version starts.
+SELECT m.id FROM models m
+WHERE m.enabled AND NOT EXISTS (
+    SELECT 1 FROM evaluations e WHERE e.model_id = m.id AND e.version_id = @version_id AND e.split = @split)
+ORDER BY m.name, m.version;

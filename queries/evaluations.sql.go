@@ -657,3 +657,37 @@ func (q *Queries) EvaluationSplitOrdinals(ctx context.Context, db DBTX, arg Eval
 	}
 	return items, nil
 }
+
+const evaluationsToStartForVersion = `-- name: EvaluationsToStartForVersion :many
+SELECT m.id FROM models m
+WHERE m.enabled AND NOT EXISTS (
+    SELECT 1 FROM evaluations e WHERE e.model_id = m.id AND e.version_id = $1 AND e.split = $2)
+ORDER BY m.name, m.version
+`
+
+type EvaluationsToStartForVersionParams struct {
+	VersionID uuid.UUID
+	Split     DatasetSplit
+}
+
+// Enabled models without an evaluation on the version's split yet, for the
+// evaluations a newly published version starts.
+func (q *Queries) EvaluationsToStartForVersion(ctx context.Context, db DBTX, arg EvaluationsToStartForVersionParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, evaluationsToStartForVersion, arg.VersionID, arg.Split)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
