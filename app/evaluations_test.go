@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/auth"
@@ -384,4 +386,53 @@ func TestNewVersionIsEvaluated(t *testing.T) {
 	require.Equal(t, "test", e["split"])
 	require.Equal(t, map[string]any{"name": "halves", "version": "1"}, e["model"])
 	require.EqualValues(t, 8, e["images"])
+}
+
+// TestClassInsights ranks the classes of the latest version on seeded data
+// and opens a campaign for the first in one click.
+func TestClassInsights(t *testing.T) {
+	t.Parallel()
+	w := newEvalWorld(t)
+	res := w.admin.get("/api/v1/insights/classes")
+	require.Equal(t, http.StatusBadRequest, res.StatusCode)
+	_, f := res.apiError(t)
+	require.Equal(t, "dataset_id", f)
+
+	e := w.waitDone(t, w.start(t, map[string]any{"model": "halves", "model_version": "1", "dataset_id": w.datasetID, "version": w.version})["id"].(string))
+	perClass := e["per_class"].(map[string]any)
+	body := w.admin.get("/api/v1/insights/classes?dataset_id=" + w.datasetID).json(t)
+	require.EqualValues(t, w.version, body["version"])
+	items := body["items"].([]any)
+	require.Len(t, items, 3)
+	// person: 2 instances against a median of 4, never found (AP 0):
+	// (0.5 + 1) / 2.
+	person := items[0].(map[string]any)
+	require.Equal(t, "person", person["label"])
+	require.InDelta(t, 0.75, person["priority"], 1e-12)
+	require.EqualValues(t, 2, person["suggested_target"])
+	require.EqualValues(t, 2, person["instances_by_split"].(map[string]any)["test"])
+	require.Equal(t, 0.0, person["ap"])
+	require.NotContains(t, person, "acceptance_rate", "no reviewed proposal of it")
+	require.Contains(t, person["priority_reason"], "scarcity (2 instances, median of the others 4): 0.50")
+	for _, it := range items[1:] {
+		it := it.(map[string]any)
+		ap := perClass[it["label"].(string)].(map[string]any)["AP"].(float64)
+		require.InDelta(t, (0+1-ap)/2, it["priority"], 1e-12, it["label"]) // 4 instances: no scarcity
+	}
+	require.GreaterOrEqual(t, items[1].(map[string]any)["priority"], items[2].(map[string]any)["priority"])
+
+	doc := w.admin.get("/insights").doc(t)
+	require.Equal(t, "person", doc.Find("#class-insights tbody tr").First().AttrOr("data-label", ""))
+	form := doc.Find(`#class-insights tr[data-label="person"] form.ask`)
+	values := url.Values{}
+	form.Find("input").Each(func(_ int, in *goquery.Selection) { values.Set(in.AttrOr("name", ""), in.AttrOr("value", "")) })
+	res = w.admin.form(form.AttrOr("action", ""), values)
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, "%s", res.body)
+	camps := w.admin.get("/api/v1/campaigns").json(t)["items"].([]any)
+	require.Len(t, camps, 1)
+	camp := camps[0].(map[string]any)
+	require.Equal(t, "More photos of person", camp["title"])
+	require.EqualValues(t, 2, camp["target_count"])
+	require.Equal(t, []any{"person"}, camp["labels"])
+	require.Equal(t, http.StatusForbidden, w.premium.get("/insights").StatusCode)
 }

@@ -11,6 +11,96 @@ import (
 	"github.com/google/uuid"
 )
 
+const evaluationLatestForVersion = `-- name: EvaluationLatestForVersion :one
+SELECT id, model_id, dataset_id, version_id, version_number, split, state, images, queued, queued_through, failed_images, detections, ap, ap50, ap75, ap_small, ap_medium, ap_large, ar1, ar10, ar100, ar_small, ar_medium, ar_large, error, job_id, created_by, created_at, finished_at FROM evaluations
+WHERE version_id = $1 AND state = 'done'
+ORDER BY (split = 'test') DESC, finished_at DESC, id DESC
+LIMIT 1
+`
+
+// The latest finished evaluation on a version, on its test split if any.
+func (q *Queries) EvaluationLatestForVersion(ctx context.Context, db DBTX, versionID uuid.UUID) (Evaluation, error) {
+	row := db.QueryRow(ctx, evaluationLatestForVersion, versionID)
+	var i Evaluation
+	err := row.Scan(
+		&i.ID,
+		&i.ModelID,
+		&i.DatasetID,
+		&i.VersionID,
+		&i.VersionNumber,
+		&i.Split,
+		&i.State,
+		&i.Images,
+		&i.Queued,
+		&i.QueuedThrough,
+		&i.FailedImages,
+		&i.Detections,
+		&i.Ap,
+		&i.Ap50,
+		&i.Ap75,
+		&i.ApSmall,
+		&i.ApMedium,
+		&i.ApLarge,
+		&i.Ar1,
+		&i.Ar10,
+		&i.Ar100,
+		&i.ArSmall,
+		&i.ArMedium,
+		&i.ArLarge,
+		&i.Error,
+		&i.JobID,
+		&i.CreatedBy,
+		&i.CreatedAt,
+		&i.FinishedAt,
+	)
+	return i, err
+}
+
+const labelReviewQuality = `-- name: LabelReviewQuality :many
+SELECT p.label_id,
+    count(*) FILTER (WHERE v.verdict = 'accepted')::int AS accepted,
+    count(*)::int AS judged,
+    coalesce(avg(CASE WHEN v.verdict = 'rejected' THEN 0 ELSE a.iou END), 0)::float8 AS mean_iou
+FROM proposals p
+JOIN proposal_verdicts v ON v.proposal_id = p.id
+LEFT JOIN annotations a ON a.proposal_id = p.id AND a.review_item_id = v.review_item_id
+WHERE p.label_id = ANY($1::uuid[])
+GROUP BY p.label_id
+`
+
+type LabelReviewQualityRow struct {
+	LabelID  uuid.UUID
+	Accepted int32
+	Judged   int32
+	MeanIou  float64
+}
+
+// Per label, what reviewers did with every model's proposals of it.
+func (q *Queries) LabelReviewQuality(ctx context.Context, db DBTX, labelIds []uuid.UUID) ([]LabelReviewQualityRow, error) {
+	rows, err := db.Query(ctx, labelReviewQuality, labelIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LabelReviewQualityRow
+	for rows.Next() {
+		var i LabelReviewQualityRow
+		if err := rows.Scan(
+			&i.LabelID,
+			&i.Accepted,
+			&i.Judged,
+			&i.MeanIou,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const modelLabelConfusion = `-- name: ModelLabelConfusion :many
 SELECT pl.name AS proposed, coalesce(al.name, '')::text AS final, count(*)::int AS n
 FROM proposals p
