@@ -63,6 +63,7 @@ func (s *Server) routeTable() []route {
 		{get, "/images/:id/thumb/:size", auth.RoleContributor, s.imageThumb},
 		{get, "/campaigns", auth.RoleContributor, s.campaignsPage},
 		{post, "/campaigns", auth.RoleAdmin, s.campaignCreateSubmit},
+		{get, "/campaigns/:id/progress", auth.RoleContributor, s.campaignProgressPartial},
 		{get, "/review", auth.RoleReviewer, s.reviewPage},
 		{get, "/review/stats", auth.RoleReviewer, s.reviewStatsPage},
 		{get, "/review/stats.csv", auth.RoleReviewer, s.reviewStatsCSV},

@@ -83,10 +83,17 @@ const MaxReasonLength = 500
 type Fanout func(ctx context.Context, tx pgx.Tx, images, models []uuid.UUID) error
 
 // Accept queues one inference per enabled model for an image that tx has
-// just moved to awaiting_inference. With no model enabled the image waits;
-// enabling one queues it.
+// just moved to awaiting_inference, and closes the image's campaign when
+// this photo brings it to its target. With no model enabled the image
+// waits; enabling one queues it.
 func Accept(ctx context.Context, tx pgx.Tx, image uuid.UUID, fanout Fanout) error {
-	models, err := queries.New().ModelEnabledIDs(ctx, tx)
+	q := queries.New()
+	// A campaign closes itself once it has as many accepted photos as it
+	// asked for.
+	if _, err := q.CampaignCloseAtTarget(ctx, tx, image); err != nil {
+		return fmt.Errorf("error closing a campaign at its target: %w", err)
+	}
+	models, err := q.ModelEnabledIDs(ctx, tx)
 	if err != nil {
 		return fmt.Errorf("error reading enabled models: %w", err)
 	}
