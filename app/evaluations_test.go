@@ -356,6 +356,16 @@ func TestModelComparison(t *testing.T) {
 	require.Equal(t, "0.500", doc.Find("#compare-verdicts tbody tr").First().Find("td").Eq(5).Text())
 	require.Equal(t, 0, doc.Find("#confusion-b").Length(), "no reviewed proposal of version 2")
 
+	// The weakest class's campaign, from the same page in one click:
+	// person has 2 instances, the others 4.
+	form := doc.Find(`#compare-classes tr[data-label="person"] form.ask`)
+	values := url.Values{}
+	form.Find("input").Each(func(_ int, in *goquery.Selection) { values.Set(in.AttrOr("name", ""), in.AttrOr("value", "")) })
+	require.Equal(t, "2", values.Get("target_count"))
+	res = w.admin.form("/campaigns", values)
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, "%s", res.body)
+	require.Equal(t, "More photos of person", w.admin.get("/api/v1/campaigns").json(t)["items"].([]any)[0].(map[string]any)["title"])
+
 	res = w.admin.get("/insights/models?a=nope")
 	require.Equal(t, http.StatusBadRequest, res.StatusCode)
 	require.Equal(t, http.StatusForbidden, w.premium.get("/insights/models").StatusCode)

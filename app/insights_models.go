@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/deepimageshub/imagehub/insight"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/views"
 )
@@ -108,9 +110,17 @@ func (s *Server) compare(ctx context.Context, d *views.ModelComparison, a, b que
 		}
 	}
 	slices.Sort(names)
+	var ranked []insight.Class
+	for _, n := range names {
+		ranked = append(ranked, insight.Class{Label: n, Instances: classes[n].Instances})
+	}
+	for _, r := range insight.Rank(ranked) {
+		classes[r.Label].Target = r.SuggestedTarget
+	}
 	for _, n := range names {
 		d.Classes = append(d.Classes, *classes[n])
 	}
+	d.ClosesOn = time.Now().UTC().AddDate(0, 1, 0).Format("2006-01-02")
 	totals, err := s.q.ModelVerdictTotals(ctx, s.pool, []uuid.UUID{a.Evaluation.ModelID, b.Evaluation.ModelID})
 	if err != nil {
 		return fmt.Errorf("error reading reviewers' verdicts: %w", err)
