@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -270,11 +271,51 @@ func (s *Server) evaluationsPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	d := views.Evaluations{NextCursor: next, DatasetID: c.Query("dataset_id"), Version: c.Query("version")}
+	return s.renderEvaluations(c, http.StatusOK, items, next, views.EvaluationForm{Split: "test"}, nil)
+}
+
+func (s *Server) renderEvaluations(c *fiber.Ctx, status int, items []evaluationJSON, next string, form views.EvaluationForm, fe *views.FormError) error {
+	ctx := c.UserContext()
+	d := views.Evaluations{NextCursor: next, DatasetID: c.Query("dataset_id"), Version: c.Query("version"), Form: form, Err: fe}
 	for _, j := range items {
 		d.Items = append(d.Items, evaluationRow(j))
 	}
-	return render(c, http.StatusOK, views.EvaluationsPage(s.page(c, "Evaluations"), d))
+	models, err := s.q.ModelList(ctx, s.pool)
+	if err != nil {
+		return fmt.Errorf("error listing models: %w", err)
+	}
+	for _, m := range models {
+		d.Models = append(d.Models, views.EvaluationChoice{ID: m.Name + "|" + m.Version, Text: m.Name + " " + m.Version})
+	}
+	datasets, err := s.q.DatasetList(ctx, s.pool)
+	if err != nil {
+		return fmt.Errorf("error listing datasets: %w", err)
+	}
+	for _, r := range datasets {
+		d.Datasets = append(d.Datasets, views.EvaluationChoice{ID: r.Dataset.ID.String(), Text: fmt.Sprintf("%s (latest version %d)", r.Dataset.Name, r.LatestVersion)})
+	}
+	return render(c, status, views.EvaluationsPage(s.page(c, "Evaluations"), d))
+}
+
+// evaluationCreateSubmit: POST /admin/evaluations, the form twin of POST
+// /api/v1/evaluations; on success it shows the new evaluation's page.
+func (s *Server) evaluationCreateSubmit(c *fiber.Ctx) error {
+	form := views.EvaluationForm{Model: c.FormValue("model"), DatasetID: c.FormValue("dataset_id"),
+		Version: c.FormValue("version"), Split: c.FormValue("split")}
+	req := evaluation.Request{DatasetID: form.DatasetID, Split: form.Split}
+	req.Model, req.ModelVersion, _ = strings.Cut(form.Model, "|")
+	req.Version, _ = strconv.Atoi(strings.TrimSpace(form.Version))
+	e, err := s.startEvaluation(c.UserContext(), req, currentUser(c).ID)
+	if err != nil {
+		return s.rerender(c, err, func(fe *views.FormError) error {
+			items, next, lerr := s.listEvaluations(c)
+			if lerr != nil {
+				return lerr
+			}
+			return s.renderEvaluations(c, statusOf(err), items, next, form, fe)
+		})
+	}
+	return c.Redirect("/admin/evaluations/"+e.ID.String(), http.StatusSeeOther)
 }
 
 // evaluationPage: GET /admin/evaluations/{id} (admin): the figures and the

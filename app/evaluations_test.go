@@ -446,3 +446,24 @@ func TestClassInsights(t *testing.T) {
 	require.Equal(t, []any{"person"}, camp["labels"])
 	require.Equal(t, http.StatusForbidden, w.premium.get("/insights").StatusCode)
 }
+
+// TestEvaluationForm starts an evaluation from the page, and shows a
+// refusal beside its field.
+func TestEvaluationForm(t *testing.T) {
+	t.Parallel()
+	w := newEvalWorld(t)
+	doc := w.admin.get("/admin/evaluations").doc(t)
+	require.Equal(t, 1, doc.Find(`#evaluation-form select[name=model] option[value="halves|1"]`).Length())
+	require.Equal(t, 1, doc.Find(fmt.Sprintf(`#evaluation-form select[name=dataset_id] option[value="%s"]`, w.datasetID)).Length())
+
+	res := w.admin.form("/admin/evaluations", url.Values{"model": {"halves|1"}, "dataset_id": {w.datasetID}, "version": {"9"}, "split": {"test"}})
+	require.Equal(t, http.StatusBadRequest, res.StatusCode)
+	require.Contains(t, res.doc(t).Find("#version-error").Text(), "has no version 9")
+
+	res = w.admin.form("/admin/evaluations", url.Values{"model": {"halves|1"}, "dataset_id": {w.datasetID}, "version": {fmt.Sprint(w.version)}, "split": {"test"}})
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, "%s", res.body)
+	loc := res.Header.Get("Location")
+	require.True(t, strings.HasPrefix(loc, "/admin/evaluations/"), loc)
+	e := w.waitDone(t, strings.TrimPrefix(loc, "/admin/evaluations/"))
+	require.EqualValues(t, 8, e["images"])
+}

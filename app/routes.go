@@ -84,6 +84,7 @@ func (s *Server) routeTable() []route {
 		{get, "/admin/moderation", auth.RoleReviewer, s.moderationPage},
 		{post, "/admin/moderation", auth.RoleReviewer, s.moderationSubmit},
 		{get, "/admin/evaluations", auth.RoleAdmin, s.evaluationsPage},
+		{post, "/admin/evaluations", auth.RoleAdmin, s.evaluationCreateSubmit},
 		{get, "/admin/evaluations/:id", auth.RoleAdmin, s.evaluationPage},
 		{get, "/insights", auth.RoleAdmin, s.insightsPage},
 		{get, "/insights/models", auth.RoleAdmin, s.insightsModelsPage},
