@@ -57,6 +57,13 @@ func TestUploadPageInBrowser(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, refused, "drawing.svg")
 	require.Contains(t, refused, "SVG files are not accepted")
+	// Each stored photo's row follows it until ingest has decided.
+	browsertest.WaitFor(t, ctx,
+		`Array.from(document.querySelectorAll('#upload-results li.created')).every(li => li.dataset.state === 'awaiting_inference')`,
+		rows, 30*time.Second)
+	reason, err := chromedp.Run(ctx, chromedp.Text(`#upload-results li.created .reason`))
+	require.NoError(t, err)
+	require.Equal(t, "Checked: waiting for the model to propose masks.", reason)
 	browsertest.Screenshot(t, ctx, "upload")
 	require.Equal(t, 2, tb.count(t, "SELECT count(*) FROM images"))
 	require.Equal(t, 2, tb.count(t, "SELECT count(*) FROM image_labels il JOIN labels l ON l.id = il.label_id WHERE l.name = 'dog'"))

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/deepimageshub/imagehub/queries"
@@ -60,6 +61,24 @@ type campaignJSON struct {
 	ClosesAt    time.Time `json:"closes_at"`
 	Open        bool      `json:"open"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Progress counts photos uploaded into it, accepted, reviewed, and
+	// reviewed instances of its labels.
+	Progress *campaignProgressJSON `json:"progress,omitempty"`
+}
+
+type campaignProgressJSON struct {
+	Uploads   int `json:"uploads"`
+	Accepted  int `json:"accepted"`
+	Reviewed  int `json:"reviewed"`
+	Instances int `json:"instances"`
+}
+
+func (s *Server) campaignProgress(ctx context.Context, id uuid.UUID) (*campaignProgressJSON, error) {
+	p, err := s.q.CampaignProgress(ctx, s.pool, id)
+	if err != nil {
+		return nil, fmt.Errorf("error reading campaign progress: %w", err)
+	}
+	return &campaignProgressJSON{Uploads: int(p.Uploads), Accepted: int(p.Accepted), Reviewed: int(p.Reviewed), Instances: int(p.Instances)}, nil
 }
 
 func (s *Server) createCampaign(ctx context.Context, by queries.User, in campaignInput) (queries.Campaign, []string, error) {
@@ -105,6 +124,9 @@ func (s *Server) campaigns(ctx context.Context, openOnly bool) ([]campaignJSON, 
 			TargetCount: r.TargetCount, ImageCount: r.ImageCount, Priority: r.Priority,
 			ClosesAt: r.ClosesAt.UTC(), Open: r.ClosesAt.After(now), CreatedAt: r.CreatedAt.UTC(),
 		}
+		if out[i].Progress, err = s.campaignProgress(ctx, r.ID); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -145,8 +167,7 @@ func (s *Server) renderCampaigns(c *fiber.Ctx, status int, form views.CampaignFo
 	}
 	d := views.Campaigns{Form: form, Err: fe}
 	for _, it := range items {
-		d.Items = append(d.Items, views.CampaignRow{ID: it.ID, Title: it.Title, Description: it.Description, Labels: it.Labels,
-			Target: int(it.TargetCount), Count: int(it.ImageCount), ClosesAt: it.ClosesAt, Open: it.Open})
+		d.Items = append(d.Items, campaignRow(it))
 	}
 	if currentUser(c).Role.AtLeast("admin") {
 		labels, err := s.q.LabelList(c.UserContext(), s.pool)
@@ -180,4 +201,32 @@ func (s *Server) campaignCreateSubmit(c *fiber.Ctx) error {
 		return s.rerender(c, err, func(fe *views.FormError) error { return s.renderCampaigns(c, statusOf(err), form, fe) })
 	}
 	return c.Redirect("/campaigns", http.StatusSeeOther)
+}
+
+func campaignRow(it campaignJSON) views.CampaignRow {
+	r := views.CampaignRow{ID: it.ID, Title: it.Title, Description: it.Description, Labels: it.Labels,
+		Target: int(it.TargetCount), Count: int(it.ImageCount), ClosesAt: it.ClosesAt, Open: it.Open}
+	if p := it.Progress; p != nil {
+		r.Uploads, r.Accepted, r.Reviewed, r.Instances = p.Uploads, p.Accepted, p.Reviewed, p.Instances
+	}
+	return r
+}
+
+// campaignProgressPartial: GET /campaigns/{id}/progress, the progress of
+// one campaign, which its page refreshes by itself while it is open.
+func (s *Server) campaignProgressPartial(c *fiber.Ctx) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	items, err := s.campaigns(c.UserContext(), false)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.ID == id.String() {
+			return render(c, http.StatusOK, views.CampaignProgress(campaignRow(it)))
+		}
+	}
+	return errNotFound
 }

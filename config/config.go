@@ -123,6 +123,9 @@ type Config struct {
 	// InferMaxInstances caps the instances in one answer; more is a
 	// contract error.
 	InferMaxInstances int `env:"INFER_MAX_INSTANCES" envDefault:"500"`
+	// EvaluationPoll is how long an evaluation's job waits (snoozed)
+	// before it looks again whether its inference is done.
+	EvaluationPoll time.Duration `env:"EVALUATION_POLL" envDefault:"2s"`
 	// EndpointFailures retryable failures in a row send an endpoint into a
 	// cool-off of EndpointCoolOff, during which it gets no requests.
 	EndpointFailures int           `env:"ENDPOINT_FAILURE_THRESHOLD" envDefault:"3"`
@@ -227,6 +230,9 @@ func (c *Config) validate() error {
 	}
 	if c.InferWorkers < 1 || c.InferMaxAttempts < 1 || c.InferMaxBackoff < time.Second || c.InferMaxInstances < 1 {
 		return fmt.Errorf("INFER_WORKERS, INFER_MAX_ATTEMPTS and INFER_MAX_INSTANCES must be at least 1, INFER_MAX_BACKOFF at least 1s")
+	}
+	if c.EvaluationPoll < 10*time.Millisecond {
+		return fmt.Errorf("EVALUATION_POLL %s is too short: want at least 10ms", c.EvaluationPoll)
 	}
 	if c.EndpointFailures < 1 || c.EndpointCoolOff <= 0 || c.BuiltinWorkerCapacity < 0 {
 		return fmt.Errorf("ENDPOINT_FAILURE_THRESHOLD must be at least 1, ENDPOINT_COOLOFF positive, BUILTIN_WORKER_CAPACITY not negative")

@@ -31,6 +31,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/dataset"
 	"github.com/deepimageshub/imagehub/intake"
+	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
@@ -279,7 +280,7 @@ func (im *Importer) apply(ctx context.Context, source string, touched []uuid.UUI
 				if err != nil {
 					return err
 				}
-				p, err := review.ApplyImportedProposals(ctx, tx, img)
+				p, err := review.ApplyImportedProposals(ctx, tx, img, lifecycle.ReasonNoProposals)
 				if err != nil {
 					return err
 				}

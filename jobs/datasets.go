@@ -79,6 +79,21 @@ func (w *PublishWorker) Work(ctx context.Context, job *river.Job[PublishArgs]) e
 	}
 	w.logger.InfoContext(ctx, "dataset version published", "version_id", v.ID, "number", v.Number,
 		"images", v.Images, "instances", v.Instances, "duration", time.Since(start))
+	// Each enabled model is measured on the new test split. The version is
+	// published whatever happens here: an admin can start them by hand.
+	if v.State == queries.DatasetVersionStatePublished {
+		client := river.ClientFromContext[pgx.Tx](ctx)
+		err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+			n, err := EvaluateNewVersion(ctx, tx, client, v)
+			if n > 0 {
+				w.logger.InfoContext(ctx, "evaluations started for the new version", "version_id", v.ID, "models", n)
+			}
+			return err
+		})
+		if err != nil {
+			w.logger.WarnContext(ctx, "error starting the new version's evaluations", "version_id", v.ID, "error", err)
+		}
+	}
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
@@ -24,10 +25,14 @@ import (
 // workers, so it runs many at once.
 const QueueInfer = "infer"
 
-// InferArgs sends one image to one model version.
+// InferArgs sends one image to one model version. EvaluationID is set on
+// the jobs an evaluation queues (package evaluation): they run whatever the
+// image's state and whether or not the model is enabled, and, being other
+// args, are not mistaken for the image's first inference by the model.
 type InferArgs struct {
-	ImageID uuid.UUID `json:"image_id"`
-	ModelID uuid.UUID `json:"model_id"`
+	ImageID      uuid.UUID `json:"image_id"`
+	ModelID      uuid.UUID `json:"model_id"`
+	EvaluationID uuid.UUID `json:"evaluation_id,omitzero"`
 }
 
 // Kind is the job kind.
@@ -64,6 +69,14 @@ func QueueInference(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx]
 	return nil
 }
 
+// Fanout is the lifecycle.Fanout of an accepted image: QueueInference with
+// client and the inference jobs' MaxAttempts.
+func Fanout(client *river.Client[pgx.Tx], maxAttempts int) lifecycle.Fanout {
+	return func(ctx context.Context, tx pgx.Tx, images, models []uuid.UUID) error {
+		return QueueInference(ctx, tx, client, images, models, maxAttempts)
+	}
+}
+
 // InferWorker runs InferArgs: take a slot on an endpoint, send the image,
 // store what comes back. Waiting for a slot is not an attempt (the job
 // snoozes); a retryable failure is, with capped exponential backoff; a
@@ -97,7 +110,10 @@ func (w *InferWorker) NextRetry(job *river.Job[InferArgs]) time.Time {
 // Work runs one inference.
 func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error {
 	a := job.Args
-	run, err := w.q.RunBegin(ctx, w.pool, queries.RunBeginParams{ImageID: a.ImageID, ModelID: a.ModelID, Attempt: int32(job.Attempt)})
+	evaluating := a.EvaluationID != uuid.Nil
+	run, err := w.q.RunBegin(ctx, w.pool, queries.RunBeginParams{
+		ImageID: a.ImageID, ModelID: a.ModelID, Attempt: int32(job.Attempt), Evaluation: evaluating,
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		// The run already ended, or the image moved on (an admin's
 		// decision), or the image or model was deleted.
@@ -106,7 +122,7 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	if err != nil {
 		return fmt.Errorf("error starting run: %w", err)
 	}
-	if !run.Enabled {
+	if !run.Enabled && !evaluating {
 		return w.fail(ctx, job, "disabled", "The model was disabled before it ran.", nil)
 	}
 	data, err := w.readImage(ctx, a.ImageID, run.Sha256)
@@ -256,7 +272,7 @@ func (w *InferWorker) store(ctx context.Context, job *river.Job[InferArgs], run 
 	// Completing the run is what makes the work done: River's own
 	// completion of the job follows, and should this process die before
 	// it, the job runs again, finds its run ended and stores nothing.
-	if _, err := w.q.RunCompleteAndSettle(ctx, w.pool, p); err != nil {
+	if _, err := w.q.RunCompleteAndSettle(ctx, w.pool, p, lifecycle.ReasonNoProposals); err != nil {
 		return err
 	}
 	return nil
@@ -276,7 +292,7 @@ func (w *InferWorker) fail(ctx context.Context, job *river.Job[InferArgs], kind,
 		}); err != nil {
 			return fmt.Errorf("error recording run: %w", err)
 		}
-		if err := w.q.ImageSettle(ctx, tx, a.ImageID); err != nil {
+		if err := w.q.ImageSettle(ctx, tx, queries.ImageSettleParams{ImageID: a.ImageID, FailedReason: lifecycle.ReasonNoProposals}); err != nil {
 			return fmt.Errorf("error moving image on: %w", err)
 		}
 		return nil

@@ -18,8 +18,8 @@ import (
 
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/queries"
-	"github.com/deepimageshub/imagehub/review"
 )
 
 // QueueIngest is the queue of ingest jobs: CPU-bound, sized to the cores.
@@ -88,7 +88,7 @@ func (w *IngestWorker) Work(ctx context.Context, job *river.Job[IngestArgs]) err
 			return err // waiting for memory is no failure of the photo
 		}
 		if job.Attempt >= job.MaxAttempts {
-			reason := "We could not process this photo; please upload it again later."
+			reason := lifecycle.ReasonIngestFailed
 			w.logger.ErrorContext(ctx, "ingest failed for good", "image_id", img.ID, "error", err)
 			return w.finish(ctx, img, verdict{status: queries.ImageStatusFailed, reason: &reason})
 		}
@@ -114,7 +114,7 @@ func (w *IngestWorker) dropUpload(ctx context.Context, img queries.Image) error 
 func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict, error) {
 	rc, info, err := w.blobs.Get(ctx, blob.UploadKey(img.UploadSha256))
 	if errors.Is(err, blob.ErrNotFound) {
-		reason := "The uploaded file was lost before it could be processed; please upload it again."
+		reason := lifecycle.ReasonUploadLost
 		return verdict{status: queries.ImageStatusFailed, reason: &reason}, nil
 	}
 	if err != nil {
@@ -160,7 +160,7 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 	// without EXIF): keep one.
 	twin, err := w.q.ImageGetBySHA(ctx, w.pool, v.sha)
 	if err == nil && twin.ID != img.ID {
-		reason := "This photo is already in the hub (uploaded before with different metadata)."
+		reason := lifecycle.ReasonIdentical
 		return verdict{status: queries.ImageStatusRejected, reason: &reason, nearDupOf: &twin.ID}, nil
 	} else if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return verdict{}, fmt.Errorf("error looking for identical image: %w", err)
@@ -173,7 +173,7 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 	if near != nil {
 		v.nearDupOf = near
 		if v.status == queries.ImageStatusAwaitingInference {
-			reason := "This looks like a near-duplicate of a photo already in the hub; a person will check it."
+			reason := lifecycle.ReasonNearDuplicate
 			v.status, v.reason = queries.ImageStatusFlagged, &reason
 		}
 	}
@@ -283,32 +283,12 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 		if n == 0 || v.status != queries.ImageStatusAwaitingInference {
 			return nil
 		}
-		// Annotations imported with the image are its first review: it
-		// needs no inference. Imported proposals join the models' after
-		// their runs are queued, so the image waits for those too.
-		accepted, err := w.q.ImageGetForUpdate(ctx, tx, img.ID)
-		if err != nil {
-			return fmt.Errorf("error reading image: %w", err)
-		}
-		if applied, err := review.ApplyImported(ctx, tx, accepted); err != nil || applied > 0 {
-			return err
-		}
 		// An accepted image gets one inference job per enabled model, in
 		// the transaction that accepts it: never accepted and forgotten.
-		models, err := w.q.ModelEnabledIDs(ctx, tx)
+		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 		if err != nil {
-			return fmt.Errorf("error reading enabled models: %w", err)
+			return fmt.Errorf("error queueing inference: %w", err)
 		}
-		if len(models) > 0 { // else queued when a model is enabled (QueueModelArgs)
-			client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
-			if err != nil {
-				return fmt.Errorf("error queueing inference: %w", err)
-			}
-			if err := QueueInference(ctx, tx, client, []uuid.UUID{img.ID}, models, w.inferAttempts); err != nil {
-				return err
-			}
-		}
-		_, err = review.ApplyImportedProposals(ctx, tx, accepted)
-		return err
+		return lifecycle.Accept(ctx, tx, img.ID, Fanout(client, w.inferAttempts))
 	})
 }

@@ -84,6 +84,12 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			return river.AddWorkerSafely(workers, &ExportWorker{pool: d.Pool, blobs: d.Blobs, logger: d.Logger, timeout: datasetJobTimeout(cfg)})
 		},
 		func() error {
+			return river.AddWorkerSafely(workers, &EvaluateWorker{
+				pool: d.Pool, q: q, logger: d.Logger, maxAttempts: cfg.InferMaxAttempts,
+				poll: cfg.EvaluationPoll, timeout: datasetJobTimeout(cfg),
+			})
+		},
+		func() error {
 			return river.AddWorkerSafely(workers, &SweepWorker{
 				q: q, pool: d.Pool, blobs: d.Blobs, logger: d.Logger, grace: d.Config.BlobGracePeriod,
 			})

@@ -595,3 +595,43 @@ func BenchmarkIoU(b *testing.B) {
 		}
 	}
 }
+
+// TestCrowdIoU checks the crowd rule of the COCO API's iou (maskApi.c
+// rleIou): intersection over the detection's area, against pixels.
+func TestCrowdIoU(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		w, h := 1+rng.IntN(20), 1+rng.IntN(20)
+		a, b := NewBitmap(w, h), NewBitmap(w, h)
+		for i := range a.Pix {
+			a.Pix[i] = uint8(rng.IntN(2))
+			b.Pix[i] = uint8(rng.IntN(2))
+		}
+		inter, area := 0, 0
+		for i := range a.Pix {
+			area += int(a.Pix[i])
+			inter += int(a.Pix[i] & b.Pix[i])
+		}
+		want := 0.0
+		if inter > 0 {
+			want = float64(inter) / float64(area)
+		}
+		got, err := CrowdIoU(Encode(a), Encode(b))
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	}
+
+	// A detection inside a large crowd matches it fully.
+	crowd := FromRuns(4, 4, []uint32{0, 16})
+	dt := FromRuns(4, 4, []uint32{5, 2, 9})
+	iou, err := CrowdIoU(dt, crowd)
+	require.NoError(t, err)
+	require.Equal(t, 1.0, iou)
+	iou, err = IoU(dt, crowd)
+	require.NoError(t, err)
+	require.Equal(t, 2.0/16, iou)
+
+	_, err = CrowdIoU(dt, FromRuns(2, 8, []uint32{0, 16}))
+	require.ErrorIs(t, err, ErrInvalid)
+}

@@ -157,3 +157,27 @@ func unexpectedEOF(err error) error {
 	}
 	return err
 }
+
+// CrowdIoU returns what the COCO API's iou gives a detection dt against a
+// crowd region (a ground truth with iscrowd set): the intersection over the
+// detection's own area, so that a detection lying inside a crowd matches it
+// fully however large the crowd is. Like IoU it gives 0 when the masks do
+// not meet.
+func CrowdIoU(dt, crowd RLE) (float64, error) {
+	var inter, area int64
+	err := overlap(dt, crowd, func(n int64, inDt, inCrowd bool) {
+		if inDt {
+			area += n
+			if inCrowd {
+				inter += n
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if inter == 0 {
+		return 0, nil
+	}
+	return float64(inter) / float64(area), nil
+}

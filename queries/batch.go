@@ -12,7 +12,8 @@ type Batcher interface {
 	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
 }
 
-// RunCompleteAndSettle runs RunComplete and then ImageSettle in one round
+// RunCompleteAndSettle runs RunComplete and then ImageSettle (with
+// failedReason) in one round
 // trip. Sent as one pipelined batch outside a transaction, the two run in
 // one implicit transaction: both happen or neither. Each statement takes
 // its own snapshot, so ImageSettle, holding the image's lock that
@@ -21,14 +22,14 @@ type Batcher interface {
 //
 // The arguments are RunComplete's, in the order sqlc generates them (see
 // RunComplete in inference.sql.go); the dispatch tests fail if they drift.
-func (q *Queries) RunCompleteAndSettle(ctx context.Context, db Batcher, arg RunCompleteParams) (int32, error) {
+func (q *Queries) RunCompleteAndSettle(ctx context.Context, db Batcher, arg RunCompleteParams, failedReason string) (int32, error) {
 	b := &pgx.Batch{}
 	var n int32
 	b.Queue(runComplete,
 		arg.ImageID, arg.Instances, arg.LatencyMs, arg.Endpoint, arg.ModelID, arg.LabelIds, arg.Scores,
 		arg.Xs, arg.Ys, arg.Ws, arg.Hs, arg.Areas, arg.Height, arg.Width, arg.Counts, arg.Ids,
 	).QueryRow(func(row pgx.Row) error { return row.Scan(&n) })
-	b.Queue(imageSettle, arg.ImageID)
+	b.Queue(imageSettle, arg.ImageID, failedReason)
 	if err := db.SendBatch(ctx, b).Close(); err != nil {
 		return 0, fmt.Errorf("error completing run: %w", err)
 	}

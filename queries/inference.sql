@@ -128,13 +128,14 @@ ORDER BY i.created_at, i.id
 LIMIT @batch;
 
 -- name: RunBegin :one
--- Starts an attempt of a run whose image still waits for inference, and
--- returns all the job needs of the image and the model in one round trip.
+-- Starts an attempt of a run whose image still waits for inference (or
+-- whatever its state, for an evaluation), and returns all the job needs of
+-- the image and the model in one round trip.
 UPDATE inference_runs r SET state = 'running', attempt = @attempt, updated_at = now()
 FROM images i, models m
 WHERE r.image_id = @image_id AND r.model_id = @model_id AND r.state IN ('queued', 'running')
   AND i.id = r.image_id AND m.id = r.model_id
-  AND i.status = 'awaiting_inference' AND i.sha256 IS NOT NULL
+  AND (i.status = 'awaiting_inference' OR @evaluation::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints;
@@ -180,7 +181,8 @@ WHERE r.image_id = @image_id ORDER BY m.name, m.version;
 -- name: ImageSettle :exec
 -- Moves an image on once none of its runs is pending: to review (with its
 -- review item, least confident first) when some model proposed, to failed
--- when none could. The caller holds the image's row lock.
+-- when none could, with @failed_reason (lifecycle.ReasonNoProposals). The
+-- caller holds the image's row lock.
 WITH s AS (
     SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS pending,
            count(*) FILTER (WHERE state = 'succeeded') AS succeeded
@@ -188,8 +190,7 @@ WITH s AS (
 ), moved AS (
     UPDATE images i SET
         status = CASE WHEN s.succeeded > 0 THEN 'awaiting_review'::image_status ELSE 'failed'::image_status END,
-        reason = CASE WHEN s.succeeded > 0 THEN NULL
-            ELSE 'No model could propose masks for this photo. An admin can see why on its page.' END,
+        reason = CASE WHEN s.succeeded > 0 THEN NULL ELSE sqlc.arg(failed_reason)::text END,
         updated_at = now()
     FROM s
     WHERE i.id = sqlc.arg(image_id)::uuid AND i.status = 'awaiting_inference' AND s.pending = 0

@@ -289,8 +289,7 @@ WITH s AS (
 ), moved AS (
     UPDATE images i SET
         status = CASE WHEN s.succeeded > 0 THEN 'awaiting_review'::image_status ELSE 'failed'::image_status END,
-        reason = CASE WHEN s.succeeded > 0 THEN NULL
-            ELSE 'No model could propose masks for this photo. An admin can see why on its page.' END,
+        reason = CASE WHEN s.succeeded > 0 THEN NULL ELSE $2::text END,
         updated_at = now()
     FROM s
     WHERE i.id = $1::uuid AND i.status = 'awaiting_inference' AND s.pending = 0
@@ -302,11 +301,17 @@ FROM moved WHERE moved.status = 'awaiting_review'
 ON CONFLICT (image_id, kind) DO NOTHING
 `
 
+type ImageSettleParams struct {
+	ImageID      uuid.UUID
+	FailedReason string
+}
+
 // Moves an image on once none of its runs is pending: to review (with its
 // review item, least confident first) when some model proposed, to failed
-// when none could. The caller holds the image's row lock.
-func (q *Queries) ImageSettle(ctx context.Context, db DBTX, imageID uuid.UUID) error {
-	_, err := db.Exec(ctx, imageSettle, imageID)
+// when none could, with @failed_reason (lifecycle.ReasonNoProposals). The
+// caller holds the image's row lock.
+func (q *Queries) ImageSettle(ctx context.Context, db DBTX, arg ImageSettleParams) error {
+	_, err := db.Exec(ctx, imageSettle, arg.ImageID, arg.FailedReason)
 	return err
 }
 
@@ -621,16 +626,17 @@ UPDATE inference_runs r SET state = 'running', attempt = $1, updated_at = now()
 FROM images i, models m
 WHERE r.image_id = $2 AND r.model_id = $3 AND r.state IN ('queued', 'running')
   AND i.id = r.image_id AND m.id = r.model_id
-  AND i.status = 'awaiting_inference' AND i.sha256 IS NOT NULL
+  AND (i.status = 'awaiting_inference' OR $4::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints
 `
 
 type RunBeginParams struct {
-	Attempt int32
-	ImageID uuid.UUID
-	ModelID uuid.UUID
+	Attempt    int32
+	ImageID    uuid.UUID
+	ModelID    uuid.UUID
+	Evaluation bool
 }
 
 type RunBeginRow struct {
@@ -646,10 +652,16 @@ type RunBeginRow struct {
 	Hints      []string
 }
 
-// Starts an attempt of a run whose image still waits for inference, and
-// returns all the job needs of the image and the model in one round trip.
+// Starts an attempt of a run whose image still waits for inference (or
+// whatever its state, for an evaluation), and returns all the job needs of
+// the image and the model in one round trip.
 func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (RunBeginRow, error) {
-	row := db.QueryRow(ctx, runBegin, arg.Attempt, arg.ImageID, arg.ModelID)
+	row := db.QueryRow(ctx, runBegin,
+		arg.Attempt,
+		arg.ImageID,
+		arg.ModelID,
+		arg.Evaluation,
+	)
 	var i RunBeginRow
 	err := row.Scan(
 		&i.Sha256,

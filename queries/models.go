@@ -261,6 +261,73 @@ func AllDatasetVersionStateValues() []DatasetVersionState {
 	}
 }
 
+type EvaluationState string
+
+const (
+	EvaluationStateQueued    EvaluationState = "queued"
+	EvaluationStateInferring EvaluationState = "inferring"
+	EvaluationStateScoring   EvaluationState = "scoring"
+	EvaluationStateDone      EvaluationState = "done"
+	EvaluationStateFailed    EvaluationState = "failed"
+)
+
+func (e *EvaluationState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = EvaluationState(s)
+	case string:
+		*e = EvaluationState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for EvaluationState: %T", src)
+	}
+	return nil
+}
+
+type NullEvaluationState struct {
+	EvaluationState EvaluationState
+	Valid           bool // Valid is true if EvaluationState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullEvaluationState) Scan(value interface{}) error {
+	if value == nil {
+		ns.EvaluationState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.EvaluationState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullEvaluationState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.EvaluationState), nil
+}
+
+func (e EvaluationState) Valid() bool {
+	switch e {
+	case EvaluationStateQueued,
+		EvaluationStateInferring,
+		EvaluationStateScoring,
+		EvaluationStateDone,
+		EvaluationStateFailed:
+		return true
+	}
+	return false
+}
+
+func AllEvaluationStateValues() []EvaluationState {
+	return []EvaluationState{
+		EvaluationStateQueued,
+		EvaluationStateInferring,
+		EvaluationStateScoring,
+		EvaluationStateDone,
+		EvaluationStateFailed,
+	}
+}
+
 type ImageStatus string
 
 const (
@@ -683,6 +750,50 @@ type EndpointSlot struct {
 	Holder     *uuid.UUID
 }
 
+type Evaluation struct {
+	ID            uuid.UUID
+	ModelID       uuid.UUID
+	DatasetID     uuid.UUID
+	VersionID     uuid.UUID
+	VersionNumber int32
+	Split         DatasetSplit
+	State         EvaluationState
+	Images        int32
+	Queued        int32
+	QueuedThrough int32
+	FailedImages  int32
+	Detections    int32
+	Ap            *float64
+	Ap50          *float64
+	Ap75          *float64
+	ApSmall       *float64
+	ApMedium      *float64
+	ApLarge       *float64
+	Ar1           *float64
+	Ar10          *float64
+	Ar100         *float64
+	ArSmall       *float64
+	ArMedium      *float64
+	ArLarge       *float64
+	Error         *string
+	JobID         *int64
+	CreatedBy     uuid.UUID
+	CreatedAt     time.Time
+	FinishedAt    *time.Time
+}
+
+type EvaluationClass struct {
+	EvaluationID uuid.UUID
+	LabelID      uuid.UUID
+	CategoryID   int32
+	Name         string
+	Ap           float64
+	Ap50         float64
+	Ap75         float64
+	Instances    int32
+	Detections   int32
+}
+
 type Image struct {
 	ID              uuid.UUID
 	UploadSha256    []byte
@@ -846,6 +957,7 @@ type ReviewItem struct {
 	Agreement      *float32
 	Flagged        bool
 	CreatedAt      time.Time
+	LeasedAt       *time.Time
 }
 
 type Session struct {

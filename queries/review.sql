@@ -18,7 +18,7 @@ WITH pick AS (
     LIMIT 1
     FOR UPDATE OF r SKIP LOCKED
 )
-UPDATE review_items SET leased_by = sqlc.arg(reviewer)::uuid,
+UPDATE review_items SET leased_by = sqlc.arg(reviewer)::uuid, leased_at = now(),
     lease_expires_at = now() + make_interval(secs => sqlc.arg(lease_seconds)::float8)
 FROM pick
 WHERE review_items.id = pick.picked_id
@@ -39,7 +39,11 @@ FROM review_items WHERE id = @id FOR UPDATE;
 SELECT * FROM review_items WHERE id = @id;
 
 -- name: ReviewFinish :exec
-UPDATE review_items SET done_by = @done_by, done_at = now(), time_spent_ms = @time_spent_ms,
+-- The time spent is what the client measured, or else the time since the
+-- lease began (capped at a day).
+UPDATE review_items SET done_by = @done_by, done_at = now(),
+    time_spent_ms = CASE WHEN sqlc.narg(time_spent_ms)::int > 0 THEN sqlc.narg(time_spent_ms)::int
+        ELSE least(ceil(extract(epoch FROM now() - leased_at) * 1000), 86400000)::int END,
     leased_by = NULL, lease_expires_at = NULL, agreement = sqlc.narg(agreement), flagged = @flagged
 WHERE id = @id;
 
@@ -97,11 +101,20 @@ FROM proposals p JOIN labels l ON l.id = p.label_id
 WHERE p.image_id = @image_id ORDER BY p.score DESC, p.id;
 
 -- name: ReviewerStats :many
--- Per reviewer: first and second reviews done, time spent, and how well
--- their first reviews agreed with the second reviews of the same images.
+-- Per reviewer: first and second reviews done, those with a time and the
+-- time they took, what their reviews made of the models' proposals, and how
+-- well their first reviews agreed with the second reviews of the same
+-- images.
 SELECT u.id, u.name, u.email,
     count(r.id)::int AS items,
-    coalesce(sum(r.time_spent_ms), 0)::bigint AS time_spent_ms,
+    count(r.id) FILTER (WHERE r.time_spent_ms > 0)::int AS timed_items,
+    coalesce(sum(r.time_spent_ms) FILTER (WHERE r.time_spent_ms > 0), 0)::bigint AS time_spent_ms,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'accepted')::int AS accepted,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'corrected')::int AS corrected,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'rejected')::int AS rejected,
     coalesce((SELECT avg(s.agreement) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
      WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL), 0)::float8 AS agreement,
     (SELECT count(*) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'

@@ -211,7 +211,7 @@ func (q *Queries) AnnotationsReplace(ctx context.Context, db DBTX, imageID uuid.
 }
 
 const firstReviewOf = `-- name: FirstReviewOf :one
-SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at FROM review_items WHERE image_id = $1 AND kind = 'first'
+SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at FROM review_items WHERE image_id = $1 AND kind = 'first'
 `
 
 func (q *Queries) FirstReviewOf(ctx context.Context, db DBTX, imageID uuid.UUID) (ReviewItem, error) {
@@ -231,6 +231,7 @@ func (q *Queries) FirstReviewOf(ctx context.Context, db DBTX, imageID uuid.UUID)
 		&i.Agreement,
 		&i.Flagged,
 		&i.CreatedAt,
+		&i.LeasedAt,
 	)
 	return i, err
 }
@@ -292,7 +293,9 @@ func (q *Queries) ProposalsOfImage(ctx context.Context, db DBTX, imageID uuid.UU
 }
 
 const reviewFinish = `-- name: ReviewFinish :exec
-UPDATE review_items SET done_by = $1, done_at = now(), time_spent_ms = $2,
+UPDATE review_items SET done_by = $1, done_at = now(),
+    time_spent_ms = CASE WHEN $2::int > 0 THEN $2::int
+        ELSE least(ceil(extract(epoch FROM now() - leased_at) * 1000), 86400000)::int END,
     leased_by = NULL, lease_expires_at = NULL, agreement = $3, flagged = $4
 WHERE id = $5
 `
@@ -305,6 +308,8 @@ type ReviewFinishParams struct {
 	ID          uuid.UUID
 }
 
+// The time spent is what the client measured, or else the time since the
+// lease began (capped at a day).
 func (q *Queries) ReviewFinish(ctx context.Context, db DBTX, arg ReviewFinishParams) error {
 	_, err := db.Exec(ctx, reviewFinish,
 		arg.DoneBy,
@@ -317,7 +322,7 @@ func (q *Queries) ReviewFinish(ctx context.Context, db DBTX, arg ReviewFinishPar
 }
 
 const reviewGet = `-- name: ReviewGet :one
-SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at FROM review_items WHERE id = $1
+SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at FROM review_items WHERE id = $1
 `
 
 func (q *Queries) ReviewGet(ctx context.Context, db DBTX, id uuid.UUID) (ReviewItem, error) {
@@ -337,12 +342,13 @@ func (q *Queries) ReviewGet(ctx context.Context, db DBTX, id uuid.UUID) (ReviewI
 		&i.Agreement,
 		&i.Flagged,
 		&i.CreatedAt,
+		&i.LeasedAt,
 	)
 	return i, err
 }
 
 const reviewGetForUpdate = `-- name: ReviewGetForUpdate :one
-SELECT review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, coalesce(lease_expires_at > now(), false)::boolean AS lease_live
+SELECT review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at, coalesce(lease_expires_at > now(), false)::boolean AS lease_live
 FROM review_items WHERE id = $1 FOR UPDATE
 `
 
@@ -360,6 +366,7 @@ type ReviewGetForUpdateRow struct {
 	Agreement      *float32
 	Flagged        bool
 	CreatedAt      time.Time
+	LeasedAt       *time.Time
 	LeaseLive      bool
 }
 
@@ -381,6 +388,7 @@ func (q *Queries) ReviewGetForUpdate(ctx context.Context, db DBTX, id uuid.UUID)
 		&i.Agreement,
 		&i.Flagged,
 		&i.CreatedAt,
+		&i.LeasedAt,
 		&i.LeaseLive,
 	)
 	return i, err
@@ -402,11 +410,11 @@ WITH pick AS (
     LIMIT 1
     FOR UPDATE OF r SKIP LOCKED
 )
-UPDATE review_items SET leased_by = $1::uuid,
+UPDATE review_items SET leased_by = $1::uuid, leased_at = now(),
     lease_expires_at = now() + make_interval(secs => $2::float8)
 FROM pick
 WHERE review_items.id = pick.picked_id
-RETURNING review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at
+RETURNING review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at
 `
 
 type ReviewLeaseParams struct {
@@ -442,6 +450,7 @@ func (q *Queries) ReviewLease(ctx context.Context, db DBTX, arg ReviewLeaseParam
 		&i.Agreement,
 		&i.Flagged,
 		&i.CreatedAt,
+		&i.LeasedAt,
 	)
 	return i, err
 }
@@ -506,7 +515,14 @@ func (q *Queries) ReviewRenew(ctx context.Context, db DBTX, arg ReviewRenewParam
 const reviewerStats = `-- name: ReviewerStats :many
 SELECT u.id, u.name, u.email,
     count(r.id)::int AS items,
-    coalesce(sum(r.time_spent_ms), 0)::bigint AS time_spent_ms,
+    count(r.id) FILTER (WHERE r.time_spent_ms > 0)::int AS timed_items,
+    coalesce(sum(r.time_spent_ms) FILTER (WHERE r.time_spent_ms > 0), 0)::bigint AS time_spent_ms,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'accepted')::int AS accepted,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'corrected')::int AS corrected,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'rejected')::int AS rejected,
     coalesce((SELECT avg(s.agreement) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
      WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL), 0)::float8 AS agreement,
     (SELECT count(*) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
@@ -522,13 +538,19 @@ type ReviewerStatsRow struct {
 	Name          string
 	Email         string
 	Items         int32
+	TimedItems    int32
 	TimeSpentMs   int64
+	Accepted      int32
+	Corrected     int32
+	Rejected      int32
 	Agreement     float64
 	SecondReviews int32
 }
 
-// Per reviewer: first and second reviews done, time spent, and how well
-// their first reviews agreed with the second reviews of the same images.
+// Per reviewer: first and second reviews done, those with a time and the
+// time they took, what their reviews made of the models' proposals, and how
+// well their first reviews agreed with the second reviews of the same
+// images.
 func (q *Queries) ReviewerStats(ctx context.Context, db DBTX, userID *uuid.UUID) ([]ReviewerStatsRow, error) {
 	rows, err := db.Query(ctx, reviewerStats, userID)
 	if err != nil {
@@ -543,7 +565,11 @@ func (q *Queries) ReviewerStats(ctx context.Context, db DBTX, userID *uuid.UUID)
 			&i.Name,
 			&i.Email,
 			&i.Items,
+			&i.TimedItems,
 			&i.TimeSpentMs,
+			&i.Accepted,
+			&i.Corrected,
+			&i.Rejected,
 			&i.Agreement,
 			&i.SecondReviews,
 		); err != nil {

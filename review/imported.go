@@ -106,9 +106,10 @@ func ApplyImported(ctx context.Context, tx pgx.Tx, img queries.Image) (int, erro
 // succeeded run of it, and settles the image as inference does: once no
 // other model's run is pending it waits for review, where the reviewer
 // checks the imported masks like a model's. Call it after queueing the
-// image's inference, so that settling waits for those runs too. It
-// returns how many proposals it wrote.
-func ApplyImportedProposals(ctx context.Context, tx pgx.Tx, img queries.Image) (int, error) {
+// image's inference, so that settling waits for those runs too; failed is
+// the reason the image gets should every run have failed. It returns how
+// many proposals it wrote.
+func ApplyImportedProposals(ctx context.Context, tx pgx.Tx, img queries.Image, failed string) (int, error) {
 	q := queries.New()
 	if img.Status != queries.ImageStatusAwaitingInference && img.Status != queries.ImageStatusAwaitingReview {
 		return 0, nil
@@ -164,7 +165,7 @@ func ApplyImportedProposals(ctx context.Context, tx pgx.Tx, img queries.Image) (
 	if err := q.ImportedMarkApplied(ctx, tx, ids); err != nil {
 		return 0, fmt.Errorf("error marking imported annotations applied: %w", err)
 	}
-	if err := q.ImageSettle(ctx, tx, img.ID); err != nil {
+	if err := q.ImageSettle(ctx, tx, queries.ImageSettleParams{ImageID: img.ID, FailedReason: failed}); err != nil {
 		return 0, fmt.Errorf("error settling image: %w", err)
 	}
 	return len(ids), nil

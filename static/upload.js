@@ -67,6 +67,7 @@
       var r = body && body.results && body.results[0];
       if (r) {
         show(item, r.status, r.error ? r.error.message : (r.status === "duplicate" ? "Already here; your labels were added." : "Stored; checking it now."));
+        if (r.image && r.image.id) follow(item, r.image.id, 0);
       } else if (body && body.error) {
         show(item, "refused", body.error.message);
       } else {
@@ -76,6 +77,38 @@
     };
     xhr.onerror = function () { show(item, "refused", "The connection dropped; please try this one again."); pump(); };
     xhr.send(data);
+  }
+
+  // What a contributor reads of each state of a photo (package lifecycle).
+  var stateText = {
+    awaiting_inference: "Checked: waiting for the model to propose masks.",
+    awaiting_review: "Checked: masks proposed, waiting for a reviewer.",
+    reviewed: "Reviewed: it is in the next dataset.",
+    flagged: null, rejected: null, failed: null // their reason says why
+  };
+
+  // follow asks for the photo's state until ingest has decided, backing
+  // off from one second, so that the row says what became of it.
+  function follow(item, id, tries) {
+    var xhr = new XMLHttpRequest();
+    xhr.open("GET", "/api/v1/images/" + encodeURIComponent(id));
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.onload = function () {
+      var img = null;
+      try { img = JSON.parse(xhr.responseText); } catch (err) { /* try again */ }
+      if (img && img.status && img.status !== "uploaded" && img.status !== "processing") {
+        item.row.li.dataset.state = img.status;
+        item.row.li.classList.add("checked");
+        item.row.badge.textContent = img.status.replace(/_/g, " ");
+        item.row.reason.textContent = stateText[img.status] || img.reason || "";
+        return;
+      }
+      if (tries < 60) setTimeout(function () { follow(item, id, tries + 1); }, Math.min(1000 * (1 + tries / 5), 5000));
+    };
+    xhr.onerror = function () {
+      if (tries < 60) setTimeout(function () { follow(item, id, tries + 1); }, 5000);
+    };
+    xhr.send();
   }
 
   function show(item, status, message) {
