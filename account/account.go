@@ -242,7 +242,6 @@ func (s *Service) Authenticate(ctx context.Context, in Login, client string) (qu
 // client, or refuses it with 429 while either must still wait. The rows are
 // locked for the decision, so concurrent attempts are decided one by one.
 func (s *Service) admitSignIn(ctx context.Context, client, account string) error {
-	now := time.Now()
 	accounts := []string{"", account} // the per-client row first: lock order
 	// A flood from a client that is waiting anyway is answered from a plain
 	// read, without a transaction or a lock.
@@ -250,6 +249,10 @@ func (s *Service) admitSignIn(ctx context.Context, client, account string) error
 	if err != nil {
 		return fmt.Errorf("error reading throttle rows: %w", err)
 	}
+	// The clock is read after the rows: a row written by a concurrent
+	// attempt just before the read holds a later time than one read before
+	// it, and the wait would come out longer than the delay.
+	now := time.Now()
 	if wait := s.mustWait(peek, now); wait > 0 {
 		return tooMany(wait, throttledSignIn)
 	}

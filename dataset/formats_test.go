@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -285,9 +284,7 @@ func TestExportVOC(t *testing.T) {
 			}
 		}
 		got := strings.Fields(string(files["ImageSets/Segmentation/"+sp+".txt"]))
-		slices.Sort(want)
-		slices.Sort(got)
-		require.Equal(t, want, got, sp)
+		require.ElementsMatch(t, want, got, sp) // a split may be empty
 	}
 	overlaps := 0
 	for sha, s := range w.bySHA {

@@ -3,6 +3,11 @@
 // is selected). The forms work without this script.
 (() => {
   'use strict';
+  // The reason filter applies as soon as it changes (a button does it
+  // without JavaScript); no inline handler, which the CSP forbids.
+  document.querySelectorAll('select[data-autosubmit]').forEach((sel) => {
+    sel.addEventListener('change', () => sel.form.requestSubmit());
+  });
   const form = document.getElementById('moderation-form');
   if (!form) return;
   const items = () => Array.from(document.querySelectorAll('.mod-item'));
