@@ -13,17 +13,14 @@
 package blobtest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/tooltest"
 )
 
 // Region is the region the server runs in.
@@ -51,68 +49,8 @@ type Server struct {
 	logs   *tailBuffer
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// Binary returns the path of the versitygw executable, building it with
-// `go tool -n versitygw` in the tools module the first time.
-func Binary() (string, error) {
-	binOnce.Do(func() {
-		binPath, binErr = build()
-	})
-	return binPath, binErr
-}
-
-func build() (string, error) {
-	tools, err := toolsDir()
-	if err != nil {
-		return "", err
-	}
-	// go test runs the test binaries of several packages at once; without
-	// the lock each would build the same thing in a fresh cache.
-	unlock, err := lockBuild()
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	// go test puts its own GOROOT/bin first on the PATH of test binaries,
-	// so this is the go command running the tests.
-	cmd := exec.CommandContext(ctx, "go", "tool", "-n", "versitygw")
-	cmd.Dir = tools
-	cmd.Env = append(os.Environ(), "GOWORK=off") // the tools module alone pins it
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("error building versitygw (cd %s && go tool -n versitygw): %v\n%s", tools, err, stderr.String())
-	}
-	return strings.TrimSpace(stdout.String()), nil
-}
-
-// toolsDir finds tools/ (the module that pins versitygw) in the first
-// folder, from the working directory up, that holds tools/go.mod: a test's
-// working directory is its package's folder in the repository.
-func toolsDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		tools := filepath.Join(dir, "tools")
-		if _, err := os.Stat(filepath.Join(tools, "go.mod")); err == nil {
-			return tools, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no tools/go.mod in the working directory or above it: versitygw cannot be built")
-		}
-		dir = parent
-	}
-}
+// Binary returns the path of the versitygw executable (tooltest.Binary).
+func Binary() (string, error) { return tooltest.Binary("versitygw") }
 
 // Start starts a server that stops when the test ends. It fails the test,
 // never skips it, when the server cannot be built or does not start.
@@ -163,7 +101,7 @@ func start(tb testing.TB, bin string) (*Server, error) {
 	// developer's own must not change the test server.
 	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root, "TMPDIR=" + os.TempDir()}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
-	dieWithParent(s.cmd)
+	tooltest.DieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("error starting versitygw: %w", err)
 	}

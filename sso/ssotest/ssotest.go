@@ -23,7 +23,6 @@
 package ssotest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +38,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/deepimageshub/imagehub/tooltest"
 )
 
 // tool is the provider's package in the tools module.
@@ -81,63 +82,8 @@ type Provider struct {
 	logs   *tailBuffer
 }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// Binary returns the path of the provider's executable, building it with
-// `go tool -n` in the tools module the first time.
-func Binary() (string, error) {
-	binOnce.Do(func() { binPath, binErr = build() })
-	return binPath, binErr
-}
-
-func build() (string, error) {
-	tools, err := toolsDir()
-	if err != nil {
-		return "", err
-	}
-	unlock, err := lockBuild()
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	// go test puts its own GOROOT/bin first on the PATH of test binaries,
-	// so this is the go command running the tests.
-	cmd := exec.CommandContext(ctx, "go", "tool", "-n", tool)
-	cmd.Dir = tools
-	cmd.Env = append(os.Environ(), "GOWORK=off") // the tools module alone pins it
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("error building the OpenID provider (cd %s && go tool -n %s): %v\n%s", tools, tool, err, stderr.String())
-	}
-	return strings.TrimSpace(stdout.String()), nil
-}
-
-// toolsDir finds tools/ in the first folder, from the working directory up,
-// that holds tools/go.mod.
-func toolsDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		tools := filepath.Join(dir, "tools")
-		if _, err := os.Stat(filepath.Join(tools, "go.mod")); err == nil {
-			return tools, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no tools/go.mod in the working directory or above it: the OpenID provider cannot be built")
-		}
-		dir = parent
-	}
-}
+// Binary returns the path of the provider's executable (tooltest.Binary).
+func Binary() (string, error) { return tooltest.Binary(tool) }
 
 // Start starts a provider that stops when the test ends. It fails the test,
 // never skips it, when the provider cannot be built or does not start.
@@ -209,7 +155,7 @@ func (p *Provider) launch() error {
 	p.cmd = exec.Command(p.bin)
 	p.cmd.Env = p.env
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	dieWithParent(p.cmd)
+	tooltest.DieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		close(p.exited)
 		return fmt.Errorf("error starting the OpenID provider: %w", err)

@@ -1,4 +1,4 @@
-package blobtest
+package tooltest
 
 import (
 	"fmt"
@@ -8,17 +8,16 @@ import (
 	"syscall"
 )
 
-// dieWithParent has the kernel kill the server if the test binary dies
-// without cleaning up (a panic, a timeout, Ctrl-C), so no server outlives
-// its tests.
-func dieWithParent(cmd *exec.Cmd) {
+// DieWithParent has the kernel kill cmd's process if the test binary dies
+// without cleaning up, so no server outlives its tests.
+func DieWithParent(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
 // lockBuild takes a lock that every test process on the machine shares, so
-// one builds versitygw while the others wait and then find it cached.
+// one builds while the others wait and then find the build cached.
 func lockBuild() (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "imagehub-blobtest-build.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "imagehub-tooltest-build.lock"), os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
 		return nil, fmt.Errorf("error opening the build lock: %w", err)
 	}
