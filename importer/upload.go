@@ -196,7 +196,54 @@ func checkCOCOFile(p string) error {
 		return fmt.Errorf("error opening an uploaded file: %w", err)
 	}
 	defer f.Close()
-	_, err = dataset.ReadCOCO(f, func(dataset.COCOInstance) error { return nil })
+	return checkCOCO(f)
+}
+
+// checkCOCO checks that r is a whole JSON object with images and
+// annotations (dataset.ReadCOCO takes a file cut short after its first
+// brace for an empty one), then reads it through as the import will.
+func checkCOCO(r io.ReadSeeker) error {
+	dec := json.NewDecoder(r)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errors.New("the file is not a JSON object")
+	}
+	keys := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("the file is not JSON (near byte %d)", dec.InputOffset())
+		}
+		k, _ := tok.(string)
+		keys[k] = true
+		// Walk the value token by token: memory stays small whatever its size.
+		for depth := 0; ; {
+			tok, err := dec.Token()
+			if err != nil {
+				return fmt.Errorf("the file is not JSON (near byte %d)", dec.InputOffset())
+			}
+			switch tok {
+			case json.Delim('{'), json.Delim('['):
+				depth++
+			case json.Delim('}'), json.Delim(']'):
+				depth--
+			}
+			if depth == 0 {
+				break
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return errors.New("the file is not JSON: it ends before its object does")
+	}
+	for _, k := range []string{"images", "annotations"} {
+		if !keys[k] {
+			return fmt.Errorf("the file has no %s list", k)
+		}
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("error reading an uploaded file: %w", err)
+	}
+	_, err := dataset.ReadCOCO(r, func(dataset.COCOInstance) error { return nil })
 	return err
 }
 
@@ -243,7 +290,7 @@ func checkArchive(p string, maxUnpacked int64) (string, error) {
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return "", fmt.Errorf("error reading temporary file: %w", err)
 	}
-	if _, err := dataset.ReadCOCO(tmp, func(dataset.COCOInstance) error { return nil }); err != nil {
+	if err := checkCOCO(tmp); err != nil {
 		return "", &InputError{"archive", fmt.Sprintf("%s is not a COCO file: %v", jsons[0].Name, err)}
 	}
 	return jsons[0].Name, nil
@@ -401,8 +448,10 @@ func (w *ImportWorker) run(ctx context.Context, imp queries.Import) (Summary, er
 	}
 	im := &Importer{Pool: w.pool, Intake: intake.NewService(w.pool, w.blobs, rc, imaging.Limits{MaxPixels: w.cfg.UploadMaxPixels}, w.logger), Logger: w.logger}
 	var last time.Time
+	lastRead := 0
 	q := queries.New()
 	progress := func(read int) {
+		lastRead = read
 		if time.Since(last) < 500*time.Millisecond {
 			return
 		}
@@ -413,7 +462,7 @@ func (w *ImportWorker) run(ctx context.Context, imp queries.Import) (Summary, er
 	}
 	sum, err := im.COCO(ctx, cf, base, Options{Source: imp.Source, Importer: imp.CreatedBy, AsProposals: imp.AsProposals, Progress: progress})
 	if err == nil {
-		err = q.ImportProgress(ctx, w.pool, queries.ImportProgressParams{ID: imp.ID, Progress: int32(sum.Annotations + len(sum.Problems))})
+		err = q.ImportProgress(ctx, w.pool, queries.ImportProgressParams{ID: imp.ID, Progress: int32(lastRead)})
 	}
 	return sum, err
 }
