@@ -3,17 +3,25 @@ package app
 import (
 	"archive/zip"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
+	"github.com/deepimageshub/imagehub/importer"
+	"github.com/deepimageshub/imagehub/jobs"
 )
 
 // importPart is one part of an import's multipart body: a file when name
@@ -25,20 +33,26 @@ type importPart struct {
 
 func (c *client) postImport(parts ...importPart) *response {
 	c.t.Helper()
+	body, ct := importBody(c.t, parts...)
+	return c.do(http.MethodPost, "/api/v1/imports", body, http.Header{"Content-Type": {ct}})
+}
+
+func importBody(t testing.TB, parts ...importPart) (*bytes.Buffer, string) {
+	t.Helper()
 	var buf bytes.Buffer
 	w := multipart.NewWriter(&buf)
 	for _, p := range parts {
 		if p.name == "" {
-			require.NoError(c.t, w.WriteField(p.field, string(p.data)))
+			require.NoError(t, w.WriteField(p.field, string(p.data)))
 			continue
 		}
 		part, err := w.CreateFormFile(p.field, p.name)
-		require.NoError(c.t, err)
+		require.NoError(t, err)
 		_, err = part.Write(p.data)
-		require.NoError(c.t, err)
+		require.NoError(t, err)
 	}
-	require.NoError(c.t, w.Close())
-	return c.do(http.MethodPost, "/api/v1/imports", &buf, http.Header{"Content-Type": {w.FormDataContentType()}})
+	require.NoError(t, w.Close())
+	return &buf, w.FormDataContentType()
 }
 
 // importCOCO is a COCO file of two 400×300 images, a.jpg and b.jpg (under
@@ -256,4 +270,69 @@ func TestImportAPIRefuses(t *testing.T) {
 	require.Zero(t, w.count(t, `SELECT count(*) FROM river_job WHERE kind = 'dataset_import'`))
 	require.Zero(t, w.blobCount(t, "imports/"))
 	require.Zero(t, w.count(t, `SELECT count(*) FROM images`))
+}
+
+// TestImportAPISurvivesARestart: an import accepted while no job runs
+// waits in the blob store and the imports table, with no temporary file
+// left behind, and another process's workers run it.
+func TestImportAPISurvivesARestart(t *testing.T) {
+	t.Parallel()
+	w := newDatasetWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, w.server.river.Stop(ctx), "this process runs no more jobs")
+	a, b := importImages()
+	id := w.admin.submitImport(
+		importPart{"annotations", "instances.json", importCOCO("")},
+		importPart{"images", "a.jpg", a},
+		importPart{"images", "b.jpg", b},
+	)
+	require.Equal(t, 3, w.blobCount(t, "imports/"))
+	res := w.admin.get("/api/v1/imports/" + id)
+	require.Equal(t, "queued", res.json(t)["import"].(map[string]any)["state"], "%s", res.body)
+	tmp, err := os.ReadDir(filepath.Join(w.server.cfg.DataDir, "tmp"))
+	require.NoError(t, err)
+	require.Empty(t, tmp, "the spooled files are gone once stored")
+
+	rc, err := jobs.NewClient(jobs.Deps{Pool: w.pool, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Blobs: w.blobs,
+		Config: w.server.cfg}, jobs.Options{Work: true, More: []jobs.AddWorkers{importer.AddWorkers}})
+	require.NoError(t, err)
+	require.NoError(t, rc.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = rc.StopAndCancel(ctx)
+	})
+	requireImportSummary(t, w.admin.waitImport(id))
+	w.waitImported(t, "reviewed", 2)
+	require.Equal(t, 3, w.count(t, `SELECT count(*) FROM annotations WHERE imported_id IS NOT NULL`))
+	require.Zero(t, w.blobCount(t, "imports/"))
+}
+
+// TestImportAPICap: a body over IMPORT_MAX_BYTES is 413, with nothing
+// stored and no temporary file left.
+func TestImportAPICap(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, func(c *config.Config) { c.ImportMaxBytes = 64 << 10 })
+	admin, _ := tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	big := imagingtest.JPEG(imagingtest.Photo(1024, 768, 9))
+	require.Greater(t, len(big), 64<<10)
+	res := admin.postImport(importPart{"annotations", "instances.json", importCOCO("")}, importPart{"images", "a.jpg", big})
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, "%s", res.body)
+	require.Zero(t, tb.count(t, `SELECT count(*) FROM imports`))
+	require.Zero(t, tb.blobCount(t, "imports/"))
+	tmp, err := os.ReadDir(filepath.Join(tb.server.cfg.DataDir, "tmp"))
+	if !errors.Is(err, os.ErrNotExist) { // refused by its Content-Length, before any folder
+		require.NoError(t, err)
+	}
+	require.Empty(t, tmp)
+
+	// Without a Content-Length the stream is cut at the cap.
+	body, ct := importBody(t, importPart{"annotations", "instances.json", importCOCO("")}, importPart{"images", "a.jpg", big})
+	res = admin.do(http.MethodPost, "/api/v1/imports", io.MultiReader(body), http.Header{"Content-Type": {ct}})
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, "%s", res.body)
+	require.Zero(t, tb.count(t, `SELECT count(*) FROM imports`))
+	tmp, err = os.ReadDir(filepath.Join(tb.server.cfg.DataDir, "tmp"))
+	require.NoError(t, err)
+	require.Empty(t, tmp)
 }
