@@ -138,8 +138,9 @@ func TestImportAPIMultipart(t *testing.T) {
 	t.Parallel()
 	w := newDatasetWorld(t)
 	a, b := importImages()
+	// b.jpg's file_name has a folder; its part's file name cannot.
 	id := w.admin.submitImport(
-		importPart{"annotations", "instances.json", importCOCO("")},
+		importPart{"annotations", "instances.json", importCOCO("val2017/")},
 		importPart{"images", "a.jpg", a},
 		importPart{"images", "b.jpg", b},
 	)
@@ -157,7 +158,7 @@ func TestImportAPIMultipart(t *testing.T) {
 
 	// The same import again adds nothing.
 	id2 := w.admin.submitImport(
-		importPart{"annotations", "instances.json", importCOCO("")},
+		importPart{"annotations", "instances.json", importCOCO("val2017/")},
 		importPart{"images", "a.jpg", a},
 		importPart{"images", "b.jpg", b},
 	)

@@ -437,6 +437,11 @@ func (w *ImportWorker) run(ctx context.Context, imp queries.Import) (Summary, er
 	if cocoPath == "" {
 		return Summary{}, errors.New("the import has no COCO file")
 	}
+	if files[0].Kind == kindAnnotations {
+		if err := linkByBase(cocoPath, base); err != nil {
+			return Summary{}, err
+		}
+	}
 	cf, err := os.Open(cocoPath)
 	if err != nil {
 		return Summary{}, fmt.Errorf("error opening the import's COCO file: %w", err)
@@ -465,6 +470,58 @@ func (w *ImportWorker) run(ctx context.Context, imp queries.Import) (Summary, er
 		err = q.ImportProgress(ctx, w.pool, queries.ImportProgressParams{ID: imp.ID, Progress: int32(lastRead)})
 	}
 	return sum, err
+}
+
+// linkByBase makes the images of a multipart import, which arrive by their
+// base names (multipart file names have no folders), reachable at the COCO
+// file's file_name when that has folders ("val2017/1.jpg"), unless two
+// file_names share a base name.
+func linkByBase(cocoPath, base string) error {
+	f, err := os.Open(cocoPath)
+	if err != nil {
+		return fmt.Errorf("error opening the import's COCO file: %w", err)
+	}
+	defer f.Close()
+	byBase := map[string]map[string]bool{}
+	_, err = dataset.ReadCOCO(f, func(in dataset.COCOInstance) error {
+		n := in.Image.FileName
+		if strings.Contains(n, "/") {
+			b := path.Base(n)
+			if byBase[b] == nil {
+				byBase[b] = map[string]bool{}
+			}
+			byBase[b][n] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("error reading the import's COCO file: %w", err)
+	}
+	for b, names := range byBase {
+		if len(names) != 1 {
+			continue
+		}
+		for n := range names {
+			src, rel := filepath.Join(base, filepath.FromSlash(b)), filepath.FromSlash(n)
+			if !filepath.IsLocal(rel) {
+				continue
+			}
+			dst := filepath.Join(base, rel)
+			if _, err := os.Stat(src); err != nil {
+				continue
+			}
+			if _, err := os.Lstat(dst); !errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+				return fmt.Errorf("error creating temporary folder: %w", err)
+			}
+			if err := os.Link(src, dst); err != nil {
+				return fmt.Errorf("error linking %s: %w", n, err)
+			}
+		}
+	}
+	return nil
 }
 
 // fetch copies a blob to a file.
