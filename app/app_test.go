@@ -21,6 +21,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/dbtest"
+	"github.com/deepimageshub/imagehub/importer"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/queries"
 )
@@ -69,7 +70,7 @@ func startBundleOn(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs bl
 	t.Helper()
 	cfg.DataDir = t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rc, err := jobs.NewClient(jobs.Deps{Pool: pool, Logger: logger, Blobs: blobs, Config: cfg}, jobs.Options{Work: true})
+	rc, err := jobs.NewClient(jobs.Deps{Pool: pool, Logger: logger, Blobs: blobs, Config: cfg}, jobs.Options{Work: true, More: []jobs.AddWorkers{importer.AddWorkers}})
 	require.NoError(t, err)
 	require.NoError(t, rc.Start(context.Background()))
 	t.Cleanup(func() {

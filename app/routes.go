@@ -147,6 +147,8 @@ func (s *Server) routeTable() []route {
 		{post, "/api/v1/evaluations", auth.RoleAdmin, s.apiEvaluationCreate, apiJSON},
 		{get, "/api/v1/evaluations", auth.RoleAdmin, s.apiEvaluationList, noBody},
 		{get, "/api/v1/evaluations/:id", auth.RoleAdmin, s.apiEvaluationGet, noBody},
+		{post, "/api/v1/imports", auth.RoleAdmin, s.apiImportCreate, apiUpload},
+		{get, "/api/v1/imports/:id", auth.RoleAdmin, s.apiImportGet, noBody},
 		{get, "/api/v1/jobs/:id", auth.RoleContributor, s.apiJobGet, noBody},
 	}
 }

@@ -87,6 +87,10 @@ type Config struct {
 	UploadMaxRequestBytes int64 `env:"UPLOAD_MAX_REQUEST_BYTES" envDefault:"536870912"` // 512 MiB
 	UploadMaxFiles        int   `env:"UPLOAD_MAX_FILES" envDefault:"200"`
 	UploadMaxPixels       int64 `env:"UPLOAD_MAX_PIXELS" envDefault:"40000000"`
+	// ImportMaxBytes caps the body of POST /api/v1/imports (a COCO file
+	// and its images, or a zip of them), and what an import's zip may
+	// unpack to is ten times it.
+	ImportMaxBytes int64 `env:"IMPORT_MAX_BYTES" envDefault:"2147483648"` // 2 GiB
 	// IngestMemoryBudget is the memory, in bytes, that the images being
 	// decoded by one process may take together: each ingest waits until the
 	// memory its image needs (estimated from its header) is free.
@@ -207,6 +211,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := clientip.New(c.TrustedProxies); err != nil {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	if c.ImportMaxBytes < 1 {
+		return fmt.Errorf("IMPORT_MAX_BYTES must be at least 1")
 	}
 	if c.UploadMaxFileBytes < 1 || c.UploadMaxRequestBytes < c.UploadMaxFileBytes || c.UploadMaxFiles < 1 || c.UploadMaxPixels < 1 {
 		return fmt.Errorf("upload limits must be positive, and UPLOAD_MAX_REQUEST_BYTES at least UPLOAD_MAX_FILE_BYTES")

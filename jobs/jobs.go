@@ -41,7 +41,15 @@ type Options struct {
 	// Work makes the client fetch and run jobs; without it the client only
 	// inserts (a process that serves pages but runs no jobs, or a CLI command).
 	Work bool
+	// More adds workers that live in packages jobs cannot import, because
+	// they import jobs themselves (importer → intake → jobs): each is
+	// called with the workers and the deps before the client is built.
+	More []AddWorkers
 }
+
+// AddWorkers registers workers of another package with River
+// (river.AddWorkerSafely).
+type AddWorkers func(w *river.Workers, d Deps) error
 
 // NewClient builds the River client with every worker and periodic job.
 func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
@@ -96,6 +104,11 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 		},
 	} {
 		if err := add(); err != nil {
+			return nil, fmt.Errorf("error adding worker: %w", err)
+		}
+	}
+	for _, more := range opts.More {
+		if err := more(workers, d); err != nil {
 			return nil, fmt.Errorf("error adding worker: %w", err)
 		}
 	}

@@ -833,6 +833,21 @@ type ImageUpload struct {
 	CreatedAt  time.Time
 }
 
+type Import struct {
+	ID          uuid.UUID
+	CreatedBy   uuid.UUID
+	Source      string
+	AsProposals bool
+	Files       []byte
+	State       string
+	Progress    int32
+	Summary     []byte
+	Error       *string
+	JobID       *int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
 type ImportedAnnotation struct {
 	ID         uuid.UUID
 	ImageID    uuid.UUID

@@ -23,6 +23,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/dispatch"
+	"github.com/deepimageshub/imagehub/importer"
 	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/migrations"
@@ -114,7 +115,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("error opening blob store %s: %w", blobURL, err)
 	}
 	reg := prometheus.NewRegistry()
-	riverClient, err := jobs.NewClient(jobs.Deps{Pool: e.pool, Logger: logger, Blobs: blobs, Config: cfg, Metrics: reg}, jobs.Options{Work: true})
+	riverClient, err := jobs.NewClient(jobs.Deps{Pool: e.pool, Logger: logger, Blobs: blobs, Config: cfg, Metrics: reg}, jobs.Options{Work: true, More: []jobs.AddWorkers{importer.AddWorkers}})
 	if err != nil {
 		return err
 	}
