@@ -159,12 +159,14 @@ func walkCOCO(r io.Reader, fn func(key string, line int, raw json.RawMessage) er
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return errors.New("the COCO file is not a JSON object")
 	}
+	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			return bad(err)
 		}
 		key, _ := tok.(string)
+		seen[key] = true
 		if key != "images" && key != "categories" && key != "annotations" {
 			var skip json.RawMessage
 			if err := dec.Decode(&skip); err != nil {
@@ -192,6 +194,16 @@ func walkCOCO(r io.Reader, fn func(key string, line int, raw json.RawMessage) er
 		}
 		if _, err := dec.Token(); err != nil {
 			return bad(err)
+		}
+	}
+	// The object's end: a file cut off after its last complete list is
+	// damaged, not a smaller dataset.
+	if _, err := dec.Token(); err != nil {
+		return bad(err)
+	}
+	for _, key := range []string{"images", "annotations"} {
+		if !seen[key] {
+			return fmt.Errorf("the COCO file has no %q list", key)
 		}
 	}
 	return nil

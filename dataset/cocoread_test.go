@@ -92,4 +92,15 @@ func TestReadCOCOBadRows(t *testing.T) {
 
 	_, err = dataset.ReadCOCO(strings.NewReader(`{"images": [}`), func(dataset.COCOInstance) error { return nil })
 	require.ErrorContains(t, err, "not JSON")
+	// Cut off, or with nothing in it: damaged, not an empty dataset.
+	for in, want := range map[string]string{
+		`{`:                   "not JSON",
+		`{"images": []`:       "not JSON",
+		`{}`:                  `no "images" list`,
+		`{"images": []}`:      `no "annotations" list`,
+		`{"annotations": []}`: `no "images" list`,
+	} {
+		_, err = dataset.ReadCOCO(strings.NewReader(in), func(dataset.COCOInstance) error { return nil })
+		require.ErrorContains(t, err, want, in)
+	}
 }
