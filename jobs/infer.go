@@ -19,6 +19,7 @@ import (
 	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/review"
 )
 
 // QueueInfer is the queue of inference jobs: mostly waiting on remote
@@ -272,10 +273,21 @@ func (w *InferWorker) store(ctx context.Context, job *river.Job[InferArgs], run 
 	// Completing the run is what makes the work done: River's own
 	// completion of the job follows, and should this process die before
 	// it, the job runs again, finds its run ended and stores nothing.
-	if _, err := w.q.RunCompleteAndSettle(ctx, w.pool, p, lifecycle.ReasonNoProposals); err != nil {
+	if job.Args.EvaluationID != uuid.Nil {
+		// An evaluation's image has settled long ago: no committee to
+		// measure, and one round trip suffices.
+		_, err := w.q.RunCompleteAndSettle(ctx, w.pool, p, lifecycle.ReasonNoProposals)
 		return err
 	}
-	return nil
+	// The committee's agreement is stored in the transaction that sends
+	// the image to review, so the queue never serves it without.
+	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		n, err := w.q.RunCompleteAndSettle(ctx, tx, p, lifecycle.ReasonNoProposals)
+		if err != nil || n == 0 {
+			return err
+		}
+		return review.RecordModelAgreement(ctx, tx, w.q, job.Args.ImageID)
+	})
 }
 
 // fail ends the run for good, with a reason people can read, and settles
@@ -295,7 +307,10 @@ func (w *InferWorker) fail(ctx context.Context, job *river.Job[InferArgs], kind,
 		if err := w.q.ImageSettle(ctx, tx, queries.ImageSettleParams{ImageID: a.ImageID, FailedReason: lifecycle.ReasonNoProposals}); err != nil {
 			return fmt.Errorf("error moving image on: %w", err)
 		}
-		return nil
+		if a.EvaluationID != uuid.Nil {
+			return nil
+		}
+		return review.RecordModelAgreement(ctx, tx, w.q, a.ImageID)
 	})
 }
 

@@ -895,6 +895,13 @@ type Model struct {
 	UpdatedAt  time.Time
 }
 
+type ModelAgreement struct {
+	ImageID   uuid.UUID
+	LabelID   uuid.UUID
+	Models    int32
+	Agreement float32
+}
+
 type ModelEndpoint struct {
 	ID        uuid.UUID
 	ModelID   uuid.UUID
@@ -958,6 +965,7 @@ type ReviewItem struct {
 	Flagged        bool
 	CreatedAt      time.Time
 	LeasedAt       *time.Time
+	ModelAgreement *float32
 }
 
 type Session struct {
