@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,16 +22,17 @@ import (
 // the same place (no match: agreement 0); a photo labelled object gets two
 // identical objects (agreement 1).
 type committeeWorld struct {
+	*datasetWorld
 	tb          *testBundle
-	admin, rev  *client
+	rev         *client
 	contributor *client
 }
 
 func newCommitteeWorld(t *testing.T) *committeeWorld {
 	t.Helper()
-	tb := setup(t)
-	w := &committeeWorld{tb: tb}
-	w.admin, _ = tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	dw := newDatasetWorld(t)
+	tb := dw.testBundle
+	w := &committeeWorld{datasetWorld: dw, tb: tb}
 	w.rev, _ = tb.userWithRole(t, "rev@example.com", auth.RoleReviewer)
 	w.contributor, _ = tb.userWithRole(t, "ann@example.com", auth.RoleContributor)
 	for _, name := range []string{"hinted", "blind"} {
@@ -110,4 +112,65 @@ func TestCommitteeAgreement(t *testing.T) {
 	status, item = next(t, w.rev)
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, agree, item["image"].(map[string]any)["id"])
+}
+
+// review submits the reviewer's next item keeping the proposals of the
+// model named keep as they are and rejecting the others.
+func (w *committeeWorld) review(t *testing.T, image, keep string) {
+	t.Helper()
+	status, item := next(t, w.rev)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, image, item["image"].(map[string]any)["id"])
+	props := w.contributor.get("/api/v1/images/" + image).json(t)["proposals"].([]any)
+	instances, rejected := []any{}, []any{}
+	for _, p := range props {
+		p := p.(map[string]any)
+		if p["model"].(map[string]any)["name"] == keep {
+			instances = append(instances, map[string]any{"proposal_id": p["id"], "label": p["label"], "mask": p["mask"]})
+		} else {
+			rejected = append(rejected, p["id"])
+		}
+	}
+	res := w.rev.json(http.MethodPost, "/api/v1/review/"+item["item_id"].(string),
+		map[string]any{"instances": instances, "rejected_proposals": rejected})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+}
+
+// TestCommitteeInsights: the insights show per class how often the models
+// agreed and what reviewers kept of each model's proposals.
+func TestCommitteeInsights(t *testing.T) {
+	t.Parallel()
+	w := newCommitteeWorld(t)
+	agree := w.upload(t, 1, "object")
+	disagree := w.upload(t, 2, "dog")
+	// The dog is right; of the two identical objects the blind model's is kept.
+	w.review(t, disagree, "hinted")
+	w.review(t, agree, "blind")
+
+	id := w.createDataset(t, map[string]any{"name": "committee", "splits": map[string]float64{"train": 1, "val": 0, "test": 0}})
+	w.publish(t, id)
+	items := w.admin.get("/api/v1/insights/classes?dataset_id=" + id).json(t)["items"].([]any)
+	by := map[string]map[string]any{}
+	for _, it := range items {
+		it := it.(map[string]any)
+		by[it["label"].(string)] = it
+	}
+	require.Contains(t, by, "dog")
+	require.Contains(t, by, "object")
+	require.Equal(t, map[string]any{"images": 1.0, "agreed": 0.0, "agreed_share": 0.0, "mean_agreement": 0.0}, by["dog"]["model_agreement"])
+	require.Equal(t, map[string]any{"images": 2.0, "agreed": 1.0, "agreed_share": 0.5, "mean_agreement": 0.5}, by["object"]["model_agreement"])
+	require.Equal(t, []any{map[string]any{"model": "hinted", "version": "1", "judged": 1.0, "accepted_share": 1.0, "corrected_share": 0.0}},
+		by["dog"]["models"])
+	// object: blind's two proposals, one kept (the agreed photo) and one
+	// rejected; hinted's one, rejected.
+	require.Equal(t, []any{
+		map[string]any{"model": "blind", "version": "1", "judged": 2.0, "accepted_share": 0.5, "corrected_share": 0.0},
+		map[string]any{"model": "hinted", "version": "1", "judged": 1.0, "accepted_share": 0.0, "corrected_share": 0.0},
+	}, by["object"]["models"])
+
+	doc := w.admin.get("/insights?dataset_id=" + id).doc(t)
+	require.Equal(t, "50% of 2", strings.Join(strings.Fields(doc.Find(`#class-insights tr[data-label="object"] td.agreed`).Text()), " "))
+	require.Equal(t, "blind 1: 50% accepted, 0% corrected of 2",
+		doc.Find(`#class-insights tr[data-label="object"] td.kept div[data-model="blind 1"]`).Text())
+	require.Equal(t, "0%", strings.TrimSpace(doc.Find(`#class-insights tr[data-label="dog"] td.agreed`).Text())[:2])
 }
