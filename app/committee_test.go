@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/auth"
@@ -173,4 +174,20 @@ func TestCommitteeInsights(t *testing.T) {
 	require.Equal(t, "blind 1: 50% accepted, 0% corrected of 2",
 		doc.Find(`#class-insights tr[data-label="object"] td.kept div[data-model="blind 1"]`).Text())
 	require.Equal(t, "0%", strings.TrimSpace(doc.Find(`#class-insights tr[data-label="dog"] td.agreed`).Text())[:2])
+
+	// A third photo and a second version: the growth chart draws both.
+	third := w.upload(t, 3, "dog")
+	w.review(t, third, "hinted")
+	w.publish(t, id)
+	doc = w.admin.get("/insights?dataset_id=" + id).doc(t)
+	require.Equal(t, "2 / 0 / 0", doc.Find(`#growth-table tr[data-version="1"] td.images`).Text())
+	require.Equal(t, "3 / 0 / 0", doc.Find(`#growth-table tr[data-version="2"] td.images`).Text())
+	require.Equal(t, "3 / 0 / 0", doc.Find(`#growth-table tr[data-version="2"] td.instances`).Text())
+	train := doc.Find(`svg#growth-images rect[data-split="train"]`)
+	require.Equal(t, 2, train.Length(), "one bar per version")
+	// Scaled to the largest total: 2 of 3 images is 106 of 160 units.
+	require.Equal(t, "106", train.Eq(0).AttrOr("height", ""))
+	require.Equal(t, "160", train.Eq(1).AttrOr("height", ""))
+	require.Equal(t, "version 2, train: 3 images", train.Eq(1).Find("title").Text())
+	require.Equal(t, []string{"v1", "v2"}, doc.Find("svg#growth-instances text.version").Map(func(_ int, s *goquery.Selection) string { return s.Text() }))
 }

@@ -216,6 +216,20 @@ func (s *Server) insightsPage(c *fiber.Ctx) error {
 			return err
 		}
 		d.DatasetID, d.DatasetName, d.Version = ds.ID.String(), ds.Name, version
+		versions, err := s.q.VersionList(ctx, s.pool, ds.ID)
+		if err != nil {
+			return fmt.Errorf("error listing versions: %w", err)
+		}
+		// Oldest first, published only: what the growth chart draws.
+		for i := len(versions) - 1; i >= 0; i-- {
+			v := versions[i]
+			if v.State != queries.DatasetVersionStatePublished {
+				continue
+			}
+			d.Growth = append(d.Growth, views.GrowthVersion{Number: int(v.Number),
+				Images:    [3]int64{int64(v.TrainImages), int64(v.ValImages), int64(v.TestImages)},
+				Instances: [3]int64{v.TrainInstances, v.ValInstances, v.TestInstances}})
+		}
 		for _, it := range items {
 			row := views.ClassInsightRow{Label: it.Label, Images: it.Images, Instances: it.Instances,
 				Test: it.InstancesBySplit["test"], Priority: it.Priority, Reason: it.PriorityReason,
