@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 	"github.com/deepimageshub/imagehub/worker"
 )
@@ -31,8 +32,12 @@ type committeeWorld struct {
 
 func newCommitteeWorld(t *testing.T) *committeeWorld {
 	t.Helper()
-	dw := newDatasetWorld(t)
-	tb := dw.testBundle
+	// No blind second reviews: an image waiting for one stays out of a
+	// version.
+	tb := setup(t, func(c *config.Config) { c.SecondReviewShare = 0 })
+	dw := &datasetWorld{testBundle: tb}
+	dw.admin, _ = tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	dw.premium, _ = tb.userWithRole(t, "premium@example.com", auth.RolePremium)
 	w := &committeeWorld{datasetWorld: dw, tb: tb}
 	w.rev, _ = tb.userWithRole(t, "rev@example.com", auth.RoleReviewer)
 	w.contributor, _ = tb.userWithRole(t, "ann@example.com", auth.RoleContributor)

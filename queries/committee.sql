@@ -44,3 +44,10 @@ JOIN models m ON m.id = p.model_id
 WHERE p.label_id = ANY(@label_ids::uuid[])
 GROUP BY p.label_id, m.name, m.version
 ORDER BY p.label_id, m.name, m.version;
+
+-- name: CommitteePending :one
+-- How many models' runs succeeded for an image whose first review waits
+-- with no model agreement: two or more means a committee to measure.
+SELECT count(*)::int FROM inference_runs r
+JOIN review_items ri ON ri.image_id = r.image_id AND ri.kind = 'first' AND ri.model_agreement IS NULL AND ri.done_at IS NULL
+WHERE r.image_id = @image_id AND r.state = 'succeeded';

@@ -99,6 +99,21 @@ func (q *Queries) CommitteeLabelsInsert(ctx context.Context, db DBTX, arg Commit
 	return err
 }
 
+const committeePending = `-- name: CommitteePending :one
+SELECT count(*)::int FROM inference_runs r
+JOIN review_items ri ON ri.image_id = r.image_id AND ri.kind = 'first' AND ri.model_agreement IS NULL AND ri.done_at IS NULL
+WHERE r.image_id = $1 AND r.state = 'succeeded'
+`
+
+// How many models' runs succeeded for an image whose first review waits
+// with no model agreement: two or more means a committee to measure.
+func (q *Queries) CommitteePending(ctx context.Context, db DBTX, imageID uuid.UUID) (int32, error) {
+	row := db.QueryRow(ctx, committeePending, imageID)
+	var column_1 int32
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const committeeProposals = `-- name: CommitteeProposals :many
 SELECT r.model_id, p.id AS proposal_id, p.label_id, l.name AS label, p.height, p.width, p.counts
 FROM inference_runs r
