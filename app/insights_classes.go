@@ -1,10 +1,12 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/insight"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/review"
 	"github.com/deepimageshub/imagehub/views"
 )
 
@@ -30,6 +33,31 @@ type classInsightJSON struct {
 	PriorityReason    string         `json:"priority_reason"`
 	SuggestedTarget   int            `json:"suggested_target"`
 	SuggestedCampaign string         `json:"suggested_title"`
+	// ModelAgreement: over the images two or more models proposed the
+	// class for, how often they agreed (review.CommitteeAgreed); absent
+	// when no such image.
+	ModelAgreement *committeeJSON `json:"model_agreement,omitempty"`
+	// Models: what reviewers kept of each model version's proposals of
+	// the class, the model most accepted first.
+	Models []modelKeptJSON `json:"models"`
+}
+
+// committeeJSON is how often the models agree on a class.
+type committeeJSON struct {
+	Images        int     `json:"images"`
+	Agreed        int     `json:"agreed"`
+	AgreedShare   float64 `json:"agreed_share"`
+	MeanAgreement float64 `json:"mean_agreement"`
+}
+
+// modelKeptJSON is what reviewers did with one model version's proposals
+// of a class.
+type modelKeptJSON struct {
+	Model          string  `json:"model"`
+	Version        string  `json:"version"`
+	Judged         int     `json:"judged"`
+	AcceptedShare  float64 `json:"accepted_share"`
+	CorrectedShare float64 `json:"corrected_share"`
 }
 
 // classInsights ranks the classes of the latest published version of a
@@ -85,6 +113,27 @@ func (s *Server) classInsights(ctx context.Context, datasetID uuid.UUID) (querie
 	for _, q := range quality {
 		byLabel[q.LabelID] = q
 	}
+	committee, err := s.q.CommitteeByLabel(ctx, s.pool, queries.CommitteeByLabelParams{Agree: review.CommitteeAgreed, LabelIds: ids})
+	if err != nil {
+		return queries.Dataset{}, 0, nil, fmt.Errorf("error reading the models' agreement: %w", err)
+	}
+	agreeBy := map[uuid.UUID]*committeeJSON{}
+	for _, c := range committee {
+		agreeBy[c.LabelID] = &committeeJSON{Images: int(c.Images), Agreed: int(c.Agreed),
+			AgreedShare: float64(c.Agreed) / float64(c.Images), MeanAgreement: c.MeanAgreement}
+	}
+	verdicts, err := s.q.LabelModelVerdicts(ctx, s.pool, ids)
+	if err != nil {
+		return queries.Dataset{}, 0, nil, fmt.Errorf("error reading the models' verdicts: %w", err)
+	}
+	keptBy := map[uuid.UUID][]modelKeptJSON{}
+	for _, v := range verdicts {
+		keptBy[v.LabelID] = append(keptBy[v.LabelID], modelKeptJSON{Model: v.ModelName, Version: v.ModelVersion, Judged: int(v.Judged),
+			AcceptedShare: float64(v.Accepted) / float64(v.Judged), CorrectedShare: float64(v.Corrected) / float64(v.Judged)})
+	}
+	for _, k := range keptBy {
+		slices.SortStableFunc(k, func(a, b modelKeptJSON) int { return cmp.Compare(b.AcceptedShare, a.AcceptedShare) })
+	}
 	classes := make([]insight.Class, len(labels))
 	splits := map[string]classInsightJSON{}
 	for i, l := range labels {
@@ -104,6 +153,8 @@ func (s *Server) classInsights(ctx context.Context, datasetID uuid.UUID) (querie
 		splits[l.Name] = classInsightJSON{
 			ImagesBySplit:    map[string]int{"train": int(l.TrainImages), "val": int(l.ValImages), "test": int(l.TestImages)},
 			InstancesBySplit: map[string]int{"train": int(l.TrainInstances), "val": int(l.ValInstances), "test": int(l.TestInstances)},
+			ModelAgreement:   agreeBy[l.LabelID],
+			Models:           append([]modelKeptJSON{}, keptBy[l.LabelID]...),
 		}
 	}
 	for _, r := range insight.Rank(classes) {
@@ -165,6 +216,20 @@ func (s *Server) insightsPage(c *fiber.Ctx) error {
 			return err
 		}
 		d.DatasetID, d.DatasetName, d.Version = ds.ID.String(), ds.Name, version
+		versions, err := s.q.VersionList(ctx, s.pool, ds.ID)
+		if err != nil {
+			return fmt.Errorf("error listing versions: %w", err)
+		}
+		// Oldest first, published only: what the growth chart draws.
+		for i := len(versions) - 1; i >= 0; i-- {
+			v := versions[i]
+			if v.State != queries.DatasetVersionStatePublished {
+				continue
+			}
+			d.Growth = append(d.Growth, views.GrowthVersion{Number: int(v.Number),
+				Images:    [3]int64{int64(v.TrainImages), int64(v.ValImages), int64(v.TestImages)},
+				Instances: [3]int64{v.TrainInstances, v.ValInstances, v.TestInstances}})
+		}
 		for _, it := range items {
 			row := views.ClassInsightRow{Label: it.Label, Images: it.Images, Instances: it.Instances,
 				Test: it.InstancesBySplit["test"], Priority: it.Priority, Reason: it.PriorityReason,
@@ -177,6 +242,14 @@ func (s *Server) insightsPage(c *fiber.Ctx) error {
 			}
 			if it.AcceptanceRate != nil {
 				row.Acceptance = *it.AcceptanceRate
+			}
+			row.Agreed, row.AgreedImages = -1, 0
+			if a := it.ModelAgreement; a != nil {
+				row.Agreed, row.AgreedImages = a.AgreedShare, a.Images
+			}
+			for _, m := range it.Models {
+				row.Kept = append(row.Kept, views.ModelKept{Model: m.Model + " " + m.Version, Judged: m.Judged,
+					Accepted: m.AcceptedShare, Corrected: m.CorrectedShare})
 			}
 			d.Rows = append(d.Rows, row)
 		}

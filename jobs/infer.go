@@ -19,6 +19,7 @@ import (
 	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/review"
 )
 
 // QueueInfer is the queue of inference jobs: mostly waiting on remote
@@ -272,10 +273,34 @@ func (w *InferWorker) store(ctx context.Context, job *river.Job[InferArgs], run 
 	// Completing the run is what makes the work done: River's own
 	// completion of the job follows, and should this process die before
 	// it, the job runs again, finds its run ended and stores nothing.
-	if _, err := w.q.RunCompleteAndSettle(ctx, w.pool, p, lifecycle.ReasonNoProposals); err != nil {
+	switch {
+	case job.Args.EvaluationID != uuid.Nil:
+		// An evaluation's image has settled long ago: no committee to
+		// measure, and one round trip suffices.
+		_, err := w.q.RunCompleteAndSettle(ctx, w.pool, p, lifecycle.ReasonNoProposals)
 		return err
+	case run.Runs < 2:
+		// One model, no committee: one round trip, which also says
+		// whether a model enabled since this run began added a run that
+		// ended meanwhile; then the committee is measured right after.
+		done, committee, err := w.q.RunCompleteAndSettleCommittee(ctx, w.pool, p, lifecycle.ReasonNoProposals)
+		if err != nil || done == 0 || committee < 2 {
+			return err
+		}
+		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+			return review.RecordModelAgreement(ctx, tx, w.q, job.Args.ImageID)
+		})
+	default:
+		// The committee's agreement is stored in the transaction that
+		// sends the image to review, so the queue never serves it without.
+		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+			done, err := w.q.RunCompleteAndSettle(ctx, tx, p, lifecycle.ReasonNoProposals)
+			if err != nil || done == 0 {
+				return err
+			}
+			return review.RecordModelAgreement(ctx, tx, w.q, job.Args.ImageID)
+		})
 	}
-	return nil
 }
 
 // fail ends the run for good, with a reason people can read, and settles
@@ -295,7 +320,10 @@ func (w *InferWorker) fail(ctx context.Context, job *river.Job[InferArgs], kind,
 		if err := w.q.ImageSettle(ctx, tx, queries.ImageSettleParams{ImageID: a.ImageID, FailedReason: lifecycle.ReasonNoProposals}); err != nil {
 			return fmt.Errorf("error moving image on: %w", err)
 		}
-		return nil
+		if a.EvaluationID != uuid.Nil {
+			return nil
+		}
+		return review.RecordModelAgreement(ctx, tx, w.q, a.ImageID)
 	})
 }
 

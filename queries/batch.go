@@ -35,3 +35,22 @@ func (q *Queries) RunCompleteAndSettle(ctx context.Context, db Batcher, arg RunC
 	}
 	return n, nil
 }
+
+// RunCompleteAndSettleCommittee is RunCompleteAndSettle that also counts,
+// in the same round trip and implicit transaction, the models whose runs
+// succeeded for the image once it waits for review with no model agreement
+// (CommitteePending): two or more means the caller has a committee to
+// measure.
+func (q *Queries) RunCompleteAndSettleCommittee(ctx context.Context, db Batcher, arg RunCompleteParams, failedReason string) (completed, committee int32, err error) {
+	b := &pgx.Batch{}
+	b.Queue(runComplete,
+		arg.ImageID, arg.Instances, arg.LatencyMs, arg.Endpoint, arg.ModelID, arg.LabelIds, arg.Scores,
+		arg.Xs, arg.Ys, arg.Ws, arg.Hs, arg.Areas, arg.Height, arg.Width, arg.Counts, arg.Ids,
+	).QueryRow(func(row pgx.Row) error { return row.Scan(&completed) })
+	b.Queue(imageSettle, arg.ImageID, failedReason)
+	b.Queue(committeePending, arg.ImageID).QueryRow(func(row pgx.Row) error { return row.Scan(&committee) })
+	if err := db.SendBatch(ctx, b).Close(); err != nil {
+		return 0, 0, fmt.Errorf("error completing run: %w", err)
+	}
+	return completed, committee, nil
+}

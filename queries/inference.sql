@@ -130,7 +130,8 @@ LIMIT @batch;
 -- name: RunBegin :one
 -- Starts an attempt of a run whose image still waits for inference (or
 -- whatever its state, for an evaluation), and returns all the job needs of
--- the image and the model in one round trip.
+-- the image and the model in one round trip; runs is how many models the
+-- image has runs of (one: no committee to measure when it settles).
 UPDATE inference_runs r SET state = 'running', attempt = @attempt, updated_at = now()
 FROM images i, models m
 WHERE r.image_id = @image_id AND r.model_id = @model_id AND r.state IN ('queued', 'running')
@@ -138,7 +139,8 @@ WHERE r.image_id = @image_id AND r.model_id = @model_id AND r.state IN ('queued'
   AND (i.status = 'awaiting_inference' OR @evaluation::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
-          WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints;
+          WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
+    (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs;
 
 -- name: RunRequeue :exec
 -- A retryable failure: the run waits for its next attempt.

@@ -629,7 +629,8 @@ WHERE r.image_id = $2 AND r.model_id = $3 AND r.state IN ('queued', 'running')
   AND (i.status = 'awaiting_inference' OR $4::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
-          WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints
+          WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
+    (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs
 `
 
 type RunBeginParams struct {
@@ -650,11 +651,13 @@ type RunBeginRow struct {
 	BinaryData bool
 	LabelHints bool
 	Hints      []string
+	Runs       int32
 }
 
 // Starts an attempt of a run whose image still waits for inference (or
 // whatever its state, for an evaluation), and returns all the job needs of
-// the image and the model in one round trip.
+// the image and the model in one round trip; runs is how many models the
+// image has runs of (one: no committee to measure when it settles).
 func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (RunBeginRow, error) {
 	row := db.QueryRow(ctx, runBegin,
 		arg.Attempt,
@@ -674,6 +677,7 @@ func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (Ru
 		&i.BinaryData,
 		&i.LabelHints,
 		&i.Hints,
+		&i.Runs,
 	)
 	return i, err
 }

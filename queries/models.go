@@ -910,6 +910,13 @@ type Model struct {
 	UpdatedAt  time.Time
 }
 
+type ModelAgreement struct {
+	ImageID   uuid.UUID
+	LabelID   uuid.UUID
+	Models    int32
+	Agreement float32
+}
+
 type ModelEndpoint struct {
 	ID        uuid.UUID
 	ModelID   uuid.UUID
@@ -973,6 +980,7 @@ type ReviewItem struct {
 	Flagged        bool
 	CreatedAt      time.Time
 	LeasedAt       *time.Time
+	ModelAgreement *float32
 }
 
 type Session struct {

@@ -1,6 +1,8 @@
 -- name: ReviewLease :one
 -- Leases the next item to one reviewer: items of open campaigns first (by
--- the campaign's priority), then the least confident proposals first.
+-- the campaign's priority), then by committee: the images where the models
+-- agree least first (model_agreement; an image with one model counts as
+-- agreeing, 1), and among equals the least confident proposals first.
 -- SKIP LOCKED hands every item to one reviewer only, however many ask at
 -- once; an item whose lease expired is free again.
 WITH pick AS (
@@ -14,7 +16,7 @@ WITH pick AS (
       AND (sqlc.narg(label_id)::uuid IS NULL OR EXISTS (
             SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = sqlc.narg(label_id)::uuid))
       AND (sqlc.narg(campaign_id)::uuid IS NULL OR i.campaign_id = sqlc.narg(campaign_id)::uuid)
-    ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, r.confidence ASC NULLS LAST, r.created_at, r.id
+    ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, coalesce(r.model_agreement, 1) ASC, r.confidence ASC NULLS LAST, r.created_at, r.id
     LIMIT 1
     FOR UPDATE OF r SKIP LOCKED
 )

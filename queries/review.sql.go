@@ -211,7 +211,7 @@ func (q *Queries) AnnotationsReplace(ctx context.Context, db DBTX, imageID uuid.
 }
 
 const firstReviewOf = `-- name: FirstReviewOf :one
-SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at FROM review_items WHERE image_id = $1 AND kind = 'first'
+SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at, model_agreement FROM review_items WHERE image_id = $1 AND kind = 'first'
 `
 
 func (q *Queries) FirstReviewOf(ctx context.Context, db DBTX, imageID uuid.UUID) (ReviewItem, error) {
@@ -232,6 +232,7 @@ func (q *Queries) FirstReviewOf(ctx context.Context, db DBTX, imageID uuid.UUID)
 		&i.Flagged,
 		&i.CreatedAt,
 		&i.LeasedAt,
+		&i.ModelAgreement,
 	)
 	return i, err
 }
@@ -322,7 +323,7 @@ func (q *Queries) ReviewFinish(ctx context.Context, db DBTX, arg ReviewFinishPar
 }
 
 const reviewGet = `-- name: ReviewGet :one
-SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at FROM review_items WHERE id = $1
+SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at, model_agreement FROM review_items WHERE id = $1
 `
 
 func (q *Queries) ReviewGet(ctx context.Context, db DBTX, id uuid.UUID) (ReviewItem, error) {
@@ -343,12 +344,13 @@ func (q *Queries) ReviewGet(ctx context.Context, db DBTX, id uuid.UUID) (ReviewI
 		&i.Flagged,
 		&i.CreatedAt,
 		&i.LeasedAt,
+		&i.ModelAgreement,
 	)
 	return i, err
 }
 
 const reviewGetForUpdate = `-- name: ReviewGetForUpdate :one
-SELECT review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at, coalesce(lease_expires_at > now(), false)::boolean AS lease_live
+SELECT review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at, review_items.model_agreement, coalesce(lease_expires_at > now(), false)::boolean AS lease_live
 FROM review_items WHERE id = $1 FOR UPDATE
 `
 
@@ -367,6 +369,7 @@ type ReviewGetForUpdateRow struct {
 	Flagged        bool
 	CreatedAt      time.Time
 	LeasedAt       *time.Time
+	ModelAgreement *float32
 	LeaseLive      bool
 }
 
@@ -389,6 +392,7 @@ func (q *Queries) ReviewGetForUpdate(ctx context.Context, db DBTX, id uuid.UUID)
 		&i.Flagged,
 		&i.CreatedAt,
 		&i.LeasedAt,
+		&i.ModelAgreement,
 		&i.LeaseLive,
 	)
 	return i, err
@@ -406,7 +410,7 @@ WITH pick AS (
       AND ($3::uuid IS NULL OR EXISTS (
             SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = $3::uuid))
       AND ($4::uuid IS NULL OR i.campaign_id = $4::uuid)
-    ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, r.confidence ASC NULLS LAST, r.created_at, r.id
+    ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, coalesce(r.model_agreement, 1) ASC, r.confidence ASC NULLS LAST, r.created_at, r.id
     LIMIT 1
     FOR UPDATE OF r SKIP LOCKED
 )
@@ -414,7 +418,7 @@ UPDATE review_items SET leased_by = $1::uuid, leased_at = now(),
     lease_expires_at = now() + make_interval(secs => $2::float8)
 FROM pick
 WHERE review_items.id = pick.picked_id
-RETURNING review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at
+RETURNING review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at, review_items.model_agreement
 `
 
 type ReviewLeaseParams struct {
@@ -425,7 +429,9 @@ type ReviewLeaseParams struct {
 }
 
 // Leases the next item to one reviewer: items of open campaigns first (by
-// the campaign's priority), then the least confident proposals first.
+// the campaign's priority), then by committee: the images where the models
+// agree least first (model_agreement; an image with one model counts as
+// agreeing, 1), and among equals the least confident proposals first.
 // SKIP LOCKED hands every item to one reviewer only, however many ask at
 // once; an item whose lease expired is free again.
 func (q *Queries) ReviewLease(ctx context.Context, db DBTX, arg ReviewLeaseParams) (ReviewItem, error) {
@@ -451,6 +457,7 @@ func (q *Queries) ReviewLease(ctx context.Context, db DBTX, arg ReviewLeaseParam
 		&i.Flagged,
 		&i.CreatedAt,
 		&i.LeasedAt,
+		&i.ModelAgreement,
 	)
 	return i, err
 }

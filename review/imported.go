@@ -168,5 +168,8 @@ func ApplyImportedProposals(ctx context.Context, tx pgx.Tx, img queries.Image, f
 	if err := q.ImageSettle(ctx, tx, queries.ImageSettleParams{ImageID: img.ID, FailedReason: failed}); err != nil {
 		return 0, fmt.Errorf("error settling image: %w", err)
 	}
+	if err := RecordModelAgreement(ctx, tx, q, img.ID); err != nil {
+		return 0, err
+	}
 	return len(ids), nil
 }

@@ -410,6 +410,12 @@ type Labelled struct {
 // to one, same label only, greedily by the highest IoU first. Two reviews
 // that both found nothing agree fully.
 func Agreement(a, b []Labelled) (float64, error) {
+	return AgreementAt(a, b, 0)
+}
+
+// AgreementAt is Agreement where two instances match only when their IoU
+// is at least minIoU (and above 0).
+func AgreementAt(a, b []Labelled, minIoU float64) (float64, error) {
 	if len(a) == 0 && len(b) == 0 {
 		return 1, nil
 	}
@@ -427,7 +433,7 @@ func Agreement(a, b []Labelled) (float64, error) {
 			if err != nil {
 				return 0, fmt.Errorf("error comparing masks: %w", err)
 			}
-			if v > 0 {
+			if v > 0 && v >= minIoU {
 				pairs = append(pairs, pair{i, j, v})
 			}
 		}
