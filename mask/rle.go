@@ -250,6 +250,11 @@ func FromRuns(h, w int, runs []uint32) RLE {
 }
 
 // Decode expands r into a bitmap, after checking it (see Validate).
+//
+// As Encode does, it works on one bit per pixel, column-major, in strips
+// of stripCols columns: it sets the runs of 1s in the bits a word at a
+// time, then turns each 8×8 block of bits into the bitmap's bytes with
+// shifts, eight bytes at a time, leaving the blocks of 0s as they are.
 func (r RLE) Decode() (*Bitmap, error) {
 	// Check the whole string before allocating: a bad string could
 	// otherwise make the server allocate a large bitmap for nothing.
@@ -258,29 +263,132 @@ func (r RLE) Decode() (*Bitmap, error) {
 	}
 	h, w := r.Size[0], r.Size[1]
 	b := NewBitmap(w, h)
+	d := stripDecoder{b: b, bpc: (h + 63) / 64 * 8}
+	d.cols = make([]byte, min(w, stripCols)*d.bpc)
+	d.start(0)
 	rr := runReader{s: r.Counts, h: int64(h), w: int64(w), total: int64(h * w)}
 	pos := 0
 	for {
 		n, err := rr.next()
 		if err == io.EOF {
+			d.flush()
 			return b, nil
 		}
 		if err != nil {
 			return nil, err
 		}
 		if rr.on() {
-			// Fill the run column by column: down the rest of its first
-			// column, then from the top of the next.
-			x, y, left := pos/h, pos%h, int(n)
-			for left > 0 {
-				k := min(left, h-y)
-				for i := y*w + x; k > 0; i, k, left = i+w, k-1, left-1 {
-					b.Pix[i] = 1
-				}
-				x, y = x+1, 0
-			}
+			d.fill(pos, pos+int(n))
 		}
 		pos += int(n)
+	}
+}
+
+// stripDecoder sets the pixels of a bitmap from runs of 1s, given in
+// order, one strip of columns at a time.
+type stripDecoder struct {
+	b     *Bitmap
+	bpc   int    // bytes a column takes in cols
+	cols  []byte // the strip's bits, column-major
+	x0, n int    // the strip's first column, and how many it has
+	dirty bool   // whether any bit of cols is set
+}
+
+// start begins the strip from column x0.
+func (d *stripDecoder) start(x0 int) {
+	d.x0, d.n = x0, min(stripCols, d.b.W-x0)
+}
+
+// fill sets the pixels from column-major index lo to hi, which come after
+// the ones set before.
+func (d *stripDecoder) fill(lo, hi int) {
+	h := d.b.H
+	for lo < hi {
+		end := (d.x0 + d.n) * h // where the strip ends
+		if lo >= end {
+			d.flush()
+			d.start(d.x0 + d.n)
+			continue
+		}
+		p := lo - d.x0*h
+		x, y := p/h, p%h
+		k := min(hi-lo, h-y) // pixels in this column
+		setBits(d.cols[x*d.bpc:(x+1)*d.bpc], y, y+k)
+		d.dirty = true
+		lo += k
+	}
+}
+
+// flush writes the strip's bits into the bitmap and clears them.
+func (d *stripDecoder) flush() {
+	if !d.dirty {
+		return
+	}
+	h, w, bpc, pix := d.b.H, d.b.W, d.bpc, d.b.Pix
+	for m := 0; m < h; m += 64 { // 64 rows at a time
+		for x := 0; x < d.n; x += 8 {
+			cols := min(8, d.n-x)
+			// Word k holds column x+k's 64 rows from m, and is 0 past
+			// the strip's last column.
+			var a [8]uint64
+			var any uint64
+			for k := range cols {
+				a[k] = binary.LittleEndian.Uint64(d.cols[(x+k)*bpc+m/8:])
+				any |= a[k]
+			}
+			if any == 0 {
+				continue
+			}
+			transposeBytes(&a)
+			// Now byte k of a[j] holds column x+k's rows m+8j to m+8j+7:
+			// a[j] has pixel (column x+k, row m+8j+i) at bit 8k+i.
+			for j, z := range a {
+				y0 := m + 8*j
+				if z == 0 || y0 >= h {
+					continue
+				}
+				i := y0*w + d.x0 + x
+				for r := range min(8, h-y0) {
+					row := (z >> r) & lowBits // byte k: pixel (x+k, y0+r)
+					if cols == 8 {
+						binary.LittleEndian.PutUint64(pix[i+r*w:], row)
+						continue
+					}
+					for k := range cols {
+						pix[i+r*w+k] = byte(row >> (8 * k))
+					}
+				}
+			}
+		}
+	}
+	clear(d.cols)
+	d.dirty = false
+}
+
+// transposeBytes transposes the 8×8 bytes of a: byte j of a[k] becomes
+// byte k of a[j].
+func transposeBytes(a *[8]uint64) {
+	const m32, m16, m8 = 0x00000000ffffffff, 0x0000ffff0000ffff, 0x00ff00ff00ff00ff
+	for k := range 4 {
+		a[k], a[k+4] = a[k]&m32|a[k+4]<<32, a[k]>>32|a[k+4]&^m32
+	}
+	for _, k := range [4]int{0, 1, 4, 5} {
+		a[k], a[k+2] = a[k]&m16|(a[k+2]&m16)<<16, (a[k]>>16)&m16|a[k+2]&^m16
+	}
+	for k := 0; k < 8; k += 2 {
+		a[k], a[k+1] = a[k]&m8|(a[k+1]&m8)<<8, (a[k]>>8)&m8|a[k+1]&^m8
+	}
+}
+
+// setBits sets bits lo to hi (not included) of a bitset stored as
+// little-endian 64-bit words.
+func setBits(bs []byte, lo, hi int) {
+	for lo < hi {
+		k := lo / 64
+		s, e := lo-64*k, min(hi-64*k, 64)
+		word := binary.LittleEndian.Uint64(bs[8*k:])
+		binary.LittleEndian.PutUint64(bs[8*k:], word|lowMask(e-s)<<s)
+		lo = 64*k + e
 	}
 }
 
