@@ -135,12 +135,7 @@ func Encode(b *Bitmap) RLE {
 			rows := min(8, h-y0)
 			x := 0
 			if rows == 8 {
-				row := b.Pix[y0*w+x0:]
-				for ; x+8 <= n; x += 8 {
-					if z := block(row, x, w); z != 0 {
-						storeBlock(cols, x*bpc+y0/8, bpc, z, 8)
-					}
-				}
+				x = fullBlocks(cols[y0/8:], bpc, b.Pix[y0*w+x0:], w, n)
 			}
 			for ; x < n; x += 8 {
 				if z := partialBlock(b.Pix, y0*w+x0+x, w, rows, min(8, n-x)); z != 0 {
@@ -184,25 +179,38 @@ const stripCols = 256
 // lowMask returns a word with its low n bits set, for n from 1 to 64.
 func lowMask(n int) uint64 { return ^uint64(0) >> (64 - n) }
 
-// block turns the 8×8 pixels from pix[i] (rows w apart) into bits, pixel
-// (column k, row j) at bit 8k+j.
-func block(pix []byte, i, w int) uint64 {
-	pix = pix[i : i+7*w+8]
-	v0 := binary.LittleEndian.Uint64(pix[0:])
-	v1 := binary.LittleEndian.Uint64(pix[w:])
-	v2 := binary.LittleEndian.Uint64(pix[2*w:])
-	v3 := binary.LittleEndian.Uint64(pix[3*w:])
-	v4 := binary.LittleEndian.Uint64(pix[4*w:])
-	v5 := binary.LittleEndian.Uint64(pix[5*w:])
-	v6 := binary.LittleEndian.Uint64(pix[6*w:])
-	v7 := binary.LittleEndian.Uint64(pix[7*w:])
-	all := v0 | v1 | v2 | v3 | v4 | v5 | v6 | v7
-	if all&^lowBits == 0 {
-		// Every byte is 0 or 1, as in every bitmap this package makes.
-		return v0 | v1<<1 | v2<<2 | v3<<3 | v4<<4 | v5<<5 | v6<<6 | v7<<7
+// fullBlocks turns the 8×8 blocks of pixels in the first n columns of the 8
+// rows from pix (rows w apart) into column-major bits, block x's byte k at
+// cols[(x+k)*bpc], and returns how many columns it did: those of the blocks
+// 8 columns wide.
+func fullBlocks(cols []byte, bpc int, pix []byte, w, n int) int {
+	pix = pix[:7*w+n]
+	x := 0
+	for ; x+8 <= n; x += 8 {
+		v0 := binary.LittleEndian.Uint64(pix[x:])
+		v1 := binary.LittleEndian.Uint64(pix[x+w:])
+		v2 := binary.LittleEndian.Uint64(pix[x+2*w:])
+		v3 := binary.LittleEndian.Uint64(pix[x+3*w:])
+		v4 := binary.LittleEndian.Uint64(pix[x+4*w:])
+		v5 := binary.LittleEndian.Uint64(pix[x+5*w:])
+		v6 := binary.LittleEndian.Uint64(pix[x+6*w:])
+		v7 := binary.LittleEndian.Uint64(pix[x+7*w:])
+		all := v0 | v1 | v2 | v3 | v4 | v5 | v6 | v7
+		if all == 0 {
+			continue
+		}
+		// z holds pixel (column x+k, row j) at bit 8k+j.
+		var z uint64
+		if all&^lowBits == 0 {
+			// Every byte is 0 or 1, as in every bitmap this package makes.
+			z = v0 | v1<<1 | v2<<2 | v3<<3 | v4<<4 | v5<<5 | v6<<6 | v7<<7
+		} else {
+			z = norm(v0)>>7 | norm(v1)>>6 | norm(v2)>>5 | norm(v3)>>4 |
+				norm(v4)>>3 | norm(v5)>>2 | norm(v6)>>1 | norm(v7)
+		}
+		storeBlock(cols, x*bpc, bpc, z, 8)
 	}
-	return norm(v0)>>7 | norm(v1)>>6 | norm(v2)>>5 | norm(v3)>>4 |
-		norm(v4)>>3 | norm(v5)>>2 | norm(v6)>>1 | norm(v7)
+	return x
 }
 
 // storeBlock stores the bytes of z, as block makes them, in the first cols
