@@ -110,8 +110,8 @@ func (r *RLE) UnmarshalJSON(data []byte) error {
 //
 // The runs go down the columns of a row-major bitmap, and stepping down a
 // column a byte at a time is what made this slow. So Encode first turns the
-// bitmap into one bit per pixel, column-major, in strips of stripCols
-// columns, eight rows by eight columns at a time (eight 8-byte loads make
+// bitmap into one bit per pixel, column-major, in strips of up to
+// stripCols columns, eight rows by eight columns at a time (eight 8-byte loads make
 // an 8×8 bit block with shifts, no per-pixel work), and then finds the runs
 // a 64-bit word at a time, from the bits where a pixel differs from the one
 // before it.
@@ -125,11 +125,21 @@ func Encode(b *Bitmap) RLE {
 	}
 	wpc := (h + 63) / 64 // 64-bit words a column takes
 	bpc := wpc * 8       // bytes a column takes
-	cols := make([]byte, min(w, stripCols)*bpc)
+	// The strip's bits live on the stack when they fit: a heap
+	// allocation per mask made the garbage collector stop the encoding
+	// often.
+	strip := max(8, min(stripCols, stackBits/bpc&^7))
+	var stack [stackBits]byte
+	var cols []byte
+	if strip*bpc <= len(stack) {
+		cols = stack[:min(w, strip)*bpc]
+	} else {
+		cols = make([]byte, min(w, strip)*bpc)
+	}
 	var prev uint64 // the last pixel before the word being scanned
 	var last int    // where the current run began
-	for x0 := 0; x0 < w; x0 += stripCols {
-		n := min(stripCols, w-x0)
+	for x0 := 0; x0 < w; x0 += strip {
+		n := min(strip, w-x0)
 		clear(cols)
 		for y0 := 0; y0 < h; y0 += 8 {
 			rows := min(8, h-y0)
@@ -175,6 +185,9 @@ const (
 // stripCols is how many columns Encode turns into bits at a time, so that
 // the bits stay in the fastest cache: 256 columns of 768 rows take 24 KiB.
 const stripCols = 256
+
+// stackBits is the most bytes of bits Encode keeps on the stack.
+const stackBits = 16 << 10
 
 // lowMask returns a word with its low n bits set, for n from 1 to 64.
 func lowMask(n int) uint64 { return ^uint64(0) >> (64 - n) }
