@@ -273,7 +273,7 @@ func FromRuns(h, w int, runs []uint32) RLE {
 // Decode expands r into a bitmap, after checking it (see Validate).
 //
 // As Encode does, it works on one bit per pixel, column-major, in strips
-// of stripCols columns: it sets the runs of 1s in the bits a word at a
+// of up to stripCols columns: it sets the runs of 1s in the bits a word at a
 // time, then turns each 8×8 block of bits into the bitmap's bytes with
 // shifts, eight bytes at a time, leaving the blocks of 0s as they are.
 func (r RLE) Decode() (*Bitmap, error) {
@@ -285,7 +285,13 @@ func (r RLE) Decode() (*Bitmap, error) {
 	h, w := r.Size[0], r.Size[1]
 	b := NewBitmap(w, h)
 	d := stripDecoder{b: b, bpc: (h + 63) / 64 * 8}
-	d.cols = make([]byte, min(w, stripCols)*d.bpc)
+	d.strip = max(8, min(stripCols, stackBits/d.bpc&^7))
+	var stack [stackBits]byte // as in Encode
+	if d.strip*d.bpc <= len(stack) {
+		d.cols = stack[:min(w, d.strip)*d.bpc]
+	} else {
+		d.cols = make([]byte, min(w, d.strip)*d.bpc)
+	}
 	d.start(0)
 	rr := runReader{s: r.Counts, h: int64(h), w: int64(w), total: int64(h * w)}
 	pos := 0
@@ -311,13 +317,14 @@ type stripDecoder struct {
 	b     *Bitmap
 	bpc   int    // bytes a column takes in cols
 	cols  []byte // the strip's bits, column-major
+	strip int    // columns a strip has, but for the last
 	x0, n int    // the strip's first column, and how many it has
 	dirty bool   // whether any bit of cols is set
 }
 
 // start begins the strip from column x0.
 func (d *stripDecoder) start(x0 int) {
-	d.x0, d.n = x0, min(stripCols, d.b.W-x0)
+	d.x0, d.n = x0, min(d.strip, d.b.W-x0)
 }
 
 // fill sets the pixels from column-major index lo to hi, which come after
