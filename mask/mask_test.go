@@ -586,6 +586,18 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkNewBitmap is the floor under BenchmarkDecode: allocating the
+// 1024x768 bitmap it returns, which on a busy machine costs as much as the
+// decoding itself.
+func BenchmarkNewBitmap(b *testing.B) {
+	b.ReportAllocs()
+	var m *Bitmap
+	for b.Loop() {
+		m = NewBitmap(1024, 768)
+	}
+	require.Len(b, m.Pix, 1024*768)
+}
+
 func BenchmarkIoU(b *testing.B) {
 	ra, rb := Encode(benchMask(500, 380)), Encode(benchMask(540, 360))
 	b.ReportAllocs()
