@@ -99,7 +99,9 @@ func (w *evalWorld) start(t *testing.T, body map[string]any) map[string]any {
 	require.Equal(t, http.StatusAccepted, res.StatusCode, "%s", res.body)
 	e := res.json(t)["evaluation"].(map[string]any)
 	require.NotEmpty(t, e["id"])
-	require.Equal(t, "queued", e["state"])
+	// The answer reads the evaluation after its job was queued, which may
+	// have started (or, on an idle machine, finished) by then.
+	require.Contains(t, []any{"queued", "inferring", "scoring", "done"}, e["state"])
 	return e
 }
 
