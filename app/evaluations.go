@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/deepimageshub/imagehub/cocoeval"
 	"github.com/deepimageshub/imagehub/evaluation"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/problem"
@@ -33,7 +34,7 @@ type evaluationJSON struct {
 	Queued       int                       `json:"queued"`
 	FailedImages int                       `json:"failed_images"`
 	Detections   int                       `json:"detections"`
-	Metrics      *metricsJSON              `json:"metrics"`
+	Metrics      *cocoeval.Stats           `json:"metrics"`
 	PerClass     map[string]classEvalJSON  `json:"per_class"`
 	Error        *string                   `json:"error,omitempty"`
 	JobID        *string                   `json:"job_id"`
@@ -45,23 +46,6 @@ type evaluationJSON struct {
 type modelRefJSON struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
-}
-
-// metricsJSON are COCOeval's twelve summary figures; -1 means no ground
-// truth for that setting.
-type metricsJSON struct {
-	AP    float64 `json:"AP"`
-	AP50  float64 `json:"AP50"`
-	AP75  float64 `json:"AP75"`
-	APs   float64 `json:"APs"`
-	APm   float64 `json:"APm"`
-	APl   float64 `json:"APl"`
-	AR1   float64 `json:"AR1"`
-	AR10  float64 `json:"AR10"`
-	AR100 float64 `json:"AR100"`
-	ARs   float64 `json:"ARs"`
-	ARm   float64 `json:"ARm"`
-	ARl   float64 `json:"ARl"`
 }
 
 type classEvalJSON struct {
@@ -95,7 +79,7 @@ func (s *Server) toEvaluationJSON(ctx context.Context, e queries.Evaluation, nam
 	if e.State != queries.EvaluationStateDone {
 		return j, nil
 	}
-	j.Metrics = &metricsJSON{
+	j.Metrics = &cocoeval.Stats{
 		AP: figureOr(e.Ap), AP50: figureOr(e.Ap50), AP75: figureOr(e.Ap75), APs: figureOr(e.ApSmall), APm: figureOr(e.ApMedium), APl: figureOr(e.ApLarge),
 		AR1: figureOr(e.Ar1), AR10: figureOr(e.Ar10), AR100: figureOr(e.Ar100), ARs: figureOr(e.ArSmall), ARm: figureOr(e.ArMedium), ARl: figureOr(e.ArLarge),
 	}

@@ -84,3 +84,31 @@ func toolsDir() (string, error) {
 		dir = parent
 	}
 }
+
+// Tail keeps the last bytes written to it: a server's output, to show when
+// it fails.
+type Tail struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+// NewTail returns a Tail that keeps the last max bytes.
+func NewTail(max int) *Tail { return &Tail{max: max} }
+
+func (b *Tail) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > b.max {
+		b.buf = b.buf[len(b.buf)-b.max:]
+	}
+	return len(p), nil
+}
+
+// String is what was kept.
+func (b *Tail) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}

@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +45,7 @@ type Server struct {
 
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logs   *tailBuffer
+	logs   *tooltest.Tail
 }
 
 // Binary returns the path of the versitygw executable (tooltest.Binary).
@@ -87,7 +86,7 @@ func start(tb testing.TB, bin string) (*Server, error) {
 		AccessKey: "test" + randomHex(8),
 		SecretKey: randomHex(20),
 		exited:    make(chan struct{}),
-		logs:      &tailBuffer{max: 64 << 10},
+		logs:      tooltest.NewTail(64 << 10),
 	}
 	s.cmd = exec.Command(bin,
 		"--port", addr,
@@ -193,28 +192,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// tailBuffer keeps the last max bytes written to it; the server's output
-// goes there, to show when it fails.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > b.max {
-		b.buf = b.buf[len(b.buf)-b.max:]
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

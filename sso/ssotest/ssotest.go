@@ -35,7 +35,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,7 +78,7 @@ type Provider struct {
 	env    []string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logs   *tailBuffer
+	logs   *tooltest.Tail
 }
 
 // Binary returns the path of the provider's executable (tooltest.Binary).
@@ -143,7 +142,7 @@ func start(tb testing.TB, bin, usersFile string, redirectURIs []string) (*Provid
 			"PATH=" + os.Getenv("PATH"), "HOME=" + tb.TempDir(), "TMPDIR=" + os.TempDir(),
 			"PORT=" + port, "USERS_FILE=" + usersFile, "REDIRECT_URI=" + strings.Join(redirectURIs, ","),
 		},
-		logs: &tailBuffer{max: 64 << 10},
+		logs: tooltest.NewTail(64 << 10),
 	}
 	tb.Cleanup(p.Stop)
 	return p, p.launch()
@@ -274,27 +273,4 @@ func (p *Provider) Login(ctx context.Context, client *http.Client, authURL, user
 		return nil, fmt.Errorf("the provider did not send the browser back (%s): %s", res.Status, body)
 	}
 	return left, nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if len(b.buf) > b.max {
-		b.buf = b.buf[len(b.buf)-b.max:]
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
