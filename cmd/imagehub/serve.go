@@ -166,7 +166,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	go func() { served <- server.Serve(ln) }()
 	logger.Info("imagehub is serving", "addr", ln.Addr().String(), "url", cfg.BaseURL, "blobs", blobURL)
-	if err := printSetupCode(ctx, e, stderr); err != nil {
+	// A stop that comes while the code is being issued is a stop, not a
+	// failure: shut down as below.
+	if err := printSetupCode(ctx, e, stderr); err != nil && ctx.Err() == nil {
 		return err
 	}
 
