@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -167,11 +166,8 @@ func (s *Server) datasetParam(c *fiber.Ctx) (queries.Dataset, error) {
 		return queries.Dataset{}, err
 	}
 	d, err := s.q.DatasetGet(c.UserContext(), s.pool, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return queries.Dataset{}, errNotFound
-	}
 	if err != nil {
-		return queries.Dataset{}, fmt.Errorf("error reading dataset: %w", err)
+		return queries.Dataset{}, rowErr(err, "dataset")
 	}
 	return d, nil
 }
@@ -187,11 +183,8 @@ func (s *Server) versionParam(c *fiber.Ctx) (queries.Dataset, queries.DatasetVer
 		return queries.Dataset{}, queries.DatasetVersion{}, errNotFound
 	}
 	v, err := s.q.VersionGet(c.UserContext(), s.pool, queries.VersionGetParams{DatasetID: d.ID, Number: int32(n)})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return queries.Dataset{}, queries.DatasetVersion{}, errNotFound
-	}
 	if err != nil {
-		return queries.Dataset{}, queries.DatasetVersion{}, fmt.Errorf("error reading version: %w", err)
+		return queries.Dataset{}, queries.DatasetVersion{}, rowErr(err, "version")
 	}
 	return d, v, nil
 }

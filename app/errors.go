@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/deepimageshub/imagehub/intake"
@@ -23,6 +25,16 @@ var (
 	errForbidden       = problem.Forbidden
 	errNotFound        = problem.NotFound
 )
+
+// rowErr is the error of reading the object a route names: no such row is
+// the 404 every object answers (never a hint that it exists); anything else
+// is wrapped with what was being read.
+func rowErr(err error, what string) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errNotFound
+	}
+	return fmt.Errorf("error reading %s: %w", what, err)
+}
 
 // retryAfterSeconds is how long a client is asked to wait when the database
 // or the blob store is not answering: long enough for a restart.

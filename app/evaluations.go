@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -140,11 +139,8 @@ func (s *Server) evaluationParam(c *fiber.Ctx) (queries.EvaluationGetRow, error)
 		return queries.EvaluationGetRow{}, err
 	}
 	row, err := s.q.EvaluationGet(c.UserContext(), s.pool, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return queries.EvaluationGetRow{}, errNotFound
-	}
 	if err != nil {
-		return queries.EvaluationGetRow{}, fmt.Errorf("error reading evaluation: %w", err)
+		return queries.EvaluationGetRow{}, rowErr(err, "evaluation")
 	}
 	return row, nil
 }
