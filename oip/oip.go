@@ -283,6 +283,21 @@ func (t *Tensor) Int32s() ([]int32, error) {
 	return out, nil
 }
 
+// Int64s returns the elements of an INT64 tensor.
+func (t *Tensor) Int64s() ([]int64, error) {
+	if t.Datatype != INT64 {
+		return nil, fmt.Errorf("tensor %q is %s, not INT64", t.Name, t.Datatype)
+	}
+	if len(t.Raw)%8 != 0 {
+		return nil, fmt.Errorf("tensor %q: %d bytes is not a whole number of INT64 elements", t.Name, len(t.Raw))
+	}
+	out := make([]int64, len(t.Raw)/8)
+	for i := range out {
+		out[i] = int64(binary.LittleEndian.Uint64(t.Raw[8*i:]))
+	}
+	return out, nil
+}
+
 // RequestedOutput names an output the client wants, with its parameters
 // ("binary_data": true to get it in binary form).
 type RequestedOutput struct {
