@@ -288,7 +288,8 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 		return queries.Model{}, false, fmt.Errorf("error saving model layout: %w", err)
 	}
 	if s.Headers != nil {
-		h, err := json.Marshal(s.Headers)
+		// The plain map: Headers itself encodes redacted.
+		h, err := json.Marshal(map[string]string(s.Headers))
 		if err != nil {
 			return queries.Model{}, false, fmt.Errorf("error encoding headers: %w", err)
 		}

@@ -1,8 +1,10 @@
 package inference
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,7 +42,7 @@ func (h Headers) Check() string {
 		return fmt.Sprintf("At most %d headers.", MaxHeaders)
 	}
 	seen := map[string]bool{}
-	for _, name := range h.Names() {
+	for _, name := range slices.Sorted(maps.Keys(h)) {
 		v := h[name]
 		canon := http.CanonicalHeaderKey(name)
 		switch {
@@ -94,6 +96,17 @@ func (h Headers) String() string { return h.redacted() }
 
 // GoString gives the names only, for %#v.
 func (h Headers) GoString() string { return h.redacted() }
+
+// MarshalJSON gives the names only, each with "[redacted]", so that a
+// Headers inside a value encoded for a log or an answer leaks nothing. The
+// one place that stores them encodes map[string]string(h) instead.
+func (h Headers) MarshalJSON() ([]byte, error) {
+	out := make(map[string]string, len(h))
+	for _, n := range h.Names() {
+		out[n] = "[redacted]"
+	}
+	return json.Marshal(out)
+}
 
 // LogValue gives the names only, for slog.
 func (h Headers) LogValue() slog.Value { return slog.StringValue(h.redacted()) }
