@@ -318,17 +318,18 @@ type InferRequest struct {
 func (r *InferRequest) Input(name string) *Tensor { return find(r.Inputs, name) }
 
 // OutputBinary reports whether the client asked for output name in binary
-// form, for that output or for all of them.
+// form: the output's own "binary_data" when it has one, which overrides the
+// request's "binary_data_output" (as the extension says), else the latter.
 func (r *InferRequest) OutputBinary(name string) bool {
-	if r.Parameters.Bool(ParamBinaryDataOutput) {
-		return true
-	}
 	for _, o := range r.Outputs {
 		if o.Name == name {
-			return o.Parameters.Bool(ParamBinaryData)
+			if _, ok := o.Parameters[ParamBinaryData]; ok {
+				return o.Parameters.Bool(ParamBinaryData)
+			}
+			break
 		}
 	}
-	return false
+	return r.Parameters.Bool(ParamBinaryDataOutput)
 }
 
 // InferResponse is the body of a successful inference.
