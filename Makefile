@@ -120,6 +120,7 @@ imagemagick:
 # Each benchmark runs a fixed amount of work: the heavy ones load data first.
 BENCHES := \
 	./imaging/:BenchmarkIngest:1s \
+	./layout/:BenchmarkLayouts:20x \
 	./app/:BenchmarkIngestPipeline:3x \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
 	./jobs/:BenchmarkDispatch:1x \

@@ -198,9 +198,7 @@ func decodeMaskRCNN(ans *oip.InferResponse, p layout.Params, rs layout.Resized) 
 	if o.Scores, err = scores.Float32s(); err != nil {
 		return nil, err
 	}
-	if o.Masks, err = masks.Float32s(); err != nil {
-		return nil, err
-	}
+	o.Masks = masks.Raw
 	return layout.DecodeMaskRCNN(o, rs, p)
 }
 

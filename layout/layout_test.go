@@ -1,12 +1,16 @@
 package layout
 
 import (
+	"encoding/binary"
 	"image"
 	"image/color"
+	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 	"github.com/deepimageshub/imagehub/mask"
 )
 
@@ -24,6 +28,15 @@ func pixels(t *testing.T, r mask.RLE) map[[2]int]bool {
 		}
 	}
 	return on
+}
+
+// le32 is FP32 values as the wire carries them.
+func le32(v ...float32) []byte {
+	b := make([]byte, 0, 4*len(v))
+	for _, f := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	return b
 }
 
 func rect(x0, y0, x1, y1 int) map[[2]int]bool {
@@ -62,6 +75,66 @@ func TestUpsampleHalfPixelCentres(t *testing.T) {
 		9, 0, 0,
 	}, stride: 3, left: 1, top: 1, cw: 2, ch: 2}
 	require.Equal(t, map[[2]int]bool{{0, 0}: true}, pixels(t, upsampleRLE(win, 2, 2, 0.5)))
+}
+
+// TestUpsampleMatchesBruteForce compares the windowed, segment-wise
+// upsampling with evaluating every pixel's bilinear value, for random
+// grids going up and down in size.
+func TestUpsampleMatchesBruteForce(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 300 {
+		sw, sh := 1+r.IntN(12), 1+r.IntN(12)
+		g := grid{v: make([]float32, sw*sh), stride: sw, cw: sw, ch: sh}
+		for i := range g.v {
+			if r.IntN(3) > 0 {
+				g.v[i] = r.Float32()
+			}
+		}
+		// Sometimes a window of the matrix.
+		if sw > 2 && sh > 2 && r.IntN(2) == 0 {
+			g.left, g.top, g.cw, g.ch = 1, 1, sw-2, sh-2
+		}
+		w, h := 1+r.IntN(40), 1+r.IntN(40)
+		th := 0.2 + 0.6*r.Float32()
+		tx, ty := makeTaps(g.cw, w), makeTaps(g.ch, h)
+		want := mask.NewBitmap(w, h)
+		for y := range h {
+			for x := range w {
+				a, b, lx := int(tx.i0[x]), int(tx.i1[x]), tx.l1[x]
+				c0 := (1-lx)*g.at(a, int(ty.i0[y])) + lx*g.at(b, int(ty.i0[y]))
+				c1 := (1-lx)*g.at(a, int(ty.i1[y])) + lx*g.at(b, int(ty.i1[y]))
+				want.Set(x, y, (1-ty.l1[y])*c0+ty.l1[y]*c1 > th)
+			}
+		}
+		got := upsampleRLE(g, w, h, th)
+		require.NoError(t, got.Validate())
+		require.Equal(t, mask.Encode(want), got, "%d×%d window of %d×%d to %d×%d at %v", g.cw, g.ch, sw, sh, w, h, th)
+	}
+}
+
+// TestYCbCrResize: a JPEG's pixels resampled in YCbCr and turned into RGB
+// once per output pixel stay within a level of resampling the RGB image,
+// but where a source pixel's RGB was clamped.
+func TestYCbCrResize(t *testing.T) {
+	t.Parallel()
+	img, err := DecodeImage(imagingtest.JPEG(imagingtest.Photo(203, 151, 5)))
+	require.NoError(t, err)
+	_, ok := img.(*image.YCbCr)
+	require.True(t, ok)
+	for _, size := range [][2]int{{64, 48}, {203, 151}, {400, 297}} {
+		a := make([]float32, 3*size[0]*size[1])
+		b := make([]float32, len(a))
+		resizeInto(a, size[0], size[1], img, size[0], size[1], 0, 0)
+		resizeCHW(b, size[0], size[1], toRGB8(img), size[0], size[1], 0, 0)
+		far := 0
+		for i := range a {
+			if d := math.Abs(float64(a[i]-b[i])) * 255; d > 1.01 {
+				far++
+			}
+		}
+		require.Less(t, far, len(a)/200, "%v: %d of %d values differ by more than a level", size, far, len(a))
+	}
 }
 
 func TestParams(t *testing.T) {
@@ -285,11 +358,11 @@ func TestMaskRCNN(t *testing.T) {
 		Boxes:  []float32{2, 0, 4, 2, 0, 0, 1, 1, 0, 0, 4, 2},
 		Labels: []int64{2, 1, 1},
 		Scores: []float32{0.6, 0.9, 0.1},
-		Masks: []float32{
+		Masks: le32(
 			0, 0, 1, 1, 0, 0, 1, 1,
 			0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4,
 			1, 1, 1, 1, 1, 1, 1, 1,
-		},
+		),
 		MH: 2, MW: 4,
 	}
 	p := Params{Layout: MaskRCNN, Labels: []string{"cat", "dog"}}.WithDefaults()
@@ -315,7 +388,7 @@ func TestMaskRCNN(t *testing.T) {
 		"labels element 1 is 0":    func(o *MaskRCNNOutput) { o.Labels = []int64{2, 0, 1} },
 		"labels element 0 is 3":    func(o *MaskRCNNOutput) { o.Labels = []int64{3, 1, 1} },
 		"scores element 2 is 1.5":  func(o *MaskRCNNOutput) { o.Scores = []float32{0.6, 0.9, 1.5} },
-		"masks are 2×3":            func(o *MaskRCNNOutput) { o.MW = 3; o.Masks = o.Masks[:18] },
+		"masks are 2×3":            func(o *MaskRCNNOutput) { o.MW = 3; o.Masks = o.Masks[:4*18] },
 		"boxes, labels and scores": func(o *MaskRCNNOutput) { o.Boxes = o.Boxes[:8] },
 	} {
 		o := out

@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"encoding/binary"
 	"fmt"
 	"image"
 	"math"
@@ -28,7 +29,7 @@ func MaskRCNNInput(img image.Image, longSide int) ([]float32, Resized) {
 	b := img.Bounds()
 	rs := NewResized(b.Dx(), b.Dy(), longSide)
 	dst := make([]float32, 3*rs.W*rs.H)
-	resizeCHW(dst, rs.W, rs.H, toRGB8(img), rs.W, rs.H, 0, 0)
+	resizeInto(dst, rs.W, rs.H, img, rs.W, rs.H, 0, 0)
 	return dst, rs
 }
 
@@ -38,9 +39,13 @@ type MaskRCNNOutput struct {
 	Boxes  []float32 // [N, 4] x1, y1, x2, y2 in input pixels
 	Labels []int64   // [N], 1-based: 0 is torchvision's background
 	Scores []float32 // [N]
-	// Masks is [N, 1, MH, MW]: probabilities at the input's size (the
-	// model pastes each instance's mask into its box itself).
-	Masks  []float32
+	// Masks is [N, 1, MH, MW] FP32, little-endian as the wire carries it:
+	// probabilities at the input's size (the model pastes each instance's
+	// mask into its box itself). Only the kept instances' planes are read,
+	// as torchvision returns up to 100 instances, most of them under any
+	// useful threshold, and converting them all would cost more than the
+	// rest of the decoding.
+	Masks  []byte
 	MH, MW int
 }
 
@@ -58,8 +63,8 @@ func DecodeMaskRCNN(out MaskRCNNOutput, rs Resized, p Params) ([]Detection, erro
 			len(out.Boxes), len(out.Labels), len(out.Scores), n, 4*n, n, n)
 	case out.MH != rs.H || out.MW != rs.W:
 		return nil, fmt.Errorf("masks are %d×%d (h×w) but the input was %d×%d", out.MH, out.MW, rs.H, rs.W)
-	case len(out.Masks) != n*out.MH*out.MW:
-		return nil, fmt.Errorf("masks hold %d values; [%d, 1, %d, %d] needs %d", len(out.Masks), n, out.MH, out.MW, n*out.MH*out.MW)
+	case len(out.Masks) != 4*n*out.MH*out.MW:
+		return nil, fmt.Errorf("masks hold %d values; [%d, 1, %d, %d] needs %d", len(out.Masks)/4, n, out.MH, out.MW, n*out.MH*out.MW)
 	}
 	var order []int
 	for i := range n {
@@ -89,9 +94,14 @@ func DecodeMaskRCNN(out MaskRCNNOutput, rs Resized, p Params) ([]Detection, erro
 	sx, sy := float32(rs.ImgW)/float32(rs.W), float32(rs.ImgH)/float32(rs.H)
 	plane := out.MH * out.MW
 	dets := make([]Detection, 0, len(order))
+	v := make([]float32, plane)
 	for _, i := range order {
 		b := out.Boxes[4*i : 4*i+4]
-		g := grid{v: out.Masks[i*plane : (i+1)*plane], stride: out.MW, cw: out.MW, ch: out.MH}
+		raw := out.Masks[4*i*plane : 4*(i+1)*plane]
+		for k := range v {
+			v[k] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*k:]))
+		}
+		g := grid{v: v, stride: out.MW, cw: out.MW, ch: out.MH}
 		dets = append(dets, Detection{
 			Class: int(out.Labels[i] - 1), Score: out.Scores[i],
 			Box: [4]float32{

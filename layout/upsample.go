@@ -47,37 +47,62 @@ func upsampleRLE(g grid, w, h int, t float32) mask.RLE {
 		return mask.FromRuns(h, w, []uint32{uint32(w * h)})
 	}
 
-	runs := make([]uint32, 0, 2*(xhi-xlo)+2)
-	on, n := false, uint32(0)
-	emit := func(v bool, k uint32) {
-		if k == 0 {
-			return
+	// Destination rows come in segments that read the same two source
+	// rows; along a segment the value is linear in the row's weight, so
+	// when a segment's first and last rows agree the whole segment does,
+	// and only segments that cross the threshold are computed row by row.
+	type segment struct{ y0, y1, i0, i1 int }
+	var segs []segment
+	for y := ylo; y < yhi; y++ {
+		i0, i1 := int(ty.i0[y]), int(ty.i1[y])
+		if n := len(segs); n > 0 && segs[n-1].i0 == i0 && segs[n-1].i1 == i1 {
+			segs[n-1].y1 = y + 1
+			continue
 		}
-		if v != on {
-			runs = append(runs, n)
-			on, n = v, 0
-		}
-		n += k
+		segs = append(segs, segment{y, y + 1, i0, i1})
 	}
-	// Source rows the active destination rows read.
+
+	// Runs are counted column by column (COCO RLE is column-major): n is
+	// the length of the current run, of value on.
+	runs := make([]uint32, 0, 2*(xhi-xlo)+2)
+	on, n := false, uint32(xlo*h)
+	add := func(v bool, k int) {
+		if v != on {
+			runs, on, n = append(runs, n), v, 0
+		}
+		n += uint32(k)
+	}
 	s0, s1 := int(ty.i0[ylo]), int(ty.i1[yhi-1])
 	col := make([]float32, s1-s0+1)
-	emit(false, uint32(xlo*h))
 	for x := xlo; x < xhi; x++ {
 		a, b, lx := int(tx.i0[x]), int(tx.i1[x]), tx.l1[x]
 		l0 := 1 - lx
 		for s := s0; s <= s1; s++ {
 			col[s-s0] = l0*g.at(a, s) + lx*g.at(b, s)
 		}
-		emit(false, uint32(ylo))
-		for y := ylo; y < yhi; y++ {
-			ly := ty.l1[y]
-			v := (1-ly)*col[int(ty.i0[y])-s0] + ly*col[int(ty.i1[y])-s0]
-			emit(v > t, 1)
+		if ylo > 0 {
+			add(false, ylo)
 		}
-		emit(false, uint32(h-yhi))
+		for _, sg := range segs {
+			c0, c1 := col[sg.i0-s0], col[sg.i1-s0]
+			first := (1-ty.l1[sg.y0])*c0+ty.l1[sg.y0]*c1 > t
+			last := (1-ty.l1[sg.y1-1])*c0+ty.l1[sg.y1-1]*c1 > t
+			if first == last {
+				add(first, sg.y1-sg.y0)
+				continue
+			}
+			for y := sg.y0; y < sg.y1; y++ {
+				ly := ty.l1[y]
+				add((1-ly)*c0+ly*c1 > t, 1)
+			}
+		}
+		if h > yhi {
+			add(false, h-yhi)
+		}
 	}
-	emit(false, uint32((w-xhi)*h))
+	if w > xhi {
+		add(false, (w-xhi)*h)
+	}
 	runs = append(runs, n)
 	return mask.FromRuns(h, w, runs)
 }

@@ -52,7 +52,7 @@ func YOLOSegInput(dst []float32, img image.Image, s int) Letterbox {
 	for i := range dst {
 		dst[i] = grey
 	}
-	resizeCHW(dst, s, s, toRGB8(img), lb.W, lb.H, lb.Left, lb.Top)
+	resizeInto(dst, s, s, img, lb.W, lb.H, lb.Left, lb.Top)
 	return lb
 }
 
