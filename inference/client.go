@@ -179,13 +179,7 @@ func (c *Client) infer(ctx context.Context, ep Endpoint, u string, req *oip.Infe
 	if err != nil {
 		return nil, 0, contractf(u, resp.StatusCode, "%v", err)
 	}
-	lim := oip.Limits{MaxBodyBytes: c.maxResponse()}
-	if ep.Layout.Layout != "" && ep.Layout.Layout != layout.ImageHub {
-		// A stock layout's outputs are large dense tensors: a yolo-seg
-		// output0 at 640 is 116 × 8400 values an image.
-		lim.MaxElements = c.maxResponse() / 4
-	}
-	ans, err := oip.DecodeResponse(data, jsonLen, lim)
+	ans, err := oip.DecodeResponse(data, jsonLen, oip.Limits{MaxBodyBytes: c.maxResponse()})
 	if err != nil {
 		return nil, 0, contractf(u, resp.StatusCode, "the answer is not a valid inference response: %v", err)
 	}
