@@ -173,7 +173,7 @@ func (c *Client) infer(ctx context.Context, ep Endpoint, u string, req *oip.Infe
 	body.SetHeaders(hreq.Header)
 	resp, data, err := c.do(ctx, hreq, c.maxResponse())
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, ep.Headers.scrub(err)
 	}
 	jsonLen, err := oip.JSONLength(resp.Header, len(data))
 	if err != nil {
@@ -365,7 +365,7 @@ func (c *Client) get(ctx context.Context, ep Endpoint, u string, v any) (*http.R
 	ep.Headers.apply(req)
 	resp, data, err := c.do(ctx, req, maxMetadataBytes)
 	if err != nil {
-		return nil, err
+		return nil, ep.Headers.scrub(err)
 	}
 	if v != nil {
 		if err := json.Unmarshal(data, v); err != nil {

@@ -2,6 +2,7 @@ package inference
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -82,6 +83,45 @@ func (h Headers) apply(req *http.Request) {
 		}
 		req.Header.Set(k, v)
 	}
+}
+
+// scrub takes the header values out of what a server said in a failed
+// answer: a server that echoes a token in its error body must not make the
+// token appear in the run's record, a page or a log line. The whole value
+// goes, and each of its words of 8 bytes or more (a token without its
+// "Bearer").
+func (h Headers) scrub(err error) error {
+	if err == nil || len(h) == 0 {
+		return err
+	}
+	var (
+		c *Contract
+		b *Busy
+		r *Retryable
+	)
+	switch {
+	case errors.As(err, &c):
+		c.Message = h.redact(c.Message)
+	case errors.As(err, &b):
+		b.Message = h.redact(b.Message)
+	case errors.As(err, &r) && r.Err != nil:
+		if s := r.Err.Error(); h.redact(s) != s {
+			r.Err = errors.New(h.redact(s))
+		}
+	}
+	return err
+}
+
+func (h Headers) redact(s string) string {
+	for _, v := range h {
+		parts := append([]string{v}, strings.Fields(v)...)
+		for _, p := range parts {
+			if len(p) >= 8 || p == v && len(p) > 0 {
+				s = strings.ReplaceAll(s, p, "[redacted]")
+			}
+		}
+	}
+	return s
 }
 
 func (h Headers) redacted() string {

@@ -48,7 +48,8 @@ func (s *stockServer) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(oip.ErrorBody{Error: msg})
 	}
 	if r.Header.Get("Authorization") != secret || r.Header.Get("X-Api-Key") != "k-123" || r.Host != "model.example.com" {
-		fail(http.StatusUnauthorized, "no valid token")
+		// Careless servers echo what they got.
+		fail(http.StatusUnauthorized, "no valid token in "+r.Header.Get("Authorization")+" / "+r.Header.Get("X-Api-Key"))
 		return
 	}
 	switch {
@@ -346,7 +347,7 @@ func TestEndpointHeaders(t *testing.T) {
 
 	// Without them, or with a wrong one, the server refuses and no error
 	// says what the token was.
-	for _, h := range []Headers{nil, {"Authorization": "Bearer wrong", "X-Api-Key": "k-123", "Host": "model.example.com"}} {
+	for _, h := range []Headers{nil, {"Authorization": secret, "X-Api-Key": "k-123", "Host": "wrong.example.com"}} {
 		e := ep
 		e.Headers = h
 		err := c.Ready(ctx, e)
@@ -355,7 +356,12 @@ func TestEndpointHeaders(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, ce.Status)
 		_, err = c.Segment(ctx, e, pngOf(t, image.NewGray(image.Rect(0, 0, 32, 16))), nil, Expect{Width: 32, Height: 16})
 		require.ErrorAs(t, err, &ce)
-		require.NotContains(t, err.Error(), "s3cret")
+		_, merr := c.ModelMetadata(ctx, e)
+		for _, err := range []error{err, merr} {
+			require.Contains(t, err.Error(), "no valid token in")
+			require.NotContains(t, err.Error(), "s3cret", "the server echoed the token; the error must not")
+			require.NotContains(t, err.Error(), "k-123")
+		}
 	}
 
 	// Printing or logging an endpoint shows the header names only.
