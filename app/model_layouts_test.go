@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
+	"github.com/deepimageshub/imagehub/oip"
 	"github.com/deepimageshub/imagehub/worker"
 )
 
@@ -189,4 +191,108 @@ func TestModelLayouts(t *testing.T) {
 			require.EqualValues(t, 320, m["input_size"])
 		}
 	}
+}
+
+// yoloServer is a real HTTP server playing Triton with a yolo-seg export
+// of 2 classes at S = 32: whatever the image, two objects (inference's
+// layout_test.go explains the numbers).
+func yoloServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var calls atomic.Int32
+	meta := oip.ModelMetadata{
+		Name: "yolo-test", Platform: "onnxruntime_onnx",
+		Inputs: []oip.TensorMetadata{{Name: "images", Datatype: oip.FP32, Shape: []int64{-1, 3, 32, 32}}},
+		Outputs: []oip.TensorMetadata{
+			{Name: "output0", Datatype: oip.FP32, Shape: []int64{-1, 38, 4}},
+			{Name: "output1", Datatype: oip.FP32, Shape: []int64{-1, 32, 8, 8}},
+		},
+	}
+	const a = 4
+	preds := make([]float32, 38*a)
+	set := func(row, anchor int, v float32) { preds[row*a+anchor] = v }
+	for i, box := range [a][6]float32{{8, 16, 16, 16, 0.9, 0.1}, {9, 16, 16, 16, 0.8, 0.05}, {9, 16, 16, 16, 0.3, 0.7}, {20, 16, 4, 4, 0.1, 0.2}} {
+		for j, v := range box {
+			set(j, i, v)
+		}
+	}
+	set(6, 0, 10)
+	set(6, 1, 10)
+	set(7, 2, 10)
+	protos := make([]float32, 32*64)
+	for i := range 64 {
+		protos[i], protos[64+i] = 1, -1
+	}
+	protos[64+3*8+2] = 1
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v2/health/ready":
+		case "/v2":
+			_ = json.NewEncoder(w).Encode(oip.ServerMetadata{Name: "triton", Extensions: []string{oip.ExtensionBinaryTensorData}})
+		case "/v2/models/yolo-test/versions/1":
+			_ = json.NewEncoder(w).Encode(meta)
+		case "/v2/models/yolo-test/versions/1/infer":
+			body, _ := oip.ReadBody(r.Body, 64<<20)
+			jl, _ := oip.JSONLength(r.Header, len(body))
+			req, err := oip.DecodeRequest(body, jl, oip.Limits{})
+			if err != nil || req.Input("images") == nil {
+				http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
+				return
+			}
+			calls.Add(1)
+			b := req.Input("images").Shape[0]
+			var p, q []float32
+			for range b {
+				p, q = append(p, preds...), append(q, protos...)
+			}
+			enc, _ := oip.EncodeResponse(&oip.InferResponse{ModelName: "yolo-test", ID: req.ID, Outputs: []oip.Tensor{
+				oip.FP32Tensor("output0", []int64{b, 38, a}, p),
+				oip.FP32Tensor("output1", []int64{b, 32, 8, 8}, q),
+			}}, req.OutputBinary)
+			enc.SetHeaders(w.Header())
+			_, _ = w.Write(enc.Bytes)
+		default:
+			http.Error(w, `{"error":"not found"}`, http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &calls
+}
+
+// TestModelYOLOSegEndToEnd: a yolo-seg export registered with its labels
+// gives an uploaded photo proposals named by those labels, through the
+// inference jobs.
+func TestModelYOLOSegEndToEnd(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	admin, _ := tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	srv, calls := yoloServer(t)
+	res := admin.json(http.MethodPost, "/api/v1/models", map[string]any{"name": "yolo-test", "endpoints": []string{srv.URL},
+		"layout": "yolo-seg", "labels": []string{"person", "car"}})
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
+	m := res.json(t)["model"].(map[string]any)
+	require.Empty(t, m["problems"])
+	require.EqualValues(t, 32, m["input_size"], "S from the metadata")
+	require.Equal(t, true, m["binary_data"])
+
+	contributor, _ := tb.userWithRole(t, "ann@example.com", auth.RoleContributor)
+	up := contributor.upload([]file{{"street.jpg", imagingtest.JPEG(imagingtest.Photo(640, 480, 3))}}, map[string][]string{"labels": {"car"}})
+	require.Equal(t, http.StatusCreated, up.StatusCode, "%s", up.body)
+	id := up.json(t)["results"].([]any)[0].(map[string]any)["image"].(map[string]any)["id"].(string)
+	var props []any
+	require.Eventually(t, func() bool {
+		img := contributor.get("/api/v1/images/" + id).json(t)
+		props, _ = img["proposals"].([]any)
+		return img["status"] == "awaiting_review"
+	}, 60*time.Second, 100*time.Millisecond)
+	require.GreaterOrEqual(t, calls.Load(), int32(1))
+	labels := map[string]float64{}
+	for _, p := range props {
+		p := p.(map[string]any)
+		labels[p["label"].(string)] = p["score"].(float64)
+	}
+	// The 640×480 photo goes in at 32×24 with 4 grey rows above: both
+	// objects land on it.
+	require.Len(t, labels, 2, "%v", props)
+	require.InDelta(t, 0.9, labels["person"], 1e-6)
+	require.InDelta(t, 0.7, labels["car"], 1e-6)
 }
