@@ -54,7 +54,7 @@ type Spec struct {
 // to the model or the default).
 func (s Spec) LayoutParams() layout.Params {
 	return layout.Params{
-		Layout: layout.Kind(s.Layout), Labels: s.Labels, ScoreThreshold: s.ScoreThreshold,
+		Kind: layout.Kind(s.Layout), Labels: s.Labels, ScoreThreshold: s.ScoreThreshold,
 		IoUThreshold: s.IoUThreshold, MaskThreshold: s.MaskThreshold, MaxInstances: s.MaxInstances,
 		InputSize: s.InputSize,
 	}
@@ -127,7 +127,7 @@ func (s *Spec) Normalize() error {
 		return err
 	}
 	s.Layout, s.ScoreThreshold, s.IoUThreshold, s.MaskThreshold, s.MaxInstances =
-		string(p.Layout), p.ScoreThreshold, p.IoUThreshold, p.MaskThreshold, p.MaxInstances
+		string(p.Kind), p.ScoreThreshold, p.IoUThreshold, p.MaskThreshold, p.MaxInstances
 	s.InputSize = given
 	if s.Labels == nil {
 		s.Labels = []string{}
@@ -276,12 +276,12 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 		}
 	}
 	lp := c.Layout
-	if lp.Layout == "" {
+	if lp.Kind == "" {
 		// A check made without Inspect.
 		lp = s.LayoutParams().WithDefaults()
 	}
 	if err := q.ModelSetLayout(ctx, tx, queries.ModelSetLayoutParams{
-		ID: m.ID, Layout: string(lp.Layout), Labels: s.Labels, ScoreThreshold: lp.ScoreThreshold,
+		ID: m.ID, Layout: string(lp.Kind), Labels: s.Labels, ScoreThreshold: lp.ScoreThreshold,
 		IouThreshold: lp.IoUThreshold, MaskThreshold: lp.MaskThreshold, MaxInstances: int32(lp.MaxInstances),
 		InputSize: int32(lp.InputSize), InputName: lp.Input,
 	}); err != nil {

@@ -113,7 +113,7 @@ type Instance struct {
 // hub makes the model's input from the image and decodes its outputs
 // (segmentLayout); hints are not sent, as such models take none.
 func (c *Client) Segment(ctx context.Context, ep Endpoint, image []byte, hints []string, want Expect) ([]Instance, error) {
-	if ep.Layout.Layout != "" && ep.Layout.Layout != layout.ImageHub {
+	if ep.Layout.Stock() {
 		out, err := c.segmentLayout(ctx, ep, []Item{{Image: image, Hints: hints, Want: want}})
 		if err != nil {
 			return nil, err

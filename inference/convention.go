@@ -124,7 +124,7 @@ func shape(s []int64) string {
 func CheckLayout(meta *oip.ModelMetadata, p layout.Params) (layout.Params, []Problem) {
 	given := p.InputSize
 	p = p.WithDefaults()
-	if p.Layout == layout.ImageHub || p.Layout == "" {
+	if !p.Stock() {
 		return p, CheckConvention(meta)
 	}
 	var ps []Problem
@@ -143,19 +143,19 @@ func CheckLayout(meta *oip.ModelMetadata, p layout.Params) (layout.Params, []Pro
 		in, ok = meta.Inputs[0], true
 	}
 	if !ok {
-		add(p.InputName(), "the model has no input %q and more than one input; a %s model takes one image tensor", p.InputName(), p.Layout)
+		add(p.InputName(), "the model has no input %q and more than one input; a %s model takes one image tensor", p.InputName(), p.Kind)
 		return p, ps
 	}
 	p.Input = in.Name
 	for _, t := range meta.Inputs {
 		if t.Name != in.Name {
-			add(t.Name, "the model needs input %q (%s %s), which the hub never sends; a %s model takes only its image", t.Name, t.Datatype, shape(t.Shape), p.Layout)
+			add(t.Name, "the model needs input %q (%s %s), which the hub never sends; a %s model takes only its image", t.Name, t.Datatype, shape(t.Shape), p.Kind)
 		}
 	}
 	if in.Datatype != oip.FP32 {
-		add(in.Name, "input %s is %s; a %s model takes FP32 pixels", in.Name, in.Datatype, p.Layout)
+		add(in.Name, "input %s is %s; a %s model takes FP32 pixels", in.Name, in.Datatype, p.Kind)
 	}
-	switch p.Layout {
+	switch p.Kind {
 	case layout.YOLOSeg:
 		s := int64(-1)
 		if len(in.Shape) != 4 || !dims(in.Shape) || in.Shape[1] != 3 || in.Shape[2] != in.Shape[3] {

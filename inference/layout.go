@@ -37,7 +37,7 @@ func (c *Client) segmentLayout(ctx context.Context, ep Endpoint, items []Item) (
 	if len(items) == 0 {
 		return nil, errors.New("inference: no image to send")
 	}
-	if p.Layout == layout.MaskRCNN && len(items) > 1 {
+	if p.Kind == layout.MaskRCNN && len(items) > 1 {
 		return nil, fmt.Errorf("inference: a maskrcnn model takes one image a request, not %d", len(items))
 	}
 	imgs := make([]image.Image, len(items))
@@ -62,7 +62,7 @@ func (c *Client) segmentLayout(ctx context.Context, ep Endpoint, items []Item) (
 	var outputs []string
 	var boxes []layout.Letterbox
 	var resized layout.Resized
-	switch p.Layout {
+	switch p.Kind {
 	case layout.YOLOSeg:
 		s, n := p.InputSize, layout.YOLOSegInputLen(p.InputSize)
 		in := make([]float32, len(imgs)*n)
@@ -77,7 +77,7 @@ func (c *Client) segmentLayout(ctx context.Context, ep Endpoint, items []Item) (
 		req.Inputs = []oip.Tensor{oip.FP32Tensor(p.InputName(), []int64{3, int64(rs.H), int64(rs.W)}, in)}
 		outputs = maskRCNNOutputs
 	default:
-		return nil, fmt.Errorf("inference: layout %q is not a stock layout", p.Layout)
+		return nil, fmt.Errorf("inference: layout %q is not a stock layout", p.Kind)
 	}
 	for _, name := range outputs {
 		o := oip.RequestedOutput{Name: name}
@@ -94,7 +94,7 @@ func (c *Client) segmentLayout(ctx context.Context, ep Endpoint, items []Item) (
 		return nil, contractf(u, status, "the answer's id is %q, the request's was %q", clip(ans.ID), req.ID)
 	}
 	var dets [][]layout.Detection
-	switch p.Layout {
+	switch p.Kind {
 	case layout.YOLOSeg:
 		dets, err = decodeYOLOSeg(ans, p, boxes)
 	case layout.MaskRCNN:

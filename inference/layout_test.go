@@ -181,7 +181,7 @@ func TestSegmentYOLOSeg(t *testing.T) {
 	want := Expect{Width: 32, Height: 16}
 
 	// The check finds S in the metadata and the image input's name.
-	p := layout.Params{Layout: layout.YOLOSeg, Labels: []string{"cat", "dog"}}
+	p := layout.Params{Kind: layout.YOLOSeg, Labels: []string{"cat", "dog"}}
 	ep := srv.endpoint(p, false)
 	meta, err := c.ModelMetadata(ctx, ep)
 	require.NoError(t, err)
@@ -299,7 +299,7 @@ func TestSegmentMaskRCNN(t *testing.T) {
 		}
 	})
 	c := New(srv.srv.Client())
-	p := layout.Params{Layout: layout.MaskRCNN, Labels: []string{"cat", "dog"}, InputSize: 32}
+	p := layout.Params{Kind: layout.MaskRCNN, Labels: []string{"cat", "dog"}, InputSize: 32}
 	m, err := c.ModelMetadata(ctx, srv.endpoint(p, false))
 	require.NoError(t, err)
 	got, problems := CheckLayout(m, p)
@@ -334,7 +334,7 @@ func TestEndpointHeaders(t *testing.T) {
 	ctx := context.Background()
 	srv := newStockServer(t, yoloMeta(), func(req *oip.InferRequest) []oip.Tensor { return yoloAnswer(1) })
 	c := New(srv.srv.Client())
-	p := layout.Params{Layout: layout.YOLOSeg, Labels: []string{"cat", "dog"}, InputSize: 32}
+	p := layout.Params{Kind: layout.YOLOSeg, Labels: []string{"cat", "dog"}, InputSize: 32}
 	ep := srv.endpoint(p, true)
 
 	// With the headers every call gets through, Host included.

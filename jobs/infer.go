@@ -220,7 +220,7 @@ func runEndpoint(run queries.RunBeginRow, base string) inference.Endpoint {
 		Base: base, Model: run.Name, Version: run.Version, Binary: run.BinaryData, SkipHints: !run.LabelHints,
 		Headers: h,
 		Layout: layout.Params{
-			Layout: layout.Kind(run.Layout), Labels: run.Labels, ScoreThreshold: run.ScoreThreshold,
+			Kind: layout.Kind(run.Layout), Labels: run.Labels, ScoreThreshold: run.ScoreThreshold,
 			IoUThreshold: run.IouThreshold, MaskThreshold: run.MaskThreshold, MaxInstances: int(run.MaxInstances),
 			InputSize: int(run.InputSize), Input: run.InputName,
 		},

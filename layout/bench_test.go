@@ -40,7 +40,7 @@ func BenchmarkLayouts(b *testing.B) {
 	for i := range labels {
 		labels[i] = "class" + string(rune('A'+i%26)) + string(rune('a'+i/26))
 	}
-	yp := Params{Layout: YOLOSeg, Labels: labels}.WithDefaults()
+	yp := Params{Kind: YOLOSeg, Labels: labels}.WithDefaults()
 	in := make([]float32, YOLOSegInputLen(640))
 	lb := YOLOSegInput(in, img, 640)
 	preds, protos := yoloAnswer(80, 8400)
@@ -58,7 +58,7 @@ func BenchmarkLayouts(b *testing.B) {
 		}
 	})
 
-	mp := Params{Layout: MaskRCNN, Labels: labels}.WithDefaults()
+	mp := Params{Kind: MaskRCNN, Labels: labels}.WithDefaults()
 	_, rs := MaskRCNNInput(img, 800)
 	out := maskRCNNAnswer(rs, 20, 5)
 	b.Run("maskrcnn-800/pre", func(b *testing.B) {

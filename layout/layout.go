@@ -63,7 +63,7 @@ const (
 
 // Params is how a registration says to read its model.
 type Params struct {
-	Layout Kind
+	Kind Kind
 	// Labels are the class names in the model's output order: for
 	// yolo-seg class c is Labels[c]; for maskrcnn, whose label 0 is the
 	// background, label l is Labels[l-1].
@@ -86,8 +86,8 @@ type Params struct {
 
 // WithDefaults fills the zero fields. Labels and Input have none.
 func (p Params) WithDefaults() Params {
-	if p.Layout == "" {
-		p.Layout = ImageHub
+	if p.Kind == "" {
+		p.Kind = ImageHub
 	}
 	if p.ScoreThreshold == 0 {
 		p.ScoreThreshold = DefaultScoreThreshold
@@ -102,7 +102,7 @@ func (p Params) WithDefaults() Params {
 		p.MaxInstances = DefaultMaxInstances
 	}
 	if p.InputSize == 0 {
-		switch p.Layout {
+		switch p.Kind {
 		case MaskRCNN:
 			p.InputSize = DefaultMaskRCNNSize
 		case YOLOSeg:
@@ -111,6 +111,10 @@ func (p Params) WithDefaults() Params {
 	}
 	return p
 }
+
+// Stock reports whether p is a stock layout, whose tensors the hub makes
+// and decodes (not the hub's own convention).
+func (p Params) Stock() bool { return p.Kind != "" && p.Kind != ImageHub }
 
 // InputName is the name of the model's image input.
 func (p Params) InputName() string {
@@ -136,7 +140,7 @@ func (p Params) Validate() error {
 	}
 	known := false
 	for _, k := range Kinds {
-		known = known || p.Layout == k
+		known = known || p.Kind == k
 	}
 	if !known {
 		return bad("layout", `The layout is "imagehub" (the hub's convention), "yolo-seg" (an Ultralytics -seg ONNX export) or "maskrcnn" (a torchvision Mask R-CNN ONNX export).`)
@@ -153,12 +157,12 @@ func (p Params) Validate() error {
 		return bad("max_instances", "The most instances per image is 1 to 1000.")
 	case p.InputSize != 0 && (p.InputSize < MinInputSize || p.InputSize > MaxInputSize):
 		return bad("input_size", "The input size is %d to %d pixels.", MinInputSize, MaxInputSize)
-	case p.Layout == YOLOSeg && p.InputSize%32 != 0:
+	case p.Kind == YOLOSeg && p.InputSize%32 != 0:
 		return bad("input_size", "A yolo-seg input side is a multiple of 32, such as 640.")
 	case len(p.Labels) > MaxLabels:
 		return bad("labels", "At most %d labels.", MaxLabels)
-	case p.Layout != ImageHub && len(p.Labels) == 0:
-		return bad("labels", "A %s model returns class numbers: give its class names, in the model's output order.", p.Layout)
+	case p.Kind != ImageHub && len(p.Labels) == 0:
+		return bad("labels", "A %s model returns class numbers: give its class names, in the model's output order.", p.Kind)
 	}
 	seen := make(map[string]bool, len(p.Labels))
 	for i, l := range p.Labels {

@@ -139,17 +139,17 @@ func TestYCbCrResize(t *testing.T) {
 
 func TestParams(t *testing.T) {
 	t.Parallel()
-	p := Params{Layout: YOLOSeg, Labels: []string{"cat"}}.WithDefaults()
-	require.Equal(t, Params{Layout: YOLOSeg, Labels: []string{"cat"}, ScoreThreshold: 0.25, IoUThreshold: 0.45,
+	p := Params{Kind: YOLOSeg, Labels: []string{"cat"}}.WithDefaults()
+	require.Equal(t, Params{Kind: YOLOSeg, Labels: []string{"cat"}, ScoreThreshold: 0.25, IoUThreshold: 0.45,
 		MaskThreshold: 0.5, MaxInstances: 100, InputSize: 640}, p)
 	require.NoError(t, p.Validate())
-	require.Equal(t, 800, Params{Layout: MaskRCNN}.WithDefaults().InputSize)
-	require.Equal(t, ImageHub, Params{}.WithDefaults().Layout)
+	require.Equal(t, 800, Params{Kind: MaskRCNN}.WithDefaults().InputSize)
+	require.Equal(t, ImageHub, Params{}.WithDefaults().Kind)
 	require.NoError(t, Params{}.WithDefaults().Validate(), "the imagehub layout needs no labels")
 	require.Equal(t, "images", p.InputName())
 
 	for field, mod := range map[string]func(*Params){
-		"layout":          func(p *Params) { p.Layout = "yolo" },
+		"layout":          func(p *Params) { p.Kind = "yolo" },
 		"score_threshold": func(p *Params) { p.ScoreThreshold = 1 },
 		"iou_threshold":   func(p *Params) { p.IoUThreshold = -0.1 },
 		"mask_threshold":  func(p *Params) { p.MaskThreshold = 1.5 },
@@ -266,7 +266,7 @@ func yoloFixture() (YOLOSegOutput, Letterbox) {
 func TestDecodeYOLOSeg(t *testing.T) {
 	t.Parallel()
 	out, lb := yoloFixture()
-	p := Params{Layout: YOLOSeg, Labels: []string{"cat", "dog"}}.WithDefaults()
+	p := Params{Kind: YOLOSeg, Labels: []string{"cat", "dog"}}.WithDefaults()
 	dets, err := DecodeYOLOSeg(out, lb, p)
 	require.NoError(t, err)
 	require.Len(t, dets, 2)
@@ -365,7 +365,7 @@ func TestMaskRCNN(t *testing.T) {
 		),
 		MH: 2, MW: 4,
 	}
-	p := Params{Layout: MaskRCNN, Labels: []string{"cat", "dog"}}.WithDefaults()
+	p := Params{Kind: MaskRCNN, Labels: []string{"cat", "dog"}}.WithDefaults()
 	dets, err := DecodeMaskRCNN(out, rs, p)
 	require.NoError(t, err)
 	require.Len(t, dets, 2)
