@@ -399,3 +399,67 @@ func TestHeadersCheck(t *testing.T) {
 	}
 	require.Contains(t, many.Check(), "At most")
 }
+
+// TestCheckLayoutStockExports checks the metadata Triton gives for the
+// files the frameworks export by default: Ultralytics' static
+// [1, 3, 640, 640] with 80 COCO classes, and torchvision's dynamic axes.
+func TestCheckLayoutStockExports(t *testing.T) {
+	t.Parallel()
+	coco := make([]string, 80)
+	for i := range coco {
+		coco[i] = fmt.Sprintf("class-%d", i)
+	}
+	yolo := &oip.ModelMetadata{
+		Name: "yolo11n-seg", Versions: []string{"1"}, Platform: "onnxruntime_onnx",
+		Inputs: []oip.TensorMetadata{{Name: "images", Datatype: oip.FP32, Shape: []int64{1, 3, 640, 640}}},
+		Outputs: []oip.TensorMetadata{
+			{Name: "output0", Datatype: oip.FP32, Shape: []int64{1, 116, 8400}},
+			{Name: "output1", Datatype: oip.FP32, Shape: []int64{1, 32, 160, 160}},
+		},
+	}
+	p, problems := CheckLayout(yolo, layout.Params{Kind: layout.YOLOSeg, Labels: coco})
+	require.Empty(t, problems)
+	require.Equal(t, 640, p.InputSize)
+	require.Equal(t, "images", p.Input)
+	require.InDelta(t, 0.25, p.ScoreThreshold, 1e-9)
+
+	// FP16 exports and missing outputs are findings naming the tensor.
+	half := *yolo
+	half.Inputs = []oip.TensorMetadata{{Name: "images", Datatype: oip.FP16, Shape: []int64{1, 3, 640, 640}}}
+	half.Outputs = yolo.Outputs[:1]
+	_, problems = CheckLayout(&half, layout.Params{Kind: layout.YOLOSeg, Labels: coco})
+	var tensors []string
+	for _, pr := range problems {
+		tensors = append(tensors, pr.Tensor)
+	}
+	require.Equal(t, []string{"images", "output1"}, tensors)
+
+	mrcnn := &oip.ModelMetadata{
+		Name: "maskrcnn", Platform: "onnxruntime_onnx",
+		Inputs: []oip.TensorMetadata{{Name: "input", Datatype: oip.FP32, Shape: []int64{3, -1, -1}}},
+		Outputs: []oip.TensorMetadata{
+			{Name: "boxes", Datatype: oip.FP32, Shape: []int64{-1, 4}},
+			{Name: "labels", Datatype: oip.INT64, Shape: []int64{-1}},
+			{Name: "scores", Datatype: oip.FP32, Shape: []int64{-1}},
+			{Name: "masks", Datatype: oip.FP32, Shape: []int64{-1, 1, -1, -1}},
+		},
+	}
+	p, problems = CheckLayout(mrcnn, layout.Params{Kind: layout.MaskRCNN, Labels: coco})
+	require.Empty(t, problems)
+	require.Equal(t, "input", p.Input)
+	require.Equal(t, 800, p.InputSize)
+	wrong := *mrcnn
+	wrong.Outputs = append([]oip.TensorMetadata{{Name: "labels", Datatype: oip.INT32, Shape: []int64{-1}}}, mrcnn.Outputs[0], mrcnn.Outputs[2], mrcnn.Outputs[3])
+	_, problems = CheckLayout(&wrong, layout.Params{Kind: layout.MaskRCNN, Labels: coco})
+	require.Len(t, problems, 1)
+	require.Equal(t, "labels", problems[0].Tensor)
+	require.Contains(t, problems[0].Message, "INT64 [N], 1-based")
+
+	// An image that is not the size the hub recorded is refused before
+	// anything is sent.
+	c := New(nil)
+	file := pngOf(t, image.NewGray(image.Rect(0, 0, 40, 30)))
+	_, err := c.segmentLayout(context.Background(), Endpoint{Base: "http://127.0.0.1:1", Model: "m", Layout: p},
+		[]Item{{Image: file, Want: Expect{Width: 30, Height: 40}}})
+	require.ErrorContains(t, err, "is 40×30, not the 30×40 expected")
+}
