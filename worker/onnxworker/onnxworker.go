@@ -306,3 +306,22 @@ func (e *RunError) Error() string { return "the model could not run on these inp
 func (e *RunError) Unwrap() error { return e.Err }
 
 func getenv(key string) string { return os.Getenv(key) }
+
+// CheckLabels refuses labels that cannot be the model's classes: for
+// yolo-seg, whose output0 is [B, 4+nc+32, A], a count other than nc when
+// that dimension is fixed. (A torchvision Mask R-CNN's labels are indices
+// into a list that starts with the background class, whose length the file
+// does not tell.)
+func CheckLabels(m *Model, layout string, labels []string) error {
+	if layout != LayoutYOLOSeg || labels == nil {
+		return nil
+	}
+	for _, o := range m.Outputs() {
+		if o.Name == "output0" && len(o.Shape) == 3 && o.Shape[1] > 36 {
+			if nc := o.Shape[1] - 36; int64(len(labels)) != nc {
+				return fmt.Errorf("the model's output0 %s has %d classes (4 box rows, %d class rows, 32 mask coefficients) but %d labels were given", shapeString(o.Shape), nc, nc, len(labels))
+			}
+		}
+	}
+	return nil
+}
