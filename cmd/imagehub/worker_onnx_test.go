@@ -36,51 +36,78 @@ func onnxEnv() map[string]string {
 	return vars
 }
 
-// TestWorkerCommandONNX runs `imagehub worker --onnx` on the generated
-// YOLO-seg model as a user would, reads its metadata through the hub's
-// client and runs a batch of two through it in binary form.
-func TestWorkerCommandONNX(t *testing.T) {
-	t.Parallel()
-	cmd := exec.Command(binary, "worker", "--addr", "127.0.0.1:0", "--threads", "1",
-		"--onnx", filepath.Join(onnxTestdata, "yolo-seg.onnx"), "--layout", "yolo-seg")
+// onnxWorker is a running `imagehub worker --onnx`.
+type onnxWorker struct {
+	cmd     *exec.Cmd
+	base    string
+	logs    *syncBuffer
+	exited  chan struct{}
+	waitErr error
+}
+
+// startONNXWorker runs `imagehub worker` with args on a free port and waits
+// for the line that says where it serves, checking the model's name.
+func startONNXWorker(t *testing.T, model string, args ...string) *onnxWorker {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"worker", "--addr", "127.0.0.1:0", "--threads", "1"}, args...)...)
 	cmd.Env = environ(onnxEnv())
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
+	w := &onnxWorker{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = w.logs
 	require.NoError(t, cmd.Start())
-	var waitErr error
-	exited := make(chan struct{})
 	first := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		if sc.Scan() {
 			first <- sc.Text()
 		}
-		_, _ = io.Copy(logs, stdout)
-		waitErr = cmd.Wait()
-		close(exited)
+		_, _ = io.Copy(w.logs, stdout)
+		w.waitErr = cmd.Wait()
+		close(w.exited)
 	}()
 	t.Cleanup(func() {
 		select {
-		case <-exited:
+		case <-w.exited:
 		default:
 			_ = cmd.Process.Kill()
-			<-exited
+			<-w.exited
 		}
 	})
-	var base string
 	select {
 	case line := <-first:
 		m := workerURL.FindStringSubmatch(line)
 		require.NotNil(t, m, "first line: %q", line)
-		require.Equal(t, []string{"yolo-seg", "1"}, m[1:3], "the model is named after its file")
-		base = m[3]
-	case <-exited:
-		t.Fatalf("imagehub worker exited early: %v\n%s", waitErr, logs)
+		require.Equal(t, []string{model, "1"}, m[1:3])
+		w.base = m[3]
+	case <-w.exited:
+		t.Fatalf("imagehub worker exited early: %v\n%s", w.waitErr, w.logs)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("imagehub worker did not start in time\n%s", logs)
+		t.Fatalf("imagehub worker did not start in time\n%s", w.logs)
 	}
+	return w
+}
+
+// stop sends SIGTERM and checks that the worker exits cleanly.
+func (w *onnxWorker) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, w.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-w.exited:
+		require.NoError(t, w.waitErr, "the worker exits cleanly on SIGTERM\n%s", w.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the worker did not stop on SIGTERM\n%s", w.logs)
+	}
+	require.Contains(t, w.logs.String(), "msg=stopped")
+}
+
+// TestWorkerCommandONNX runs `imagehub worker --onnx` on the generated
+// YOLO-seg model as a user would, reads its metadata through the hub's
+// client and runs a batch of two through it in binary form.
+func TestWorkerCommandONNX(t *testing.T) {
+	t.Parallel()
+	w := startONNXWorker(t, "yolo-seg", "--onnx", filepath.Join(onnxTestdata, "yolo-seg.onnx"), "--layout", "yolo-seg")
+	base := w.base
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -116,14 +143,22 @@ func TestWorkerCommandONNX(t *testing.T) {
 	require.Equal(t, []int64{2, 39, 84}, ans.Output("output0").Shape)
 	require.Equal(t, []int64{2, 32, 16, 16}, ans.Output("output1").Shape)
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-exited:
-		require.NoError(t, waitErr, "the worker exits cleanly on SIGTERM\n%s", logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the worker did not stop on SIGTERM\n%s", logs)
-	}
-	require.Contains(t, logs.String(), "msg=stopped")
+	w.stop(t)
+}
+
+// TestWorkerCommandONNXLabels serves the Mask R-CNN test model with
+// --labels and --model: the labels reach the metadata's parameters.
+func TestWorkerCommandONNXLabels(t *testing.T) {
+	t.Parallel()
+	w := startONNXWorker(t, "mrcnn", "--onnx", filepath.Join(onnxTestdata, "maskrcnn.onnx"), "--layout", "maskrcnn",
+		"--labels", filepath.Join(onnxTestdata, "maskrcnn-labels.txt"), "--model", "mrcnn")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	meta, err := inference.New(nil).ModelMetadata(ctx, w.base, "mrcnn", "1")
+	require.NoError(t, err)
+	require.Equal(t, oip.Parameters{"layout": "maskrcnn", "labels": `["person","car","dog"]`}, meta.Parameters)
+	require.Equal(t, []oip.TensorMetadata{{Name: "image", Datatype: oip.FP32, Shape: []int64{3, -1, -1}}}, meta.Inputs)
+	w.stop(t)
 }
 
 // TestWorkerCommandONNXRefuses checks that flags that do not fit together

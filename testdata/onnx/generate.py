@@ -35,10 +35,11 @@ maskrcnn.onnx (torchvision Mask R-CNN export):
   with three candidates n = 0..2, one per channel:
     score[n]   = mean of image[n] * SA[n] + SB[n]             (SA, SB [3])
     box[n]     = BN[n] * [W, H, W, H]                          (BN [3, 4], normalised x1 y1 x2 y2)
-    label[n]   = L[n]                                          (L [3], COCO ids)
+    label[n]   = L[n]                                          (L = [1, 2, 3], of maskrcnn-labels.txt)
     mask[n, 0] = image[n] * MA + MB                            (MA, MB scalars)
   of which the outputs keep, in order, those with score[n] > T, so N (0 to 3)
   depends on the input as in the real export: an all-black image gives N = 0.
+  maskrcnn-labels.txt (written by hand) names its classes 1 to 3.
 
 Opset 17 and IR version 8, which ONNX Runtime 1.24 loads.
 """
@@ -153,7 +154,9 @@ def yolo(batch):
 
 def maskrcnn():
     bn = np.array([[0.1, 0.2, 0.5, 0.6], [0.4, 0.1, 0.9, 0.5], [0.0, 0.5, 0.3, 1.0]], np.float32)
-    labels = np.array([1, 3, 18], np.int64)  # COCO ids: person, car, dog
+    # torchvision's labels count from 1 (0 is the background): 1, 2 and 3
+    # are maskrcnn-labels.txt's person, car and dog.
+    labels = np.array([1, 2, 3], np.int64)
     sa = np.array([0.5, 0.4, 0.6], np.float32)
     sb = np.array([0.3, 0.3, 0.05], np.float32)
     t = np.float32(0.35)

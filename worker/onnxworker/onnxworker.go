@@ -309,9 +309,8 @@ func getenv(key string) string { return os.Getenv(key) }
 
 // CheckLabels refuses labels that cannot be the model's classes: for
 // yolo-seg, whose output0 is [B, 4+nc+32, A], a count other than nc when
-// that dimension is fixed. (A torchvision Mask R-CNN's labels are indices
-// into a list that starts with the background class, whose length the file
-// does not tell.)
+// that dimension is fixed. (A torchvision Mask R-CNN's labels are class
+// numbers from 1, and the file does not say how many classes there are.)
 func CheckLabels(m *Model, layout string, labels []string) error {
 	if layout != LayoutYOLOSeg || labels == nil {
 		return nil
