@@ -26,6 +26,12 @@ yolo-seg.onnx (Ultralytics YOLOv8/YOLO11 -seg export, imgsz 64, 3 classes):
   Ultralytics' metadata_props (names, imgsz, stride, task, batch).
 yolo-seg-b1.onnx: the same with the batch fixed at 1 (an export without
   dynamic=True), input [1, 3, 64, 64].
+yolo-seg-dynamic.onnx: the same declared as a dynamic=True export declares
+  it, images [batch, 3, height, width], output0 [batch, 39, anchors], output1
+  [batch, 32, mask_height, mask_width]; it still only computes at 64 x 64 (P is
+  16 x 16), so any other size makes ONNX Runtime fail at run time, as a real
+  model does on a size its graph cannot take. (ONNX Runtime's metadata shows
+  output1 as [batch, 32, 16, 16]: it works the sides out from P.)
 maskrcnn.onnx (torchvision Mask R-CNN export):
     input  image  FP32 [3, H, W]           (H, W dynamic)
     output boxes  FP32 [N, 4]
@@ -99,7 +105,7 @@ def yolo_constants():
     return w0, c0, q, p
 
 
-def yolo(batch):
+def yolo(batch, hw=(S, S), anchors=A, proto_hw=(P4, P4)):
     w0, c0, q, p = yolo_constants()
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["mean"], axes=[2, 3], keepdims=0),
@@ -121,10 +127,10 @@ def yolo(batch):
     graph = helper.make_graph(
         nodes,
         "main_graph",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, S, S])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, *hw])],
         [
-            helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 4 + NC + NM, A]),
-            helper.make_tensor_value_info("output1", TensorProto.FLOAT, [batch, NM, P4, P4]),
+            helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 4 + NC + NM, anchors]),
+            helper.make_tensor_value_info("output1", TensorProto.FLOAT, [batch, NM, *proto_hw]),
         ],
         inits,
     )
@@ -239,4 +245,6 @@ def write(name, model, spec):
 if __name__ == "__main__":
     write("yolo-seg", *yolo("batch"))
     write("yolo-seg-b1", yolo(1)[0], None)  # constants as yolo-seg.json
+    # Ultralytics' own names for the dynamic axes.
+    write("yolo-seg-dynamic", yolo("batch", ("height", "width"), "anchors", ("mask_height", "mask_width"))[0], None)
     write("maskrcnn", *maskrcnn())

@@ -386,6 +386,31 @@ func TestBadInputs(t *testing.T) {
 	})
 }
 
+// TestDynamicSides serves a model declared as Ultralytics' dynamic=True
+// export is, [batch, 3, height, width]: any side passes the shape check, and
+// a side its graph cannot take is answered 400 with ONNX Runtime's reason.
+func TestDynamicSides(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "yolo-seg-dynamic.onnx", onnxworker.Config{Model: "yolo", Layout: onnxworker.LayoutYOLOSeg})
+	md := b.server.Metadata()
+	require.Equal(t, []oip.TensorMetadata{{Name: "images", Datatype: oip.FP32, Shape: []int64{-1, 3, -1, -1}}}, md.Inputs)
+	// ONNX Runtime works output1's sides out from the constant P it adds
+	// and reports those rather than the file's mask_height and mask_width.
+	require.Equal(t, []int64{-1, 32, 16, 16}, md.Outputs[1].Shape)
+	var spec yoloSpec
+	loadSpec(t, "yolo-seg", &spec)
+	img := image(4, 2, 3, 64, 64)
+	status, ans, msg := b.infer(t, &oip.InferRequest{ID: "ok", Inputs: []oip.Tensor{oip.FP32Tensor("images", []int64{2, 3, 64, 64}, img)}}, true)
+	require.Equal(t, 200, status, msg)
+	want0, want1 := yoloExpected(&spec, img, 2)
+	requireClose(t, want0, ans.Output("output0"), []int64{2, 39, 84})
+	requireClose(t, want1, ans.Output("output1"), []int64{2, 32, 16, 16})
+
+	status, _, msg = b.infer(t, &oip.InferRequest{ID: "small", Inputs: []oip.Tensor{oip.FP32Tensor("images", []int64{1, 3, 32, 48}, image(4, 1, 3, 32, 48))}}, false)
+	require.Equal(t, 400, status, msg)
+	require.Contains(t, msg, "the model could not run on these inputs: ")
+}
+
 func TestOpenRefusesABrokenFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "broken.onnx")
