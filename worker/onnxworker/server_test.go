@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -86,6 +87,37 @@ func (b *testBundle) infer(t testing.TB, req *oip.InferRequest, bin bool) (int, 
 		require.Equal(t, req.OutputBinary(o.Name), isBinary, o.Name)
 	}
 	return resp.StatusCode, ans, ""
+}
+
+// fetch is infer for goroutines other than the test's: it reports what
+// went wrong instead of failing the test.
+func (b *testBundle) fetch(req *oip.InferRequest, bin bool) (*oip.InferResponse, error) {
+	body, err := oip.EncodeRequest(req, bin)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequest(http.MethodPost, b.srv.URL+b.path+"/infer", bytes.NewReader(body.Bytes))
+	if err != nil {
+		return nil, err
+	}
+	body.SetHeaders(hreq.Header)
+	resp, err := b.srv.Client().Do(hreq)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, data)
+	}
+	n, err := oip.JSONLength(resp.Header, len(data))
+	if err != nil {
+		return nil, err
+	}
+	return oip.DecodeResponse(data, n, oip.Limits{})
 }
 
 // image is a deterministic test image in [0, 1] of the given shape whose
@@ -265,6 +297,31 @@ func TestYOLOSegInfer(t *testing.T) {
 			requireClose(t, want1, ans.Output("output1"), []int64{int64(tc.batch), 32, 16, 16})
 		})
 	}
+	t.Run("concurrent requests", func(t *testing.T) {
+		// ONNX Runtime runs one session from several goroutines at once;
+		// each answer must still be its own image's. The goroutines only
+		// fetch; the checks run here, on the test's goroutine.
+		const n = 6
+		imgs := make([][]float32, n)
+		answers := make([]*oip.InferResponse, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			imgs[i] = image(uint64(100+i), 1, 3, 64, 64)
+			wg.Go(func() {
+				req := &oip.InferRequest{ID: fmt.Sprint("c", i), Inputs: []oip.Tensor{oip.FP32Tensor("images", []int64{1, 3, 64, 64}, imgs[i])}}
+				answers[i], errs[i] = b.fetch(req, i%2 == 0)
+			})
+		}
+		wg.Wait()
+		for i := range n {
+			require.NoError(t, errs[i])
+			require.Equal(t, fmt.Sprint("c", i), answers[i].ID)
+			want0, want1 := yoloExpected(&spec, imgs[i], 1)
+			requireClose(t, want0, answers[i].Output("output0"), []int64{1, 39, 84})
+			requireClose(t, want1, answers[i].Output("output1"), []int64{1, 32, 16, 16})
+		}
+	})
 	t.Run("one output, binary", func(t *testing.T) {
 		img := image(5, 1, 3, 64, 64)
 		req := &oip.InferRequest{
