@@ -382,6 +382,9 @@ type ModelMetadata struct {
 	Platform string           `json:"platform"`
 	Inputs   []TensorMetadata `json:"inputs"`
 	Outputs  []TensorMetadata `json:"outputs"`
+	// Parameters are free-form; the project's ONNX worker puts the
+	// model's "layout" and "labels" here (package onnxworker).
+	Parameters Parameters `json:"parameters,omitempty"`
 }
 
 // ErrorBody is the body of a 4xx or 5xx answer.
