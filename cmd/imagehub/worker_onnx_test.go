@@ -111,7 +111,7 @@ func TestWorkerCommandONNX(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	meta, err := inference.New(nil).ModelMetadata(ctx, base, "yolo-seg", "1")
+	meta, err := inference.New(nil).ModelMetadata(ctx, inference.Endpoint{Base: base, Model: "yolo-seg", Version: "1"})
 	require.NoError(t, err)
 	require.Equal(t, []oip.TensorMetadata{{Name: "images", Datatype: oip.FP32, Shape: []int64{-1, 3, 64, 64}}}, meta.Inputs)
 	require.Equal(t, oip.Parameters{"layout": "yolo-seg", "labels": `["person","car","dog"]`}, meta.Parameters,
@@ -154,7 +154,7 @@ func TestWorkerCommandONNXLabels(t *testing.T) {
 		"--labels", filepath.Join(onnxTestdata, "maskrcnn-labels.txt"), "--model", "mrcnn")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	meta, err := inference.New(nil).ModelMetadata(ctx, w.base, "mrcnn", "1")
+	meta, err := inference.New(nil).ModelMetadata(ctx, inference.Endpoint{Base: w.base, Model: "mrcnn", Version: "1"})
 	require.NoError(t, err)
 	require.Equal(t, oip.Parameters{"layout": "maskrcnn", "labels": `["person","car","dog"]`}, meta.Parameters)
 	require.Equal(t, []oip.TensorMetadata{{Name: "image", Datatype: oip.FP32, Shape: []int64{3, -1, -1}}}, meta.Inputs)
