@@ -117,6 +117,9 @@ func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, 
 		probe.Headers = h
 	}
 	check := dispatch.Inspect(ctx, s.inference, probe, 10*time.Second)
+	if err := dispatch.ResolveLabels(spec, check); err != nil {
+		return modelJSON{}, false, err
+	}
 	if len(check.Unfit) > 0 {
 		what := "the hub's segmentation convention"
 		if spec.Layout != string(layout.ImageHub) {

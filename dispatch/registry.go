@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,7 +120,9 @@ func (s *Spec) Normalize() error {
 
 	given := s.InputSize
 	p := s.LayoutParams().WithDefaults()
-	if err := p.Validate(); err != nil {
+	// A stock layout given no labels takes them from the model's metadata
+	// (Inspect); ResolveLabels refuses it when there are none.
+	if err := p.ValidateAwaitingLabels(); err != nil {
 		var fe *layout.FieldError
 		if errors.As(err, &fe) {
 			return problem.BadInput("invalid_model", fe.Field, fe.Message)
@@ -172,8 +175,32 @@ type Check struct {
 	// LabelHints: the model takes LABEL_HINTS.
 	LabelHints bool
 	// Layout is the spec's layout completed by the first endpoint that
-	// answered: its image input's name and yolo-seg's S.
-	Layout layout.Params
+	// answered: its image input's name and yolo-seg's S, and the labels
+	// its metadata names when the spec gives none (FromMetadata).
+	Layout       layout.Params
+	FromMetadata bool
+}
+
+// ResolveLabels checks that a stock layout has its labels once the
+// endpoints have been asked: given in s, or from the metadata (c.Layout).
+// Without them the registration is refused, naming labels.
+func ResolveLabels(s Spec, c Check) error {
+	p := c.Layout
+	if p.Kind == "" {
+		p = s.LayoutParams().WithDefaults()
+	}
+	if !p.Stock() || len(p.Labels) > 0 {
+		if err := p.Validate(); err != nil {
+			var fe *layout.FieldError
+			if errors.As(err, &fe) {
+				return problem.BadInput("invalid_model", fe.Field, fe.Message+" (labels from the model's metadata)")
+			}
+			return err
+		}
+		return nil
+	}
+	return problem.BadInput("invalid_model", "labels", fmt.Sprintf(
+		"A %s model returns class numbers: give its class names, in the model's output order (the model's metadata names none, or no endpoint answered).", p.Kind))
 }
 
 // Problems is every finding, for display.
@@ -212,12 +239,26 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 		}
 		c.Binary = c.Binary && srv.HasExtension("binary_tensor_data")
 		c.LabelHints = c.LabelHints && inference.AcceptsLabelHints(meta)
-		p, problems := inference.CheckLayout(meta, s.LayoutParams())
+		lp := s.LayoutParams()
+		if lp.WithDefaults().Stock() && len(s.Labels) == 0 {
+			// The registration leaves the class names to the model.
+			labels, ok, err := inference.MetadataLabels(meta)
+			switch {
+			case err != nil:
+				c.Unfit = append(c.Unfit, fmt.Sprintf("%s: %v", base, err))
+			case ok && c.FromMetadata && !slices.Equal(labels, c.Layout.Labels):
+				c.Unfit = append(c.Unfit, fmt.Sprintf("%s: the model's metadata names other labels than the first endpoint's: every endpoint must serve the same model", base))
+			case ok:
+				lp.Labels = labels
+			}
+		}
+		p, problems := inference.CheckLayout(meta, lp)
 		for _, p := range problems {
 			c.Unfit = append(c.Unfit, fmt.Sprintf("%s: %s", base, p.Message))
 		}
 		if answered == 0 {
 			c.Layout = p
+			c.FromMetadata = len(lp.Labels) > 0 && len(s.Labels) == 0
 		} else if p.Input != c.Layout.Input || p.InputSize != c.Layout.InputSize {
 			c.Unfit = append(c.Unfit, fmt.Sprintf("%s: the model's input differs from the first endpoint's (%s of side %d there, %s of side %d here): every endpoint must serve the same model",
 				base, c.Layout.InputName(), c.Layout.InputSize, p.InputName(), p.InputSize))
@@ -280,8 +321,12 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 		// A check made without Inspect.
 		lp = s.LayoutParams().WithDefaults()
 	}
+	labels := s.Labels
+	if len(labels) == 0 && c.FromMetadata {
+		labels = lp.Labels
+	}
 	if err := q.ModelSetLayout(ctx, tx, queries.ModelSetLayoutParams{
-		ID: m.ID, Layout: string(lp.Kind), Labels: s.Labels, ScoreThreshold: lp.ScoreThreshold,
+		ID: m.ID, Layout: string(lp.Kind), Labels: labels, ScoreThreshold: lp.ScoreThreshold,
 		IouThreshold: lp.IoUThreshold, MaskThreshold: lp.MaskThreshold, MaxInstances: int32(lp.MaxInstances),
 		InputSize: int32(lp.InputSize), InputName: lp.Input,
 	}); err != nil {
