@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -415,23 +416,45 @@ func refYOLO(o0 []float64, a int, o1 []float64, mh, mw, s int, labels []string, 
 // decoding pixel for pixel.
 func TestEndToEndYOLOSeg(t *testing.T) {
 	t.Parallel()
-	testEndToEndYOLOSeg(t, "yolo-seg.onnx", 64, 84)
+	testEndToEndYOLOSeg(t, "yolo-seg", 64, 84, []string{"person", "car", "dog"})
 }
 
-func testEndToEndYOLOSeg(t *testing.T, file string, s, anchors int) {
-	w := startONNXWorker(t, "yolo-seg", "--onnx", filepath.Join(onnxTestdata, file), "--layout", "yolo-seg")
+// TestEndToEndYOLOSeg640 is the same with a model shaped as Ultralytics'
+// default export leaves it: images [1, 3, 640, 640] with the batch fixed
+// at 1 (so the hub sends one image a request), output0 [1, 116, 8400],
+// output1 [1, 32, 160, 160], the 80 COCO names in the file's metadata.
+func TestEndToEndYOLOSeg640(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join(onnxTestdata, "yolo-seg-640.json"))
+	require.NoError(t, err)
+	var spec struct {
+		Names []string `json:"names"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &spec))
+	require.Len(t, spec.Names, 80)
+	testEndToEndYOLOSeg(t, "yolo-seg-640", 640, 8400, spec.Names)
+}
+
+// testEndToEndYOLOSeg runs testdata/onnx/<model>.onnx, of side s with
+// the given anchors and class names, through the hub.
+func testEndToEndYOLOSeg(t *testing.T, model string, s, anchors int, labels []string) {
+	w := startONNXWorker(t, model, "--onnx", filepath.Join(onnxTestdata, model+".onnx"), "--layout", "yolo-seg")
 	h, srv := e2eSetup(t)
 	logs := func() string { return srv.logs.String() + w.logs.String() }
 
 	status, body, _ := call(t, "POST", srv.base+"/api/v1/models", h.token, map[string]any{
-		"name": "yolo-seg", "version": "1", "task": "segmentation", "endpoints": []string{w.base},
+		"name": model, "version": "1", "task": "segmentation", "endpoints": []string{w.base},
 		"capacity": 2, "timeout_ms": 30000, "enabled": true, "layout": "yolo-seg",
 	})
 	require.Equal(t, http.StatusCreated, status, "%v", body)
 	m := body["model"].(map[string]any)
 	require.Empty(t, m["problems"])
-	require.Equal(t, []any{"person", "car", "dog"}, m["labels"], "labels from the model's metadata")
-	p := layout.Params{Kind: layout.YOLOSeg, Labels: []string{"person", "car", "dog"}, InputSize: s}.WithDefaults()
+	var gotLabels []string
+	for _, l := range m["labels"].([]any) {
+		gotLabels = append(gotLabels, l.(string))
+	}
+	require.Equal(t, labels, gotLabels, "labels from the model's metadata")
+	p := layout.Params{Kind: layout.YOLOSeg, Labels: labels, InputSize: s}.WithDefaults()
 
 	for _, ph := range e2ePhotos {
 		id := uploadPhoto(t, srv.base, h.token, ph.name, ph.bytes())
@@ -447,17 +470,17 @@ func testEndToEndYOLOSeg(t *testing.T, file string, s, anchors int) {
 		refIn, clipped, left, top := refYOLOInput(pix, iw, ih, s)
 		diff := compareInput(t, hubIn, refIn, clipped, ph.png)
 
-		ans := inferRaw(t, w.base, "yolo-seg", "images", []int64{1, 3, int64(s), int64(s)}, hubIn)
+		ans := inferRaw(t, w.base, model, "images", []int64{1, 3, int64(s), int64(s)}, hubIn)
 		o0, sh0 := f32s(t, ans, "output0")
 		o1, sh1 := f32s(t, ans, "output1")
-		require.Equal(t, []int64{1, int64(4 + 3 + layout.YOLOMaskDim), int64(anchors)}, sh0)
+		require.Equal(t, []int64{1, int64(4 + len(labels) + layout.YOLOMaskDim), int64(anchors)}, sh0)
 		require.Equal(t, []int64{1, layout.YOLOMaskDim, int64(s / 4), int64(s / 4)}, sh1)
 		want := refYOLO(o0, anchors, o1, s/4, s/4, s, p.Labels, iw, ih, p)
 		require.NotEmpty(t, want, "%s: the test model detects something", ph.name)
 		t.Logf("%s: letterbox at (%d, %d); %d of %d input values a level off the reference", ph.name, left, top, diff, len(refIn))
 		compareProposals(t, ph.name, got, want, iw, ih, float64(p.MaskThreshold), 1e-6)
 		for _, g := range got {
-			require.Equal(t, hubModel{"yolo-seg", "1"}, g.Model)
+			require.Equal(t, hubModel{model, "1"}, g.Model)
 		}
 	}
 	h.checkStored(t)
