@@ -192,8 +192,11 @@ func ResolveLabels(s Spec, c Check) error {
 	if !p.Stock() || len(p.Labels) > 0 {
 		if err := p.Validate(); err != nil {
 			var fe *layout.FieldError
+			if errors.As(err, &fe) && c.FromMetadata {
+				return problem.BadInput("invalid_model", fe.Field, fe.Message+" (the labels of the model's metadata)")
+			}
 			if errors.As(err, &fe) {
-				return problem.BadInput("invalid_model", fe.Field, fe.Message+" (labels from the model's metadata)")
+				return problem.BadInput("invalid_model", fe.Field, fe.Message)
 			}
 			return err
 		}
