@@ -147,7 +147,7 @@ func runDispatch(b *testing.B) (float64, float64, time.Duration) {
 
 // seedIngested stores n small distinct PNGs as images that ingest has
 // accepted, waiting for inference.
-func seedIngested(b *testing.B, ctx context.Context, pool *pgxpool.Pool, store blob.Store, n int) []uuid.UUID {
+func seedIngested(b testing.TB, ctx context.Context, pool *pgxpool.Pool, store blob.Store, n int) []uuid.UUID {
 	b.Helper()
 	var owner uuid.UUID
 	if err := pool.QueryRow(ctx, `INSERT INTO users (email, name, password_hash) VALUES ('bench@example.com', 'Bench', 'x') RETURNING id`).Scan(&owner); err != nil {

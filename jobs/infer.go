@@ -99,6 +99,8 @@ type InferWorker struct {
 	// slotWait is how long a job waits in process for a free slot before
 	// it snoozes and gives its River worker to another job.
 	slotWait time.Duration
+	// batch gathers the images of models with max_batch > 1.
+	batch *batcher
 }
 
 // NextRetry doubles the wait from one second up to maxBackoff, with jitter
@@ -142,27 +144,36 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	if timeout <= 0 {
 		return fmt.Errorf("JOB_TIMEOUT (%s) leaves no time for an inference", w.jobTimeout)
 	}
-	// The hold outlives the call by a margin: a process killed mid-call
-	// frees the slot when the call would have ended anyway.
-	slot, err := w.slots.Acquire(ctx, a.ModelID, timeout+2*time.Second, w.slotWait)
+	want := inference.Expect{Height: int(run.Height), Width: int(run.Width), KnownLabel: w.labels.known(ctx)}
+	ep := runEndpoint(run, "")
+	item := inference.Item{Image: data, Hints: run.Hints, Want: want}
+	var res batchResult
+	if run.MaxBatch > 1 {
+		res = w.batch.segment(ctx, batchKey{model: a.ModelID, hints: hintsKey(run.Hints, !ep.SkipHints)}, &batchEntry{
+			item: item, ep: ep, maxBatch: int(run.MaxBatch), window: time.Duration(run.BatchWindowMs) * time.Millisecond, timeout: timeout,
+		})
+		var busy *inference.Busy
+		if res.images > 1 && res.err != nil && ctx.Err() == nil && !errors.As(res.err, &busy) {
+			// The batch failed as a whole: this image tries alone, so that
+			// one image the model cannot take, or a server whose batched
+			// path fails, costs the others nothing.
+			w.logger.InfoContext(ctx, "batch failed; sending its images one by one", "model", run.Name, "images", res.images, "error", res.err)
+			res = w.segmentAlone(ctx, a.ModelID, ep, item, timeout)
+		}
+	} else {
+		res = w.segmentAlone(ctx, a.ModelID, ep, item, timeout)
+	}
 	var none *dispatch.ErrNoSlot
-	if errors.As(err, &none) {
+	if errors.As(res.err, &none) {
 		return w.snooze(ctx, a, none)
 	}
-	if err != nil {
-		return err
+	if res.images == 0 {
+		if res.err == nil {
+			res.err = errors.New("no inference was sent")
+		}
+		return res.err
 	}
-	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Inc()
-	start := time.Now()
-	callCtx, cancel := context.WithTimeout(ctx, timeout)
-	instances, err := w.client.Segment(callCtx, runEndpoint(run, slot.BaseURL),
-		data, run.Hints, inference.Expect{Height: int(run.Height), Width: int(run.Width), KnownLabel: w.labels.known(ctx)})
-	cancel()
-	elapsed := time.Since(start)
-	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Dec()
-	if rerr := w.slots.Release(ctx, slot, err == nil); rerr != nil {
-		w.logger.WarnContext(ctx, "slot not given back; it frees itself when its hold ends", "error", rerr)
-	}
+	slot, instances, elapsed, err := res.slot, res.instances, res.elapsed, res.err
 	kind := inference.Kind(err)
 	w.metrics.observe(run.Name, run.Version, kind, elapsed)
 	if ctx.Err() != nil {
@@ -208,6 +219,28 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	default:
 		return err
 	}
+}
+
+// segmentAlone takes a slot and sends one image in its own request.
+func (w *InferWorker) segmentAlone(ctx context.Context, model uuid.UUID, ep inference.Endpoint, item inference.Item, timeout time.Duration) batchResult {
+	// The hold outlives the call by a margin: a process killed mid-call
+	// frees the slot when the call would have ended anyway.
+	slot, err := w.slots.Acquire(ctx, model, timeout+2*time.Second, w.slotWait)
+	if err != nil {
+		return batchResult{err: err}
+	}
+	ep.Base = slot.BaseURL
+	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Inc()
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	instances, err := w.client.Segment(callCtx, ep, item.Image, item.Hints, item.Want)
+	cancel()
+	elapsed := time.Since(start)
+	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Dec()
+	if rerr := w.slots.Release(ctx, slot, err == nil); rerr != nil {
+		w.logger.WarnContext(ctx, "slot not given back; it frees itself when its hold ends", "error", rerr)
+	}
+	return batchResult{instances: instances, slot: slot, elapsed: elapsed, images: 1, err: err}
 }
 
 // runEndpoint is the model of run on the endpoint at base, with its layout
