@@ -53,7 +53,7 @@ type Spec struct {
 	// default, sends each image on its own); BatchWindowMS how long the
 	// hub waits to gather them (0 to 1000 ms; 10 by default). A model that
 	// batches must declare a variable leading batch dimension.
-	MaxBatch      int `json:"max_batch"`
+	MaxBatch      int  `json:"max_batch"`
 	BatchWindowMS *int `json:"batch_window_ms"`
 }
 
