@@ -97,6 +97,14 @@ func (e *ErrNoSlot) Error() string {
 	return "every endpoint is at capacity"
 }
 
+// HandoffSlack is how much of a hold a slot handed over in process may
+// have spent and still be taken over without a query: callers ask for a
+// hold longer than their request's timeout by more than this (the
+// inference jobs add 2s), so the request still ends within the hold.
+// Without it every handover would renew the hold, a round trip to the
+// database between two requests of a busy endpoint.
+const HandoffSlack = time.Second
+
 // Acquire takes a slot on the least-loaded healthy endpoint of the model,
 // waiting up to wait for one to free up. The slot is held for at most hold
 // (the request's timeout and a margin); give it back with Release.
@@ -121,8 +129,10 @@ func (s *Slots) Acquire(ctx context.Context, model uuid.UUID, hold, wait time.Du
 				continue
 			}
 		case slot := <-w.handed:
-			// Release took w out of the queue and gave it this slot.
-			if time.Until(slot.until) >= hold {
+			// Release took w out of the queue and gave it this slot. Its
+			// hold, taken for the same kind of request, still covers this
+			// one when it lasts hold less the slack: no query.
+			if time.Until(slot.until) >= hold-HandoffSlack {
 				return slot, nil
 			}
 			if got, ok, err := s.renew(ctx, slot, hold); err != nil || ok {
