@@ -9,8 +9,9 @@
 // (429 and 503) and *Contract (an answer that breaks the protocol or the
 // convention, or a request refused with a 4xx), all usable with errors.As;
 // Kind names the class for metrics. A canceled context gives an error that
-// wraps context.Canceled. Segment returns instances only when the whole
-// answer is valid, never part of one.
+// wraps context.Canceled. Segment and SegmentBatch (several images in one
+// request, docs/batching.md) return instances only when the whole answer
+// is valid, never part of one.
 //
 // The Client holds configuration only. Choosing endpoints, counting
 // capacity and retrying belong to the caller.
@@ -107,10 +108,11 @@ type Instance struct {
 }
 
 // Segment sends one image (and the contributor's labels as LABEL_HINTS) to
-// ep and returns the instances found, in the server's order. Instances with
-// an empty mask propose nothing and are left out. For a stock layout the
-// hub makes the model's input from the image and decodes its outputs
-// (segmentLayout); hints are not sent, as such models take none.
+// ep and returns the instances found, in the server's order: SegmentBatch
+// with one item. Instances with an empty mask propose nothing and are left
+// out. For a stock layout the hub makes the model's input from the image
+// and decodes its outputs (segmentLayout); hints are not sent, as such
+// models take none.
 func (c *Client) Segment(ctx context.Context, ep Endpoint, image []byte, hints []string, want Expect) ([]Instance, error) {
 	out, err := c.SegmentBatch(ctx, ep, []Item{{Image: image, Hints: hints, Want: want}})
 	if err != nil {
