@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -31,6 +32,7 @@ type batchBundle struct {
 	workers []*worker.Server
 	clients []*river.Client[pgx.Tx]
 	model   uuid.UUID
+	store   blob.Store
 }
 
 type batchSetup struct {
@@ -38,6 +40,8 @@ type batchSetup struct {
 	worker       worker.Config
 	workers      int
 	spec         dispatch.Spec
+	// prepare runs before the hub processes start.
+	prepare func(b *batchBundle)
 }
 
 // setupBatch registers the model of s.spec on s.workers workers, queues
@@ -49,7 +53,7 @@ func setupBatch(t *testing.T, s batchSetup) *batchBundle {
 	pool := dbtest.NewPool(t)
 	store, err := blob.Open(ctx, "file://"+filepath.Join(t.TempDir(), "blobs"))
 	require.NoError(t, err)
-	b := &batchBundle{ctx: ctx, pool: pool, images: seedIngested(t, ctx, pool, store, s.images)}
+	b := &batchBundle{ctx: ctx, pool: pool, store: store, images: seedIngested(t, ctx, pool, store, s.images)}
 	for range s.workers {
 		w := worker.New(s.worker)
 		srv := httptest.NewServer(w)
@@ -76,6 +80,9 @@ func setupBatch(t *testing.T, s batchSetup) *batchBundle {
 		}
 		return QueueInference(ctx, tx, b.clients[0], b.images, []uuid.UUID{m.ID}, 5)
 	}))
+	if s.prepare != nil {
+		s.prepare(b)
+	}
 	for _, c := range b.clients {
 		require.NoError(t, c.Start(ctx))
 		t.Cleanup(func() {
@@ -117,6 +124,7 @@ func (b *batchBundle) stats() (total worker.Stats) {
 		total.Succeeded += st.Succeeded
 		total.Failed += st.Failed
 		total.Busy += st.Busy
+		total.BadRequests += st.BadRequests
 		total.Images += st.Images
 		total.LargestBatch = max(total.LargestBatch, st.LargestBatch)
 		total.PeakInFlight = max(total.PeakInFlight, st.PeakInFlight)
@@ -185,4 +193,40 @@ func TestInferMaxBatchOne(t *testing.T) {
 	require.Equal(t, int64(1), st.LargestBatch)
 	require.Equal(t, int64(len(b.images)), st.Requests)
 	require.Zero(t, st.Busy)
+}
+
+// TestInferBatchPoisonImage: one stored file the model refuses (400) fails
+// its batch; each image then goes alone, so only that image's run fails
+// (a contract error, no retry) and the others land once.
+func TestInferBatchPoisonImage(t *testing.T) {
+	t.Parallel()
+	window := 50
+	var poison uuid.UUID
+	b := setupBatch(t, batchSetup{
+		images: 16, hubs: 1, workers: 1,
+		worker: worker.Config{Synthetic: true, Capacity: 2, MaxBatch: 8},
+		spec:   dispatch.Spec{Capacity: 2, MaxBatch: 8, BatchWindowMS: &window},
+		prepare: func(b *batchBundle) {
+			poison = b.images[3]
+			var sha []byte
+			require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT sha256 FROM images WHERE id = $1", poison).Scan(&sha))
+			junk := []byte("not an image at all")
+			require.NoError(t, b.store.Put(b.ctx, blob.ImageKey(sha), bytes.NewReader(junk), int64(len(junk)), "image/png"))
+		},
+	})
+	b.wait(t)
+	var state, kind, msg string
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT state, coalesce(error_kind, ''), coalesce(last_error, '') FROM inference_runs WHERE image_id = $1", poison).Scan(&state, &kind, &msg))
+	require.Equal(t, "failed", state)
+	require.Equal(t, "contract", kind)
+	require.Contains(t, msg, "IMAGE element 0 is not a JPEG, PNG or WebP image", "refused alone")
+	var succeeded, proposals, other int
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*) FROM inference_runs WHERE state = 'succeeded'").Scan(&succeeded))
+	require.Equal(t, len(b.images)-1, succeeded)
+	require.NoError(t, b.pool.QueryRow(b.ctx, "SELECT count(*), count(*) FILTER (WHERE image_id = $1) FROM proposals", poison).Scan(&proposals, &other))
+	require.Equal(t, len(b.images)-1, proposals, "one proposal per good image, stored once")
+	require.Zero(t, other)
+	st := b.stats()
+	require.GreaterOrEqual(t, st.BadRequests, int64(2), "the batch with the poison image was refused, then the image alone")
+	require.Greater(t, st.LargestBatch, int64(1))
 }
