@@ -10,8 +10,11 @@
 // timeout. Within a process, dispatchers waiting for a slot queue in order
 // and only the first polls the database, so a thousand waiting jobs cost
 // one query per poll; a slot freed by a good answer in this process goes
-// straight to the next waiter, which takes it over in one statement, so a
-// busy endpoint's slots are never idle between two requests.
+// straight to the next waiter, which takes it over without a query while
+// its hold still covers the next request (HandoffSlack) and in one
+// statement otherwise, so a busy endpoint's slots are never idle between
+// two requests. A waiter may be an inference job or a sender of a batch
+// (package jobs): a slot is one request, whatever its images.
 package dispatch
 
 import (
