@@ -81,7 +81,10 @@ func Fanout(client *river.Client[pgx.Tx], maxAttempts int) lifecycle.Fanout {
 }
 
 // InferWorker runs InferArgs: take a slot on an endpoint, send the image,
-// store what comes back. Waiting for a slot is not an attempt (the job
+// store what comes back. For a model with max_batch > 1 the image goes
+// through the process's batcher (batch.go), which sends it with others of
+// the same model in one request; when that request fails the image is
+// sent again alone, and the job goes on as for a lone image. Waiting for a slot is not an attempt (the job
 // snoozes); a retryable failure is, with capped exponential backoff; a
 // contract error ends the run at once.
 type InferWorker struct {
@@ -135,12 +138,7 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 		return err
 	}
 
-	// The call gets the model's timeout, within what is left of the job's.
-	timeout := time.Duration(run.TimeoutMs) * time.Millisecond
-	if dl, ok := ctx.Deadline(); ok {
-		left := time.Until(dl) - w.slotWait
-		timeout = min(timeout, left-min(2*time.Second, left/10))
-	}
+	timeout := w.callTimeout(ctx, run)
 	if timeout <= 0 {
 		return fmt.Errorf("JOB_TIMEOUT (%s) leaves no time for an inference", w.jobTimeout)
 	}
@@ -158,6 +156,10 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 			// one image the model cannot take, or a server whose batched
 			// path fails, costs the others nothing.
 			w.logger.InfoContext(ctx, "batch failed; sending its images one by one", "model", run.Name, "images", res.images, "error", res.err)
+			if timeout = w.callTimeout(ctx, run); timeout <= 0 {
+				w.requeue(ctx, a, inference.Kind(res.err), res.err)
+				return fmt.Errorf("no time left to send the image alone after its batch failed: %w", res.err)
+			}
 			res = w.segmentAlone(ctx, a.ModelID, ep, item, timeout)
 		}
 	} else {
@@ -219,6 +221,17 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	default:
 		return err
 	}
+}
+
+// callTimeout is the model's timeout within what is left of the job's, or
+// nothing (≤ 0) when too little is left.
+func (w *InferWorker) callTimeout(ctx context.Context, run queries.RunBeginRow) time.Duration {
+	timeout := time.Duration(run.TimeoutMs) * time.Millisecond
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl) - w.slotWait
+		timeout = min(timeout, left-min(2*time.Second, left/10))
+	}
+	return timeout
 }
 
 // segmentAlone takes a slot and sends one image in its own request.
