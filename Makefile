@@ -149,6 +149,7 @@ BENCHES := \
 	./app/:BenchmarkIngestPipeline:3x \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
 	./jobs/:BenchmarkDispatch:1x \
+	./jobs/:BenchmarkDispatchBatched:1x \
 	./jobs/:BenchmarkRiverNoop:1x \
 	./app/:BenchmarkReviewBrushFrame:1x \
 	./dataset/:BenchmarkDatasetPublish:1x \
@@ -158,7 +159,7 @@ BENCHES := \
 	./worker/onnxworker/:BenchmarkONNXWorker:200x
 
 .PHONY: bench
-bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory, load, ONNX worker images/s) and print a table
+bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency with and without batching, review brush frames, dataset publish at 1M, export beside tar, download memory, load, ONNX worker images/s) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

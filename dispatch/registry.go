@@ -49,7 +49,21 @@ type Spec struct {
 	// what is stored (an update need not repeat a token); an empty object
 	// removes them.
 	Headers inference.Headers `json:"headers"`
+
+	// MaxBatch is how many images one request may carry (1 to 256; 1, the
+	// default, sends each image on its own); BatchWindowMS how long the
+	// hub waits to gather them (0 to 1000 ms; 10 by default). A model that
+	// batches must declare a variable leading batch dimension.
+	MaxBatch      int  `json:"max_batch"`
+	BatchWindowMS *int `json:"batch_window_ms"`
 }
+
+// Batch limits of a registration.
+const (
+	MaxMaxBatch          = 256
+	MaxBatchWindowMS     = 1000
+	DefaultBatchWindowMS = 10
+)
 
 // LayoutParams is the layout part of s, InputSize as given (0 when left
 // to the model or the default).
@@ -88,6 +102,13 @@ func (s *Spec) Normalize() error {
 		t := true
 		s.Enabled = &t
 	}
+	if s.MaxBatch == 0 {
+		s.MaxBatch = 1
+	}
+	if s.BatchWindowMS == nil {
+		w := DefaultBatchWindowMS
+		s.BatchWindowMS = &w
+	}
 	switch {
 	case !nameRe.MatchString(s.Name):
 		return problem.BadInput("invalid_model", "name", "A model name is 1 to 128 letters, digits, '.', '_' or '-', as the inference server names it.")
@@ -99,6 +120,10 @@ func (s *Spec) Normalize() error {
 		return problem.BadInput("invalid_model", "capacity", "Capacity is the requests one endpoint may have in flight: 1 to 1024.")
 	case s.TimeoutMS < 100 || s.TimeoutMS > 600_000:
 		return problem.BadInput("invalid_model", "timeout_ms", "The timeout is 100 to 600000 milliseconds.")
+	case s.MaxBatch < 1 || s.MaxBatch > MaxMaxBatch:
+		return problem.BadInput("invalid_model", "max_batch", fmt.Sprintf("max_batch is how many images one request may carry: 1 (no batching) to %d.", MaxMaxBatch))
+	case *s.BatchWindowMS < 0 || *s.BatchWindowMS > MaxBatchWindowMS:
+		return problem.BadInput("invalid_model", "batch_window_ms", fmt.Sprintf("batch_window_ms is how long the hub waits to fill a batch: 0 to %d milliseconds.", MaxBatchWindowMS))
 	case len(s.Endpoints) == 0:
 		return problem.BadInput("invalid_model", "endpoints", "Give at least one endpoint base URL, such as http://gpu-1:8000.")
 	case len(s.Endpoints) > MaxEndpoints:
@@ -167,6 +192,10 @@ type Check struct {
 	// Unfit lists what in the model's metadata breaks the convention
 	// (PROTOCOL.md); such a model is not saved.
 	Unfit []string
+	// BatchUnfit lists why the model cannot take the registration's
+	// max_batch images a request (inference.CheckBatch); such a model is
+	// not saved either, and the fault is the max_batch field's.
+	BatchUnfit []string
 	// Unreachable lists endpoints that did not answer as ready; the model
 	// is saved and jobs wait for them.
 	Unreachable []string
@@ -256,6 +285,9 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 			}
 		}
 		p, problems := inference.CheckLayout(meta, lp)
+		for _, p := range inference.CheckBatch(meta, p, s.MaxBatch) {
+			c.BatchUnfit = append(c.BatchUnfit, fmt.Sprintf("%s: %s", base, p.Message))
+		}
 		for _, p := range problems {
 			c.Unfit = append(c.Unfit, fmt.Sprintf("%s: %s", base, p.Message))
 		}
@@ -334,6 +366,15 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 		InputSize: int32(lp.InputSize), InputName: lp.Input,
 	}); err != nil {
 		return queries.Model{}, false, fmt.Errorf("error saving model layout: %w", err)
+	}
+	window := DefaultBatchWindowMS
+	if s.BatchWindowMS != nil {
+		window = *s.BatchWindowMS
+	}
+	if err := q.ModelSetBatch(ctx, tx, queries.ModelSetBatchParams{
+		ID: m.ID, MaxBatch: int32(max(1, s.MaxBatch)), BatchWindowMs: int32(window),
+	}); err != nil {
+		return queries.Model{}, false, fmt.Errorf("error saving model batching: %w", err)
 	}
 	if s.Headers != nil {
 		// The plain map: Headers itself encodes redacted.

@@ -73,13 +73,16 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			})
 		},
 		func() error {
+			client := newInferenceClient(cfg)
+			slots := dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff})
+			slotWait := min(5*time.Second, cfg.JobTimeout/4)
 			return river.AddWorkerSafely(workers, &InferWorker{
 				pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger,
-				client: newInferenceClient(cfg),
-				slots:  dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff}),
+				client: client, slots: slots,
 				labels: newLabelIndex(d.Pool, d.Logger), metrics: im,
 				maxBackoff: cfg.InferMaxBackoff, jobTimeout: cfg.JobTimeout,
-				slotWait: min(5*time.Second, cfg.JobTimeout/4),
+				slotWait: slotWait,
+				batch:    newBatcher(slots, client, d.Logger, im, slotWait),
 			})
 		},
 		func() error {

@@ -377,7 +377,7 @@ func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, er
 }
 
 const modelGet = `-- name: ModelGet :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE id = $1
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms FROM models WHERE id = $1
 `
 
 func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, error) {
@@ -405,12 +405,14 @@ func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, e
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 	)
 	return i, err
 }
 
 const modelGetByNameVersion = `-- name: ModelGetByNameVersion :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE name = $1 AND version = $2
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms FROM models WHERE name = $1 AND version = $2
 `
 
 type ModelGetByNameVersionParams struct {
@@ -443,6 +445,8 @@ func (q *Queries) ModelGetByNameVersion(ctx context.Context, db DBTX, arg ModelG
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 	)
 	return i, err
 }
@@ -466,7 +470,7 @@ func (q *Queries) ModelHeaders(ctx context.Context, db DBTX, arg ModelHeadersPar
 const modelInsert = `-- name: ModelInsert :one
 INSERT INTO models (name, version, task, timeout_ms, enabled)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers
+RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms
 `
 
 type ModelInsertParams struct {
@@ -508,12 +512,14 @@ func (q *Queries) ModelInsert(ctx context.Context, db DBTX, arg ModelInsertParam
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 	)
 	return i, err
 }
 
 const modelList = `-- name: ModelList :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models ORDER BY name, version
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms FROM models ORDER BY name, version
 `
 
 func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
@@ -547,6 +553,8 @@ func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
 			&i.InputSize,
 			&i.InputName,
 			&i.Headers,
+			&i.MaxBatch,
+			&i.BatchWindowMs,
 		); err != nil {
 			return nil, err
 		}
@@ -556,6 +564,24 @@ func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const modelSetBatch = `-- name: ModelSetBatch :exec
+UPDATE models SET max_batch = $1, batch_window_ms = $2, updated_at = now()
+WHERE id = $3
+`
+
+type ModelSetBatchParams struct {
+	MaxBatch      int32
+	BatchWindowMs int32
+	ID            uuid.UUID
+}
+
+// How many images one request may carry and how long the hub waits to
+// gather them (docs/batching.md).
+func (q *Queries) ModelSetBatch(ctx context.Context, db DBTX, arg ModelSetBatchParams) error {
+	_, err := db.Exec(ctx, modelSetBatch, arg.MaxBatch, arg.BatchWindowMs, arg.ID)
+	return err
 }
 
 const modelSetCheck = `-- name: ModelSetCheck :exec
@@ -635,7 +661,7 @@ func (q *Queries) ModelSetLayout(ctx context.Context, db DBTX, arg ModelSetLayou
 
 const modelUpdate = `-- name: ModelUpdate :one
 UPDATE models SET timeout_ms = $1, enabled = $2, updated_at = now()
-WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers
+WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms
 `
 
 type ModelUpdateParams struct {
@@ -669,6 +695,8 @@ func (q *Queries) ModelUpdate(ctx context.Context, db DBTX, arg ModelUpdateParam
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 	)
 	return i, err
 }
@@ -741,7 +769,7 @@ WHERE r.image_id = $2 AND r.model_id = $3 AND r.state IN ('queued', 'running')
   AND (i.status = 'awaiting_inference' OR $4::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     m.layout, m.labels, m.score_threshold, m.iou_threshold, m.mask_threshold, m.max_instances, m.input_size,
-    m.input_name, m.headers,
+    m.input_name, m.headers, m.max_batch, m.batch_window_ms,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
     (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs
@@ -773,6 +801,8 @@ type RunBeginRow struct {
 	InputSize      int32
 	InputName      string
 	Headers        []byte
+	MaxBatch       int32
+	BatchWindowMs  int32
 	Hints          []string
 	Runs           int32
 }
@@ -808,6 +838,8 @@ func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (Ru
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 		&i.Hints,
 		&i.Runs,
 	)

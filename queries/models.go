@@ -917,6 +917,8 @@ type Model struct {
 	InputSize      int32
 	InputName      string
 	Headers        []byte
+	MaxBatch       int32
+	BatchWindowMs  int32
 }
 
 type ModelAgreement struct {

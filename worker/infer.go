@@ -89,6 +89,18 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	batch := 0
+	if img := req.Input(inImage); img != nil {
+		batch = len(img.Elems)
+	}
+	s.images.Add(int64(batch))
+	for {
+		l := s.largestBatch.Load()
+		if int64(batch) <= l || s.largestBatch.CompareAndSwap(l, int64(batch)) {
+			break
+		}
+	}
+
 	ctx := r.Context()
 	f := s.draw()
 	if !sleep(ctx, s.cfg.SimulateLatency) {
@@ -105,6 +117,10 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	case f.fail:
 		s.failed.Add(1)
 		writeError(w, http.StatusInternalServerError, "simulated failure")
+		return
+	case s.cfg.FailBatches && batch > 1:
+		s.failed.Add(1)
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("simulated failure of a batch of %d images", batch))
 		return
 	}
 

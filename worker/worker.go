@@ -82,6 +82,10 @@ type Config struct {
 	MalformedRate float64       // share of requests answered against the convention
 	Malformations []Malformation
 	Seed          uint64
+	// FailBatches answers 500 to every request of more than one image (a
+	// server whose batched path is broken), so the hub's fallback to one
+	// image a request can be seen.
+	FailBatches bool
 }
 
 // Server is the worker's HTTP handler.
@@ -96,6 +100,7 @@ type Server struct {
 	inFlight, peak                              atomic.Int64
 	requests, succeeded, busy, failed, timedOut atomic.Int64
 	malformed, badRequests                      atomic.Int64
+	images, largestBatch                        atomic.Int64
 }
 
 // New makes a Server.
@@ -217,6 +222,8 @@ type Stats struct {
 	BadRequests  int64 `json:"bad_requests"`   // refused with a 4xx
 	InFlight     int64 `json:"in_flight"`      // inferences being served now
 	PeakInFlight int64 `json:"peak_in_flight"` // most inferences ever served at once
+	Images       int64 `json:"images"`         // images in the requests that were decoded
+	LargestBatch int64 `json:"largest_batch"`  // most images in one request
 }
 
 // Stats returns the counters.
@@ -225,6 +232,7 @@ func (s *Server) Stats() Stats {
 		Requests: s.requests.Load(), Succeeded: s.succeeded.Load(), Busy: s.busy.Load(),
 		Failed: s.failed.Load(), TimedOut: s.timedOut.Load(), Malformed: s.malformed.Load(),
 		BadRequests: s.badRequests.Load(), InFlight: s.inFlight.Load(), PeakInFlight: s.peak.Load(),
+		Images: s.images.Load(), LargestBatch: s.largestBatch.Load(),
 	}
 }
 

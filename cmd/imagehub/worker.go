@@ -54,6 +54,8 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	timeoutRate := fset.Float64("timeout-rate", 0, "share of inferences never answered in time, in [0, 1]")
 	malformedRate := fset.Float64("malformed-rate", 0, "share of inferences answered against the convention, in [0, 1]")
 	hang := fset.Duration("hang", 2*time.Minute, "how long a simulated timeout holds its request before a 504")
+	maxBatch := fset.Int("max-batch", 8, "most images in one request (IMAGE [B]); more are refused with a 400")
+	failBatches := fset.Bool("fail-batches", false, "answer 500 to every request of more than one image")
 	seed := fset.Uint64("seed", 0, "seed of the simulation's draws")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "usage: imagehub worker [flags]")
@@ -99,6 +101,8 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return bad("--version %q: a version is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", *version)
 	case *capacity < 0:
 		return bad("--capacity %d: must be 0 (unbounded) or more", *capacity)
+	case *maxBatch < 1:
+		return bad("--max-batch %d: must be at least 1", *maxBatch)
 	case *latency < 0:
 		return bad("--simulate-latency %v: must not be negative", *latency)
 	case *hang <= 0:
@@ -160,6 +164,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 			Model: *model, Version: *version, DenseMasks: *dense, Logger: logger,
 			SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, FailRate: *failRate,
 			TimeoutRate: *timeoutRate, Hang: *hang, MalformedRate: *malformedRate, Seed: *seed,
+			MaxBatch: *maxBatch, FailBatches: *failBatches,
 		})
 		handler = w
 		stats = func() any { return w.Stats() }
