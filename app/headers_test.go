@@ -80,7 +80,11 @@ func TestHeadersPagesHaveNoInlineCode(t *testing.T) {
 	for path, res := range pages {
 		require.Contains(t, res.Header.Get("Content-Type"), "text/html", path)
 		doc := res.doc(t)
-		require.Zero(t, doc.Find("script:not([src])").Length(), "%s: inline script", path)
+		require.Zero(t, doc.Find("script:not([src]):not([type=importmap])").Length(), "%s: inline script", path)
+		doc.Find("script[type=importmap]").Each(func(_ int, s *goquery.Selection) {
+			require.Equal(t, static.ImportMap(), s.Text(), "%s: the import map is the one the CSP allows by its hash", path)
+			require.Contains(t, res.Header.Get("Content-Security-Policy"), static.ImportMapSource(), path)
+		})
 		require.Zero(t, doc.Find("[style]").Length(), "%s: style attribute", path)
 		require.Zero(t, doc.Find("style").Length(), "%s: style element", path)
 		doc.Find("*").Each(func(_ int, s *goquery.Selection) {

@@ -89,7 +89,8 @@ const jsRowsHash = `function rowsHash(rows) {
 	return h >>> 0;
 }`
 
-// TestReviewRLEInBrowser runs static/rle.js in headless Chromium against
+// TestReviewRLEInBrowser runs static/rle.js (the ES module, imported as it
+// is) in headless Chromium against
 // the Go package mask: every one of the 734 real COCO masks decodes and
 // re-encodes to the same string with the same area, box and pixels; random
 // masks encoded by Go read back the same in the page; and random masks
@@ -102,7 +103,12 @@ func TestReviewRLEInBrowser(t *testing.T) {
 	ctx := browsertest.New(t)
 	je := watchJSErrors(t, ctx)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")))
-	eval[chromedp.Void](t, ctx, string(src)+"; "+jsRowsHash+"; window.rowsHash = rowsHash; true")
+	eval[bool](t, ctx, `import("data:text/javascript;base64,`+base64.StdEncoding.EncodeToString(src)+`").then(m => {
+		window.imagehubRLE = m;
+		`+jsRowsHash+`
+		window.rowsHash = rowsHash;
+		return true;
+	})`)
 
 	type result struct {
 		Counts string `json:"counts"`
@@ -291,6 +297,7 @@ func newReviewScene(t testing.TB, w, h, images int, props func(h, w int) []scene
 	}
 
 	s.ctx = browsertest.New(t)
+	browsertest.ExposeHooks(t, s.ctx)
 	s.js = watchJSErrors(t, s.ctx)
 	require.NoError(t, chromedp.Do(s.ctx,
 		chromedp.Navigate(tb.base+"/login"),

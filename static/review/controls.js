@@ -1,0 +1,53 @@
+// The toolbar: tools, brush size, opacity, showing the masks.
+
+import { request } from "review/draw.js";
+import { addInstance } from "review/instances.js";
+import { submit } from "review/queue.js";
+import { state, layers, opacityInput, showInput, sizeLabel, stage, toolbar } from "review/state.js";
+import { redo, undo } from "review/undo.js";
+
+export function setTool(t) {
+  if (state.poly && t !== "polygon") { state.poly = null; }
+  state.tool = t;
+  Array.prototype.forEach.call(toolbar.querySelectorAll("[data-tool]"), function (b) {
+    b.setAttribute("aria-pressed", String(b.dataset.tool === t));
+  });
+  stage.dataset.tool = t;
+  if (state.current) request("ui");
+}
+
+export function setBrush(s) {
+  state.brushSize = Math.max(1, Math.min(500, Math.round(s)));
+  sizeLabel.textContent = state.brushSize + " px";
+  if (state.current) request("ui");
+}
+
+export function setOpacity(o) {
+  state.opacity = Math.max(0, Math.min(1, o));
+  opacityInput.value = String(Math.round(state.opacity * 100));
+  layers.others.canvas.style.opacity = layers.active.canvas.style.opacity = String(state.opacity);
+}
+
+export function setShow(on) {
+  state.showMasks = on;
+  showInput.checked = on;
+  layers.others.canvas.style.visibility = layers.active.canvas.style.visibility = on ? "" : "hidden";
+  if (state.current) request("ui");
+}
+
+// wireControls handles the toolbar's buttons and inputs.
+export function wireControls() {
+  toolbar.addEventListener("click", function (e) {
+    const b = e.target.closest("button");
+    if (!b) return;
+    if (b.dataset.tool) setTool(b.dataset.tool);
+    else if (b.id === "review-add" && state.current && state.current.prepared) addInstance(state.current);
+    else if (b.id === "review-undo") undo();
+    else if (b.id === "review-redo") redo();
+    else if (b.id === "review-submit") submit();
+    if (b.id !== "review-add") b.blur();
+  });
+  opacityInput.addEventListener("input", function () { setOpacity(Number(opacityInput.value) / 100); });
+  opacityInput.addEventListener("change", function () { opacityInput.blur(); });
+  showInput.addEventListener("change", function () { setShow(showInput.checked); showInput.blur(); });
+}
