@@ -47,6 +47,7 @@ var ReviewShortcuts = []Shortcut{
 	{[]string{"Ctrl+Z"}, "Undo"},
 	{[]string{"Ctrl+Shift+Z", "Ctrl+Y"}, "Redo"},
 	{[]string{"H"}, "Show / hide all masks"},
+	{[]string{"Shift+H"}, "Hide / show the selected instance (or Hide in its row)"},
 	{[]string{",", "."}, "Masks more transparent / more opaque"},
 	{[]string{"Wheel", "+", "-"}, "Zoom in / out (the wheel zooms around the pointer)"},
 	{[]string{"0"}, "Fit the image to the screen"},
@@ -100,7 +101,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 			var templ_7745c5c3_Var3 templ.SafeURL
 			templ_7745c5c3_Var3, templ_7745c5c3_Err = templ.JoinURLErrs(staticPath("review.css"))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 57, Col: 56}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 58, Col: 56}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var3))
 			if templ_7745c5c3_Err != nil {
@@ -113,7 +114,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 			var templ_7745c5c3_Var4 string
 			templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(d.Label)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 58, Col: 58}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 59, Col: 58}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var4))
 			if templ_7745c5c3_Err != nil {
@@ -126,7 +127,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 			var templ_7745c5c3_Var5 string
 			templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(d.Campaign)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 58, Col: 87}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 59, Col: 87}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var5))
 			if templ_7745c5c3_Err != nil {
@@ -144,7 +145,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 				var templ_7745c5c3_Var6 string
 				templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinStringErrs(l.Name)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 66, Col: 29}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 67, Col: 29}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var6))
 				if templ_7745c5c3_Err != nil {
@@ -167,7 +168,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 				var templ_7745c5c3_Var7 string
 				templ_7745c5c3_Var7, templ_7745c5c3_Err = templ.JoinStringErrs(l.DisplayName)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 66, Col: 79}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 67, Col: 79}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var7))
 				if templ_7745c5c3_Err != nil {
@@ -195,7 +196,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 					var templ_7745c5c3_Var8 string
 					templ_7745c5c3_Var8, templ_7745c5c3_Err = templ.JoinStringErrs(c.ID)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 74, Col: 28}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 75, Col: 28}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var8))
 					if templ_7745c5c3_Err != nil {
@@ -218,7 +219,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 					var templ_7745c5c3_Var9 string
 					templ_7745c5c3_Var9, templ_7745c5c3_Err = templ.JoinStringErrs(c.Title)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 74, Col: 73}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 75, Col: 73}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var9))
 					if templ_7745c5c3_Err != nil {
@@ -234,7 +235,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<button type=\"submit\" class=\"secondary\">Filter</button></form></div><p class=\"review-nojs flash error\" id=\"review-nojs\">The review screen needs JavaScript to show the image and edit masks. Everything else here, the filters and the list of keyboard shortcuts, works without it.</p><div class=\"review-toolbar\" id=\"review-toolbar\" role=\"toolbar\" aria-label=\"Review tools\" hidden><div class=\"review-tools\" role=\"radiogroup\" aria-label=\"Tool\"><button type=\"button\" data-tool=\"select\" title=\"Select (V)\">Select</button> <button type=\"button\" data-tool=\"brush\" title=\"Brush (B)\">Brush</button> <button type=\"button\" data-tool=\"eraser\" title=\"Eraser (E)\">Eraser</button> <button type=\"button\" data-tool=\"polygon\" title=\"Polygon (P)\">Polygon</button></div><span class=\"review-size\" id=\"review-size\" title=\"Brush size in image pixels ([ and ])\">16 px</span> <button type=\"button\" id=\"review-add\" class=\"secondary\" title=\"New instance (N)\">+ Instance</button> <button type=\"button\" id=\"review-undo\" class=\"secondary\" title=\"Undo (Ctrl+Z)\">Undo</button> <button type=\"button\" id=\"review-redo\" class=\"secondary\" title=\"Redo (Ctrl+Shift+Z)\">Redo</button> <label class=\"review-inline\"><input type=\"checkbox\" id=\"review-show\" checked> Masks</label> <label class=\"review-inline\" for=\"review-opacity\">Opacity</label> <input type=\"range\" id=\"review-opacity\" min=\"0\" max=\"100\" value=\"50\" aria-label=\"Mask opacity\"> <span class=\"review-zoom\" id=\"review-zoom\">100%</span> <button type=\"button\" id=\"review-submit\" title=\"Submit and next (Enter)\">Submit and next</button></div><div class=\"review-body\"><div class=\"review-stage\" id=\"review-stage\" hidden><canvas class=\"review-layer\" data-layer=\"image\"></canvas><canvas class=\"review-layer review-mask\" data-layer=\"others\"></canvas><canvas class=\"review-layer review-mask\" data-layer=\"active\"></canvas><canvas class=\"review-layer\" data-layer=\"ui\"></canvas><div class=\"review-overlay\" id=\"review-overlay\" role=\"status\" aria-live=\"polite\"></div></div><aside class=\"review-side\" id=\"review-side\" hidden><div class=\"review-item\" id=\"review-item\"></div><div class=\"review-message\" id=\"review-message\" role=\"status\" aria-live=\"polite\"></div><ol class=\"review-instances\" id=\"review-instances\" aria-label=\"Instances\"></ol></aside></div><div class=\"review-picker\" id=\"review-picker\" role=\"dialog\" aria-label=\"Choose a label\" hidden><input type=\"search\" id=\"review-picker-input\" autocomplete=\"off\" placeholder=\"Type to search labels\" aria-controls=\"review-picker-list\"><ul id=\"review-picker-list\" role=\"listbox\"></ul></div><details class=\"card review-help\" id=\"review-help\"><summary>Keyboard shortcuts <kbd>?</kbd></summary><p class=\"hint\">Untouched proposals count as accepted when you submit. Masks are edited at the photo's full resolution; brush sizes are in image pixels.</p><table><thead><tr><th>Keys</th><th>Action</th></tr></thead> <tbody>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<button type=\"submit\" class=\"secondary\">Filter</button></form></div><p class=\"review-nojs flash error\" id=\"review-nojs\">The review screen needs JavaScript to show the image and edit masks. Everything else here, the filters and the list of keyboard shortcuts, works without it.</p><div class=\"review-toolbar\" id=\"review-toolbar\" role=\"toolbar\" aria-label=\"Review tools\" hidden><div class=\"review-tools\" role=\"radiogroup\" aria-label=\"Tool\"><button type=\"button\" data-tool=\"select\" title=\"Select (V)\">Select</button> <button type=\"button\" data-tool=\"brush\" title=\"Brush (B)\">Brush</button> <button type=\"button\" data-tool=\"eraser\" title=\"Eraser (E)\">Eraser</button> <button type=\"button\" data-tool=\"polygon\" title=\"Polygon (P)\">Polygon</button></div><span class=\"review-size\" id=\"review-size\" title=\"Brush size in image pixels ([ and ])\">16 px</span> <button type=\"button\" id=\"review-add\" class=\"secondary\" title=\"New instance (N)\">+ Instance</button> <button type=\"button\" id=\"review-undo\" class=\"secondary\" title=\"Undo (Ctrl+Z)\">Undo</button> <button type=\"button\" id=\"review-redo\" class=\"secondary\" title=\"Redo (Ctrl+Shift+Z)\">Redo</button> <label class=\"review-inline\"><input type=\"checkbox\" id=\"review-show\" checked> Masks</label> <label class=\"review-inline\" for=\"review-opacity\">Opacity</label> <input type=\"range\" id=\"review-opacity\" min=\"0\" max=\"100\" value=\"50\" aria-label=\"Mask opacity\"> <output class=\"review-readout\" id=\"review-opacity-value\" for=\"review-opacity\" aria-label=\"Mask opacity\">50%</output> <span class=\"review-readout\" id=\"review-zoom\" title=\"Zoom (0 fits the image, 1 is 100%)\">Zoom 100%</span> <button type=\"button\" id=\"review-submit\" title=\"Submit and next (Enter)\">Submit and next</button></div><div class=\"review-body\"><div class=\"review-stage\" id=\"review-stage\" hidden><canvas class=\"review-layer\" data-layer=\"image\"></canvas><canvas class=\"review-layer review-mask\" data-layer=\"others\"></canvas><canvas class=\"review-layer review-mask\" data-layer=\"active\"></canvas><canvas class=\"review-layer\" data-layer=\"ui\"></canvas><div class=\"review-overlay\" id=\"review-overlay\" role=\"status\" aria-live=\"polite\"></div></div><aside class=\"review-side\" id=\"review-side\" hidden><div class=\"review-item\" id=\"review-item\"></div><div class=\"review-message\" id=\"review-message\" role=\"status\" aria-live=\"polite\"></div><ol class=\"review-instances\" id=\"review-instances\" aria-label=\"Instances\"></ol></aside></div><div class=\"review-picker\" id=\"review-picker\" role=\"dialog\" aria-label=\"Choose a label\" hidden><input type=\"search\" id=\"review-picker-input\" autocomplete=\"off\" placeholder=\"Type to search labels\" aria-controls=\"review-picker-list\"><ul id=\"review-picker-list\" role=\"listbox\"></ul></div><details class=\"card review-help\" id=\"review-help\"><summary>Keyboard shortcuts <kbd>?</kbd></summary><p class=\"hint\">Untouched proposals count as accepted when you submit. Masks are edited at the photo's full resolution; brush sizes are in image pixels.</p><table><thead><tr><th>Keys</th><th>Action</th></tr></thead> <tbody>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -248,7 +249,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 						var templ_7745c5c3_Var10 string
 						templ_7745c5c3_Var10, templ_7745c5c3_Err = templ.JoinStringErrs(" or ")
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 134, Col: 19}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 136, Col: 19}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var10))
 						if templ_7745c5c3_Err != nil {
@@ -262,7 +263,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 					var templ_7745c5c3_Var11 string
 					templ_7745c5c3_Var11, templ_7745c5c3_Err = templ.JoinStringErrs(k)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 136, Col: 18}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 138, Col: 18}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var11))
 					if templ_7745c5c3_Err != nil {
@@ -280,7 +281,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 				var templ_7745c5c3_Var12 string
 				templ_7745c5c3_Var12, templ_7745c5c3_Err = templ.JoinStringErrs(s.Action)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 139, Col: 22}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 141, Col: 22}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var12))
 				if templ_7745c5c3_Err != nil {
@@ -307,7 +308,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 				var templ_7745c5c3_Var13 templ.SafeURL
 				templ_7745c5c3_Var13, templ_7745c5c3_Err = templ.JoinURLErrs(m)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 148, Col: 37}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 150, Col: 37}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var13))
 				if templ_7745c5c3_Err != nil {
@@ -325,7 +326,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 			var templ_7745c5c3_Var14 string
 			templ_7745c5c3_Var14, templ_7745c5c3_Err = templ.JoinStringErrs(staticPath("review/main.js"))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 150, Col: 58}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 152, Col: 58}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var14))
 			if templ_7745c5c3_Err != nil {

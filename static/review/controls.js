@@ -3,7 +3,7 @@
 import { request } from "review/draw.js";
 import { addInstance } from "review/instances.js";
 import { submit } from "review/queue.js";
-import { state, layers, opacityInput, showInput, sizeLabel, stage, toolbar } from "review/state.js";
+import { state, layers, opacityInput, opacityLabel, showInput, sizeLabel, stage, toolbar } from "review/state.js";
 import { redo, undo } from "review/undo.js";
 
 export function setTool(t) {
@@ -22,9 +22,13 @@ export function setBrush(s) {
   if (state.current) request("ui");
 }
 
+// setOpacity sets how opaque the masks are, in whole percents, and shows
+// the figure beside the slider (the zoom has a label of its own).
 export function setOpacity(o) {
-  state.opacity = Math.max(0, Math.min(1, o));
-  opacityInput.value = String(Math.round(state.opacity * 100));
+  const pct = Math.round(Math.max(0, Math.min(1, o)) * 100);
+  state.opacity = pct / 100;
+  opacityInput.value = String(pct);
+  opacityLabel.textContent = pct + "%";
   layers.others.canvas.style.opacity = layers.active.canvas.style.opacity = String(state.opacity);
 }
 

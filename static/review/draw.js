@@ -9,7 +9,7 @@
 //   changed, once per animation frame.
 
 import { applyStroke } from "review/brush.js";
-import { cropOf, loOf } from "review/item.js";
+import { cropOf, loOf, shown } from "review/item.js";
 import { finishEdit } from "review/pixels.js";
 import { state, layers, stage, zoomLabel } from "review/state.js";
 import { CLOSE_PX } from "review/polygon.js";
@@ -44,7 +44,7 @@ export function request(what) { need[what] = true; schedule(); }
 export function requestView() {
   need.image = need.others = need.active = need.ui = true;
   schedule();
-  if (state.current && state.current.view) zoomLabel.textContent = Math.round(state.current.view.zoom * 100) + "%";
+  if (state.current && state.current.view) zoomLabel.textContent = "Zoom " + Math.round(state.current.view.zoom * 100) + "%";
 }
 
 // requestRect asks for a rectangle of the selected instance's layer, in
@@ -124,8 +124,8 @@ export function union(d, r) {
   return { x0: Math.min(d.x0, r.x), y0: Math.min(d.y0, r.y), x1: Math.max(d.x1, r.x + r.w), y1: Math.max(d.y1, r.y + r.h) };
 }
 
-// composeOthers paints every instance but the selected and the rejected
-// ones into the item's review-size canvas, within the dirty rectangle,
+// composeOthers paints every instance but the selected, the rejected
+// and the hidden ones into the item's review-size canvas, within the dirty rectangle,
 // and returns what it painted ("all" or the rectangle).
 export function composeOthers(item) {
   let dirty = item.othersDirty;
@@ -148,7 +148,7 @@ export function composeOthers(item) {
   for (let y = y0; y < y1; y++) px.fill(0, y * Wb + x0, y * Wb + x1);
   for (let i = 0; i < item.zorder.length; i++) {
     const inst = item.zorder[i];
-    if (inst === item.active || inst.status === "rejected") continue;
+    if (inst === item.active || !shown(inst)) continue;
     const lo = loOf(item, inst), rows = lo.rows, sp = lo.spans, color = inst.color.px;
     if (lo.x >= x1 || lo.x + lo.w <= x0) continue;
     const cy0 = Math.max(y0, lo.y), cy1 = Math.min(y1, lo.y + lo.h);
@@ -206,9 +206,9 @@ export function drawActiveLayer(item, rect) {
     x0 = Math.max(0, rect.x0); y0 = Math.max(0, rect.y0);
     x1 = Math.min(cw, rect.x1); y1 = Math.min(ch, rect.y1);
     if (x1 <= x0 || y1 <= y0) return;
-    if (!inst || inst.status === "rejected") { ctx.clearRect(x0, y0, x1 - x0, y1 - y0); return; }
+    if (!inst || !shown(inst)) { ctx.clearRect(x0, y0, x1 - x0, y1 - y0); return; }
   } else {
-    if (!inst || inst.status === "rejected") return;
+    if (!inst || !shown(inst)) return;
   }
   const crop = cropOf(item, inst), v = item.view, k = v.zoom * state.dpr;
   if (!rect) {
@@ -266,7 +266,7 @@ export function drawUI(item) {
     box = box ? { x0: Math.min(box.x0, x0), y0: Math.min(box.y0, y0), x1: Math.max(box.x1, x1), y1: Math.max(box.y1, y1) } : { x0: x0, y0: y0, x1: x1, y1: y1 };
   }
   const hv = item.hover;
-  if (hv && state.showMasks && hv.status !== "rejected" && !state.stroke && !state.pan) {
+  if (hv && state.showMasks && shown(hv) && !state.stroke && !state.pan) {
     const lo = loOf(item, hv);
     if (lo.w) {
       const bx0 = (lo.x / item.sx - v.panX) * k, by0 = (lo.y / item.sy - v.panY) * k;

@@ -3,7 +3,7 @@
 import { flushStroke } from "review/brush.js";
 import { setTool } from "review/controls.js";
 import { markOthers, request } from "review/draw.js";
-import { Instance, buildLo, cropOf, loOf } from "review/item.js";
+import { Instance, buildLo, cropOf, loOf, shown } from "review/item.js";
 import { displayName } from "review/labels.js";
 import { makeRow, updateRow } from "review/list.js";
 import { say } from "review/messages.js";
@@ -112,18 +112,31 @@ export function removeInstance(item, inst) {
   verdictChanged(item, inst);
 }
 
+// toggleHidden hides one instance from the screen, or shows it again: a
+// view of the work, not an edit, so undo passes it by and the submission
+// is the same.
+export function toggleHidden(item, inst) {
+  if (!inst) { say("Select an instance to hide (click it in the list, or Tab)."); return; }
+  inst.hidden = !inst.hidden;
+  if (item.hover === inst && inst.hidden) setHover(item, null);
+  verdictChanged(item, inst);
+  updateRow(item, inst);
+}
+
+// hitTest is the instance shown under image pixel (x, y): the selected
+// one first, then the smallest.
 export function hitTest(item, x, y) {
   x = Math.floor(x); y = Math.floor(y);
   if (x < 0 || y < 0 || x >= item.W || y >= item.H) return null;
   const a = item.active;
-  if (a && a.status !== "rejected" && a.crop) {
+  if (a && shown(a) && a.crop) {
     const c = a.crop;
     if (x >= c.x && y >= c.y && x < c.x + c.w && y < c.y + c.h && c.data[(x - c.x) * c.h + (y - c.y)]) return a;
   }
   const lx = Math.floor(x * item.sx), ly = Math.floor(y * item.sy);
   for (let i = item.zorder.length - 1; i >= 0; i--) {
     const inst = item.zorder[i];
-    if (inst === a || inst.status === "rejected") continue;
+    if (inst === a || !shown(inst)) continue;
     const lo = loOf(item, inst);
     if (lx < lo.x || ly < lo.y || lx >= lo.x + lo.w || ly >= lo.y + lo.h) continue;
     for (let k = lo.rows[ly - lo.y]; k < lo.rows[ly - lo.y + 1]; k++) {

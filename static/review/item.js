@@ -50,6 +50,7 @@ export function Instance(item, p) {
   this.crop = null;      // full-resolution pixels (rle.js crop), decoded on demand
   this.edited = false;   // the crop, not counts, is the mask
   this.status = p ? "pending" : "new"; // pending, accepted, rejected; or new
+  this.hidden = false;   // hidden from the screen by the reviewer (not a verdict)
   this.area = 0;
   this.lo = null;        // the mask at review size as spans of rows, for drawing and hit tests
   this.loStale = false;
@@ -57,6 +58,9 @@ export function Instance(item, p) {
   this.color = colorOf(instanceSeq);
   this.row = null;
 }
+
+// shown says whether an instance is drawn and can be clicked on the image.
+export function shown(inst) { return inst.status !== "rejected" && !inst.hidden; }
 
 // colorOf spreads hues by the golden angle, so neighbours differ.
 export function colorOf(i) {

@@ -2,7 +2,7 @@
 
 import { setBrush, setOpacity, setShow, setTool } from "review/controls.js";
 import { request, requestView } from "review/draw.js";
-import { addInstance, cycle, relabel, select, setVerdict } from "review/instances.js";
+import { addInstance, cycle, relabel, select, setVerdict, toggleHidden } from "review/instances.js";
 import { closePolygon } from "review/polygon.js";
 import { submit } from "review/queue.js";
 import { state, help, stage } from "review/state.js";
@@ -58,7 +58,10 @@ export function wireKeyboard() {
     case "p": case "P": setTool("polygon"); break;
     case "[": setBrush(state.brushSize < 10 ? state.brushSize - 1 : state.brushSize / 1.25); break;
     case "]": setBrush(state.brushSize < 8 ? state.brushSize + 1 : state.brushSize * 1.25); break;
-    case "h": case "H": setShow(!state.showMasks); break;
+    case "h": case "H":
+      if (e.shiftKey) { if (ready) toggleHidden(item, item.active); } // Shift+H: the selected instance
+      else setShow(!state.showMasks);
+      break;
     case ",": setOpacity(state.opacity - 0.1); break;
     case ".": setOpacity(state.opacity + 0.1); break;
     case "+": case "=": if (ready) zoomAt(state.cssW / 2, state.cssH / 2, 1.25); break;

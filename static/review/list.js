@@ -1,6 +1,6 @@
 // The instance list beside the image.
 
-import { relabel, select, setHover, setVerdict } from "review/instances.js";
+import { relabel, select, setHover, setVerdict, toggleHidden } from "review/instances.js";
 import { displayName } from "review/labels.js";
 import { state, list } from "review/state.js";
 
@@ -27,6 +27,11 @@ export function makeRow(item, inst) {
   score.className = "score";
   const status = document.createElement("span");
   status.className = "badge";
+  const hide = document.createElement("button");
+  hide.type = "button";
+  hide.className = "act hide";
+  hide.dataset.act = "hide";
+  hide.title = "Hide / show this instance (Shift+H)";
   const accept = document.createElement("button");
   accept.type = "button";
   accept.className = "act accept";
@@ -39,8 +44,8 @@ export function makeRow(item, inst) {
   reject.dataset.act = "reject";
   reject.textContent = "✕";
   reject.title = "Reject (X)";
-  [sw, name, score, status, accept, reject].forEach(function (n) { li.appendChild(n); });
-  inst.row = { li: li, name: name, score: score, status: status, accept: accept, reject: reject };
+  [sw, name, score, status, hide, accept, reject].forEach(function (n) { li.appendChild(n); });
+  inst.row = { li, name, score, status, hide, accept, reject };
   updateRow(item, inst);
   return li;
 }
@@ -50,6 +55,9 @@ export function updateRow(item, inst) {
   if (!row) return;
   row.li.classList.toggle("selected", item.active === inst);
   row.li.classList.toggle("rejected", inst.status === "rejected");
+  row.li.classList.toggle("hidden-mask", inst.hidden);
+  row.hide.textContent = inst.hidden ? "Show" : "Hide";
+  row.hide.setAttribute("aria-pressed", String(inst.hidden));
   row.name.textContent = displayName(inst.label);
   row.score.textContent = inst.score === null ? "new" : inst.score.toFixed(2);
   let text = inst.status === "pending" ? "pending" : inst.status;
@@ -79,6 +87,7 @@ export function wireList() {
     const act = e.target.closest("button") && e.target.closest("button").dataset.act;
     if (act === "accept") setVerdict(item, inst, "accepted");
     else if (act === "reject") setVerdict(item, inst, "rejected");
+    else if (act === "hide") toggleHidden(item, inst);
     else if (act === "relabel") { select(item, inst); relabel(item, inst); }
     else select(item, inst);
     if (e.target.closest("button")) e.target.closest("button").blur();

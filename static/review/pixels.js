@@ -116,5 +116,9 @@ export function canEdit(item, p) {
     say("This instance is rejected: press A to accept it before editing its mask.");
     return false;
   }
+  if (inst.hidden) {
+    say("This instance is hidden: press Shift+H (or Show in the list) to show it before editing its mask.");
+    return false;
+  }
   return true;
 }
