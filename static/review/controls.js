@@ -3,10 +3,12 @@
 import { request } from "review/draw.js";
 import { addInstance } from "review/instances.js";
 import { submit } from "review/queue.js";
+import { cancelPrompt } from "review/prompt.js";
 import { state, layers, opacityInput, opacityLabel, showInput, sizeLabel, stage, toolbar } from "review/state.js";
 import { redo, undo } from "review/undo.js";
 
 export function setTool(t) {
+  if (t !== "click") cancelPrompt();
   if (state.poly && t !== "polygon") { state.poly = null; }
   state.tool = t;
   Array.prototype.forEach.call(toolbar.querySelectorAll("[data-tool]"), function (b) {
@@ -29,13 +31,13 @@ export function setOpacity(o) {
   state.opacity = pct / 100;
   opacityInput.value = String(pct);
   opacityLabel.textContent = pct + "%";
-  layers.others.canvas.style.opacity = layers.active.canvas.style.opacity = String(state.opacity);
+  for (const k of ["others", "active", "prompt"]) layers[k].canvas.style.opacity = String(state.opacity);
 }
 
 export function setShow(on) {
   state.showMasks = on;
   showInput.checked = on;
-  layers.others.canvas.style.visibility = layers.active.canvas.style.visibility = on ? "" : "hidden";
+  for (const k of ["others", "active", "prompt"]) layers[k].canvas.style.visibility = on ? "" : "hidden";
   if (state.current) request("ui");
 }
 

@@ -13,9 +13,10 @@ import { cropOf, loOf, shown } from "review/item.js";
 import { finishEdit } from "review/pixels.js";
 import { state, layers, stage, zoomLabel } from "review/state.js";
 import { CLOSE_PX } from "review/polygon.js";
+import { drawPromptMarks, promptDrawn, promptPreview } from "review/prompt.js";
 import { toImage } from "review/view.js";
 
-const need = { image: false, others: false, active: false, rect: null, ui: false }; // others: the whole view of them
+const need = { image: false, others: false, active: false, prompt: false, rect: null, ui: false }; // others: the whole view of them
 let rafId = 0;
 let uiBox = null;       // what the ui layer drew last, to clear only that
 let lastFrameMs = 0;    // the work of the last frame, whatever it drew
@@ -42,7 +43,7 @@ export function schedule() { if (!rafId) rafId = requestAnimationFrame(frame); }
 export function request(what) { need[what] = true; schedule(); }
 
 export function requestView() {
-  need.image = need.others = need.active = need.ui = true;
+  need.image = need.others = need.active = need.prompt = need.ui = true;
   schedule();
   if (state.current && state.current.view) zoomLabel.textContent = "Zoom " + Math.round(state.current.view.zoom * 100) + "%";
 }
@@ -74,10 +75,13 @@ export function frame() {
   else if (dirty) drawOthersLayer(item, dirty);
   if (need.active) drawActiveLayer(item, null);
   else if (need.rect) drawActiveLayer(item, need.rect);
+  if (need.prompt) drawPromptLayer(item);
   if (need.ui || stroked) drawUI(item);
-  need.image = need.others = need.active = need.ui = false;
+  const drewPrompt = need.prompt;
+  need.image = need.others = need.active = need.prompt = need.ui = false;
   need.rect = null;
   lastFrameMs = performance.now() - t0;
+  if (drewPrompt) promptDrawn(item);
   if (stroked) {
     frames.push(lastFrameMs);
     if (frames.length > 5000) frames.shift();
@@ -198,19 +202,34 @@ let colBuf = new Int32Array(0);
 // pixels, each screen pixel sampling the image pixel under its centre:
 // the whole layer (rect null) or one rectangle of device pixels.
 export function drawActiveLayer(item, rect) {
-  const L = layers.active, ctx = L.ctx, cw = L.canvas.width, ch = L.canvas.height;
   const inst = item.active;
+  paintCrop(layers.active, item, inst && shown(inst) ? cropOf(item, inst) : null, inst ? inst.color.px : 0, rect);
+}
+
+// drawPromptLayer draws the click tool's preview mask, whole.
+export function drawPromptLayer(item) {
+  const p = promptPreview(item);
+  stage.classList.toggle("refining", !!(p && p.refining)); // the preview stands in for the instance it refines
+  paintCrop(layers.prompt, item, p ? p.crop : null, p ? p.color : 0, null);
+}
+
+// paintCrop draws a full-resolution mask (an rle.js crop, or null for
+// none) into a layer in one colour, each screen pixel sampling the image
+// pixel under its centre: the whole layer (rect null) or one rectangle of
+// device pixels.
+function paintCrop(L, item, crop, color, rect) {
+  const ctx = L.ctx, cw = L.canvas.width, ch = L.canvas.height;
   if (!rect) ctx.clearRect(0, 0, cw, ch);
   let x0, y0, x1, y1;
   if (rect) {
     x0 = Math.max(0, rect.x0); y0 = Math.max(0, rect.y0);
     x1 = Math.min(cw, rect.x1); y1 = Math.min(ch, rect.y1);
     if (x1 <= x0 || y1 <= y0) return;
-    if (!inst || !shown(inst)) { ctx.clearRect(x0, y0, x1 - x0, y1 - y0); return; }
+    if (!crop) { ctx.clearRect(x0, y0, x1 - x0, y1 - y0); return; }
   } else {
-    if (!inst || !shown(inst)) return;
+    if (!crop) return;
   }
-  const crop = cropOf(item, inst), v = item.view, k = v.zoom * state.dpr;
+  const v = item.view, k = v.zoom * state.dpr;
   if (!rect) {
     if (!crop.w) return;
     x0 = Math.max(0, Math.floor((crop.x - v.panX) * k)); y0 = Math.max(0, Math.floor((crop.y - v.panY) * k));
@@ -220,7 +239,7 @@ export function drawActiveLayer(item, rect) {
   const w = x1 - x0, h = y1 - y0;
   const img = ctx.createImageData(w, h), px = new Uint32Array(img.data.buffer);
   if (colBuf.length < w) colBuf = new Int32Array(w * 2);
-  const cols = colBuf, d = crop.data, ch2 = crop.h, color = inst.color.px;
+  const cols = colBuf, d = crop.data, ch2 = crop.h;
   let c;
   for (c = 0; c < w; c++) {
     const ix = Math.floor((x0 + c + 0.5) / k + v.panX) - crop.x;
@@ -253,8 +272,8 @@ export function tintOf(item, inst) {
   return c;
 }
 
-// drawUI draws the hover highlight, the polygon under way and the brush
-// outline, clearing only what it drew the time before.
+// drawUI draws the hover highlight, the polygon under way, the click
+// tool's points and box, and the brush outline, clearing only what it drew the time before.
 export function drawUI(item) {
   const L = layers.ui, ctx = L.ctx, v = item.view, k = v.zoom * state.dpr;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
@@ -316,5 +335,6 @@ export function drawUI(item) {
     ctx.lineWidth = 1; ctx.strokeStyle = state.tool === "eraser" ? "#ffb4b4" : "#fff"; ctx.stroke();
     grow(cx - rad, cy - rad, cx + rad, cy + rad);
   }
+  drawPromptMarks(ctx, item, grow);
   uiBox = box;
 }

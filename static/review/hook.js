@@ -6,6 +6,7 @@
 
 import { frames, lastFrame } from "review/draw.js";
 import { renewAll } from "review/lease.js";
+import { promptState, timings } from "review/prompt.js";
 import { queue } from "review/queue.js";
 import { state, stage } from "review/state.js";
 
@@ -32,5 +33,7 @@ export function expose() {
     renew: renewAll,
     saved() { return queue.savedCount; },
     frames,
+    prompt: promptState,
+    promptTimings: timings,
   };
 }

@@ -10,11 +10,13 @@ import { say } from "review/messages.js";
 import { openPicker } from "review/picker.js";
 import * as RLE from "rle.js";
 import { state, list } from "review/state.js";
+import { cancelPrompt } from "review/prompt.js";
 import { pushUndo } from "review/undo.js";
 
 export function select(item, inst) {
   if (item.active === inst) return;
   flushStroke();
+  cancelPrompt(); // a session refines the instance selected when it began
   if (state.poly) { state.poly = null; request("ui"); }
   const prev = item.active;
   item.active = inst;

@@ -4,6 +4,7 @@ import { setBrush, setOpacity, setShow, setTool } from "review/controls.js";
 import { request, requestView } from "review/draw.js";
 import { addInstance, cycle, relabel, select, setVerdict, toggleHidden } from "review/instances.js";
 import { closePolygon } from "review/polygon.js";
+import { cancelPrompt, keepPrompt, promptOpen, redoPrompt, undoPrompt } from "review/prompt.js";
 import { submit } from "review/queue.js";
 import { state, help, stage } from "review/state.js";
 import { redo, undo } from "review/undo.js";
@@ -20,8 +21,9 @@ export function wireKeyboard() {
     if (state.pick || typing(e.target)) return;
     const item = state.current, ready = item && item.prepared, key = e.key;
     if (e.ctrlKey || e.metaKey) {
-      if (key === "z" || key === "Z") { e.preventDefault(); if (e.shiftKey) redo(); else undo(); }
-      else if (key === "y" || key === "Y") { e.preventDefault(); redo(); }
+      // With a click-tool session open, undo and redo take its prompts.
+      if (key === "z" || key === "Z") { e.preventDefault(); if (e.shiftKey) { if (!redoPrompt()) redo(); } else if (!undoPrompt()) undo(); }
+      else if (key === "y" || key === "Y") { e.preventDefault(); if (!redoPrompt()) redo(); }
       return;
     }
     if (e.altKey) return;
@@ -33,6 +35,7 @@ export function wireKeyboard() {
     case " ": state.spaceDown = true; stage.classList.add("grab"); break;
     case "Enter":
       if (state.poly) closePolygon();
+      else if (promptOpen()) { if (!e.repeat && !keepPrompt()) submit(); }
       else if (!e.repeat) submit(); // a held Enter must not clear the queue
       break;
     case "Tab": if (!ready) return; cycle(e.shiftKey ? -1 : 1); break;
@@ -45,6 +48,7 @@ export function wireKeyboard() {
       break;
     }
     case "Backspace":
+      if (promptOpen()) { undoPrompt(); break; }
       if (!state.poly) return;
       state.poly.points.pop();
       if (!state.poly.points.length) state.poly = null;
@@ -56,6 +60,7 @@ export function wireKeyboard() {
     case "b": case "B": setTool("brush"); break;
     case "e": case "E": setTool("eraser"); break;
     case "p": case "P": setTool("polygon"); break;
+    case "c": case "C": setTool("click"); break;
     case "[": setBrush(state.brushSize < 10 ? state.brushSize - 1 : state.brushSize / 1.25); break;
     case "]": setBrush(state.brushSize < 8 ? state.brushSize + 1 : state.brushSize * 1.25); break;
     case "h": case "H":
@@ -70,6 +75,7 @@ export function wireKeyboard() {
     case "1": if (ready) zoomTo100(); break;
     case "Escape":
       if (state.poly) { state.poly = null; request("ui"); }
+      else if (promptOpen()) cancelPrompt();
       else if (help.open) help.open = false;
       else if (ready) select(item, null);
       break;

@@ -5,10 +5,12 @@ import { request, requestView, schedule } from "review/draw.js";
 import { hitTest, select, setHover } from "review/instances.js";
 import { closePicker } from "review/picker.js";
 import { polygonClick } from "review/polygon.js";
+import { promptCancelDrag, promptDown, promptDragging, promptMove, promptUp } from "review/prompt.js";
 import { state, stage } from "review/state.js";
 import { toImage, zoomAt } from "review/view.js";
 
 function pointerEnd(e) {
+  if (promptDragging()) { if (e.type === "pointerup") promptUp(e); else promptCancelDrag(); }
   if (state.pan) {
     state.pan = null;
     stage.classList.remove("panning");
@@ -40,6 +42,7 @@ export function wirePointer() {
     const p = toImage(e.clientX, e.clientY);
     if (state.tool === "select") select(item, hitTest(item, p.x, p.y));
     else if (state.tool === "polygon") polygonClick(e, p);
+    else if (state.tool === "click") promptDown(e, p);
     else startStroke(e, p);
   });
 
@@ -55,6 +58,7 @@ export function wirePointer() {
       requestView();
       return;
     }
+    if (promptDragging()) { promptMove(e); return; }
     if (state.stroke && e.pointerId === state.stroke.pointerId) {
       let evs = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
       if (!evs.length) evs = [e];

@@ -10,6 +10,7 @@ import { Item, cropOf } from "review/item.js";
 import { buildList } from "review/list.js";
 import { describe, say, waiting } from "review/messages.js";
 import { closePolygon } from "review/polygon.js";
+import { cancelPrompt } from "review/prompt.js";
 import { state, app, itemInfo, list, messageBox } from "review/state.js";
 import * as RLE from "rle.js";
 import { updateUndoButtons } from "review/undo.js";
@@ -35,6 +36,7 @@ if (app.dataset.label) filter.label = app.dataset.label;
 if (app.dataset.campaign) filter.campaign_id = app.dataset.campaign;
 
 export function show(item) {
+  cancelPrompt();
   state.current = item;
   state.stroke = null; state.poly = null; state.pan = null;
   say("");
