@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"image"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -287,6 +288,12 @@ func newReviewScene(t testing.TB, w, h, images int, props func(h, w int) []scene
 // get a blind second review.
 func seedReviewScene(t testing.TB, w, h, images int, props func(h, w int) []sceneProposal, secondShare float64) *reviewScene {
 	t.Helper()
+	return seedReviewScenePhotos(t, w, h, images, props, secondShare, func(n int) image.Image { return imagingtest.Photo(w, h, 41+uint64(n)) })
+}
+
+// seedReviewScenePhotos is seedReviewScene with the photos photo(n) makes.
+func seedReviewScenePhotos(t testing.TB, w, h, images int, props func(h, w int) []sceneProposal, secondShare float64, photo func(n int) image.Image) *reviewScene {
+	t.Helper()
 	tb := setup(t, func(c *config.Config) { c.SecondReviewShare = secondShare })
 	rev, _ := tb.userWithRole(t, "rita@example.com", auth.RoleReviewer)
 	s := &reviewScene{tb: tb, w: w, h: h}
@@ -295,7 +302,7 @@ func seedReviewScene(t testing.TB, w, h, images int, props func(h, w int) []scen
 	require.NoError(t, tb.pool.QueryRow(ctx, `INSERT INTO models (name, version, enabled) VALUES ('seg', '1', false) RETURNING id`).Scan(&model))
 	list := props(h, w)
 	for n := range images {
-		res := rev.upload([]file{{fmt.Sprintf("street-%d.jpg", n), imagingtest.JPEG(imagingtest.Photo(w, h, 41+uint64(n)))}}, nil)
+		res := rev.upload([]file{{fmt.Sprintf("street-%d.jpg", n), imagingtest.JPEG(photo(n))}}, nil)
 		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
 		id := res.json(t)["results"].([]any)[0].(map[string]any)["image"].(map[string]any)["id"].(string)
 		img := rev.waitStatus(id)

@@ -35,6 +35,7 @@ const NEW_COLOR = 0xff00c4ff;
 let session = null;
 let drag = null;                 // the pointer pressed with the click tool
 let seq = 0;                     // numbers the requests, so a late answer is dropped
+let aborted = 0;                 // requests aborted by a newer prompt, for the test hook
 
 // timings are, for the benchmark, the milliseconds from each prompt's
 // pointer release to its mask drawn, and whether it was the item's first.
@@ -124,7 +125,7 @@ function round(v) { return Math.round(v * 10) / 10; }
 // before it.
 function send(s, startedAt) {
   const step = lastStep();
-  if (s.inFlight) s.inFlight.controller.abort();
+  if (s.inFlight) { s.inFlight.controller.abort(); aborted++; }
   const controller = new AbortController(), id = ++seq, item = s.item;
   const first = !item.prompted;
   item.prompted = true;
@@ -299,6 +300,6 @@ export function promptState() {
   return {
     points: last ? last.points.length : 0, box: last ? last.box : null, refining: !!session.target,
     inFlight: !!session.inFlight, preview: last && last.preview ? RLE.area(last.preview.crop) : -1,
-    lastAnswer: session.lastAnswer,
+    lastAnswer: session.lastAnswer, aborted,
   };
 }
