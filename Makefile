@@ -148,13 +148,14 @@ BENCHES := \
 	./jobs/:BenchmarkDispatch:1x \
 	./jobs/:BenchmarkRiverNoop:1x \
 	./app/:BenchmarkReviewBrushFrame:1x \
+	./app/:BenchmarkReviewClickToMask:1x \
 	./dataset/:BenchmarkDatasetPublish:1x \
 	./dataset/:BenchmarkDatasetExport:3x \
 	./app/:BenchmarkDatasetDownload:1x \
 	./cmd/imagehub/:BenchmarkLoad:1x
 
 .PHONY: bench
-bench: imagemagick chromium ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory, load) and print a table
+bench: imagemagick chromium ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, click to mask, dataset publish at 1M, export beside tar, download memory, load) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \
