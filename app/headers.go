@@ -14,9 +14,12 @@ import (
 // securityPolicy is the set of headers every answer carries.
 type securityPolicy struct {
 	// pageCSP is the Content-Security-Policy of every page: scripts and
-	// styles only from static files of this site (and the import map the
-	// static package writes), nothing may frame it.
+	// styles only from static files of this site, nothing may frame it.
 	pageCSP string
+	// reviewCSP is the review screen's: pageCSP and the one inline script
+	// it has, its import map, allowed by its hash (Chromium takes import
+	// maps only inline).
+	reviewCSP string
 	// consoleCSP is the job console's (riverui, a React app built by
 	// others): as strict as it runs under.
 	consoleCSP string
@@ -42,9 +45,8 @@ func newSecurityPolicy(baseURL, imageOrigin string) securityPolicy {
 		"frame-ancestors 'none'",
 	}
 	p := securityPolicy{
-		// The one inline script allowed is the review screen's import map,
-		// by its hash: Chromium takes import maps only inline.
-		pageCSP: strings.Join(append([]string{"script-src 'self' " + static.ImportMapSource(), "style-src 'self'"}, common...), "; "),
+		pageCSP:   strings.Join(append([]string{"script-src 'self'", "style-src 'self'"}, common...), "; "),
+		reviewCSP: strings.Join(append([]string{"script-src 'self' " + static.ImportMapSource(), "style-src 'self'"}, common...), "; "),
 		// riverui's libraries (goober, next-themes, React's hoisted styles)
 		// add <style> elements: inline styles, but scripts stay 'self'.
 		consoleCSP: strings.Join(append([]string{"script-src 'self'", "style-src 'self' 'unsafe-inline'"}, common...), "; "),

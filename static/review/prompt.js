@@ -185,13 +185,17 @@ export function keepPrompt() {
   if (s.inFlight) { s.keepWhenReady = true; say("Keeping the mask when it comes…"); return true; }
   if (!last || !last.preview) { cancelPrompt(); return false; }
   const crop = last.preview.crop, item = s.item, target = s.target;
-  cancelPrompt();
   if (target && item.instances.indexOf(target) >= 0) {
+    cancelPrompt();
     replacePixels(item, target, crop);
     say("Kept the new mask of " + displayName(target.label) + ". Ctrl+Z undoes it.");
     return true;
   }
+  // The preview stays while the label is picked: closing the picker
+  // without one leaves it, for Enter again.
   openPicker("Label of the new instance", (name) => {
+    if (session === s) cancelPrompt();
+    if (item !== state.current) return;
     const inst = new Instance(item, null);
     inst.label = name;
     inst.crop = copyCrop(crop);
