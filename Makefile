@@ -96,18 +96,43 @@ unzip: ## install Info-ZIP's unzip for the dataset tests (they check downloads w
 			echo "the dataset tests check downloads with unzip -t: install it (Debian: apt-get install unzip)" >&2; exit 1; \
 		fi; }
 
+# ONNX Runtime's shared library for `imagehub worker --onnx` and the tests of
+# worker/onnxworker: the CPU build inside npm's onnxruntime-node@1.24.1 (the
+# release onnxruntime_go v1.27.0 is written for), checked against its
+# registry integrity hash and installed into the git-ignored .bin/onnxruntime/.
+# ONNXRUNTIME_LIB points the program and the tests at another copy.
+.PHONY: onnxruntime
+onnxruntime: ## install ONNX Runtime 1.24.1's shared library into .bin/onnxruntime/ (from npm's onnxruntime-node), when missing
+	@scripts/onnxruntime.sh >/dev/null
+
+# The test models of testdata/onnx/ are committed; this regenerates them with
+# Debian's python3-onnx (the system python3, not a virtualenv's).
+ONNX_PYTHON ?= /usr/bin/python3
+.PHONY: onnx-models
+onnx-models: ## regenerate the ONNX test models in testdata/onnx/ (installs Debian's python3-onnx when missing)
+	@$(ONNX_PYTHON) -c 'import onnx' 2>/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing python3-onnx for the ONNX test models"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-onnx >/dev/null; \
+		else \
+			echo "the ONNX test models are written with the onnx Python package: install it (Debian: apt-get install python3-onnx) or set ONNX_PYTHON" >&2; exit 1; \
+		fi; }
+	$(ONNX_PYTHON) testdata/onnx/generate.py
+
 .PHONY: test
 test: chromium unzip ## vet, eslint, Node's tests, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
-	vgwlog=$$(mktemp); oplog=$$(mktemp); \
-	echo "building versitygw (the S3 server the blob tests start) and the OpenID provider (for the sign-in tests) while vet runs"; \
+	vgwlog=$$(mktemp); oplog=$$(mktemp); ortlog=$$(mktemp); \
+	echo "building versitygw (the S3 server the blob tests start) and the OpenID provider (for the sign-in tests), and installing ONNX Runtime (for the ONNX worker tests) when missing, while vet runs"; \
 	$(GO) tool -modfile=tools/go.mod -n versitygw >/dev/null 2>"$$vgwlog" & vgw=$$!; \
 	$(GO) tool -modfile=tools/go.mod -n $(OIDC_PROVIDER) >/dev/null 2>"$$oplog" & op=$$!; \
+	scripts/onnxruntime.sh >/dev/null 2>"$$ortlog" & ort=$$!; \
 	$(MAKE) --no-print-directory vet lint-js test-js check-generated; \
 	wait $$vgw || { cat "$$vgwlog" >&2; echo "error building versitygw" >&2; exit 1; }; \
 	wait $$op || { cat "$$oplog" >&2; echo "error building the OpenID provider" >&2; exit 1; }; \
-	rm -f "$$vgwlog" "$$oplog"; \
+	wait $$ort || { cat "$$ortlog" >&2; echo "error installing ONNX Runtime (make onnxruntime)" >&2; exit 1; }; \
+	rm -f "$$vgwlog" "$$oplog" "$$ortlog"; \
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 # Native Go fuzz targets (package:function). Their seed corpora, and the
@@ -143,6 +168,7 @@ imagemagick:
 # Each benchmark runs a fixed amount of work: the heavy ones load data first.
 BENCHES := \
 	./imaging/:BenchmarkIngest:1s \
+	./layout/:BenchmarkLayouts:20x \
 	./app/:BenchmarkIngestPipeline:3x \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
 	./jobs/:BenchmarkDispatch:1x \
@@ -152,10 +178,11 @@ BENCHES := \
 	./dataset/:BenchmarkDatasetPublish:1x \
 	./dataset/:BenchmarkDatasetExport:3x \
 	./app/:BenchmarkDatasetDownload:1x \
-	./cmd/imagehub/:BenchmarkLoad:1x
+	./cmd/imagehub/:BenchmarkLoad:1x \
+	./worker/onnxworker/:BenchmarkONNXWorker:200x
 
 .PHONY: bench
-bench: imagemagick chromium ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, click to mask, dataset publish at 1M, export beside tar, download memory, load) and print a table
+bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, click to mask, dataset publish at 1M, export beside tar, download memory, load, ONNX worker images/s) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/jobs"
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/views"
@@ -35,6 +37,16 @@ type modelJSON struct {
 	Problems       []string         `json:"problems"`
 	CheckedAt      *time.Time       `json:"checked_at"`
 	EndpointHealth []endpointHealth `json:"endpoint_health"`
+	Layout         string           `json:"layout"`
+	Labels         []string         `json:"labels"`
+	ScoreThreshold float32          `json:"score_threshold"`
+	IoUThreshold   float32          `json:"iou_threshold"`
+	MaskThreshold  float32          `json:"mask_threshold"`
+	MaxInstances   int              `json:"max_instances"`
+	InputSize      int              `json:"input_size"`
+	// HeaderNames are the names of the stored request headers; their
+	// values are secrets and never leave the hub except to the endpoints.
+	HeaderNames []string `json:"header_names"`
 }
 
 type endpointHealth struct {
@@ -69,6 +81,9 @@ func (s *Server) listModels(ctx context.Context) ([]modelJSON, error) {
 			ID: m.ID.String(), Name: m.Name, Version: m.Version, Task: m.Task, TimeoutMS: int(m.TimeoutMs),
 			Enabled: m.Enabled, BinaryData: m.BinaryData, LabelHints: m.LabelHints, Problems: m.Problems,
 			CheckedAt: m.CheckedAt, Endpoints: []string{}, EndpointHealth: []endpointHealth{},
+			Layout: m.Layout, Labels: m.Labels, ScoreThreshold: m.ScoreThreshold, IoUThreshold: m.IouThreshold,
+			MaskThreshold: m.MaskThreshold, MaxInstances: int(m.MaxInstances), InputSize: int(m.InputSize),
+			HeaderNames: headerNames(m.Headers),
 		}
 		for _, e := range byModel[j.ID] {
 			j.Endpoints = append(j.Endpoints, e.BaseUrl)
@@ -92,10 +107,23 @@ func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, 
 	if err := spec.Normalize(); err != nil {
 		return modelJSON{}, false, err
 	}
-	check := dispatch.Inspect(ctx, s.inference, spec, 10*time.Second)
+	probe := spec
+	if spec.Headers == nil {
+		// An update that keeps the stored headers checks with them.
+		h, err := dispatch.StoredHeaders(ctx, s.pool, spec)
+		if err != nil {
+			return modelJSON{}, false, err
+		}
+		probe.Headers = h
+	}
+	check := dispatch.Inspect(ctx, s.inference, probe, 10*time.Second)
 	if len(check.Unfit) > 0 {
+		what := "the hub's segmentation convention"
+		if spec.Layout != string(layout.ImageHub) {
+			what = "the " + spec.Layout + " layout"
+		}
 		e := problem.New(http.StatusUnprocessableEntity, "model_unfit", "endpoints",
-			"The model does not fit the hub's segmentation convention (PROTOCOL.md): "+strings.Join(check.Unfit, "; "))
+			"The model does not fit "+what+" (PROTOCOL.md): "+strings.Join(check.Unfit, "; "))
 		e.Details = check.Unfit
 		return modelJSON{}, false, e
 	}
@@ -150,8 +178,20 @@ func (s *Server) apiModelSave(c *fiber.Ctx) error {
 	return c.Status(status).JSON(fiber.Map{"model": m})
 }
 
+// headerNames lists the names of stored headers, never their values.
+func headerNames(raw []byte) []string {
+	var h inference.Headers
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return []string{}
+	}
+	return h.Names()
+}
+
 func (s *Server) adminModelsPage(c *fiber.Ctx) error {
-	return s.renderAdminModels(c, http.StatusOK, nil, views.ModelForm{Version: "1", Capacity: "4", TimeoutMS: "60000", Enabled: true})
+	return s.renderAdminModels(c, http.StatusOK, nil, views.ModelForm{
+		Version: "1", Capacity: "4", TimeoutMS: "60000", Enabled: true, Layout: string(layout.ImageHub),
+		ScoreThreshold: "0.25", IoUThreshold: "0.45", MaskThreshold: "0.5", MaxInstances: "100",
+	})
 }
 
 func (s *Server) renderAdminModels(c *fiber.Ctx, status int, fe *views.FormError, form views.ModelForm) error {
@@ -164,6 +204,9 @@ func (s *Server) renderAdminModels(c *fiber.Ctx, status int, fe *views.FormError
 		row := views.ModelRow{
 			ID: m.ID, Name: m.Name, Version: m.Version, Enabled: m.Enabled, TimeoutMS: m.TimeoutMS,
 			Capacity: m.Capacity, Binary: m.BinaryData, Hints: m.LabelHints, Problems: m.Problems,
+			Layout: m.Layout, Labels: m.Labels, ScoreThreshold: m.ScoreThreshold, IoUThreshold: m.IoUThreshold,
+			MaskThreshold: m.MaskThreshold, MaxInstances: m.MaxInstances, InputSize: m.InputSize,
+			HeaderNames: m.HeaderNames,
 		}
 		for _, e := range m.EndpointHealth {
 			row.Endpoints = append(row.Endpoints, views.EndpointRow{
@@ -177,11 +220,16 @@ func (s *Server) renderAdminModels(c *fiber.Ctx, status int, fe *views.FormError
 }
 
 // modelSaveSubmit: POST /admin/models, the form twin of POST /api/v1/models.
-// Endpoints come one per line.
+// Endpoints and labels come one per line, headers as "Name: value" lines;
+// no header lines keep the stored headers unless clear_headers is set.
+// Header values are never put back into the form.
 func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 	form := views.ModelForm{
 		Name: c.FormValue("name"), Version: c.FormValue("version"), Endpoints: c.FormValue("endpoints"),
 		Capacity: c.FormValue("capacity"), TimeoutMS: c.FormValue("timeout_ms"), Enabled: c.FormValue("enabled") != "",
+		Layout: c.FormValue("layout"), Labels: c.FormValue("labels"), ScoreThreshold: c.FormValue("score_threshold"),
+		IoUThreshold: c.FormValue("iou_threshold"), MaskThreshold: c.FormValue("mask_threshold"),
+		MaxInstances: c.FormValue("max_instances"), InputSize: c.FormValue("input_size"),
 	}
 	fail := func(err error) error {
 		return s.rerender(c, err, func(fe *views.FormError) error {
@@ -202,12 +250,77 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 	enabled := form.Enabled
 	spec := dispatch.Spec{
 		Name: form.Name, Version: form.Version, Task: "segmentation", Endpoints: strings.Fields(form.Endpoints),
-		Capacity: capacity, TimeoutMS: timeout, Enabled: &enabled,
+		Capacity: capacity, TimeoutMS: timeout, Enabled: &enabled, Layout: strings.TrimSpace(form.Layout),
 	}
+	for _, l := range strings.Split(form.Labels, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			spec.Labels = append(spec.Labels, l)
+		}
+	}
+	for _, f := range []struct {
+		field, value string
+		dst          *float32
+	}{
+		{"score_threshold", form.ScoreThreshold, &spec.ScoreThreshold},
+		{"iou_threshold", form.IoUThreshold, &spec.IoUThreshold},
+		{"mask_threshold", form.MaskThreshold, &spec.MaskThreshold},
+	} {
+		if v := strings.TrimSpace(f.value); v != "" {
+			x, err := strconv.ParseFloat(v, 32)
+			if err != nil {
+				return fail(badInput("invalid_model", f.field, "A threshold is a number between 0 and 1, such as 0.5."))
+			}
+			*f.dst = float32(x)
+		}
+	}
+	for _, f := range []struct {
+		field, value, msg string
+		dst               *int
+	}{
+		{"max_instances", form.MaxInstances, "The most instances per image is a whole number.", &spec.MaxInstances},
+		{"input_size", form.InputSize, "The input size is a whole number of pixels; leave it empty for the default.", &spec.InputSize},
+	} {
+		if v := strings.TrimSpace(f.value); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fail(badInput("invalid_model", f.field, f.msg))
+			}
+			*f.dst = n
+		}
+	}
+	headers, err := parseHeaderLines(c.FormValue("headers"))
+	if err != nil {
+		return fail(err)
+	}
+	if headers == nil && c.FormValue("clear_headers") != "" {
+		headers = inference.Headers{}
+	}
+	spec.Headers = headers
 	if _, _, err := s.saveModel(c.UserContext(), spec); err != nil {
 		return fail(err)
 	}
 	return c.Redirect("/admin/models", http.StatusSeeOther)
+}
+
+// parseHeaderLines reads "Name: value" lines; none gives nil (keep what is
+// stored). A message never quotes a value.
+func parseHeaderLines(text string) (inference.Headers, error) {
+	var h inference.Headers
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, badInput("invalid_model", "headers", fmt.Sprintf("Line %d is not \"Name: value\".", i+1))
+		}
+		if h == nil {
+			h = inference.Headers{}
+		}
+		h[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
+	return h, nil
 }
 
 // newInferenceClient is the client the registry checks endpoints with.

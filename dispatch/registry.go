@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 )
@@ -28,6 +30,34 @@ type Spec struct {
 	Capacity  int      `json:"capacity"`
 	TimeoutMS int      `json:"timeout_ms"`
 	Enabled   *bool    `json:"enabled"`
+
+	// Layout says how to read the model (package layout): "imagehub"
+	// (the default), "yolo-seg" or "maskrcnn", with the class names in
+	// the model's output order and the decoding thresholds; 0 takes a
+	// threshold's default. InputSize is maskrcnn's long side; for yolo-seg
+	// the model's metadata fixes S, and InputSize only stands in for a
+	// variable one.
+	Layout         string   `json:"layout"`
+	Labels         []string `json:"labels"`
+	ScoreThreshold float32  `json:"score_threshold"`
+	IoUThreshold   float32  `json:"iou_threshold"`
+	MaskThreshold  float32  `json:"mask_threshold"`
+	MaxInstances   int      `json:"max_instances"`
+	InputSize      int      `json:"input_size"`
+	// Headers go on every request to the model's endpoints. nil keeps
+	// what is stored (an update need not repeat a token); an empty object
+	// removes them.
+	Headers inference.Headers `json:"headers"`
+}
+
+// LayoutParams is the layout part of s, InputSize as given (0 when left
+// to the model or the default).
+func (s Spec) LayoutParams() layout.Params {
+	return layout.Params{
+		Kind: layout.Kind(s.Layout), Labels: s.Labels, ScoreThreshold: s.ScoreThreshold,
+		IoUThreshold: s.IoUThreshold, MaskThreshold: s.MaskThreshold, MaxInstances: s.MaxInstances,
+		InputSize: s.InputSize,
+	}
 }
 
 var (
@@ -86,6 +116,25 @@ func (s *Spec) Normalize() error {
 		}
 	}
 	s.Endpoints = out
+
+	given := s.InputSize
+	p := s.LayoutParams().WithDefaults()
+	if err := p.Validate(); err != nil {
+		var fe *layout.FieldError
+		if errors.As(err, &fe) {
+			return problem.BadInput("invalid_model", fe.Field, fe.Message)
+		}
+		return err
+	}
+	s.Layout, s.ScoreThreshold, s.IoUThreshold, s.MaskThreshold, s.MaxInstances =
+		string(p.Kind), p.ScoreThreshold, p.IoUThreshold, p.MaskThreshold, p.MaxInstances
+	s.InputSize = given
+	if s.Labels == nil {
+		s.Labels = []string{}
+	}
+	if msg := s.Headers.Check(); msg != "" {
+		return problem.BadInput("invalid_model", "headers", msg)
+	}
 	return nil
 }
 
@@ -122,30 +171,35 @@ type Check struct {
 	Binary bool
 	// LabelHints: the model takes LABEL_HINTS.
 	LabelHints bool
+	// Layout is the spec's layout completed by the first endpoint that
+	// answered: its image input's name and yolo-seg's S.
+	Layout layout.Params
 }
 
 // Problems is every finding, for display.
 func (c Check) Problems() []string { return append(append([]string{}, c.Unfit...), c.Unreachable...) }
 
 // Inspect asks every endpoint whether it is ready, what it supports and how
-// the model looks, within timeout per endpoint.
+// the model looks, within timeout per endpoint, sending s.Headers.
 func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time.Duration) Check {
 	c := Check{Binary: true, LabelHints: true}
+	c.Layout, _ = inference.CheckLayout(nil, s.LayoutParams())
 	answered := 0
 	for _, base := range s.Endpoints {
+		ep := inference.Endpoint{Base: base, Model: s.Name, Version: s.Version, Headers: s.Headers}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
-		if err := client.Ready(ctx, base); err != nil {
+		if err := client.Ready(ctx, ep); err != nil {
 			c.Unreachable = append(c.Unreachable, fmt.Sprintf("%s: not ready (%v)", base, err))
 			cancel()
 			continue
 		}
-		srv, err := client.ServerMetadata(ctx, base)
+		srv, err := client.ServerMetadata(ctx, ep)
 		if err != nil {
 			c.Unreachable = append(c.Unreachable, fmt.Sprintf("%s: no server metadata at /v2 (%v)", base, err))
 			cancel()
 			continue
 		}
-		meta, err := client.ModelMetadata(ctx, base, s.Name, s.Version)
+		meta, err := client.ModelMetadata(ctx, ep)
 		cancel()
 		if err != nil {
 			var ce *inference.Contract
@@ -156,12 +210,19 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 			c.Unreachable = append(c.Unreachable, fmt.Sprintf("%s: no model metadata (%v)", base, err))
 			continue
 		}
-		answered++
 		c.Binary = c.Binary && srv.HasExtension("binary_tensor_data")
 		c.LabelHints = c.LabelHints && inference.AcceptsLabelHints(meta)
-		for _, p := range inference.CheckConvention(meta) {
+		p, problems := inference.CheckLayout(meta, s.LayoutParams())
+		for _, p := range problems {
 			c.Unfit = append(c.Unfit, fmt.Sprintf("%s: %s", base, p.Message))
 		}
+		if answered == 0 {
+			c.Layout = p
+		} else if p.Input != c.Layout.Input || p.InputSize != c.Layout.InputSize {
+			c.Unfit = append(c.Unfit, fmt.Sprintf("%s: the model's input differs from the first endpoint's (%s of side %d there, %s of side %d here): every endpoint must serve the same model",
+				base, c.Layout.InputName(), c.Layout.InputSize, p.InputName(), p.InputSize))
+		}
+		answered++
 	}
 	if answered == 0 {
 		// Nothing known yet: JSON works everywhere, and hints are sent
@@ -214,6 +275,28 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 			return queries.Model{}, false, fmt.Errorf("error trimming endpoint slots: %w", err)
 		}
 	}
+	lp := c.Layout
+	if lp.Kind == "" {
+		// A check made without Inspect.
+		lp = s.LayoutParams().WithDefaults()
+	}
+	if err := q.ModelSetLayout(ctx, tx, queries.ModelSetLayoutParams{
+		ID: m.ID, Layout: string(lp.Kind), Labels: s.Labels, ScoreThreshold: lp.ScoreThreshold,
+		IouThreshold: lp.IoUThreshold, MaskThreshold: lp.MaskThreshold, MaxInstances: int32(lp.MaxInstances),
+		InputSize: int32(lp.InputSize), InputName: lp.Input,
+	}); err != nil {
+		return queries.Model{}, false, fmt.Errorf("error saving model layout: %w", err)
+	}
+	if s.Headers != nil {
+		// The plain map: Headers itself encodes redacted.
+		h, err := json.Marshal(map[string]string(s.Headers))
+		if err != nil {
+			return queries.Model{}, false, fmt.Errorf("error encoding headers: %w", err)
+		}
+		if err := q.ModelSetHeaders(ctx, tx, queries.ModelSetHeadersParams{ID: m.ID, Headers: h}); err != nil {
+			return queries.Model{}, false, fmt.Errorf("error saving model headers: %w", err)
+		}
+	}
 	problems := c.Problems()
 	if problems == nil {
 		problems = []string{}
@@ -228,4 +311,22 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 		return queries.Model{}, false, fmt.Errorf("error reading model: %w", err)
 	}
 	return m, created, nil
+}
+
+// StoredHeaders reads the headers stored for the model of s's name and
+// version, nil when it is not registered: what Inspect must send when an
+// update keeps them.
+func StoredHeaders(ctx context.Context, db queries.DBTX, s Spec) (inference.Headers, error) {
+	raw, err := queries.New().ModelHeaders(ctx, db, queries.ModelHeadersParams{Name: s.Name, Version: s.Version})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error reading model headers: %w", err)
+	}
+	var h inference.Headers
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return nil, fmt.Errorf("error decoding model headers: %w", err)
+	}
+	return h, nil
 }

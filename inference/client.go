@@ -32,6 +32,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
 )
@@ -77,6 +78,13 @@ type Endpoint struct {
 	// SkipHints leaves LABEL_HINTS out, for a model whose metadata lacks it
 	// (see AcceptsLabelHints); servers such as Triton refuse unknown inputs.
 	SkipHints bool
+	// Layout says how to read the model: the hub's convention (the zero
+	// value) or a stock export whose tensors the hub makes and decodes
+	// itself (package layout).
+	Layout layout.Params
+	// Headers go on every request to the endpoint (metadata, readiness,
+	// inference); they never appear in an error.
+	Headers Headers
 }
 
 // Expect is what the hub knows of the image and accepts in an answer.
@@ -101,8 +109,17 @@ type Instance struct {
 
 // Segment sends one image (and the contributor's labels as LABEL_HINTS) to
 // ep and returns the instances found, in the server's order. Instances with
-// an empty mask propose nothing and are left out.
+// an empty mask propose nothing and are left out. For a stock layout the
+// hub makes the model's input from the image and decodes its outputs
+// (segmentLayout); hints are not sent, as such models take none.
 func (c *Client) Segment(ctx context.Context, ep Endpoint, image []byte, hints []string, want Expect) ([]Instance, error) {
+	if ep.Layout.Stock() {
+		out, err := c.segmentLayout(ctx, ep, []Item{{Image: image, Hints: hints, Want: want}})
+		if err != nil {
+			return nil, err
+		}
+		return out[0], nil
+	}
 	if len(image) == 0 {
 		return nil, errors.New("inference: no image to send")
 	}
@@ -129,27 +146,48 @@ func (c *Client) Segment(ctx context.Context, ep Endpoint, image []byte, hints [
 		}
 		req.Outputs = append(req.Outputs, o)
 	}
-	body, err := oip.EncodeRequest(req, ep.Binary)
-	if err != nil {
-		return nil, fmt.Errorf("inference: error encoding the request: %w", err)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body.Bytes))
-	if err != nil {
-		return nil, fmt.Errorf("inference: error making the request: %w", err)
-	}
-	body.SetHeaders(hreq.Header)
-	resp, data, err := c.do(ctx, hreq, c.maxResponse())
+	ans, status, err := c.infer(ctx, ep, u, req)
 	if err != nil {
 		return nil, err
 	}
+	ins, msg := instances(ans, id, want, c.maxInstances(want))
+	if msg != "" {
+		return nil, contractf(u, status, "%s", msg)
+	}
+	return ins, nil
+}
+
+// infer posts req to u, the model's infer URL, and decodes the answer,
+// returning it with the answer's status for error messages. The caller
+// checks the answer's id.
+func (c *Client) infer(ctx context.Context, ep Endpoint, u string, req *oip.InferRequest) (*oip.InferResponse, int, error) {
+	body, err := oip.EncodeRequest(req, ep.Binary)
+	if err != nil {
+		return nil, 0, fmt.Errorf("inference: error encoding the request: %w", err)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body.Bytes))
+	if err != nil {
+		return nil, 0, fmt.Errorf("inference: error making the request: %w", err)
+	}
+	ep.Headers.apply(hreq)
+	body.SetHeaders(hreq.Header)
+	resp, data, err := c.do(ctx, hreq, c.maxResponse())
+	if err != nil {
+		return nil, 0, ep.Headers.scrub(err)
+	}
 	jsonLen, err := oip.JSONLength(resp.Header, len(data))
 	if err != nil {
-		return nil, contractf(u, resp.StatusCode, "%v", err)
+		return nil, 0, contractf(u, resp.StatusCode, "%v", err)
 	}
 	ans, err := oip.DecodeResponse(data, jsonLen, oip.Limits{MaxBodyBytes: c.maxResponse()})
 	if err != nil {
-		return nil, contractf(u, resp.StatusCode, "the answer is not a valid inference response: %v", err)
+		return nil, 0, contractf(u, resp.StatusCode, "the answer is not a valid inference response: %v", err)
 	}
+	return ans, resp.StatusCode, nil
+}
+
+// maxInstances is the cap on the instances of one image.
+func (c *Client) maxInstances(want Expect) int {
 	maxN := want.MaxInstances
 	if maxN <= 0 {
 		maxN = c.MaxInstances
@@ -157,11 +195,7 @@ func (c *Client) Segment(ctx context.Context, ep Endpoint, image []byte, hints [
 	if maxN <= 0 {
 		maxN = DefaultMaxInstances
 	}
-	ins, msg := instances(ans, id, want, maxN)
-	if msg != "" {
-		return nil, contractf(u, resp.StatusCode, "%s", msg)
-	}
-	return ins, nil
+	return maxN
 }
 
 func (c *Client) maxResponse() int64 {
@@ -272,63 +306,66 @@ func instances(ans *oip.InferResponse, id string, want Expect, maxN int) ([]Inst
 	return out, ""
 }
 
-// Ready reports nil when the server at base answers 200 to its readiness
-// probe; only the status counts, as bodies differ between servers.
-func (c *Client) Ready(ctx context.Context, base string) error {
-	u, err := serverURL(base, "/v2/health/ready")
+// Ready reports nil when the server at ep.Base answers 200 to its
+// readiness probe; only the status counts, as bodies differ between
+// servers. Only Base and Headers of ep are used.
+func (c *Client) Ready(ctx context.Context, ep Endpoint) error {
+	u, err := serverURL(ep.Base, "/v2/health/ready")
 	if err != nil {
 		return err
 	}
-	_, err = c.get(ctx, u, nil)
+	_, err = c.get(ctx, ep, u, nil)
 	return err
 }
 
-// ModelReady reports nil when the server says the model is ready.
-func (c *Client) ModelReady(ctx context.Context, base, model, version string) error {
-	u, err := modelURL(base, model, version, "/ready")
+// ModelReady reports nil when the server says ep's model is ready.
+func (c *Client) ModelReady(ctx context.Context, ep Endpoint) error {
+	u, err := modelURL(ep.Base, ep.Model, ep.Version, "/ready")
 	if err != nil {
 		return err
 	}
-	_, err = c.get(ctx, u, nil)
+	_, err = c.get(ctx, ep, u, nil)
 	return err
 }
 
 // ServerMetadata reads GET {base}/v2, whose extensions say whether the
-// binary form can be used.
-func (c *Client) ServerMetadata(ctx context.Context, base string) (*oip.ServerMetadata, error) {
-	u, err := serverURL(base, "/v2")
+// binary form can be used. Only Base and Headers of ep are used.
+func (c *Client) ServerMetadata(ctx context.Context, ep Endpoint) (*oip.ServerMetadata, error) {
+	u, err := serverURL(ep.Base, "/v2")
 	if err != nil {
 		return nil, err
 	}
 	var m oip.ServerMetadata
-	if _, err := c.get(ctx, u, &m); err != nil {
+	if _, err := c.get(ctx, ep, u, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
 }
 
-// ModelMetadata reads a model's metadata, to check with CheckConvention.
-func (c *Client) ModelMetadata(ctx context.Context, base, model, version string) (*oip.ModelMetadata, error) {
-	u, err := modelURL(base, model, version, "")
+// ModelMetadata reads ep's model's metadata, to check with CheckLayout.
+func (c *Client) ModelMetadata(ctx context.Context, ep Endpoint) (*oip.ModelMetadata, error) {
+	u, err := modelURL(ep.Base, ep.Model, ep.Version, "")
 	if err != nil {
 		return nil, err
 	}
 	var m oip.ModelMetadata
-	if _, err := c.get(ctx, u, &m); err != nil {
+	if _, err := c.get(ctx, ep, u, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
 }
 
-// get fetches u and decodes its JSON into v unless v is nil.
-func (c *Client) get(ctx context.Context, u string, v any) (*http.Response, error) {
+// get fetches u with ep's headers and decodes its JSON into v unless v is
+// nil.
+func (c *Client) get(ctx context.Context, ep Endpoint, u string, v any) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("inference: error making the request: %w", err)
 	}
+	ep.Headers.apply(req)
 	resp, data, err := c.do(ctx, req, maxMetadataBytes)
 	if err != nil {
-		return nil, err
+		return nil, ep.Headers.scrub(err)
 	}
 	if v != nil {
 		if err := json.Unmarshal(data, v); err != nil {

@@ -272,7 +272,7 @@ func TestFailuresAreClassified(t *testing.T) {
 		var r *inference.Retryable
 		require.ErrorAs(t, err, &r)
 		require.Equal(t, 0, r.Status)
-		require.Error(t, b.client.Ready(ctx, b.ep.Base))
+		require.Error(t, b.client.Ready(ctx, b.ep))
 	})
 
 	t.Run("503 is busy", func(t *testing.T) {
@@ -369,20 +369,20 @@ func TestMetadataAndConvention(t *testing.T) {
 	ctx := context.Background()
 	for _, dense := range []bool{false, true} {
 		b := setup(t, worker.Config{DenseMasks: dense})
-		require.NoError(t, b.client.Ready(ctx, b.ep.Base))
-		require.NoError(t, b.client.ModelReady(ctx, b.ep.Base, b.ep.Model, ""))
-		require.NoError(t, b.client.ModelReady(ctx, b.ep.Base+"/", b.ep.Model, "1"))
-		sm, err := b.client.ServerMetadata(ctx, b.ep.Base)
+		require.NoError(t, b.client.Ready(ctx, b.ep))
+		require.NoError(t, b.client.ModelReady(ctx, b.ep))
+		require.NoError(t, b.client.ModelReady(ctx, inference.Endpoint{Base: b.ep.Base + "/", Model: b.ep.Model, Version: "1"}))
+		sm, err := b.client.ServerMetadata(ctx, b.ep)
 		require.NoError(t, err)
 		require.True(t, sm.HasExtension(oip.ExtensionBinaryTensorData))
 		for _, v := range []string{"", "1"} {
-			mm, err := b.client.ModelMetadata(ctx, b.ep.Base, b.ep.Model, v)
+			mm, err := b.client.ModelMetadata(ctx, inference.Endpoint{Base: b.ep.Base, Model: b.ep.Model, Version: v})
 			require.NoError(t, err)
 			require.Equal(t, b.ep.Model, mm.Name)
 			require.Empty(t, inference.CheckConvention(mm))
 			require.True(t, inference.AcceptsLabelHints(mm))
 		}
-		_, err = b.client.ModelMetadata(ctx, b.ep.Base, b.ep.Model, "2")
+		_, err = b.client.ModelMetadata(ctx, inference.Endpoint{Base: b.ep.Base, Model: b.ep.Model, Version: "2"})
 		var c *inference.Contract
 		require.ErrorAs(t, err, &c)
 		require.Equal(t, http.StatusNotFound, c.Status)

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
@@ -153,9 +155,8 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Inc()
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
-	instances, err := w.client.Segment(callCtx, inference.Endpoint{
-		Base: slot.BaseURL, Model: run.Name, Version: run.Version, Binary: run.BinaryData, SkipHints: !run.LabelHints,
-	}, data, run.Hints, inference.Expect{Height: int(run.Height), Width: int(run.Width), KnownLabel: w.labels.known(ctx)})
+	instances, err := w.client.Segment(callCtx, runEndpoint(run, slot.BaseURL),
+		data, run.Hints, inference.Expect{Height: int(run.Height), Width: int(run.Width), KnownLabel: w.labels.known(ctx)})
 	cancel()
 	elapsed := time.Since(start)
 	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Dec()
@@ -206,6 +207,23 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 		return err
 	default:
 		return err
+	}
+}
+
+// runEndpoint is the model of run on the endpoint at base, with its layout
+// and request headers. Headers that do not decode (the column is always a
+// JSON object) are left out, and the server will say what it misses.
+func runEndpoint(run queries.RunBeginRow, base string) inference.Endpoint {
+	var h inference.Headers
+	_ = json.Unmarshal(run.Headers, &h)
+	return inference.Endpoint{
+		Base: base, Model: run.Name, Version: run.Version, Binary: run.BinaryData, SkipHints: !run.LabelHints,
+		Headers: h,
+		Layout: layout.Params{
+			Kind: layout.Kind(run.Layout), Labels: run.Labels, ScoreThreshold: run.ScoreThreshold,
+			IoUThreshold: run.IouThreshold, MaskThreshold: run.MaskThreshold, MaxInstances: int(run.MaxInstances),
+			InputSize: int(run.InputSize), Input: run.InputName,
+		},
 	}
 }
 

@@ -283,6 +283,21 @@ func (t *Tensor) Int32s() ([]int32, error) {
 	return out, nil
 }
 
+// Int64s returns the elements of an INT64 tensor.
+func (t *Tensor) Int64s() ([]int64, error) {
+	if t.Datatype != INT64 {
+		return nil, fmt.Errorf("tensor %q is %s, not INT64", t.Name, t.Datatype)
+	}
+	if len(t.Raw)%8 != 0 {
+		return nil, fmt.Errorf("tensor %q: %d bytes is not a whole number of INT64 elements", t.Name, len(t.Raw))
+	}
+	out := make([]int64, len(t.Raw)/8)
+	for i := range out {
+		out[i] = int64(binary.LittleEndian.Uint64(t.Raw[8*i:]))
+	}
+	return out, nil
+}
+
 // RequestedOutput names an output the client wants, with its parameters
 // ("binary_data": true to get it in binary form).
 type RequestedOutput struct {
@@ -303,17 +318,18 @@ type InferRequest struct {
 func (r *InferRequest) Input(name string) *Tensor { return find(r.Inputs, name) }
 
 // OutputBinary reports whether the client asked for output name in binary
-// form, for that output or for all of them.
+// form: the output's own "binary_data" when it has one, which overrides the
+// request's "binary_data_output" (as the extension says), else the latter.
 func (r *InferRequest) OutputBinary(name string) bool {
-	if r.Parameters.Bool(ParamBinaryDataOutput) {
-		return true
-	}
 	for _, o := range r.Outputs {
 		if o.Name == name {
-			return o.Parameters.Bool(ParamBinaryData)
+			if _, ok := o.Parameters[ParamBinaryData]; ok {
+				return o.Parameters.Bool(ParamBinaryData)
+			}
+			break
 		}
 	}
-	return false
+	return r.Parameters.Bool(ParamBinaryDataOutput)
 }
 
 // InferResponse is the body of a successful inference.
@@ -366,6 +382,9 @@ type ModelMetadata struct {
 	Platform string           `json:"platform"`
 	Inputs   []TensorMetadata `json:"inputs"`
 	Outputs  []TensorMetadata `json:"outputs"`
+	// Parameters are free-form; the project's ONNX worker puts the
+	// model's "layout" and "labels" here (package onnxworker).
+	Parameters Parameters `json:"parameters,omitempty"`
 }
 
 // ErrorBody is the body of a 4xx or 5xx answer.

@@ -25,6 +25,21 @@ UPDATE models SET binary_data = @binary_data, label_hints = @label_hints,
     problems = @problems, checked_at = now(), updated_at = now()
 WHERE id = @id;
 
+-- name: ModelSetLayout :exec
+-- How the hub reads the model, as registered and completed by the check.
+UPDATE models SET layout = @layout, labels = @labels, score_threshold = @score_threshold,
+    iou_threshold = @iou_threshold, mask_threshold = @mask_threshold, max_instances = @max_instances,
+    input_size = @input_size, input_name = @input_name, updated_at = now()
+WHERE id = @id;
+
+-- name: ModelSetHeaders :exec
+-- The request headers of the model's endpoints: secrets, read back only by
+-- the jobs that send them (RunBegin) and the check (ModelHeaders).
+UPDATE models SET headers = @headers, updated_at = now() WHERE id = @id;
+
+-- name: ModelHeaders :one
+SELECT headers FROM models WHERE name = @name AND version = @version;
+
 -- name: EndpointList :many
 SELECT * FROM model_endpoints WHERE model_id = @model_id ORDER BY base_url;
 
@@ -138,6 +153,8 @@ WHERE r.image_id = @image_id AND r.model_id = @model_id AND r.state IN ('queued'
   AND i.id = r.image_id AND m.id = r.model_id
   AND (i.status = 'awaiting_inference' OR @evaluation::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
+    m.layout, m.labels, m.score_threshold, m.iou_threshold, m.mask_threshold, m.max_instances, m.input_size,
+    m.input_name, m.headers,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
     (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs;

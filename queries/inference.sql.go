@@ -377,7 +377,7 @@ func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, er
 }
 
 const modelGet = `-- name: ModelGet :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at FROM models WHERE id = $1
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE id = $1
 `
 
 func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, error) {
@@ -396,12 +396,21 @@ func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, e
 		&i.CheckedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Layout,
+		&i.Labels,
+		&i.ScoreThreshold,
+		&i.IouThreshold,
+		&i.MaskThreshold,
+		&i.MaxInstances,
+		&i.InputSize,
+		&i.InputName,
+		&i.Headers,
 	)
 	return i, err
 }
 
 const modelGetByNameVersion = `-- name: ModelGetByNameVersion :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at FROM models WHERE name = $1 AND version = $2
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE name = $1 AND version = $2
 `
 
 type ModelGetByNameVersionParams struct {
@@ -425,14 +434,39 @@ func (q *Queries) ModelGetByNameVersion(ctx context.Context, db DBTX, arg ModelG
 		&i.CheckedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Layout,
+		&i.Labels,
+		&i.ScoreThreshold,
+		&i.IouThreshold,
+		&i.MaskThreshold,
+		&i.MaxInstances,
+		&i.InputSize,
+		&i.InputName,
+		&i.Headers,
 	)
 	return i, err
+}
+
+const modelHeaders = `-- name: ModelHeaders :one
+SELECT headers FROM models WHERE name = $1 AND version = $2
+`
+
+type ModelHeadersParams struct {
+	Name    string
+	Version string
+}
+
+func (q *Queries) ModelHeaders(ctx context.Context, db DBTX, arg ModelHeadersParams) ([]byte, error) {
+	row := db.QueryRow(ctx, modelHeaders, arg.Name, arg.Version)
+	var headers []byte
+	err := row.Scan(&headers)
+	return headers, err
 }
 
 const modelInsert = `-- name: ModelInsert :one
 INSERT INTO models (name, version, task, timeout_ms, enabled)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at
+RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers
 `
 
 type ModelInsertParams struct {
@@ -465,12 +499,21 @@ func (q *Queries) ModelInsert(ctx context.Context, db DBTX, arg ModelInsertParam
 		&i.CheckedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Layout,
+		&i.Labels,
+		&i.ScoreThreshold,
+		&i.IouThreshold,
+		&i.MaskThreshold,
+		&i.MaxInstances,
+		&i.InputSize,
+		&i.InputName,
+		&i.Headers,
 	)
 	return i, err
 }
 
 const modelList = `-- name: ModelList :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at FROM models ORDER BY name, version
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models ORDER BY name, version
 `
 
 func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
@@ -495,6 +538,15 @@ func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
 			&i.CheckedAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Layout,
+			&i.Labels,
+			&i.ScoreThreshold,
+			&i.IouThreshold,
+			&i.MaskThreshold,
+			&i.MaxInstances,
+			&i.InputSize,
+			&i.InputName,
+			&i.Headers,
 		); err != nil {
 			return nil, err
 		}
@@ -530,9 +582,60 @@ func (q *Queries) ModelSetCheck(ctx context.Context, db DBTX, arg ModelSetCheckP
 	return err
 }
 
+const modelSetHeaders = `-- name: ModelSetHeaders :exec
+UPDATE models SET headers = $1, updated_at = now() WHERE id = $2
+`
+
+type ModelSetHeadersParams struct {
+	Headers []byte
+	ID      uuid.UUID
+}
+
+// The request headers of the model's endpoints: secrets, read back only by
+// the jobs that send them (RunBegin) and the check (ModelHeaders).
+func (q *Queries) ModelSetHeaders(ctx context.Context, db DBTX, arg ModelSetHeadersParams) error {
+	_, err := db.Exec(ctx, modelSetHeaders, arg.Headers, arg.ID)
+	return err
+}
+
+const modelSetLayout = `-- name: ModelSetLayout :exec
+UPDATE models SET layout = $1, labels = $2, score_threshold = $3,
+    iou_threshold = $4, mask_threshold = $5, max_instances = $6,
+    input_size = $7, input_name = $8, updated_at = now()
+WHERE id = $9
+`
+
+type ModelSetLayoutParams struct {
+	Layout         string
+	Labels         []string
+	ScoreThreshold float32
+	IouThreshold   float32
+	MaskThreshold  float32
+	MaxInstances   int32
+	InputSize      int32
+	InputName      string
+	ID             uuid.UUID
+}
+
+// How the hub reads the model, as registered and completed by the check.
+func (q *Queries) ModelSetLayout(ctx context.Context, db DBTX, arg ModelSetLayoutParams) error {
+	_, err := db.Exec(ctx, modelSetLayout,
+		arg.Layout,
+		arg.Labels,
+		arg.ScoreThreshold,
+		arg.IouThreshold,
+		arg.MaskThreshold,
+		arg.MaxInstances,
+		arg.InputSize,
+		arg.InputName,
+		arg.ID,
+	)
+	return err
+}
+
 const modelUpdate = `-- name: ModelUpdate :one
 UPDATE models SET timeout_ms = $1, enabled = $2, updated_at = now()
-WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at
+WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers
 `
 
 type ModelUpdateParams struct {
@@ -557,6 +660,15 @@ func (q *Queries) ModelUpdate(ctx context.Context, db DBTX, arg ModelUpdateParam
 		&i.CheckedAt,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Layout,
+		&i.Labels,
+		&i.ScoreThreshold,
+		&i.IouThreshold,
+		&i.MaskThreshold,
+		&i.MaxInstances,
+		&i.InputSize,
+		&i.InputName,
+		&i.Headers,
 	)
 	return i, err
 }
@@ -628,6 +740,8 @@ WHERE r.image_id = $2 AND r.model_id = $3 AND r.state IN ('queued', 'running')
   AND i.id = r.image_id AND m.id = r.model_id
   AND (i.status = 'awaiting_inference' OR $4::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
+    m.layout, m.labels, m.score_threshold, m.iou_threshold, m.mask_threshold, m.max_instances, m.input_size,
+    m.input_name, m.headers,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
     (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs
@@ -641,17 +755,26 @@ type RunBeginParams struct {
 }
 
 type RunBeginRow struct {
-	Sha256     []byte
-	Width      int32
-	Height     int32
-	Name       string
-	Version    string
-	Enabled    bool
-	TimeoutMs  int32
-	BinaryData bool
-	LabelHints bool
-	Hints      []string
-	Runs       int32
+	Sha256         []byte
+	Width          int32
+	Height         int32
+	Name           string
+	Version        string
+	Enabled        bool
+	TimeoutMs      int32
+	BinaryData     bool
+	LabelHints     bool
+	Layout         string
+	Labels         []string
+	ScoreThreshold float32
+	IouThreshold   float32
+	MaskThreshold  float32
+	MaxInstances   int32
+	InputSize      int32
+	InputName      string
+	Headers        []byte
+	Hints          []string
+	Runs           int32
 }
 
 // Starts an attempt of a run whose image still waits for inference (or
@@ -676,6 +799,15 @@ func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (Ru
 		&i.TimeoutMs,
 		&i.BinaryData,
 		&i.LabelHints,
+		&i.Layout,
+		&i.Labels,
+		&i.ScoreThreshold,
+		&i.IouThreshold,
+		&i.MaskThreshold,
+		&i.MaxInstances,
+		&i.InputSize,
+		&i.InputName,
+		&i.Headers,
 		&i.Hints,
 		&i.Runs,
 	)

@@ -896,18 +896,27 @@ type LoginThrottle struct {
 }
 
 type Model struct {
-	ID         uuid.UUID
-	Name       string
-	Version    string
-	Task       string
-	TimeoutMs  int32
-	Enabled    bool
-	BinaryData bool
-	LabelHints bool
-	Problems   []string
-	CheckedAt  *time.Time
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	ID             uuid.UUID
+	Name           string
+	Version        string
+	Task           string
+	TimeoutMs      int32
+	Enabled        bool
+	BinaryData     bool
+	LabelHints     bool
+	Problems       []string
+	CheckedAt      *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	Layout         string
+	Labels         []string
+	ScoreThreshold float32
+	IouThreshold   float32
+	MaskThreshold  float32
+	MaxInstances   int32
+	InputSize      int32
+	InputName      string
+	Headers        []byte
 }
 
 type ModelAgreement struct {

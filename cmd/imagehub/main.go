@@ -10,6 +10,7 @@
 //	imagehub import --coco instances.json IMAGES_DIR
 //	imagehub import --oi-masks masks.csv [--masks-dir MASKS_DIR] IMAGES_DIR
 //	imagehub worker [--addr A] [--capacity N] [--simulate-latency D] …
+//	imagehub worker --onnx model.onnx --layout yolo-seg|maskrcnn [--labels F] …
 package main
 
 import (
@@ -50,6 +51,8 @@ Usage:
   imagehub import --oi-masks masks.csv [--masks-dir MASKS_DIR] [--email E] IMAGES_DIR
   imagehub worker [--addr A] [--model M] [--capacity N] [--simulate-latency D] ...
                                       serve the built-in CPU inference worker (no database)
+  imagehub worker --onnx model.onnx --layout yolo-seg|maskrcnn [--labels F] [--threads N] ...
+                                      serve an ONNX model on the CPU with ONNX Runtime
 
 Configuration comes from environment variables; see README.md.
 `

@@ -10,10 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/deepimageshub/imagehub/worker"
+	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
 
 // The names a model and its version may have (as the models table allows).
@@ -23,26 +27,37 @@ var (
 )
 
 // workerCmd: imagehub worker [flags] — the project's own inference worker
-// (package worker) on the Open Inference Protocol until Ctrl-C or SIGTERM.
-// It needs neither the database nor the blob store.
+// on the Open Inference Protocol until Ctrl-C or SIGTERM: the pure-Go
+// segmenter (package worker), or with --onnx an ONNX model file run by ONNX
+// Runtime (package onnxworker). It needs neither the database nor the blob
+// store.
 func workerCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	addr := fset.String("addr", cmp.Or(getenv("WORKER_ADDR"), "127.0.0.1:8001"), "host:port to listen on, else WORKER_ADDR; port 0 picks a free one")
-	model := fset.String("model", "imagehub-segmenter", "name of the served model")
+	// 8000 is the HTTP port of Triton and of KServe's V2 servers, so a hub
+	// set up for one finds the other at the same address.
+	addr := fset.String("addr", cmp.Or(getenv("WORKER_ADDR"), "127.0.0.1:8000"), "host:port to listen on, else WORKER_ADDR; port 0 picks a free one")
+	model := fset.String("model", "imagehub-segmenter", "name of the served model (with --onnx: default the file's name without .onnx)")
 	version := fset.String("version", "1", "version of the served model")
+	capacity := fset.Int("capacity", 0, "inferences in flight; more are answered 503 (0: unbounded)")
+	shutdownTimeout := fset.Duration("shutdown-timeout", 30*time.Second, "how long Ctrl-C/SIGTERM waits for inferences in flight")
+
+	onnxPath := fset.String("onnx", "", "serve this ONNX model file with ONNX Runtime (ONNXRUNTIME_LIB, else `make onnxruntime`'s .bin/onnxruntime/) instead of the built-in segmenter")
+	layout := fset.String("layout", "", "with --onnx: the model's output layout, "+strings.Join(onnxworker.Layouts, " or "))
+	labelsPath := fset.String("labels", "", "with --onnx: file of class names, one per line in output order (default: the file's Ultralytics names)")
+	threads := fset.Int("threads", 0, "with --onnx: ONNX Runtime's intra-op threads (0: one per core)")
+
 	dense := fset.Bool("dense-masks", false, "answer MASKS as UINT8 [N, H, W] instead of COCO RLE")
 	latency := fset.Duration("simulate-latency", 0, "added to every inference, e.g. 50ms")
 	synthetic := fset.Bool("synthetic", false, "answer one synthetic instance per image instead of segmenting (stands in for a GPU model in benchmarks)")
-	capacity := fset.Int("capacity", 0, "inferences in flight; more are answered 503 (0: unbounded)")
 	failRate := fset.Float64("fail-rate", 0, "share of inferences answered 500, in [0, 1]")
 	timeoutRate := fset.Float64("timeout-rate", 0, "share of inferences never answered in time, in [0, 1]")
 	malformedRate := fset.Float64("malformed-rate", 0, "share of inferences answered against the convention, in [0, 1]")
 	hang := fset.Duration("hang", 2*time.Minute, "how long a simulated timeout holds its request before a 504")
 	seed := fset.Uint64("seed", 0, "seed of the simulation's draws")
-	shutdownTimeout := fset.Duration("shutdown-timeout", 30*time.Second, "how long Ctrl-C/SIGTERM waits for inferences in flight")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "usage: imagehub worker [flags]")
+		fmt.Fprintln(stderr, "       imagehub worker --onnx model.onnx --layout yolo-seg|maskrcnn [--labels labels.txt] [flags]")
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
@@ -51,6 +66,29 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	bad := func(format string, a ...any) error {
 		fmt.Fprintf(stderr, "imagehub worker: "+format+"\n", a...)
 		return errUsage
+	}
+	set := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	onnxOnly := []string{"layout", "labels", "threads"}
+	segmenterOnly := []string{"dense-masks", "simulate-latency", "synthetic", "fail-rate", "timeout-rate", "malformed-rate", "hang", "seed"}
+	if *onnxPath == "" {
+		for _, f := range onnxOnly {
+			if set[f] {
+				return bad("--%s needs --onnx", f)
+			}
+		}
+	} else {
+		for _, f := range segmenterOnly {
+			if set[f] {
+				return bad("--%s is for the built-in segmenter, not an ONNX model", f)
+			}
+		}
+		if !set["model"] {
+			*model = strings.TrimSuffix(filepath.Base(*onnxPath), filepath.Ext(*onnxPath))
+			if !modelName.MatchString(*model) {
+				return bad("--model is needed: the file's name %q is not a model name (1 to 128 letters, digits, '_', '.' or '-')", *model)
+			}
+		}
 	}
 	switch {
 	case fset.NArg() > 0:
@@ -67,6 +105,10 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return bad("--hang %v: must be positive", *hang)
 	case *shutdownTimeout <= 0:
 		return bad("--shutdown-timeout %v: must be positive", *shutdownTimeout)
+	case *onnxPath != "" && !slices.Contains(onnxworker.Layouts, *layout):
+		return bad("--layout %q: --onnx needs the model's layout, %s", *layout, strings.Join(onnxworker.Layouts, " or "))
+	case *threads < 0:
+		return bad("--threads %d: must be 0 (one per core) or more", *threads)
 	}
 	for _, r := range []struct {
 		flag string
@@ -81,23 +123,58 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 
-	w := worker.New(worker.Config{
-		Model: *model, Version: *version, DenseMasks: *dense, Logger: logger,
-		SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, FailRate: *failRate,
-		TimeoutRate: *timeoutRate, Hang: *hang, MalformedRate: *malformedRate, Seed: *seed,
-	})
+	var (
+		handler http.Handler
+		stats   func() any
+		// The answer is written after the inference and, for the
+		// segmenter, the simulated latency and hang.
+		writeTimeout = 2 * time.Minute
+	)
+	if *onnxPath != "" {
+		var labels []string
+		if *labelsPath != "" {
+			if labels, err = onnxworker.ReadLabels(*labelsPath); err != nil {
+				return err
+			}
+		}
+		m, err := onnxworker.Open(*onnxPath, onnxworker.Options{Library: onnxworker.Library(getenv), Threads: *threads})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		if labels == nil {
+			names, err := m.Names()
+			if err != nil {
+				logger.Warn("the model's Ultralytics names cannot be read; serving no labels (give --labels)", "error", err)
+			}
+			labels = names
+		}
+		if err := onnxworker.CheckLabels(m, *layout, labels); err != nil {
+			return err
+		}
+		handler = onnxworker.New(m, onnxworker.Config{Model: *model, Version: *version, Layout: *layout, Labels: labels, Capacity: *capacity, Logger: logger})
+		stats = func() any { return nil }
+		logger.Info("loaded the ONNX model", "file", *onnxPath, "layout", *layout, "labels", len(labels), "inputs", m.Inputs(), "outputs", m.Outputs())
+	} else {
+		w := worker.New(worker.Config{
+			Model: *model, Version: *version, DenseMasks: *dense, Logger: logger,
+			SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, FailRate: *failRate,
+			TimeoutRate: *timeoutRate, Hang: *hang, MalformedRate: *malformedRate, Seed: *seed,
+		})
+		handler = w
+		stats = func() any { return w.Stats() }
+		writeTimeout += *latency + *hang
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("error listening on %s: %w", *addr, err)
 	}
 	srv := &http.Server{
-		Handler:           w,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// A request body may be 64 MiB from a hub on a slow link.
-		ReadTimeout: 2 * time.Minute,
-		// The answer is written after the inference, the simulated latency
-		// and, for a simulated timeout, the hang.
-		WriteTimeout: *latency + *hang + 2*time.Minute,
+		ReadTimeout:  2 * time.Minute,
+		WriteTimeout: writeTimeout,
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -122,7 +199,11 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	logger.Info("stopped", "stats", w.Stats())
+	if st := stats(); st != nil {
+		logger.Info("stopped", "stats", st)
+	} else {
+		logger.Info("stopped")
+	}
 	return nil
 }
 

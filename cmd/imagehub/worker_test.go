@@ -100,10 +100,10 @@ func TestWorkerCommand(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 
 	c := inference.New(nil)
-	sm, err := c.ServerMetadata(ctx, base)
+	sm, err := c.ServerMetadata(ctx, inference.Endpoint{Base: base})
 	require.NoError(t, err)
 	require.Contains(t, sm.Extensions, "binary_tensor_data")
-	meta, err := c.ModelMetadata(ctx, base, "imagehub-segmenter", "1")
+	meta, err := c.ModelMetadata(ctx, inference.Endpoint{Base: base, Model: "imagehub-segmenter", Version: "1"})
 	require.NoError(t, err)
 	require.Empty(t, inference.CheckConvention(meta))
 	require.True(t, inference.AcceptsLabelHints(meta))

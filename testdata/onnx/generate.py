@@ -1,0 +1,250 @@
+#!/usr/bin/python3
+"""Write the small ONNX models the tests of worker/onnxworker (and the hub's
+layout decoders) load: `make onnx-models` runs this with Debian's python3-onnx
+(1.12) and the files it writes are committed beside it.
+
+Each model has exactly the signature of a stock export, so that the worker and
+the hub treat it like the real thing, but computes a simple, documented function
+of its input from constants, so that a test can work out the expected output
+tensors on its own. The constants are written beside each model as JSON
+(<model>.json, flattened row-major).
+
+yolo-seg.onnx (Ultralytics YOLOv8/YOLO11 -seg export, imgsz 64, 3 classes):
+    input  images  FP32 [batch, 3, 64, 64]   (batch dynamic)
+    output output0 FP32 [batch, 39, 84]      4 box + 3 class + 32 coefficient rows, 84 anchors
+    output output1 FP32 [batch, 32, 16, 16]  mask prototypes
+  with, per image b,
+    mean[b, c]        = mean of images[b, c, :, :]                    (c = 0..2)
+    output0[b]        = sum_c mean[b, c] * W0[c] + C0                 (W0 [3, 39, 84], C0 [39, 84])
+    pool[b, y, x]     = mean of images[b, :, 4y..4y+3, 4x..4x+3]     (16 x 16)
+    output1[b, j]     = pool[b] * Q[j] + P[j]                         (Q [32], P [32, 16, 16])
+  The constants make three detections: anchors 0, 1 and 2 (anchor 2 overlaps
+  anchor 0, for NMS) score 0.3 + 0.6 * mean of channel k for class k on their
+  class, 0.01 elsewhere, and every other anchor scores 0.01. Their mask
+  coefficients pick prototype 0, 1 or 2, which is +1 inside that anchor's box
+  (in prototype pixels) and -1 outside, times 6. The ONNX file carries
+  Ultralytics' metadata_props (names, imgsz, stride, task, batch).
+yolo-seg-b1.onnx: the same with the batch fixed at 1 (an export without
+  dynamic=True), input [1, 3, 64, 64].
+yolo-seg-dynamic.onnx: the same declared as a dynamic=True export declares
+  it, images [batch, 3, height, width], output0 [batch, 39, anchors], output1
+  [batch, 32, mask_height, mask_width]; it still only computes at 64 x 64 (P is
+  16 x 16), so any other size makes ONNX Runtime fail at run time, as a real
+  model does on a size its graph cannot take. (ONNX Runtime's metadata shows
+  output1 as [batch, 32, 16, 16]: it works the sides out from P.)
+maskrcnn.onnx (torchvision Mask R-CNN export):
+    input  image  FP32 [3, H, W]           (H, W dynamic)
+    output boxes  FP32 [N, 4]
+    output labels INT64 [N]
+    output scores FP32 [N]
+    output masks  FP32 [N, 1, H, W]
+  with three candidates n = 0..2, one per channel:
+    score[n]   = mean of image[n] * SA[n] + SB[n]             (SA, SB [3])
+    box[n]     = BN[n] * [W, H, W, H]                          (BN [3, 4], normalised x1 y1 x2 y2)
+    label[n]   = L[n]                                          (L = [1, 2, 3], of maskrcnn-labels.txt)
+    mask[n, 0] = image[n] * MA + MB                            (MA, MB scalars)
+  of which the outputs keep, in order, those with score[n] > T, so N (0 to 3)
+  depends on the input as in the real export: an all-black image gives N = 0.
+  maskrcnn-labels.txt (written by hand) names its classes 1 to 3.
+
+Opset 17 and IR version 8, which ONNX Runtime 1.24 loads.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+IR_VERSION = 8
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+S = 64  # input side
+NC = 3  # classes
+NM = 32  # mask coefficients
+A = (S // 8) ** 2 + (S // 16) ** 2 + (S // 32) ** 2  # anchors at strides 8, 16, 32: 84
+P4 = S // 4  # prototype side
+NAMES = ["person", "car", "dog"]
+
+
+def const(name, arr):
+    return numpy_helper.from_array(np.asarray(arr), name)
+
+
+def yolo_constants():
+    rng = np.random.default_rng(13)
+    c0 = np.zeros((4 + NC + NM, A), np.float32)
+    # Boxes (cx, cy, w, h in input pixels): small boxes on a grid for the
+    # background anchors, three real detections first.
+    for a in range(A):
+        c0[0:4, a] = [4 + (a % 8) * 8, 4 + (a // 8) % 8 * 8, 4, 4]
+    c0[0:4, 0] = [20, 20, 16, 16]
+    c0[0:4, 1] = [44, 40, 20, 24]
+    c0[0:4, 2] = [22, 21, 16, 16]
+    c0[4 : 4 + NC, :] = 0.01
+    w0 = np.zeros((3, 4 + NC + NM, A), np.float32)
+    for a, k in [(0, 0), (1, 1), (2, 0)]:
+        c0[4 + k, a] = 0.3
+        w0[k, 4 + k, a] = 0.6
+    # Coefficients: background anchors small noise, detection a picks
+    # prototype a.
+    c0[4 + NC :, :] = rng.normal(0, 0.1, (NM, A)).astype(np.float32)
+    for a in range(3):
+        c0[4 + NC :, a] = 0
+        c0[4 + NC + a, a] = 6
+    p = rng.normal(0, 0.5, (NM, P4, P4)).astype(np.float32)
+    for j in range(3):
+        cx, cy, w, h = c0[0:4, j] / 4
+        ys, xs = np.mgrid[0:P4, 0:P4] + 0.5
+        inside = (abs(xs - cx) <= w / 2) & (abs(ys - cy) <= h / 2)
+        p[j] = np.where(inside, 1.0, -1.0)
+    q = np.full((NM,), 0.25, np.float32)
+    return w0, c0, q, p
+
+
+def yolo(batch, hw=(S, S), anchors=A, proto_hw=(P4, P4)):
+    w0, c0, q, p = yolo_constants()
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["mean", "W0"], ["o0flat"]),
+        helper.make_node("Add", ["o0flat", "C0"], ["o0sum"]),
+        helper.make_node("Reshape", ["o0sum", "o0shape"], ["output0"]),
+        helper.make_node("ReduceMean", ["images"], ["gray"], axes=[1], keepdims=1),
+        helper.make_node("AveragePool", ["gray"], ["pool"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Mul", ["pool", "Q"], ["o1mul"]),
+        helper.make_node("Add", ["o1mul", "P"], ["output1"]),
+    ]
+    inits = [
+        const("W0", w0.reshape(3, -1)),
+        const("C0", c0.reshape(-1)),
+        const("o0shape", np.array([-1, 4 + NC + NM, A], np.int64)),
+        const("Q", q.reshape(1, NM, 1, 1)),
+        const("P", p.reshape(1, NM, P4, P4)),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "main_graph",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, *hw])],
+        [
+            helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch, 4 + NC + NM, anchors]),
+            helper.make_tensor_value_info("output1", TensorProto.FLOAT, [batch, NM, *proto_hw]),
+        ],
+        inits,
+    )
+    model = finish(graph, "pytorch")
+    names = "{" + ", ".join(f"{i}: {n!r}" for i, n in enumerate(NAMES)) + "}"
+    onnx.helper.set_model_props(
+        model,
+        {
+            "description": "imagehub test model in the shape of an Ultralytics YOLO-seg export",
+            "author": "Deep Images Hub testdata/onnx/generate.py",
+            "task": "segment",
+            "stride": "32",
+            "batch": "1" if batch == 1 else "-1",
+            "imgsz": f"[{S}, {S}]",
+            "names": names,
+        },
+    )
+    spec = {
+        "W0": w0.reshape(-1).tolist(),
+        "C0": c0.reshape(-1).tolist(),
+        "Q": q.tolist(),
+        "P": p.reshape(-1).tolist(),
+        "names": NAMES,
+    }
+    return model, spec
+
+
+def maskrcnn():
+    bn = np.array([[0.1, 0.2, 0.5, 0.6], [0.4, 0.1, 0.9, 0.5], [0.0, 0.5, 0.3, 1.0]], np.float32)
+    # torchvision's labels count from 1 (0 is the background): 1, 2 and 3
+    # are maskrcnn-labels.txt's person, car and dog.
+    labels = np.array([1, 2, 3], np.int64)
+    sa = np.array([0.5, 0.4, 0.6], np.float32)
+    sb = np.array([0.3, 0.3, 0.05], np.float32)
+    t = np.float32(0.35)
+    ma, mb = np.float32(0.8), np.float32(0.1)
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2], keepdims=0),
+        helper.make_node("Mul", ["mean", "SA"], ["smul"]),
+        helper.make_node("Add", ["smul", "SB"], ["all_scores"]),
+        helper.make_node("Greater", ["all_scores", "T"], ["keep_mask"]),
+        helper.make_node("NonZero", ["keep_mask"], ["keep_2d"]),
+        helper.make_node("Squeeze", ["keep_2d", "axis0"], ["keep"]),
+        helper.make_node("Gather", ["all_scores", "keep"], ["scores"], axis=0),
+        helper.make_node("Shape", ["image"], ["shape"]),
+        helper.make_node("Gather", ["shape", "hw_index"], ["whwh_int"], axis=0),
+        helper.make_node("Cast", ["whwh_int"], ["whwh"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["BN", "whwh"], ["all_boxes"]),
+        helper.make_node("Gather", ["all_boxes", "keep"], ["boxes"], axis=0),
+        helper.make_node("Gather", ["L", "keep"], ["labels"], axis=0),
+        helper.make_node("Unsqueeze", ["image", "axis1"], ["chan"]),
+        helper.make_node("Mul", ["chan", "MA"], ["mmul"]),
+        helper.make_node("Add", ["mmul", "MB"], ["all_masks"]),
+        helper.make_node("Gather", ["all_masks", "keep"], ["masks"], axis=0),
+    ]
+    inits = [
+        const("hw_index", np.array([2, 1, 2, 1], np.int64)),
+        const("BN", bn),
+        const("L", labels),
+        const("SA", sa),
+        const("SB", sb),
+        const("T", np.array(t, np.float32)),
+        const("axis0", np.array([0], np.int64)),
+        const("axis1", np.array([1], np.int64)),
+        const("MA", np.array(ma, np.float32)),
+        const("MB", np.array(mb, np.float32)),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "torch_jit",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "height", "width"])],
+        [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("labels", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N"]),
+            helper.make_tensor_value_info("masks", TensorProto.FLOAT, ["N", 1, "height", "width"]),
+        ],
+        inits,
+    )
+    model = finish(graph, "pytorch")
+    spec = {
+        "BN": bn.reshape(-1).tolist(),
+        "L": labels.tolist(),
+        "SA": sa.tolist(),
+        "SB": sb.tolist(),
+        "T": float(t),
+        "MA": float(ma),
+        "MB": float(mb),
+    }
+    return model, spec
+
+
+def finish(graph, producer):
+    model = helper.make_model(graph, producer_name=producer, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def write(name, model, spec):
+    onnx.save(model, os.path.join(HERE, name + ".onnx"))
+    if spec is None:
+        print(f"wrote testdata/onnx/{name}.onnx", file=sys.stderr)
+        return
+    with open(os.path.join(HERE, name + ".json"), "w") as f:
+        # Each float32 exactly, as the float64 it widens to.
+        json.dump(spec, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote testdata/onnx/{name}.onnx and {name}.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    write("yolo-seg", *yolo("batch"))
+    write("yolo-seg-b1", yolo(1)[0], None)  # constants as yolo-seg.json
+    # Ultralytics' own names for the dynamic axes.
+    write("yolo-seg-dynamic", yolo("batch", ("height", "width"), "anchors", ("mask_height", "mask_width"))[0], None)
+    write("maskrcnn", *maskrcnn())
