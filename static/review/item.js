@@ -37,6 +37,7 @@ export function Item(d) {
   this.others = null;
   this.othersDirty = "all"; // what of the overlay of the others to paint again: "all", a rectangle, or null
   this.prepared = false;
+  this.prompted = false;  // the click tool has asked for a mask of it (its first is timed apart)
   this.decodeMs = 0;     // time spent decoding the proposals, for the benchmark
   this.ready = prepare(this, d.proposals || []);
 }
