@@ -20,6 +20,16 @@ import (
 	"github.com/deepimageshub/imagehub/queries"
 )
 
+// The tasks a model may have (docs/interactive.md): segmentation proposes
+// an image's masks when it is accepted; interactive answers a reviewer's
+// prompt with one mask; embed computes the image embedding that a two-stage
+// interactive model's decoder takes.
+const (
+	TaskSegmentation = "segmentation"
+	TaskInteractive  = "interactive"
+	TaskEmbed        = "embed"
+)
+
 // Spec is a model version as an admin registers it (API.md's body of
 // POST /api/v1/models).
 type Spec struct {
@@ -92,8 +102,10 @@ func (s *Spec) Normalize() error {
 		return problem.BadInput("invalid_model", "name", "A model name is 1 to 128 letters, digits, '.', '_' or '-', as the inference server names it.")
 	case !versionRe.MatchString(s.Version):
 		return problem.BadInput("invalid_model", "version", "A version is 1 to 64 letters, digits, '.', '_' or '-'.")
-	case s.Task != "segmentation":
-		return problem.BadInput("invalid_model", "task", `The only task is "segmentation".`)
+	case s.Task != TaskSegmentation && s.Task != TaskInteractive && s.Task != TaskEmbed:
+		return problem.BadInput("invalid_model", "task", `The task is "segmentation", "interactive" or "embed".`)
+	case s.Task != TaskSegmentation && s.Layout != "" && s.Layout != string(layout.ImageHub):
+		return problem.BadInput("invalid_model", "layout", "Interactive and embed models follow the hub's prompt protocol (docs/interactive.md); stock layouts are for segmentation models.")
 	case s.Capacity < 1 || s.Capacity > 1024:
 		return problem.BadInput("invalid_model", "capacity", "Capacity is the requests one endpoint may have in flight: 1 to 1024.")
 	case s.TimeoutMS < 100 || s.TimeoutMS > 600_000:
@@ -213,6 +225,12 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 		c.Binary = c.Binary && srv.HasExtension("binary_tensor_data")
 		c.LabelHints = c.LabelHints && inference.AcceptsLabelHints(meta)
 		p, problems := inference.CheckLayout(meta, s.LayoutParams())
+		switch s.Task {
+		case TaskInteractive:
+			problems = inference.CheckInteractive(meta)
+		case TaskEmbed:
+			problems = inference.CheckEmbed(meta)
+		}
 		for _, p := range problems {
 			c.Unfit = append(c.Unfit, fmt.Sprintf("%s: %s", base, p.Message))
 		}

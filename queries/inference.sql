@@ -13,7 +13,13 @@ SELECT * FROM models WHERE name = @name AND version = @version;
 SELECT * FROM models ORDER BY name, version;
 
 -- name: ModelEnabledIDs :many
-SELECT id FROM models WHERE enabled ORDER BY id;
+-- The enabled models that propose masks when an image is accepted.
+SELECT id FROM models WHERE enabled AND task = 'segmentation' ORDER BY id;
+
+-- name: ModelEnabledOfTask :many
+-- The enabled models of a task, the most recently registered first: the
+-- hub answers prompts with the first.
+SELECT * FROM models WHERE enabled AND task = @task ORDER BY created_at DESC, id;
 
 -- name: ModelUpdate :one
 UPDATE models SET timeout_ms = @timeout_ms, enabled = @enabled, updated_at = now()

@@ -353,9 +353,10 @@ func (q *Queries) LabelLookup(ctx context.Context, db DBTX) ([]LabelLookupRow, e
 }
 
 const modelEnabledIDs = `-- name: ModelEnabledIDs :many
-SELECT id FROM models WHERE enabled ORDER BY id
+SELECT id FROM models WHERE enabled AND task = 'segmentation' ORDER BY id
 `
 
+// The enabled models that propose masks when an image is accepted.
 func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, error) {
 	rows, err := db.Query(ctx, modelEnabledIDs)
 	if err != nil {
@@ -369,6 +370,54 @@ func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, er
 			return nil, err
 		}
 		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const modelEnabledOfTask = `-- name: ModelEnabledOfTask :many
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
+`
+
+// The enabled models of a task, the most recently registered first: the
+// hub answers prompts with the first.
+func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) ([]Model, error) {
+	rows, err := db.Query(ctx, modelEnabledOfTask, task)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Model
+	for rows.Next() {
+		var i Model
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Version,
+			&i.Task,
+			&i.TimeoutMs,
+			&i.Enabled,
+			&i.BinaryData,
+			&i.LabelHints,
+			&i.Problems,
+			&i.CheckedAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Layout,
+			&i.Labels,
+			&i.ScoreThreshold,
+			&i.IouThreshold,
+			&i.MaskThreshold,
+			&i.MaxInstances,
+			&i.InputSize,
+			&i.InputName,
+			&i.Headers,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
