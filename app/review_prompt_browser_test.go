@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"image/color"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -20,75 +19,37 @@ import (
 
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/browsertest"
-	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/worker"
+	"github.com/deepimageshub/imagehub/worker/segment/segmenttest"
 )
 
-// ballPhoto is a photo (imagingtest.Photo: light, shapes, texture, noise)
-// with one more object on it whose outline is known: a red ball of radius
-// r at (cx, cy), shaded and noisy like the rest.
-func ballPhoto(w, h int, seed uint64, cx, cy, r float64) image.Image {
-	img := imagingtest.Photo(w, h, seed)
-	for y := range h {
-		for x := range w {
-			dx, dy := float64(x)+0.5-cx, float64(y)+0.5-cy
-			if dx*dx+dy*dy >= r*r {
-				continue
-			}
-			shade := 1 - 0.35*(dx+dy)/(2*r)
-			n := float64((x*7+y*13)%11) - 5
-			img.Set(x, y, color.RGBA{uint8(min(255, 200*shade+n)), uint8(max(0, 30*shade+n)), uint8(max(0, 35*shade+n)), 255})
-		}
-	}
-	return img
-}
-
-// ballMask is the ball's true outline.
-func ballMask(w, h int, cx, cy, r float64) *mask.Bitmap {
-	b := mask.NewBitmap(w, h)
-	for y := range h {
-		for x := range w {
-			if dx, dy := float64(x)+0.5-cx, float64(y)+0.5-cy; dx*dx+dy*dy < r*r {
-				b.Pix[y*w+x] = 1
-			}
-		}
-	}
-	return b
-}
-
-func iou(a, b *mask.Bitmap) float64 {
-	var inter, union int
-	for i := range a.Pix {
-		if a.Pix[i] != 0 && b.Pix[i] != 0 {
-			inter++
-		}
-		if a.Pix[i] != 0 || b.Pix[i] != 0 {
-			union++
-		}
-	}
-	if union == 0 {
-		return 0
-	}
-	return float64(inter) / float64(union)
-}
-
-// enableClickSegmenter starts the project's worker (which serves the CPU
-// interactive segmenter, task "interactive") and registers it, so the
-// hub's segment API answers. It skips the test when the hub takes no
-// interactive model: the segment API and the segmenter are another part
-// of issue 15 (branch h15-back), merged beside this one.
+// enableClickSegmenter starts the project's worker, which serves the CPU
+// interactive segmenter, and registers that model (task "interactive"), so
+// the hub's segment API answers; done before the page leases, so leasing
+// warms it up as it would in use.
 func enableClickSegmenter(t testing.TB, tb *testBundle) {
 	t.Helper()
 	admin, _ := tb.userWithRole(t, "segadmin@example.com", auth.RoleAdmin)
-	w := httptest.NewServer(worker.New(worker.Config{Capacity: 4}))
-	t.Cleanup(w.Close)
-	res := admin.json(http.MethodPost, "/api/v1/models", map[string]any{"name": "imagehub-interactive", "version": "1",
-		"task": "interactive", "endpoints": []string{w.URL + "/"}, "capacity": 4, "enabled": true})
-	if res.StatusCode == http.StatusBadRequest || res.StatusCode == http.StatusUnprocessableEntity {
-		t.Skipf("the hub takes no interactive model yet (the segment API of issue 15, branch h15-back): %s", res.body)
+	wk := worker.New(worker.Config{Capacity: 4})
+	srv := httptest.NewServer(wk)
+	t.Cleanup(srv.Close)
+	res := admin.json(http.MethodPost, "/api/v1/models", map[string]any{"name": wk.InteractiveModel(), "task": "interactive",
+		"endpoints": []string{srv.URL}, "capacity": 4})
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
+}
+
+// shapesScene is a review scene of segmenttest photos (shapes whose true
+// outlines are known), uploaded through the API, with no proposals.
+func shapesScene(t testing.TB, w, h, images int) (*reviewScene, []*segmenttest.Photo) {
+	t.Helper()
+	var photos []*segmenttest.Photo
+	for n := range images {
+		photos = append(photos, segmenttest.NewPhoto(w, h, 3+uint64(n), 92))
 	}
-	require.Contains(t, []int{http.StatusCreated, http.StatusOK}, res.StatusCode, "%s", res.body)
+	s := seedReviewScenePhotos(t, w, h, images, func(h, w int) []sceneProposal { return nil }, 0,
+		func(n int) image.Image { return photos[n].Image })
+	return s, photos
 }
 
 // promptInfo is the page's click-tool session (imagehubReview.prompt()).
@@ -96,8 +57,9 @@ type promptInfo struct {
 	Points     int        `json:"points"`
 	Refining   bool       `json:"refining"`
 	InFlight   bool       `json:"inFlight"`
-	Preview    int        `json:"preview"` // the preview's area, -1 for none
-	LastAnswer *segAnswer `json:"lastAnswer"`
+	Preview    int            `json:"preview"` // the preview's area, -1 for none
+	LastSent   map[string]any `json:"lastSent"`
+	LastAnswer *segAnswer     `json:"lastAnswer"`
 }
 
 type segAnswer struct {
@@ -141,12 +103,15 @@ func (s *reviewScene) segment(t testing.TB, body map[string]any) (int, *segAnswe
 	return out.Status, out.Body
 }
 
+// clickAt clicks the client pixel showing image point (x, y), and returns
+// the point the page sends for it: where the click falls in the image
+// (toImage), kept to a tenth of a pixel, down.
 func (s *reviewScene) clickAt(t testing.TB, v reviewView, x, y float64, mods ...chromedp.MouseOption) [2]float64 {
 	t.Helper()
 	cx, cy := v.toClient(x, y)
 	require.NoError(t, chromedp.Do(s.ctx, chromedp.MouseClickXY(cx, cy, mods...)))
 	p := v.toImage(cx, cy)
-	return [2]float64{math.Round(p[0]*10) / 10, math.Round(p[1]*10) / 10}
+	return [2]float64{math.Floor(p[0]*10) / 10, math.Floor(p[1]*10) / 10}
 }
 
 func decodeRLE(t testing.TB, m mask.RLE) *mask.Bitmap {
@@ -156,59 +121,65 @@ func decodeRLE(t testing.TB, m mask.RLE) *mask.Bitmap {
 	return b
 }
 
-// TestReviewClickToSegmentInBrowser: in real Chromium a reviewer picks the
-// click tool (C), clicks on the ball in a photo and its mask is on screen
-// at once; a Shift-click on the background beside it sends both points
-// and the new mask replaces the preview; Enter keeps it as a new instance
-// (label picked as for N), undo and redo take it away and back; a click
-// with the instance selected refines it (the instance is sent along) and
-// Enter keeps that as an edit, undone with Ctrl+Z and redone. What is
-// stored on submit is, pixel for pixel, the segment API's answer for the
-// same prompts.
+// TestReviewClickToSegmentInBrowser: in real Chromium, with the project's
+// interactive segmenter behind the hub, a reviewer picks the click tool
+// (C), clicks on the disc in a photo and its mask is on screen at once; a
+// click on the rectangle adds it, and a Shift-click on the rectangle takes
+// it back out; Enter keeps the mask as a new instance (label picked as for
+// N), and undo and redo take it away and back; a box dragged around the
+// ellipse gives the ellipse; with the instance selected, a click on the
+// rectangle refines it (the instance is sent along) and Enter keeps that as
+// an edit, undone and redone. Every preview is the segment API's answer for
+// the prompts the page sent, and what is stored on submit is, pixel for
+// pixel, the last kept answer.
 func TestReviewClickToSegmentInBrowser(t *testing.T) {
 	t.Parallel()
-	const w, h = 640, 480
-	const bx, by, br = 220.0, 200.0, 70.0
-	s := seedReviewScenePhotos(t, w, h, 1, func(h, w int) []sceneProposal { return nil }, 0,
-		func(n int) image.Image { return ballPhoto(w, h, 7, bx, by, br) })
+	const w, h = 800, 600
+	s, photos := shapesScene(t, w, h, 1)
 	enableClickSegmenter(t, s.tb)
 	s.open(t, "rita@example.com", 0)
-	clickToSegment(t, s, w, h, bx, by, br)
-}
-
-// clickToSegment is TestReviewClickToSegmentInBrowser once the page shows
-// the photo of the ball at (bx, by), radius br.
-func clickToSegment(t *testing.T, s *reviewScene, w, h int, bx, by, br float64) {
 	ctx := s.ctx
-	s.key(t, "1")
+	disc, rect, ellipse := photos[0].Shapes[0].Mask, photos[0].Shapes[1].Mask, photos[0].Shapes[2].Mask
 	s.key(t, "c")
 	s.nextFrames(t)
 	require.Equal(t, "click", eval[string](t, ctx, `document.getElementById('review-stage').dataset.tool`))
 	v := s.view(t)
+	// answered checks that the preview is the API's answer for what the
+	// page sent.
+	answered := func(p *promptInfo) *mask.Bitmap {
+		t.Helper()
+		require.NotNil(t, p.LastAnswer)
+		status, want := s.segment(t, p.LastSent)
+		require.Equal(t, http.StatusOK, status)
+		require.Equal(t, want.Mask, p.LastAnswer.Mask, "the preview is the API's answer to %v", p.LastSent)
+		got := decodeRLE(t, p.LastAnswer.Mask)
+		require.Equal(t, got.Area(), p.Preview, "the preview shows the answer")
+		return got
+	}
 
-	// A click on the ball: its mask appears.
-	obj := s.clickAt(t, v, bx, by)
+	// A click on the disc: its mask appears.
+	dx, dy := pointIn(disc)
+	d := s.clickAt(t, v, dx, dy)
 	p := s.waitPrompt(t, 1)
-	require.NotNil(t, p.LastAnswer)
 	require.False(t, p.Refining)
-	first := decodeRLE(t, p.LastAnswer.Mask)
-	require.Equal(t, uint8(1), first.Pix[int(obj[1])*w+int(obj[0])], "the clicked pixel is in the mask")
-	require.Equal(t, first.Area(), p.Preview, "the preview is the answer")
-	require.Equal(t, 255, s.layerAlpha(t, "prompt", bx, by), "the preview is drawn")
+	require.Equal(t, []any{[]any{d[0], d[1], 1.0}}, p.LastSent["points"], "the click is sent in image pixels")
+	first := answered(p)
+	require.GreaterOrEqual(t, segmenttest.IoU(first, disc), 0.85)
+	require.Equal(t, 255, s.layerAlpha(t, "prompt", d[0], d[1]), "the preview is drawn")
 	browsertest.Screenshot(t, ctx, "click-first")
-	t.Logf("first click: IoU with the ball %.3f, score %.3f", iou(first, ballMask(w, h, bx, by, br)), p.LastAnswer.Score)
 
-	// A Shift-click on the background beside the ball: both points go.
-	bg := s.clickAt(t, v, bx+br+40, by, chromedp.ButtonModifiers(chromedp.ModifierShift))
-	p = s.waitPrompt(t, 2)
-	second := decodeRLE(t, p.LastAnswer.Mask)
-	require.Equal(t, uint8(1), second.Pix[int(obj[1])*w+int(obj[0])])
-	require.Equal(t, uint8(0), second.Pix[int(bg[1])*w+int(bg[0])], "the background point is outside the mask")
-	status, want := s.segment(t, map[string]any{"points": [][3]float64{{obj[0], obj[1], 1}, {bg[0], bg[1], 0}}})
-	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, want.Mask, p.LastAnswer.Mask, "the page sent both points, as image pixels")
-	ball := ballMask(w, h, bx, by, br)
-	t.Logf("with the background point: IoU with the ball %.3f", iou(second, ball))
+	// The rectangle clicked too, then taken back with a Shift-click on it.
+	rx, ry := pointIn(rect)
+	s.clickAt(t, v, rx, ry)
+	both := answered(s.waitPrompt(t, 2))
+	require.Greater(t, both.Area(), first.Area()+rect.Area()*8/10)
+	r := s.clickAt(t, v, rx, ry, chromedp.ButtonModifiers(chromedp.ModifierShift))
+	p = s.waitPrompt(t, 3)
+	require.Equal(t, []any{r[0], r[1], 0.0}, p.LastSent["points"].([]any)[2], "a background point")
+	back := answered(p)
+	require.GreaterOrEqual(t, segmenttest.IoU(back, disc), 0.85)
+	require.Zero(t, back.Pix[int(r[1])*w+int(r[0])], "the background point is outside the mask")
+	require.Equal(t, 0, s.layerAlpha(t, "prompt", r[0], r[1]), "and outside the preview")
 
 	// Enter keeps it as a new instance; undo and redo.
 	s.key(t, kb.Enter)
@@ -224,17 +195,35 @@ func clickToSegment(t *testing.T, s *reviewScene, w, h int, bx, by, br float64) 
 	require.Equal(t, 0, eval[int](t, ctx, `imagehubReview.item().instances`), "undo takes the kept mask away")
 	s.key(t, "Z", chromedp.KeyModifiers(chromedp.ModifierCtrl, chromedp.ModifierShift))
 	require.Equal(t, 1, eval[int](t, ctx, `imagehubReview.item().instances`), "redo brings it back")
+
+	// A box around the ellipse, in a session of its own; Esc drops it.
+	eb := ellipse.BBox()
+	var drag [][2]float64
+	for i := 0; i <= 6; i++ {
+		f := float64(i) / 6
+		cx, cy := v.toClient(float64(eb[0]-8)+f*float64(eb[2]+16), float64(eb[1]-8)+f*float64(eb[3]+16))
+		drag = append(drag, [2]float64{cx, cy})
+	}
+	s.drag(t, v, drag)
+	browsertest.WaitFor(t, ctx, `(p => !!p && !!p.box && !p.inFlight && p.preview >= 0)(imagehubReview.prompt())`,
+		`JSON.stringify({prompt: imagehubReview.prompt(), message: document.getElementById('review-message').textContent})`, 15*time.Second)
+	p = s.prompt(t)
+	require.Nil(t, p.LastSent["points"], "a box alone")
+	require.GreaterOrEqual(t, segmenttest.IoU(answered(p), ellipse), 0.85)
+	s.key(t, kb.Escape)
+	require.Nil(t, s.prompt(t))
+
+	// With the instance selected, a click on the rectangle refines it.
 	s.key(t, kb.Tab)
 	require.Equal(t, 0, eval[int](t, ctx, `imagehubReview.item().active`))
-
-	// With the instance selected, a click refines it: the instance goes along.
-	top := s.clickAt(t, v, bx, by-br+12, chromedp.ButtonModifiers(chromedp.ModifierAlt))
+	s.clickAt(t, v, rx, ry)
 	p = s.waitPrompt(t, 1)
 	require.True(t, p.Refining)
-	status, refined := s.segment(t, map[string]any{"points": [][3]float64{{top[0], top[1], 0}},
-		"instance": map[string]any{"size": want.Mask.Size, "counts": want.Mask.Counts}})
-	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, refined.Mask, p.LastAnswer.Mask, "the page sent the selected instance to refine")
+	inst := mask.Encode(back)
+	require.Equal(t, map[string]any{"size": []any{float64(h), float64(w)}, "counts": inst.Counts}, p.LastSent["instance"],
+		"the selected instance is sent to be refined")
+	refined := answered(p)
+	require.Greater(t, refined.Area(), back.Area()+rect.Area()*8/10, "the rectangle added to the disc")
 	s.key(t, kb.Enter)
 	browsertest.WaitFor(t, ctx, `imagehubReview.prompt() === null && imagehubReview.item().undo === 2`,
 		`JSON.stringify([imagehubReview.item(), imagehubReview.prompt()])`, 5*time.Second)
@@ -253,8 +242,7 @@ func clickToSegment(t *testing.T, s *reviewScene, w, h int, bx, by, br float64) 
 		SELECT l.name, a.height, a.width, a.counts FROM annotations a JOIN labels l ON l.id = a.label_id
 		WHERE a.review_item_id = $1`, s.item).Scan(&label, &rle.Size[0], &rle.Size[1], &rle.Counts))
 	require.Equal(t, "cat", label)
-	keep := decodeRLE(t, refined.Mask)
-	requireSamePixels(t, keep, rle, "the kept, refined mask")
+	requireSamePixels(t, refined, rle, "the kept, refined mask")
 	s.js.none(t)
 }
 
@@ -267,9 +255,6 @@ func TestReviewClickToSegmentUnavailableInBrowser(t *testing.T) {
 	s := seedReviewScene(t, w, h, 1, func(h, w int) []sceneProposal { return nil }, 0)
 	s.open(t, "rita@example.com", 0)
 	status, _ := s.segment(t, map[string]any{"points": [][3]float64{{10, 10, 1}}})
-	if status == http.StatusNotFound || status == http.StatusMethodNotAllowed {
-		t.Skip("the hub has no segment API yet (issue 15, branch h15-back)")
-	}
 	require.Equal(t, http.StatusServiceUnavailable, status)
 	s.key(t, "c")
 	s.nextFrames(t)
@@ -283,53 +268,57 @@ func TestReviewClickToSegmentUnavailableInBrowser(t *testing.T) {
 }
 
 // BenchmarkReviewClickToMask: in headless Chromium, a reviewer with the
-// click tool on 1200×900 photos (about a megapixel) served by the
-// project's CPU interactive segmenter. It reports, from the release of
-// each click to the frame that drew its mask (timed in the page; the
-// hub's and the worker's time included), the median and 95th percentile
-// over 50 clicks (object clicks in new sessions, and background clicks
-// added to them), and the first click's time on the image leased when the
-// page opened and on the next image, leased ahead while the first was
-// worked on, right after the submit shows it.
+// click tool on 1200×900 photos (about a megapixel, segmenttest's shapes)
+// served by the project's CPU interactive segmenter behind the hub. It
+// reports, from the release of each click to the frame that drew its mask
+// (timed in the page; the hub's and the worker's time included), the
+// median and 95th percentile over 50 clicks (object clicks starting
+// sessions, and background clicks added to them), and the first click's
+// time on the image leased when the page opened and on the next image,
+// leased ahead while the first was worked on, right after the submit
+// shows it.
 func BenchmarkReviewClickToMask(b *testing.B) {
 	const w, h = 1200, 900
-	balls := [][3]float64{{420, 380, 150}, {800, 500, 190}}
-	s := seedReviewScenePhotos(b, w, h, 2, func(h, w int) []sceneProposal { return nil }, 0,
-		func(n int) image.Image { return ballPhoto(w, h, 11+uint64(n), balls[n][0], balls[n][1], balls[n][2]) })
+	s, photos := shapesScene(b, w, h, 2)
 	enableClickSegmenter(b, s.tb)
 	s.open(b, "rita@example.com", 0)
-	clickToMaskBench(b, s, balls)
-}
-
-// clickToMaskBench is BenchmarkReviewClickToMask once the page shows the
-// first of its two photos.
-func clickToMaskBench(b *testing.B, s *reviewScene, balls [][3]float64) {
 	s.key(b, "c")
 	s.nextFrames(b)
 	v := s.view(b)
-	ball := balls[0]
+	rng := rand.New(rand.NewPCG(3, 4))
+	// inside is a random pixel of a shape.
+	inside := func(m *mask.Bitmap) (float64, float64) {
+		bb := m.BBox()
+		for {
+			x, y := bb[0]+rng.IntN(bb[2]), bb[1]+rng.IntN(bb[3])
+			if m.Pix[y*m.W+x] != 0 {
+				return float64(x) + 0.5, float64(y) + 0.5
+			}
+		}
+	}
 	firstMs := func() float64 {
 		b.Helper()
 		return eval[float64](b, s.ctx, `imagehubReview.promptTimings.filter(t => t.first).slice(-1)[0].ms`)
 	}
-	s.clickAt(b, v, ball[0], ball[1])
+	shapes := photos[0].Shapes
+	x, y := inside(shapes[0].Mask)
+	s.clickAt(b, v, x, y)
 	s.waitPrompt(b, 1)
 	first := firstMs()
-	s.key(b, kb.Escape)
 
-	rng := rand.New(rand.NewPCG(3, 4))
 	var all []float64
 	for b.Loop() {
 		eval[bool](b, s.ctx, `(imagehubReview.promptTimings.length = 0, true)`)
 		for i := range 50 {
+			k := (i / 2) % len(shapes)
 			if i%2 == 0 {
 				s.key(b, kb.Escape)
-				a, r := rng.Float64()*2*math.Pi, rng.Float64()*0.7*ball[2]
-				s.clickAt(b, v, ball[0]+r*math.Cos(a), ball[1]+r*math.Sin(a))
+				x, y := inside(shapes[k].Mask)
+				s.clickAt(b, v, x, y)
 				s.waitPrompt(b, 1)
 			} else {
-				a := rng.Float64() * 2 * math.Pi
-				s.clickAt(b, v, ball[0]+1.3*ball[2]*math.Cos(a), ball[1]+1.3*ball[2]*math.Sin(a), chromedp.ButtonModifiers(chromedp.ModifierShift))
+				x, y := inside(shapes[(k+1)%len(shapes)].Mask)
+				s.clickAt(b, v, x, y, chromedp.ButtonModifiers(chromedp.ModifierShift))
 				s.waitPrompt(b, 2)
 			}
 		}
@@ -347,7 +336,8 @@ func clickToMaskBench(b *testing.B, s *reviewScene, balls [][3]float64) {
 		`JSON.stringify(imagehubReview.item())`, 15*time.Second)
 	s.nextFrames(b)
 	v = s.view(b)
-	s.clickAt(b, v, balls[1][0], balls[1][1])
+	x, y = inside(photos[1].Shapes[0].Mask)
+	s.clickAt(b, v, x, y)
 	s.waitPrompt(b, 1)
 	next := firstMs()
 

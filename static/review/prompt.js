@@ -45,7 +45,7 @@ function open(item) {
   if (session && session.item === item) return session;
   cancelPrompt();
   const target = item.active && item.active.status !== "rejected" && !item.active.hidden ? item.active : null;
-  session = { item, target, steps: [], undone: [], inFlight: null, keepWhenReady: false, lastAnswer: null, instance: null };
+  session = { item, target, steps: [], undone: [], inFlight: null, keepWhenReady: false, lastSent: null, lastAnswer: null, instance: null };
   if (target) {
     const crop = cropOf(item, target);
     if (RLE.area(crop)) session.instance = { size: [item.H, item.W], counts: RLE.encode(crop, item.W, item.H) };
@@ -119,7 +119,8 @@ export function promptUp(e) {
   request("ui");
 }
 
-function round(v) { return Math.round(v * 10) / 10; }
+// round keeps a tenth of a pixel, down, so a point stays inside the image.
+function round(v) { return Math.floor(v * 10) / 10; }
 
 // send asks for the mask of the session's last step, aborting the request
 // before it.
@@ -130,9 +131,11 @@ function send(s, startedAt) {
   const first = !item.prompted;
   item.prompted = true;
   s.inFlight = { controller, id, step };
-  const body = { points: step.points };
+  const body = {};
+  if (step.points.length) body.points = step.points; // a box alone is a prompt
   if (step.box) body.box = step.box;
   if (s.instance) body.instance = s.instance;
+  s.lastSent = body;
   api("POST", "/api/v1/review/" + encodeURIComponent(item.id) + "/segment", body, controller.signal).then((res) => {
     if (session !== s || !s.inFlight || s.inFlight.id !== id) return;
     s.inFlight = null;
@@ -304,6 +307,6 @@ export function promptState() {
   return {
     points: last ? last.points.length : 0, box: last ? last.box : null, refining: !!session.target,
     inFlight: !!session.inFlight, preview: last && last.preview ? RLE.area(last.preview.crop) : -1,
-    lastAnswer: session.lastAnswer, aborted,
+    lastSent: session.lastSent, lastAnswer: session.lastAnswer, aborted,
   };
 }
