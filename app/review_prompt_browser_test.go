@@ -54,9 +54,9 @@ func shapesScene(t testing.TB, w, h, images int) (*reviewScene, []*segmenttest.P
 
 // promptInfo is the page's click-tool session (imagehubReview.prompt()).
 type promptInfo struct {
-	Points     int        `json:"points"`
-	Refining   bool       `json:"refining"`
-	InFlight   bool       `json:"inFlight"`
+	Points     int            `json:"points"`
+	Refining   bool           `json:"refining"`
+	InFlight   bool           `json:"inFlight"`
 	Preview    int            `json:"preview"` // the preview's area, -1 for none
 	LastSent   map[string]any `json:"lastSent"`
 	LastAnswer *segAnswer     `json:"lastAnswer"`
