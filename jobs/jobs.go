@@ -21,6 +21,7 @@ import (
 	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/imaging"
+	"github.com/deepimageshub/imagehub/interactive"
 	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/queries"
 )
@@ -80,6 +81,15 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 				labels: newLabelIndex(d.Pool, d.Logger), metrics: im,
 				maxBackoff: cfg.InferMaxBackoff, jobTimeout: cfg.JobTimeout,
 				slotWait: min(5*time.Second, cfg.JobTimeout/4),
+			})
+		},
+		func() error {
+			return river.AddWorkerSafely(workers, &EmbedWorker{
+				pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger,
+				embedder: &interactive.Embedder{
+					Slots:  dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff}),
+					Client: newInferenceClient(cfg), Blobs: d.Blobs, SlotWait: min(5*time.Second, cfg.JobTimeout/4),
+				},
 			})
 		},
 		func() error {

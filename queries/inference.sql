@@ -255,3 +255,14 @@ SELECT count(*)::int FROM renewed;
 -- A good answer: the endpoint's failure count starts again from zero.
 UPDATE model_endpoints SET failures = 0, cool_until = NULL, last_ok_at = now()
 WHERE id = @id AND (failures <> 0 OR cool_until IS NOT NULL OR last_ok_at IS NULL OR last_ok_at < now() - interval '5 seconds');
+
+-- name: ModelSetEmbed :exec
+UPDATE models SET embed_model_id = sqlc.narg(embed_model_id), updated_at = now() WHERE id = @id;
+
+-- name: EmbedModelsForReviewable :many
+-- The enabled embed models to compute an image's embedding with, once it
+-- waits for review (none otherwise).
+SELECT m.id FROM models m, images i
+WHERE i.id = @image_id AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'embed'
+  AND EXISTS (SELECT 1 FROM models x WHERE x.enabled AND x.task = 'interactive' AND x.embed_model_id = m.id)
+ORDER BY m.id;

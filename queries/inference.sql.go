@@ -12,6 +12,35 @@ import (
 	"github.com/google/uuid"
 )
 
+const embedModelsForReviewable = `-- name: EmbedModelsForReviewable :many
+SELECT m.id FROM models m, images i
+WHERE i.id = $1 AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'embed'
+  AND EXISTS (SELECT 1 FROM models x WHERE x.enabled AND x.task = 'interactive' AND x.embed_model_id = m.id)
+ORDER BY m.id
+`
+
+// The enabled embed models to compute an image's embedding with, once it
+// waits for review (none otherwise).
+func (q *Queries) EmbedModelsForReviewable(ctx context.Context, db DBTX, imageID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, embedModelsForReviewable, imageID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const endpointDeleteOthers = `-- name: EndpointDeleteOthers :exec
 DELETE FROM model_endpoints WHERE model_id = $1 AND NOT (base_url = ANY($2::text[]))
 `
@@ -378,7 +407,7 @@ func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, er
 }
 
 const modelEnabledOfTask = `-- name: ModelEnabledOfTask :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
 `
 
 // The enabled models of a task, the most recently registered first: the
@@ -414,6 +443,7 @@ func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) 
 			&i.InputSize,
 			&i.InputName,
 			&i.Headers,
+			&i.EmbedModelID,
 		); err != nil {
 			return nil, err
 		}
@@ -426,7 +456,7 @@ func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) 
 }
 
 const modelGet = `-- name: ModelGet :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE id = $1
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models WHERE id = $1
 `
 
 func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, error) {
@@ -454,12 +484,13 @@ func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, e
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
 
 const modelGetByNameVersion = `-- name: ModelGetByNameVersion :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE name = $1 AND version = $2
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models WHERE name = $1 AND version = $2
 `
 
 type ModelGetByNameVersionParams struct {
@@ -492,6 +523,7 @@ func (q *Queries) ModelGetByNameVersion(ctx context.Context, db DBTX, arg ModelG
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
@@ -515,7 +547,7 @@ func (q *Queries) ModelHeaders(ctx context.Context, db DBTX, arg ModelHeadersPar
 const modelInsert = `-- name: ModelInsert :one
 INSERT INTO models (name, version, task, timeout_ms, enabled)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers
+RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id
 `
 
 type ModelInsertParams struct {
@@ -557,12 +589,13 @@ func (q *Queries) ModelInsert(ctx context.Context, db DBTX, arg ModelInsertParam
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
 
 const modelList = `-- name: ModelList :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models ORDER BY name, version
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models ORDER BY name, version
 `
 
 func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
@@ -596,6 +629,7 @@ func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
 			&i.InputSize,
 			&i.InputName,
 			&i.Headers,
+			&i.EmbedModelID,
 		); err != nil {
 			return nil, err
 		}
@@ -628,6 +662,20 @@ func (q *Queries) ModelSetCheck(ctx context.Context, db DBTX, arg ModelSetCheckP
 		arg.Problems,
 		arg.ID,
 	)
+	return err
+}
+
+const modelSetEmbed = `-- name: ModelSetEmbed :exec
+UPDATE models SET embed_model_id = $1, updated_at = now() WHERE id = $2
+`
+
+type ModelSetEmbedParams struct {
+	EmbedModelID *uuid.UUID
+	ID           uuid.UUID
+}
+
+func (q *Queries) ModelSetEmbed(ctx context.Context, db DBTX, arg ModelSetEmbedParams) error {
+	_, err := db.Exec(ctx, modelSetEmbed, arg.EmbedModelID, arg.ID)
 	return err
 }
 
@@ -684,7 +732,7 @@ func (q *Queries) ModelSetLayout(ctx context.Context, db DBTX, arg ModelSetLayou
 
 const modelUpdate = `-- name: ModelUpdate :one
 UPDATE models SET timeout_ms = $1, enabled = $2, updated_at = now()
-WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers
+WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id
 `
 
 type ModelUpdateParams struct {
@@ -718,6 +766,7 @@ func (q *Queries) ModelUpdate(ctx context.Context, db DBTX, arg ModelUpdateParam
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
