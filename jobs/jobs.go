@@ -21,8 +21,8 @@ import (
 	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/imaging"
-	"github.com/deepimageshub/imagehub/interactive"
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/interactive"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
