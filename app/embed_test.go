@@ -194,3 +194,28 @@ func TestEmbeddingAheadOfClicks(t *testing.T) {
 type blobInfo = blob.Info
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// TestPreparedWhenReviewable: with the built-in single-stage model, an
+// uploaded photo is warmed up (prepared by the worker) as soon as its
+// inference sends it to review, before anyone leases it.
+func TestPreparedWhenReviewable(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	admin, _ := tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	wk := worker.New(worker.Config{Synthetic: true})
+	srv := httptest.NewServer(wk)
+	t.Cleanup(srv.Close)
+	for _, body := range []map[string]any{
+		{"name": "imagehub-segmenter", "endpoints": []string{srv.URL}},
+		{"name": wk.InteractiveModel(), "task": "interactive", "endpoints": []string{srv.URL}},
+	} {
+		res := admin.json(http.MethodPost, "/api/v1/models", body)
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
+	}
+	require.Zero(t, wk.Stats().Prompts)
+	up := uploadOne(t, admin, photos(1, 78)[0])
+	imageID := up["image"].(map[string]any)["id"].(string)
+	require.Eventually(t, func() bool { return wk.Stats().Prompts == 1 }, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, 1, tb.count(t, `SELECT count(*) FROM images WHERE id = $1 AND status = 'awaiting_review'`, imageID))
+	require.EqualValues(t, 1, wk.Stats().Requests, "one proposal request, one warm-up")
+}

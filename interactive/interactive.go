@@ -186,6 +186,25 @@ func (s *Service) Warm(ctx context.Context, reviewer, item uuid.UUID) error {
 	return err
 }
 
+// Prepare readies an image for prompts ahead of any lease (the River job
+// run when the image enters the review queue): the two-stage model's
+// embedding is computed and kept, a single-stage model gets a warm-up.
+// Nothing is done when no interactive model is enabled.
+func (s *Service) Prepare(ctx context.Context, image uuid.UUID) error {
+	img, err := s.q.ImageGet(ctx, s.pool, image)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && img.Sha256 == nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("error reading image: %w", err)
+	}
+	_, err = s.ask(ctx, img.ID, img.Sha256, int(img.Width), int(img.Height), inference.Prompt{})
+	if errors.Is(err, errNoModel) {
+		return nil
+	}
+	return err
+}
+
 // ask sends p, with the image, to the first enabled interactive model.
 func (s *Service) ask(ctx context.Context, imageID uuid.UUID, sha []byte, w, h int, p inference.Prompt) (inference.Answer, error) {
 	models, err := s.q.ModelEnabledOfTask(ctx, s.pool, dispatch.TaskInteractive)

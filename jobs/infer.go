@@ -325,8 +325,9 @@ func (w *InferWorker) store(ctx context.Context, job *river.Job[InferArgs], run 
 	}
 }
 
-// reviewable queues the embeddings of an image that the run just sent to
-// review (lifecycle.Reviewable); a failure only costs the first click time.
+// reviewable queues the preparation for prompts of an image that the run
+// just sent to review (lifecycle.Reviewable); a failure only costs the
+// first click time.
 func (w *InferWorker) reviewable(ctx context.Context, a InferArgs) {
 	if a.EvaluationID != uuid.Nil {
 		return
@@ -334,10 +335,10 @@ func (w *InferWorker) reviewable(ctx context.Context, a InferArgs) {
 	client := river.ClientFromContextSafely[pgx.Tx]
 	rc, err := client(ctx)
 	if err == nil {
-		err = lifecycle.Reviewable(ctx, w.pool, a.ImageID, EmbedFanout(rc))
+		err = lifecycle.Reviewable(ctx, w.pool, a.ImageID, PreparePrompts(rc))
 	}
 	if err != nil {
-		w.logger.WarnContext(ctx, "embeddings of an image sent to review not queued; its first click computes them", "image_id", a.ImageID, "error", err)
+		w.logger.WarnContext(ctx, "preparation for prompts of an image sent to review not queued; its lease does it", "image_id", a.ImageID, "error", err)
 	}
 }
 

@@ -84,12 +84,13 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			})
 		},
 		func() error {
-			return river.AddWorkerSafely(workers, &EmbedWorker{
-				pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger,
-				embedder: &interactive.Embedder{
-					Slots:  dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff}),
-					Client: newInferenceClient(cfg), Blobs: d.Blobs, SlotWait: min(5*time.Second, cfg.JobTimeout/4),
-				},
+			return river.AddWorkerSafely(workers, &PrepareWorker{
+				logger: d.Logger,
+				prompts: interactive.NewService(d.Pool,
+					dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff}),
+					newInferenceClient(cfg), d.Blobs, interactive.Settings{
+						Timeout: max(cfg.PromptTimeout, time.Minute), SlotWait: min(5*time.Second, cfg.JobTimeout/4),
+					}),
 			})
 		},
 		func() error {

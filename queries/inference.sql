@@ -259,10 +259,10 @@ WHERE id = @id AND (failures <> 0 OR cool_until IS NOT NULL OR last_ok_at IS NUL
 -- name: ModelSetEmbed :exec
 UPDATE models SET embed_model_id = sqlc.narg(embed_model_id), updated_at = now() WHERE id = @id;
 
--- name: EmbedModelsForReviewable :many
--- The enabled embed models to compute an image's embedding with, once it
--- waits for review (none otherwise).
-SELECT m.id FROM models m, images i
-WHERE i.id = @image_id AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'embed'
-  AND EXISTS (SELECT 1 FROM models x WHERE x.enabled AND x.task = 'interactive' AND x.embed_model_id = m.id)
-ORDER BY m.id;
+-- name: PromptsReadyFor :one
+-- Whether an image that waits for review has an enabled interactive model
+-- to prepare it for.
+SELECT EXISTS (
+    SELECT 1 FROM images i, models m
+    WHERE i.id = @image_id AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'interactive'
+)::boolean;

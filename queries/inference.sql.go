@@ -12,35 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const embedModelsForReviewable = `-- name: EmbedModelsForReviewable :many
-SELECT m.id FROM models m, images i
-WHERE i.id = $1 AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'embed'
-  AND EXISTS (SELECT 1 FROM models x WHERE x.enabled AND x.task = 'interactive' AND x.embed_model_id = m.id)
-ORDER BY m.id
-`
-
-// The enabled embed models to compute an image's embedding with, once it
-// waits for review (none otherwise).
-func (q *Queries) EmbedModelsForReviewable(ctx context.Context, db DBTX, imageID uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := db.Query(ctx, embedModelsForReviewable, imageID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const endpointDeleteOthers = `-- name: EndpointDeleteOthers :exec
 DELETE FROM model_endpoints WHERE model_id = $1 AND NOT (base_url = ANY($2::text[]))
 `
@@ -769,6 +740,22 @@ func (q *Queries) ModelUpdate(ctx context.Context, db DBTX, arg ModelUpdateParam
 		&i.EmbedModelID,
 	)
 	return i, err
+}
+
+const promptsReadyFor = `-- name: PromptsReadyFor :one
+SELECT EXISTS (
+    SELECT 1 FROM images i, models m
+    WHERE i.id = $1 AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'interactive'
+)::boolean
+`
+
+// Whether an image that waits for review has an enabled interactive model
+// to prepare it for.
+func (q *Queries) PromptsReadyFor(ctx context.Context, db DBTX, imageID uuid.UUID) (bool, error) {
+	row := db.QueryRow(ctx, promptsReadyFor, imageID)
+	var column_1 bool
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const proposalsForImage = `-- name: ProposalsForImage :many
