@@ -21,7 +21,7 @@ import (
 
 // seedPhotoReview stores a generated photo (its JPEG in the blob store as
 // the canonical image) in awaiting_review with its first review item.
-func seedPhotoReview(t *testing.T, tb *testBundle, owner uuid.UUID, p *segmenttest.Photo) (image, item uuid.UUID) {
+func seedPhotoReview(t testing.TB, tb *testBundle, owner uuid.UUID, p *segmenttest.Photo) (image, item uuid.UUID) {
 	t.Helper()
 	ctx := context.Background()
 	sum := sha256.Sum256(p.JPEG)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -58,6 +59,11 @@ type Spec struct {
 	// what is stored (an update need not repeat a token); an empty object
 	// removes them.
 	Headers inference.Headers `json:"headers"`
+	// EmbedModel and EmbedVersion (default "1") name, for a two-stage
+	// interactive model (one that takes EMBEDDING), the embed model whose
+	// output it takes (docs/interactive.md).
+	EmbedModel   string `json:"embed_model"`
+	EmbedVersion string `json:"embed_version"`
 }
 
 // LayoutParams is the layout part of s, InputSize as given (0 when left
@@ -147,6 +153,20 @@ func (s *Spec) Normalize() error {
 	if msg := s.Headers.Check(); msg != "" {
 		return problem.BadInput("invalid_model", "headers", msg)
 	}
+	s.EmbedModel, s.EmbedVersion = strings.TrimSpace(s.EmbedModel), strings.TrimSpace(s.EmbedVersion)
+	if s.EmbedModel != "" {
+		if s.EmbedVersion == "" {
+			s.EmbedVersion = "1"
+		}
+		switch {
+		case s.Task != TaskInteractive:
+			return problem.BadInput("invalid_model", "embed_model", "Only an interactive model takes an embed model's output.")
+		case !nameRe.MatchString(s.EmbedModel):
+			return problem.BadInput("invalid_model", "embed_model", "embed_model names a registered model of task \"embed\".")
+		case !versionRe.MatchString(s.EmbedVersion):
+			return problem.BadInput("invalid_model", "embed_version", "A version is 1 to 64 letters, digits, '.', '_' or '-'.")
+		}
+	}
 	return nil
 }
 
@@ -183,6 +203,8 @@ type Check struct {
 	Binary bool
 	// LabelHints: the model takes LABEL_HINTS.
 	LabelHints bool
+	// Embedding: an interactive model that takes EMBEDDING, not IMAGE.
+	Embedding bool
 	// Layout is the spec's layout completed by the first endpoint that
 	// answered: its image input's name and yolo-seg's S.
 	Layout layout.Params
@@ -228,6 +250,10 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 		switch s.Task {
 		case TaskInteractive:
 			problems = inference.CheckInteractive(meta)
+			c.Embedding = inference.TakesEmbedding(meta)
+			if c.Embedding && s.EmbedModel == "" {
+				c.Unfit = append(c.Unfit, fmt.Sprintf("%s: the model takes EMBEDDING: name the embed model that computes it (embed_model)", base))
+			}
 		case TaskEmbed:
 			problems = inference.CheckEmbed(meta)
 		}
@@ -314,6 +340,21 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 		if err := q.ModelSetHeaders(ctx, tx, queries.ModelSetHeadersParams{ID: m.ID, Headers: h}); err != nil {
 			return queries.Model{}, false, fmt.Errorf("error saving model headers: %w", err)
 		}
+	}
+	var embed *uuid.UUID
+	if s.EmbedModel != "" {
+		em, err := q.ModelGetByNameVersion(ctx, tx, queries.ModelGetByNameVersionParams{Name: s.EmbedModel, Version: s.EmbedVersion})
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && em.Task != TaskEmbed) {
+			return queries.Model{}, false, problem.BadInput("invalid_model", "embed_model",
+				fmt.Sprintf("No model %s version %s of task \"embed\" is registered: register the embed model first.", s.EmbedModel, s.EmbedVersion))
+		}
+		if err != nil {
+			return queries.Model{}, false, fmt.Errorf("error reading embed model: %w", err)
+		}
+		embed = &em.ID
+	}
+	if err := q.ModelSetEmbed(ctx, tx, queries.ModelSetEmbedParams{ID: m.ID, EmbedModelID: embed}); err != nil {
+		return queries.Model{}, false, fmt.Errorf("error saving embed model: %w", err)
 	}
 	problems := c.Problems()
 	if problems == nil {

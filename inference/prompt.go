@@ -211,6 +211,15 @@ func CheckInteractive(meta *oip.ModelMetadata) []Problem {
 	return ps
 }
 
+// TakesEmbedding reports whether an interactive model takes EMBEDDING
+// rather than IMAGE: a two-stage model's decoder.
+func TakesEmbedding(meta *oip.ModelMetadata) bool {
+	ins := index(meta.Inputs)
+	_, emb := ins[TensorEmbedding]
+	_, img := ins[TensorImage]
+	return emb && !img
+}
+
 // CheckEmbed lists what in a model's metadata does not fit an embed model:
 // input IMAGE BYTES [1], output EMBEDDING FP32.
 func CheckEmbed(meta *oip.ModelMetadata) []Problem {

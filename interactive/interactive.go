@@ -62,11 +62,14 @@ type Service struct {
 	blobs  blob.Store
 	set    Settings
 	images *byteCache
+	embed  *Embedder
 }
 
 // NewService makes a Service.
 func NewService(pool *pgxpool.Pool, slots *dispatch.Slots, client *inference.Client, blobs blob.Store, s Settings) *Service {
-	return &Service{pool: pool, q: queries.New(), slots: slots, client: client, blobs: blobs, set: s.withDefaults(), images: newByteCache(32)}
+	s = s.withDefaults()
+	return &Service{pool: pool, q: queries.New(), slots: slots, client: client, blobs: blobs, set: s, images: newByteCache(32),
+		embed: &Embedder{Slots: slots, Client: client, Blobs: blobs, SlotWait: s.SlotWait}}
 }
 
 // MaxPoints is the most clicks a prompt may have.
@@ -183,6 +186,25 @@ func (s *Service) Warm(ctx context.Context, reviewer, item uuid.UUID) error {
 	return err
 }
 
+// Prepare readies an image for prompts ahead of any lease (the River job
+// run when the image enters the review queue): the two-stage model's
+// embedding is computed and kept, a single-stage model gets a warm-up.
+// Nothing is done when no interactive model is enabled.
+func (s *Service) Prepare(ctx context.Context, image uuid.UUID) error {
+	img, err := s.q.ImageGet(ctx, s.pool, image)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && img.Sha256 == nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("error reading image: %w", err)
+	}
+	_, err = s.ask(ctx, img.ID, img.Sha256, int(img.Width), int(img.Height), inference.Prompt{})
+	if errors.Is(err, errNoModel) {
+		return nil
+	}
+	return err
+}
+
 // ask sends p, with the image, to the first enabled interactive model.
 func (s *Service) ask(ctx context.Context, imageID uuid.UUID, sha []byte, w, h int, p inference.Prompt) (inference.Answer, error) {
 	models, err := s.q.ModelEnabledOfTask(ctx, s.pool, dispatch.TaskInteractive)
@@ -193,11 +215,40 @@ func (s *Service) ask(ctx context.Context, imageID uuid.UUID, sha []byte, w, h i
 		return inference.Answer{}, errNoModel
 	}
 	m := models[0]
-	data, err := s.image(ctx, sha)
-	if err != nil {
-		return inference.Answer{}, fmt.Errorf("error reading image %s: %w", imageID, err)
+	readImage := func(ctx context.Context) ([]byte, error) {
+		b, err := s.image(ctx, sha)
+		if err != nil {
+			return nil, fmt.Errorf("error reading image %s: %w", imageID, err)
+		}
+		return b, nil
 	}
-	p.Image = data
+	if m.EmbedModelID != nil {
+		// Two stages: the embedding (computed when the image entered the
+		// review queue, or now if that job has not run), then the decoder.
+		em, err := s.q.ModelGet(ctx, s.pool, *m.EmbedModelID)
+		if err != nil {
+			return inference.Answer{}, fmt.Errorf("error reading embed model: %w", err)
+		}
+		if !em.Enabled {
+			return inference.Answer{}, problem.New(http.StatusServiceUnavailable, "no_interactive_model", "",
+				fmt.Sprintf("The interactive model %s needs the embed model %s, which is disabled.", m.Name, em.Name))
+		}
+		v, shape, err := s.embed.Ensure(ctx, em, sha, readImage)
+		if err != nil {
+			return inference.Answer{}, problem.New(http.StatusBadGateway, "model_failed", "",
+				fmt.Sprintf("The image's embedding could not be computed: %v", err))
+		}
+		if p.Points == nil && p.Box == nil {
+			return inference.Answer{}, nil // a warm-up: the embedding is ready
+		}
+		p.Embedding, p.EmbeddingShape = v, shape
+	} else {
+		data, err := readImage(ctx)
+		if err != nil {
+			return inference.Answer{}, err
+		}
+		p.Image = data
+	}
 	timeout := min(s.set.Timeout, time.Duration(m.TimeoutMs)*time.Millisecond)
 	slot, err := s.slots.Acquire(ctx, m.ID, timeout+2*time.Second, s.set.SlotWait)
 	var none *dispatch.ErrNoSlot

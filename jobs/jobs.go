@@ -22,6 +22,7 @@ import (
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/interactive"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
@@ -80,6 +81,16 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 				labels: newLabelIndex(d.Pool, d.Logger), metrics: im,
 				maxBackoff: cfg.InferMaxBackoff, jobTimeout: cfg.JobTimeout,
 				slotWait: min(5*time.Second, cfg.JobTimeout/4),
+			})
+		},
+		func() error {
+			return river.AddWorkerSafely(workers, &PrepareWorker{
+				logger: d.Logger,
+				prompts: interactive.NewService(d.Pool,
+					dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff}),
+					newInferenceClient(cfg), d.Blobs, interactive.Settings{
+						Timeout: max(cfg.PromptTimeout, time.Minute), SlotWait: min(5*time.Second, cfg.JobTimeout/4),
+					}),
 			})
 		},
 		func() error {

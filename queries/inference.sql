@@ -255,3 +255,14 @@ SELECT count(*)::int FROM renewed;
 -- A good answer: the endpoint's failure count starts again from zero.
 UPDATE model_endpoints SET failures = 0, cool_until = NULL, last_ok_at = now()
 WHERE id = @id AND (failures <> 0 OR cool_until IS NOT NULL OR last_ok_at IS NULL OR last_ok_at < now() - interval '5 seconds');
+
+-- name: ModelSetEmbed :exec
+UPDATE models SET embed_model_id = sqlc.narg(embed_model_id), updated_at = now() WHERE id = @id;
+
+-- name: PromptsReadyFor :one
+-- Whether an image that waits for review has an enabled interactive model
+-- to prepare it for.
+SELECT EXISTS (
+    SELECT 1 FROM images i, models m
+    WHERE i.id = @image_id AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'interactive'
+)::boolean;

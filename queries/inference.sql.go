@@ -378,7 +378,7 @@ func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, er
 }
 
 const modelEnabledOfTask = `-- name: ModelEnabledOfTask :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
 `
 
 // The enabled models of a task, the most recently registered first: the
@@ -414,6 +414,7 @@ func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) 
 			&i.InputSize,
 			&i.InputName,
 			&i.Headers,
+			&i.EmbedModelID,
 		); err != nil {
 			return nil, err
 		}
@@ -426,7 +427,7 @@ func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) 
 }
 
 const modelGet = `-- name: ModelGet :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE id = $1
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models WHERE id = $1
 `
 
 func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, error) {
@@ -454,12 +455,13 @@ func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, e
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
 
 const modelGetByNameVersion = `-- name: ModelGetByNameVersion :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models WHERE name = $1 AND version = $2
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models WHERE name = $1 AND version = $2
 `
 
 type ModelGetByNameVersionParams struct {
@@ -492,6 +494,7 @@ func (q *Queries) ModelGetByNameVersion(ctx context.Context, db DBTX, arg ModelG
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
@@ -515,7 +518,7 @@ func (q *Queries) ModelHeaders(ctx context.Context, db DBTX, arg ModelHeadersPar
 const modelInsert = `-- name: ModelInsert :one
 INSERT INTO models (name, version, task, timeout_ms, enabled)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers
+RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id
 `
 
 type ModelInsertParams struct {
@@ -557,12 +560,13 @@ func (q *Queries) ModelInsert(ctx context.Context, db DBTX, arg ModelInsertParam
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
 
 const modelList = `-- name: ModelList :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers FROM models ORDER BY name, version
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models ORDER BY name, version
 `
 
 func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
@@ -596,6 +600,7 @@ func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
 			&i.InputSize,
 			&i.InputName,
 			&i.Headers,
+			&i.EmbedModelID,
 		); err != nil {
 			return nil, err
 		}
@@ -628,6 +633,20 @@ func (q *Queries) ModelSetCheck(ctx context.Context, db DBTX, arg ModelSetCheckP
 		arg.Problems,
 		arg.ID,
 	)
+	return err
+}
+
+const modelSetEmbed = `-- name: ModelSetEmbed :exec
+UPDATE models SET embed_model_id = $1, updated_at = now() WHERE id = $2
+`
+
+type ModelSetEmbedParams struct {
+	EmbedModelID *uuid.UUID
+	ID           uuid.UUID
+}
+
+func (q *Queries) ModelSetEmbed(ctx context.Context, db DBTX, arg ModelSetEmbedParams) error {
+	_, err := db.Exec(ctx, modelSetEmbed, arg.EmbedModelID, arg.ID)
 	return err
 }
 
@@ -684,7 +703,7 @@ func (q *Queries) ModelSetLayout(ctx context.Context, db DBTX, arg ModelSetLayou
 
 const modelUpdate = `-- name: ModelUpdate :one
 UPDATE models SET timeout_ms = $1, enabled = $2, updated_at = now()
-WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers
+WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id
 `
 
 type ModelUpdateParams struct {
@@ -718,8 +737,25 @@ func (q *Queries) ModelUpdate(ctx context.Context, db DBTX, arg ModelUpdateParam
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.EmbedModelID,
 	)
 	return i, err
+}
+
+const promptsReadyFor = `-- name: PromptsReadyFor :one
+SELECT EXISTS (
+    SELECT 1 FROM images i, models m
+    WHERE i.id = $1 AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'interactive'
+)::boolean
+`
+
+// Whether an image that waits for review has an enabled interactive model
+// to prepare it for.
+func (q *Queries) PromptsReadyFor(ctx context.Context, db DBTX, imageID uuid.UUID) (bool, error) {
+	row := db.QueryRow(ctx, promptsReadyFor, imageID)
+	var column_1 bool
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const proposalsForImage = `-- name: ProposalsForImage :many

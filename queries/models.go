@@ -917,6 +917,7 @@ type Model struct {
 	InputSize      int32
 	InputName      string
 	Headers        []byte
+	EmbedModelID   *uuid.UUID
 }
 
 type ModelAgreement struct {

@@ -27,6 +27,12 @@
 // several the most salient gets the first. Without hints every instance is
 // labelled "object".
 //
+// Beside it the worker serves the interactive model imagehub-interactive
+// (Config.InteractiveModel; prompt.go and docs/interactive.md): a reviewer's
+// clicks and box on IMAGE give one mask, by a graph cut over superpixels
+// that are computed once per image and cached by its SHA-256. Prompts take
+// no capacity slot and no simulated fault.
+//
 // An output travels binary when the request asks for it ("binary_data": true
 // on the requested output, or "binary_data_output": true on the request),
 // else as JSON with BYTES in base64. The answer's id is the request's.
