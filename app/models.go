@@ -124,12 +124,15 @@ func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, 
 		return modelJSON{}, false, err
 	}
 	if len(check.Unfit) > 0 {
-		what := "the hub's segmentation convention"
-		if spec.Layout != string(layout.ImageHub) {
-			what = "the " + spec.Layout + " layout"
+		what := "the hub's segmentation convention (PROTOCOL.md)"
+		switch {
+		case spec.Task != dispatch.TaskSegmentation:
+			what = "the hub's prompt protocol for " + spec.Task + " models (docs/interactive.md)"
+		case spec.Layout != string(layout.ImageHub):
+			what = "the " + spec.Layout + " layout (PROTOCOL.md)"
 		}
 		e := problem.New(http.StatusUnprocessableEntity, "model_unfit", "endpoints",
-			"The model does not fit "+what+" (PROTOCOL.md): "+strings.Join(check.Unfit, "; "))
+			"The model does not fit "+what+": "+strings.Join(check.Unfit, "; "))
 		e.Details = check.Unfit
 		return modelJSON{}, false, e
 	}

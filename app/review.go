@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/interactive"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
@@ -108,7 +109,41 @@ func (s *Server) apiReviewNext(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.warmPrompts(currentUser(c).ID, item.ID)
 	return c.JSON(j)
+}
+
+// warmPrompts has the interactive model prepare the leased image in the
+// background, so the reviewer's first click is answered as fast as later
+// ones.
+func (s *Server) warmPrompts(reviewer, item uuid.UUID) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.prompts.Warm(ctx, reviewer, item); err != nil {
+			s.logger.Warn("the interactive model could not prepare a leased image; its first click will be slower", "item_id", item, "error", err)
+		}
+	}()
+}
+
+// apiReviewSegment: POST /api/v1/review/{item_id}/segment with
+// {"points": [[x, y, 1|0]…], "box"?: [x1, y1, x2, y2], "instance"?: {size,
+// counts}} → 200 {"mask": {size, counts}, "score"}; 409 without the lease;
+// 400 naming the field; 503 when no interactive model is enabled.
+func (s *Server) apiReviewSegment(c *fiber.Ctx) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	var in interactive.Request
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	res, err := s.prompts.Segment(c.UserContext(), currentUser(c).ID, id, in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"mask": maskJSON{Size: [2]int32{int32(res.Mask.Size[0]), int32(res.Mask.Size[1])}, Counts: res.Mask.Counts}, "score": res.Score})
 }
 
 func (s *Server) reviewItemJSON(ctx context.Context, item queries.ReviewItem) (reviewItemJSON, error) {

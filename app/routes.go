@@ -139,6 +139,7 @@ func (s *Server) routeTable() []route {
 		{post, "/api/v1/review/next", auth.RoleReviewer, s.apiReviewNext, apiJSON},
 		{post, "/api/v1/review/:id/renew", auth.RoleReviewer, s.apiReviewRenew, apiJSON},
 		{post, "/api/v1/review/:id/release", auth.RoleReviewer, s.apiReviewRelease, apiJSON},
+		{post, "/api/v1/review/:id/segment", auth.RoleReviewer, s.apiReviewSegment, apiReview},
 		{post, "/api/v1/review/:id", auth.RoleReviewer, s.apiReviewSubmit, apiReview},
 		{get, "/api/v1/stats/models", auth.RoleAdmin, s.apiModelStats, noBody},
 		{get, "/api/v1/moderation", auth.RoleReviewer, s.apiModerationList, noBody},

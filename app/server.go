@@ -26,9 +26,11 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/clientip"
 	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/intake"
+	"github.com/deepimageshub/imagehub/interactive"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
@@ -58,6 +60,8 @@ type Server struct {
 	river    *river.Client[pgx.Tx]
 	blobs    blob.Store
 	review   *review.Service
+	// prompts answers click-to-segment prompts (package interactive).
+	prompts *interactive.Service
 	// sso is OpenID Connect sign-in; nil when OIDC_ISSUER is unset.
 	sso *sso.Service
 	// inference checks model endpoints when an admin registers them.
@@ -109,6 +113,11 @@ func New(d Deps) (*Server, error) {
 		}),
 		logger: d.Logger,
 	}
+	s.prompts = interactive.NewService(d.Pool,
+		dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: d.Config.EndpointFailures, CoolOff: d.Config.EndpointCoolOff}),
+		s.inference, d.Blobs, interactive.Settings{
+			MaxPoints: d.Config.PromptMaxPoints, Timeout: d.Config.PromptTimeout, SlotWait: d.Config.PromptSlotWait,
+		})
 	if d.Config.OIDCIssuer != "" {
 		s.sso = sso.New(sso.Settings{
 			Issuer: d.Config.OIDCIssuer, ClientID: d.Config.OIDCClientID, ClientSecret: d.Config.OIDCClientSecret,

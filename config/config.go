@@ -146,6 +146,12 @@ type Config struct {
 	ReviewLease time.Duration `env:"REVIEW_LEASE" envDefault:"10m"`
 	// ReviewMaxInstances caps the instances of one submitted review.
 	ReviewMaxInstances int `env:"REVIEW_MAX_INSTANCES" envDefault:"1000"`
+	// PromptTimeout bounds one click-to-segment call to the interactive
+	// model; PromptSlotWait is the longest a prompt waits for a free slot
+	// of it; PromptMaxPoints caps the points of one prompt.
+	PromptTimeout   time.Duration `env:"PROMPT_TIMEOUT" envDefault:"5s"`
+	PromptSlotWait  time.Duration `env:"PROMPT_SLOT_WAIT" envDefault:"1s"`
+	PromptMaxPoints int           `env:"PROMPT_MAX_POINTS" envDefault:"64"`
 	// SecondReviewShare of first reviews get a blind second review; one
 	// agreeing less than SecondReviewMinAgreement is flagged to admins.
 	SecondReviewShare        float64 `env:"SECOND_REVIEW_SHARE" envDefault:"0.1"`

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -19,6 +20,16 @@ import (
 	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
+)
+
+// The tasks a model may have (docs/interactive.md): segmentation proposes
+// an image's masks when it is accepted; interactive answers a reviewer's
+// prompt with one mask; embed computes the image embedding that a two-stage
+// interactive model's decoder takes.
+const (
+	TaskSegmentation = "segmentation"
+	TaskInteractive  = "interactive"
+	TaskEmbed        = "embed"
 )
 
 // Spec is a model version as an admin registers it (API.md's body of
@@ -56,6 +67,12 @@ type Spec struct {
 	// batches must declare a variable leading batch dimension.
 	MaxBatch      int  `json:"max_batch"`
 	BatchWindowMS *int `json:"batch_window_ms"`
+
+	// EmbedModel and EmbedVersion (default "1") name, for a two-stage
+	// interactive model (one that takes EMBEDDING), the embed model whose
+	// output it takes (docs/interactive.md).
+	EmbedModel   string `json:"embed_model"`
+	EmbedVersion string `json:"embed_version"`
 }
 
 // Batch limits of a registration.
@@ -114,8 +131,10 @@ func (s *Spec) Normalize() error {
 		return problem.BadInput("invalid_model", "name", "A model name is 1 to 128 letters, digits, '.', '_' or '-', as the inference server names it.")
 	case !versionRe.MatchString(s.Version):
 		return problem.BadInput("invalid_model", "version", "A version is 1 to 64 letters, digits, '.', '_' or '-'.")
-	case s.Task != "segmentation":
-		return problem.BadInput("invalid_model", "task", `The only task is "segmentation".`)
+	case s.Task != TaskSegmentation && s.Task != TaskInteractive && s.Task != TaskEmbed:
+		return problem.BadInput("invalid_model", "task", `The task is "segmentation", "interactive" or "embed".`)
+	case s.Task != TaskSegmentation && s.Layout != "" && s.Layout != string(layout.ImageHub):
+		return problem.BadInput("invalid_model", "layout", "Interactive and embed models follow the hub's prompt protocol (docs/interactive.md); stock layouts are for segmentation models.")
 	case s.Capacity < 1 || s.Capacity > 1024:
 		return problem.BadInput("invalid_model", "capacity", "Capacity is the requests one endpoint may have in flight: 1 to 1024.")
 	case s.TimeoutMS < 100 || s.TimeoutMS > 600_000:
@@ -163,6 +182,20 @@ func (s *Spec) Normalize() error {
 	if msg := s.Headers.Check(); msg != "" {
 		return problem.BadInput("invalid_model", "headers", msg)
 	}
+	s.EmbedModel, s.EmbedVersion = strings.TrimSpace(s.EmbedModel), strings.TrimSpace(s.EmbedVersion)
+	if s.EmbedModel != "" {
+		if s.EmbedVersion == "" {
+			s.EmbedVersion = "1"
+		}
+		switch {
+		case s.Task != TaskInteractive:
+			return problem.BadInput("invalid_model", "embed_model", "Only an interactive model takes an embed model's output.")
+		case !nameRe.MatchString(s.EmbedModel):
+			return problem.BadInput("invalid_model", "embed_model", "embed_model names a registered model of task \"embed\".")
+		case !versionRe.MatchString(s.EmbedVersion):
+			return problem.BadInput("invalid_model", "embed_version", "A version is 1 to 64 letters, digits, '.', '_' or '-'.")
+		}
+	}
 	return nil
 }
 
@@ -203,6 +236,8 @@ type Check struct {
 	Binary bool
 	// LabelHints: the model takes LABEL_HINTS.
 	LabelHints bool
+	// Embedding: an interactive model that takes EMBEDDING, not IMAGE.
+	Embedding bool
 	// Layout is the spec's layout completed by the first endpoint that
 	// answered: its image input's name and yolo-seg's S, and the labels
 	// its metadata names when the spec gives none (FromMetadata).
@@ -287,6 +322,16 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 		p, problems := inference.CheckLayout(meta, lp)
 		for _, p := range inference.CheckBatch(meta, p, s.MaxBatch) {
 			c.BatchUnfit = append(c.BatchUnfit, fmt.Sprintf("%s: %s", base, p.Message))
+		}
+		switch s.Task {
+		case TaskInteractive:
+			problems = inference.CheckInteractive(meta)
+			c.Embedding = inference.TakesEmbedding(meta)
+			if c.Embedding && s.EmbedModel == "" {
+				c.Unfit = append(c.Unfit, fmt.Sprintf("%s: the model takes EMBEDDING: name the embed model that computes it (embed_model)", base))
+			}
+		case TaskEmbed:
+			problems = inference.CheckEmbed(meta)
 		}
 		for _, p := range problems {
 			c.Unfit = append(c.Unfit, fmt.Sprintf("%s: %s", base, p.Message))
@@ -385,6 +430,21 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 		if err := q.ModelSetHeaders(ctx, tx, queries.ModelSetHeadersParams{ID: m.ID, Headers: h}); err != nil {
 			return queries.Model{}, false, fmt.Errorf("error saving model headers: %w", err)
 		}
+	}
+	var embed *uuid.UUID
+	if s.EmbedModel != "" {
+		em, err := q.ModelGetByNameVersion(ctx, tx, queries.ModelGetByNameVersionParams{Name: s.EmbedModel, Version: s.EmbedVersion})
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && em.Task != TaskEmbed) {
+			return queries.Model{}, false, problem.BadInput("invalid_model", "embed_model",
+				fmt.Sprintf("No model %s version %s of task \"embed\" is registered: register the embed model first.", s.EmbedModel, s.EmbedVersion))
+		}
+		if err != nil {
+			return queries.Model{}, false, fmt.Errorf("error reading embed model: %w", err)
+		}
+		embed = &em.ID
+	}
+	if err := q.ModelSetEmbed(ctx, tx, queries.ModelSetEmbedParams{ID: m.ID, EmbedModelID: embed}); err != nil {
+		return queries.Model{}, false, fmt.Errorf("error saving embed model: %w", err)
 	}
 	problems := c.Problems()
 	if problems == nil {

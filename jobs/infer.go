@@ -186,7 +186,11 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	var busy *inference.Busy
 	switch {
 	case err == nil:
-		return w.store(ctx, job, run, slot, instances, elapsed)
+		if err := w.store(ctx, job, run, slot, instances, elapsed); err != nil {
+			return err
+		}
+		w.reviewable(ctx, job.Args)
+		return nil
 	case errors.As(err, &busy):
 		// The endpoint is full although its slots were free (someone else
 		// uses it): try again shortly, without spending an attempt.
@@ -367,9 +371,27 @@ func (w *InferWorker) store(ctx context.Context, job *river.Job[InferArgs], run 
 	}
 }
 
+// reviewable queues the preparation for prompts of an image that the run
+// just sent to review (lifecycle.Reviewable); a failure only costs the
+// first click time.
+func (w *InferWorker) reviewable(ctx context.Context, a InferArgs) {
+	if a.EvaluationID != uuid.Nil {
+		return
+	}
+	client := river.ClientFromContextSafely[pgx.Tx]
+	rc, err := client(ctx)
+	if err == nil {
+		err = lifecycle.Reviewable(ctx, w.pool, a.ImageID, PreparePrompts(rc))
+	}
+	if err != nil {
+		w.logger.WarnContext(ctx, "preparation for prompts of an image sent to review not queued; its lease does it", "image_id", a.ImageID, "error", err)
+	}
+}
+
 // fail ends the run for good, with a reason people can read, and settles
 // the image.
 func (w *InferWorker) fail(ctx context.Context, job *river.Job[InferArgs], kind, msg string, endpoint *string) error {
+	defer w.reviewable(ctx, job.Args)
 	msg = clipText(msg)
 	a := job.Args
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {

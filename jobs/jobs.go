@@ -22,6 +22,7 @@ import (
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/interactive"
 	"github.com/deepimageshub/imagehub/queries"
 )
 
@@ -83,6 +84,16 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 				maxBackoff: cfg.InferMaxBackoff, jobTimeout: cfg.JobTimeout,
 				slotWait: slotWait,
 				batch:    newBatcher(slots, client, d.Logger, im, slotWait),
+			})
+		},
+		func() error {
+			return river.AddWorkerSafely(workers, &PrepareWorker{
+				logger: d.Logger,
+				prompts: interactive.NewService(d.Pool,
+					dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff}),
+					newInferenceClient(cfg), d.Blobs, interactive.Settings{
+						Timeout: max(cfg.PromptTimeout, time.Minute), SlotWait: min(5*time.Second, cfg.JobTimeout/4),
+					}),
 			})
 		},
 		func() error {

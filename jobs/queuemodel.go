@@ -51,7 +51,7 @@ func (w *QueueModelWorker) Work(ctx context.Context, job *river.Job[QueueModelAr
 		if err != nil {
 			return fmt.Errorf("error reading model: %w", err)
 		}
-		if !m.Enabled {
+		if !m.Enabled || m.Task != dispatch.TaskSegmentation {
 			return nil
 		}
 		n := 0
@@ -77,7 +77,9 @@ func (w *QueueModelWorker) Work(ctx context.Context, job *river.Job[QueueModelAr
 // may be nil for a process that runs no jobs.
 func SaveModel(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], spec dispatch.Spec, check dispatch.Check) (queries.Model, bool, error) {
 	m, created, err := dispatch.Save(ctx, tx, spec, check)
-	if err != nil || !m.Enabled || client == nil {
+	// Only segmentation models propose for waiting images; interactive and
+	// embed models answer prompts (docs/interactive.md).
+	if err != nil || !m.Enabled || client == nil || m.Task != dispatch.TaskSegmentation {
 		return m, created, err
 	}
 	if _, err := client.InsertTx(ctx, tx, QueueModelArgs{ModelID: m.ID}, nil); err != nil {

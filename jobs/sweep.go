@@ -18,7 +18,7 @@ import (
 
 // SweepArgs deletes blobs that no image needs any more: uploads whose image
 // was never recorded (a failed transaction) or has been ingested, and
-// canonical files and thumbnails of images that are gone.
+// canonical files, thumbnails and embeddings of images that are gone.
 type SweepArgs struct{}
 
 // Kind is the job kind.
@@ -47,7 +47,7 @@ type SweepWorker struct {
 func (w *SweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error {
 	cutoff := time.Now().Add(-w.grace)
 	deleted := 0
-	for _, prefix := range []string{"uploads/", "images/", "thumbs/"} {
+	for _, prefix := range []string{"uploads/", "images/", "thumbs/", "embeddings/"} {
 		err := w.blobs.List(ctx, prefix, func(info blob.Info) error {
 			if info.ModTime.After(cutoff) {
 				return nil

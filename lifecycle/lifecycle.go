@@ -39,6 +39,9 @@
 //     succeeded: SQL ImageSettle (sent with RunComplete by
 //     queries.RunCompleteAndSettle, or after jobs.InferWorker's RunFail)
 //     moves it and writes its review item.
+//     Reviewable then queues its preparation for the interactive model
+//     (docs/interactive.md: a two-stage model's embedding), so that a
+//     reviewer's first click on it waits for no encoder.
 //   - reviewed: a reviewer submitted its first review (review.Service, SQL
 //     ImageMarkReviewed), or annotations imported with the photo became its
 //     first review when it was accepted (review.ApplyImported, from Accept);
@@ -119,6 +122,29 @@ func Accept(ctx context.Context, tx pgx.Tx, image uuid.UUID, fanout Fanout) erro
 		return err
 	}
 	return nil
+}
+
+// PreparePrompts queues the preparation of an image for interactive
+// models: jobs.PreparePrompts, which inserts the job.
+type PreparePrompts func(ctx context.Context, image uuid.UUID) error
+
+// Reviewable follows the end of an image's last inference run: when the
+// image now waits for review and an interactive model is enabled, it queues
+// the image's preparation for prompts (a two-stage model's embedding, or a
+// warm-up of a single-stage one), so that a reviewer's first click waits
+// for no encoder. It runs after the settling commit rather than in it, as
+// settling is the hub's busiest statement and a lost job costs only time:
+// leasing the item prepares it again, and the first prompt computes a
+// missing embedding itself.
+func Reviewable(ctx context.Context, db queries.DBTX, image uuid.UUID, prepare PreparePrompts) error {
+	ready, err := queries.New().PromptsReadyFor(ctx, db, image)
+	if err != nil {
+		return fmt.Errorf("error reading interactive models: %w", err)
+	}
+	if !ready {
+		return nil
+	}
+	return prepare(ctx, image)
 }
 
 // Decision is a moderator's verdict on a flagged photo.

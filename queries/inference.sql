@@ -13,7 +13,13 @@ SELECT * FROM models WHERE name = @name AND version = @version;
 SELECT * FROM models ORDER BY name, version;
 
 -- name: ModelEnabledIDs :many
-SELECT id FROM models WHERE enabled ORDER BY id;
+-- The enabled models that propose masks when an image is accepted.
+SELECT id FROM models WHERE enabled AND task = 'segmentation' ORDER BY id;
+
+-- name: ModelEnabledOfTask :many
+-- The enabled models of a task, the most recently registered first: the
+-- hub answers prompts with the first.
+SELECT * FROM models WHERE enabled AND task = @task ORDER BY created_at DESC, id;
 
 -- name: ModelUpdate :one
 UPDATE models SET timeout_ms = @timeout_ms, enabled = @enabled, updated_at = now()
@@ -255,3 +261,14 @@ SELECT count(*)::int FROM renewed;
 -- A good answer: the endpoint's failure count starts again from zero.
 UPDATE model_endpoints SET failures = 0, cool_until = NULL, last_ok_at = now()
 WHERE id = @id AND (failures <> 0 OR cool_until IS NOT NULL OR last_ok_at IS NULL OR last_ok_at < now() - interval '5 seconds');
+
+-- name: ModelSetEmbed :exec
+UPDATE models SET embed_model_id = sqlc.narg(embed_model_id), updated_at = now() WHERE id = @id;
+
+-- name: PromptsReadyFor :one
+-- Whether an image that waits for review has an enabled interactive model
+-- to prepare it for.
+SELECT EXISTS (
+    SELECT 1 FROM images i, models m
+    WHERE i.id = @image_id AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'interactive'
+)::boolean;

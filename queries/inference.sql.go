@@ -353,9 +353,10 @@ func (q *Queries) LabelLookup(ctx context.Context, db DBTX) ([]LabelLookupRow, e
 }
 
 const modelEnabledIDs = `-- name: ModelEnabledIDs :many
-SELECT id FROM models WHERE enabled ORDER BY id
+SELECT id FROM models WHERE enabled AND task = 'segmentation' ORDER BY id
 `
 
+// The enabled models that propose masks when an image is accepted.
 func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, error) {
 	rows, err := db.Query(ctx, modelEnabledIDs)
 	if err != nil {
@@ -376,8 +377,59 @@ func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, er
 	return items, nil
 }
 
+const modelEnabledOfTask = `-- name: ModelEnabledOfTask :many
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
+`
+
+// The enabled models of a task, the most recently registered first: the
+// hub answers prompts with the first.
+func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) ([]Model, error) {
+	rows, err := db.Query(ctx, modelEnabledOfTask, task)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Model
+	for rows.Next() {
+		var i Model
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Version,
+			&i.Task,
+			&i.TimeoutMs,
+			&i.Enabled,
+			&i.BinaryData,
+			&i.LabelHints,
+			&i.Problems,
+			&i.CheckedAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Layout,
+			&i.Labels,
+			&i.ScoreThreshold,
+			&i.IouThreshold,
+			&i.MaskThreshold,
+			&i.MaxInstances,
+			&i.InputSize,
+			&i.InputName,
+			&i.Headers,
+			&i.MaxBatch,
+			&i.BatchWindowMs,
+			&i.EmbedModelID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const modelGet = `-- name: ModelGet :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms FROM models WHERE id = $1
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models WHERE id = $1
 `
 
 func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, error) {
@@ -407,12 +459,13 @@ func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, e
 		&i.Headers,
 		&i.MaxBatch,
 		&i.BatchWindowMs,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
 
 const modelGetByNameVersion = `-- name: ModelGetByNameVersion :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms FROM models WHERE name = $1 AND version = $2
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models WHERE name = $1 AND version = $2
 `
 
 type ModelGetByNameVersionParams struct {
@@ -447,6 +500,7 @@ func (q *Queries) ModelGetByNameVersion(ctx context.Context, db DBTX, arg ModelG
 		&i.Headers,
 		&i.MaxBatch,
 		&i.BatchWindowMs,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
@@ -470,7 +524,7 @@ func (q *Queries) ModelHeaders(ctx context.Context, db DBTX, arg ModelHeadersPar
 const modelInsert = `-- name: ModelInsert :one
 INSERT INTO models (name, version, task, timeout_ms, enabled)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms
+RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id
 `
 
 type ModelInsertParams struct {
@@ -514,12 +568,13 @@ func (q *Queries) ModelInsert(ctx context.Context, db DBTX, arg ModelInsertParam
 		&i.Headers,
 		&i.MaxBatch,
 		&i.BatchWindowMs,
+		&i.EmbedModelID,
 	)
 	return i, err
 }
 
 const modelList = `-- name: ModelList :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms FROM models ORDER BY name, version
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models ORDER BY name, version
 `
 
 func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
@@ -555,6 +610,7 @@ func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
 			&i.Headers,
 			&i.MaxBatch,
 			&i.BatchWindowMs,
+			&i.EmbedModelID,
 		); err != nil {
 			return nil, err
 		}
@@ -605,6 +661,20 @@ func (q *Queries) ModelSetCheck(ctx context.Context, db DBTX, arg ModelSetCheckP
 		arg.Problems,
 		arg.ID,
 	)
+	return err
+}
+
+const modelSetEmbed = `-- name: ModelSetEmbed :exec
+UPDATE models SET embed_model_id = $1, updated_at = now() WHERE id = $2
+`
+
+type ModelSetEmbedParams struct {
+	EmbedModelID *uuid.UUID
+	ID           uuid.UUID
+}
+
+func (q *Queries) ModelSetEmbed(ctx context.Context, db DBTX, arg ModelSetEmbedParams) error {
+	_, err := db.Exec(ctx, modelSetEmbed, arg.EmbedModelID, arg.ID)
 	return err
 }
 
@@ -661,7 +731,7 @@ func (q *Queries) ModelSetLayout(ctx context.Context, db DBTX, arg ModelSetLayou
 
 const modelUpdate = `-- name: ModelUpdate :one
 UPDATE models SET timeout_ms = $1, enabled = $2, updated_at = now()
-WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms
+WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id
 `
 
 type ModelUpdateParams struct {
@@ -697,8 +767,25 @@ func (q *Queries) ModelUpdate(ctx context.Context, db DBTX, arg ModelUpdateParam
 		&i.Headers,
 		&i.MaxBatch,
 		&i.BatchWindowMs,
+		&i.EmbedModelID,
 	)
 	return i, err
+}
+
+const promptsReadyFor = `-- name: PromptsReadyFor :one
+SELECT EXISTS (
+    SELECT 1 FROM images i, models m
+    WHERE i.id = $1 AND i.status = 'awaiting_review' AND m.enabled AND m.task = 'interactive'
+)::boolean
+`
+
+// Whether an image that waits for review has an enabled interactive model
+// to prepare it for.
+func (q *Queries) PromptsReadyFor(ctx context.Context, db DBTX, imageID uuid.UUID) (bool, error) {
+	row := db.QueryRow(ctx, promptsReadyFor, imageID)
+	var column_1 bool
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const proposalsForImage = `-- name: ProposalsForImage :many

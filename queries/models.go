@@ -919,6 +919,7 @@ type Model struct {
 	Headers        []byte
 	MaxBatch       int32
 	BatchWindowMs  int32
+	EmbedModelID   *uuid.UUID
 }
 
 type ModelAgreement struct {

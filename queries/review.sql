@@ -141,3 +141,10 @@ LIMIT 200;
 -- Gives an item back before its lease ends (the reviewer left the page).
 UPDATE review_items SET leased_by = NULL, lease_expires_at = NULL
 WHERE id = @id AND leased_by = @reviewer AND done_at IS NULL;
+
+-- name: ReviewLeasedImage :one
+-- The image of an item that reviewer holds a live lease on, for prompts.
+SELECT r.image_id, i.sha256, i.width, i.height
+FROM review_items r JOIN images i ON i.id = r.image_id
+WHERE r.id = @id AND r.leased_by = @reviewer AND r.done_at IS NULL AND r.lease_expires_at > now()
+  AND i.sha256 IS NOT NULL;

@@ -462,6 +462,38 @@ func (q *Queries) ReviewLease(ctx context.Context, db DBTX, arg ReviewLeaseParam
 	return i, err
 }
 
+const reviewLeasedImage = `-- name: ReviewLeasedImage :one
+SELECT r.image_id, i.sha256, i.width, i.height
+FROM review_items r JOIN images i ON i.id = r.image_id
+WHERE r.id = $1 AND r.leased_by = $2 AND r.done_at IS NULL AND r.lease_expires_at > now()
+  AND i.sha256 IS NOT NULL
+`
+
+type ReviewLeasedImageParams struct {
+	ID       uuid.UUID
+	Reviewer *uuid.UUID
+}
+
+type ReviewLeasedImageRow struct {
+	ImageID uuid.UUID
+	Sha256  []byte
+	Width   int32
+	Height  int32
+}
+
+// The image of an item that reviewer holds a live lease on, for prompts.
+func (q *Queries) ReviewLeasedImage(ctx context.Context, db DBTX, arg ReviewLeasedImageParams) (ReviewLeasedImageRow, error) {
+	row := db.QueryRow(ctx, reviewLeasedImage, arg.ID, arg.Reviewer)
+	var i ReviewLeasedImageRow
+	err := row.Scan(
+		&i.ImageID,
+		&i.Sha256,
+		&i.Width,
+		&i.Height,
+	)
+	return i, err
+}
+
 const reviewQueueSecond = `-- name: ReviewQueueSecond :exec
 INSERT INTO review_items (image_id, kind, confidence, excluded_user)
 VALUES ($1, 'second', $2, $3)

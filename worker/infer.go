@@ -51,6 +51,10 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	if !s.served(w, r) {
 		return
 	}
+	if s.interactive(r) {
+		s.prompt(w, r)
+		return
+	}
 	s.requests.Add(1)
 	body, err := oip.ReadBody(r.Body, s.cfg.MaxBodyBytes)
 	if err != nil {

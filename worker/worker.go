@@ -27,6 +27,12 @@
 // several the most salient gets the first. Without hints every instance is
 // labelled "object".
 //
+// Beside it the worker serves the interactive model imagehub-interactive
+// (Config.InteractiveModel; prompt.go and docs/interactive.md): a reviewer's
+// clicks and box on IMAGE give one mask, by a graph cut over superpixels
+// that are computed once per image and cached by its SHA-256. Prompts take
+// no capacity slot and no simulated fault.
+//
 // An output travels binary when the request asks for it ("binary_data": true
 // on the requested output, or "binary_data_output": true on the request),
 // else as JSON with BYTES in base64. The answer's id is the request's.
@@ -65,6 +71,15 @@ type Config struct {
 	DenseMasks bool   // answer MASKS as UINT8 [N, H, W] instead of RLE
 	Segment    segment.Options
 
+	// InteractiveModel is the name of the interactive model served beside
+	// the segmenter (prompt.go, docs/interactive.md); default
+	// "imagehub-interactive", "-" serves none.
+	InteractiveModel string
+	Interactive      segment.InteractiveOptions
+	// PreparedImages is how many prepared images the interactive model
+	// keeps; default 64.
+	PreparedImages int
+
 	MaxBodyBytes int64 // default 64 MiB
 	MaxPixels    int64 // per image; default 50 million
 	MaxBatch     int   // images in one request; default 8
@@ -97,7 +112,10 @@ type Server struct {
 	mu  sync.Mutex // guards rng
 	rng *rand.Rand
 
+	cache *prepCache
+
 	inFlight, peak                              atomic.Int64
+	prompts                                     atomic.Int64
 	requests, succeeded, busy, failed, timedOut atomic.Int64
 	malformed, badRequests                      atomic.Int64
 	images, largestBatch                        atomic.Int64
@@ -110,6 +128,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Version == "" {
 		cfg.Version = "1"
+	}
+	if cfg.InteractiveModel == "" {
+		cfg.InteractiveModel = "imagehub-interactive"
+	}
+	if cfg.PreparedImages <= 0 {
+		cfg.PreparedImages = 64
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = oip.DefaultMaxBodyBytes
@@ -126,7 +150,8 @@ func New(cfg Config) *Server {
 	if len(cfg.Malformations) == 0 {
 		cfg.Malformations = AllMalformations
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, rng: rand.New(rand.NewPCG(cfg.Seed, 0x1a9e))}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, rng: rand.New(rand.NewPCG(cfg.Seed, 0x1a9e)),
+		cache: newPrepCache(cfg.PreparedImages)}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -186,9 +211,14 @@ func (s *Server) serverMetadata(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, oip.ServerMetadata{Name: "imagehub-worker", Version: "1", Extensions: []string{oip.ExtensionBinaryTensorData}})
 }
 
-// served reports whether the path names the served model (and version).
+// interactive reports whether the path names the interactive model.
+func (s *Server) interactive(r *http.Request) bool {
+	return s.cfg.InteractiveModel != "-" && r.PathValue("model") == s.cfg.InteractiveModel
+}
+
+// served reports whether the path names a served model (and version).
 func (s *Server) served(w http.ResponseWriter, r *http.Request) bool {
-	if m := r.PathValue("model"); m != s.cfg.Model {
+	if m := r.PathValue("model"); m != s.cfg.Model && !s.interactive(r) {
 		writeError(w, http.StatusNotFound, "unknown model "+m+"; this worker serves "+s.cfg.Model)
 		return false
 	}
@@ -200,9 +230,14 @@ func (s *Server) served(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
-	if s.served(w, r) {
-		writeJSON(w, http.StatusOK, s.Metadata())
+	if !s.served(w, r) {
+		return
 	}
+	if s.interactive(r) {
+		writeJSON(w, http.StatusOK, s.InteractiveMetadata())
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Metadata())
 }
 
 func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
@@ -214,6 +249,7 @@ func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
 // Stats counts what the worker did since it started.
 type Stats struct {
 	Requests     int64 `json:"requests"`       // inference requests for the served model
+	Prompts      int64 `json:"prompts"`        // requests for the interactive model
 	Succeeded    int64 `json:"succeeded"`      // answered 200 by the rules
 	Busy         int64 `json:"busy"`           // refused with 503, over capacity
 	Failed       int64 `json:"failed"`         // simulated 500s
@@ -229,7 +265,7 @@ type Stats struct {
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	return Stats{
-		Requests: s.requests.Load(), Succeeded: s.succeeded.Load(), Busy: s.busy.Load(),
+		Requests: s.requests.Load(), Prompts: s.prompts.Load(), Succeeded: s.succeeded.Load(), Busy: s.busy.Load(),
 		Failed: s.failed.Load(), TimedOut: s.timedOut.Load(), Malformed: s.malformed.Load(),
 		BadRequests: s.badRequests.Load(), InFlight: s.inFlight.Load(), PeakInFlight: s.peak.Load(),
 		Images: s.images.Load(), LargestBatch: s.largestBatch.Load(),

@@ -239,32 +239,38 @@ func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[p
 		_ = srv.Shutdown(sctx)
 	}
 
+	// Two models on the one endpoint: the segmenter proposes masks, the
+	// interactive model answers reviewers' clicks (docs/interactive.md).
 	enabled := true
-	spec := dispatch.Spec{
-		Name: ws.Model(), Version: "1", Task: "segmentation", Endpoints: []string{"http://" + ln.Addr().String()},
-		Capacity: capacity, TimeoutMS: 60_000, Enabled: &enabled,
-	}
-	if err := spec.Normalize(); err != nil {
-		stop()
-		return nil, err
-	}
-	check := dispatch.Inspect(ctx, inference.New(nil), spec, 10*time.Second)
-	if len(check.Unfit) > 0 || len(check.Unreachable) > 0 {
-		stop()
-		return nil, fmt.Errorf("the built-in worker does not answer as it should: %v", check.Problems())
+	specs := []dispatch.Spec{
+		{Name: ws.Model(), Version: "1", Task: dispatch.TaskSegmentation, Endpoints: []string{"http://" + ln.Addr().String()},
+			Capacity: capacity, TimeoutMS: 60_000, Enabled: &enabled},
+		{Name: ws.InteractiveModel(), Version: "1", Task: dispatch.TaskInteractive, Endpoints: []string{"http://" + ln.Addr().String()},
+			Capacity: capacity, TimeoutMS: 10_000, Enabled: &enabled},
 	}
 	q := queries.New()
-	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-		if old, err := q.ModelGetByNameVersion(ctx, tx, queries.ModelGetByNameVersionParams{Name: spec.Name, Version: spec.Version}); err == nil {
-			spec.Enabled = &old.Enabled
+	for _, spec := range specs {
+		if err := spec.Normalize(); err != nil {
+			stop()
+			return nil, err
 		}
-		_, _, err := jobs.SaveModel(ctx, tx, riverClient, spec, check)
-		return err
-	})
-	if err != nil {
-		stop()
-		return nil, fmt.Errorf("error registering the built-in worker: %w", err)
+		check := dispatch.Inspect(ctx, inference.New(nil), spec, 10*time.Second)
+		if len(check.Unfit) > 0 || len(check.Unreachable) > 0 {
+			stop()
+			return nil, fmt.Errorf("the built-in worker does not answer as it should: %v", check.Problems())
+		}
+		err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			if old, err := q.ModelGetByNameVersion(ctx, tx, queries.ModelGetByNameVersionParams{Name: spec.Name, Version: spec.Version}); err == nil {
+				spec.Enabled = &old.Enabled
+			}
+			_, _, err := jobs.SaveModel(ctx, tx, riverClient, spec, check)
+			return err
+		})
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("error registering the built-in worker: %w", err)
+		}
+		e.logger.Info("built-in inference worker registered", "model", spec.Name, "task", spec.Task, "endpoint", spec.Endpoints[0], "capacity", capacity, "enabled", *spec.Enabled)
 	}
-	e.logger.Info("built-in inference worker registered", "model", spec.Name, "endpoint", spec.Endpoints[0], "capacity", capacity, "enabled", *spec.Enabled)
 	return stop, nil
 }
