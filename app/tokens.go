@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/deepimageshub/imagehub/account"
+	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/views"
@@ -68,6 +69,9 @@ func (s *Server) apiTokenCreate(c *fiber.Ctx) error {
 	var in account.NewToken
 	if err := decodeJSON(c, &in); err != nil {
 		return err
+	}
+	if in.Role == string(auth.RoleTrainer) && currentUser(c).Role != auth.RoleAdmin {
+		return problem.Forbidden
 	}
 	plain, t, err := s.accounts.CreateToken(c.UserContext(), currentUser(c).ID, in)
 	if err != nil {
