@@ -193,7 +193,7 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 	if err != nil {
 		return Training{}, fmt.Errorf("error reading the version's labels: %w", err)
 	}
-	var labelIDs []uuid.UUID
+	labelIDs := []uuid.UUID{} // not nil: NULL would match no subset
 	var names []string
 	for _, name := range req.Labels {
 		name = strings.ToLower(strings.TrimSpace(name))
@@ -260,9 +260,6 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 	var seedBytes [8]byte
 	_, _ = rand.Read(seedBytes[:])
 	seed := int64(binary.BigEndian.Uint64(seedBytes[:]) >> 33) // fits every trainer's int32 seed
-	if labelIDs == nil {
-		labelIDs = []uuid.UUID{}
-	}
 	_, err = tx.Exec(ctx, `
 		INSERT INTO trainings (id, created_by, dataset_id, version_id, version_number, label_ids, label_names,
 		                       recipe, params, seed, retrain, retrain_of, enable, model_name, max_attempts)

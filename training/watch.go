@@ -123,10 +123,12 @@ func (w *WatchWorker) evaluationsDone(ctx context.Context, t Training) (bool, st
 
 // AfterPublish is the hook for jobs.Deps.AfterPublish: it queues the
 // retrains of a version just published (Service.Retrain).
-func AfterPublish(d jobs.Deps) func(context.Context, pgx.Tx, *river.Client[pgx.Tx], queries.DatasetVersion) error {
+// opts are the server's (for its recipes).
+func AfterPublish(d jobs.Deps, opts Options) func(context.Context, pgx.Tx, *river.Client[pgx.Tx], queries.DatasetVersion) error {
 	c := d.Config
+	opts.MaxAttempts, opts.MaxConcurrent = c.TrainingMaxAttempts, c.TrainingMaxConcurrent
 	return func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], v queries.DatasetVersion) error {
-		svc := NewService(d.Pool, d.Blobs, client, Options{MaxAttempts: c.TrainingMaxAttempts})
+		svc := NewService(d.Pool, d.Blobs, client, opts)
 		_, err := svc.Retrain(ctx, tx, v)
 		return err
 	}
