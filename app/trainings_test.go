@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -320,7 +321,45 @@ func TestTrainingProtocol(t *testing.T) {
 	// The loss curve is on the page.
 	res = w.premium.get("/trainings/" + id)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
-	require.Equal(t, 1, res.doc(t).Find("svg.loss-curve polyline").Length(), "%s", res.body)
+	doc := res.doc(t)
+	require.Equal(t, 1, doc.Find("svg.loss-curve polyline").Length(), "%s", res.body)
+	require.Equal(t, "succeeded", doc.Find("#training-status").AttrOr("data-state", ""))
+	require.Zero(t, doc.Find("#training-status[hx-get]").Length(), "a finished training polls no more")
+	require.Equal(t, 1, doc.Find(`#training-classes tr[data-label="cat"] td.base-ap50`).Length(), "%s", res.body)
+	require.Equal(t, "/api/v1/trainings/"+id+"/artifact", doc.Find("#artifact-download").AttrOr("href", ""))
+	res = w.premium.get("/trainings")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, 1, res.doc(t).Find(`#trainings tr[data-id="`+id+`"]`).Length())
+}
+
+// TestTrainingForm: the start form queues a training and shows its page,
+// which polls itself; a refusal re-renders the form naming the field.
+func TestTrainingForm(t *testing.T) {
+	t.Parallel()
+	w := newTrainingWorld(t)
+	res := w.premium.get("/trainings")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	doc := res.doc(t)
+	choice := fmt.Sprintf("%s|%d", w.datasetID, w.version)
+	require.Equal(t, 1, doc.Find(`#training-version option[value="`+choice+`"]`).Length(), "%s", res.body)
+	require.Equal(t, 1, doc.Find(`#training-recipe option[value="test-recipe"]`).Length())
+
+	res = w.premium.form("/trainings", url.Values{"dataset_version": {choice}, "labels": {"unicorn"}, "recipe": {"test-recipe"}})
+	require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
+	require.Contains(t, res.doc(t).Find("#training-form").Text(), "unicorn")
+
+	res = w.premium.form("/trainings", url.Values{"dataset_version": {choice}, "labels": {"cat"}, "recipe": {"test-recipe"}})
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, "%s", res.body)
+	loc := res.Header.Get("Location")
+	require.True(t, strings.HasPrefix(loc, "/trainings/"), loc)
+	res = w.premium.get(loc)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	doc = res.doc(t)
+	require.Equal(t, loc+"/status", doc.Find("#training-status").AttrOr("hx-get", ""))
+	require.Equal(t, "queued", doc.Find("#training-status").AttrOr("data-state", ""))
+	res = w.premium.get(loc + "/status")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, 1, res.doc(t).Find("#training-status progress").Length())
 }
 
 // TestTrainingLeaseExpiry: a trainer that stops reporting loses its run to
