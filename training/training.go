@@ -193,17 +193,24 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 	if err != nil {
 		return Training{}, fmt.Errorf("error reading the version's labels: %w", err)
 	}
-	labelIDs := []uuid.UUID{} // not nil: NULL would match no subset
-	var names []string
+	// The labels go in the version's category order, which is the class
+	// order of the data a trainer gets (YOLO numbers classes so).
+	var picked []int
 	for _, name := range req.Labels {
 		name = strings.ToLower(strings.TrimSpace(name))
 		i := slices.IndexFunc(cats, func(c queries.DatasetVersionLabel) bool { return c.Name == name })
 		if i < 0 {
 			return Training{}, problem.BadInput("unknown_label", "labels", fmt.Sprintf("Version %d has no label %q.", v.Number, name))
 		}
-		if !slices.Contains(labelIDs, cats[i].LabelID) {
-			labelIDs, names = append(labelIDs, cats[i].LabelID), append(names, cats[i].Name)
+		if !slices.Contains(picked, i) {
+			picked = append(picked, i)
 		}
+	}
+	slices.Sort(picked)
+	labelIDs := []uuid.UUID{} // not nil: NULL would match no subset
+	var names []string
+	for _, i := range picked {
+		labelIDs, names = append(labelIDs, cats[i].LabelID), append(names, cats[i].Name)
 	}
 	if len(names) == 0 {
 		for _, c := range cats {
