@@ -133,6 +133,24 @@ func (s *Server) trainingView(c *fiber.Ctx) (views.TrainingView, error) {
 		return views.TrainingView{}, err
 	}
 	v.Curve = lossCurve(hist)
+	v.ModelName = t.ModelName
+	versions, err := s.training.Versions(ctx, t.ModelName)
+	if err != nil {
+		return views.TrainingView{}, err
+	}
+	fig := func(p *float64) string {
+		if p == nil {
+			return ""
+		}
+		return fmt.Sprintf("%.3f", *p)
+	}
+	for _, m := range versions {
+		row := views.ModelVersionRow{Version: m.Version, TrainingID: m.TrainingID.String(), DatasetVersion: m.DatasetNumber, AP: fig(m.AP), AP50: fig(m.AP50)}
+		if m.FinishedAt != nil {
+			row.Finished = m.FinishedAt.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		v.Versions = append(v.Versions, row)
+	}
 	if j.Metrics != nil && j.Metrics.Evaluation != nil {
 		e := j.Metrics.Evaluation
 		v.Model = e.Model.Name + " " + e.Model.Version

@@ -416,6 +416,7 @@ func TestTrainingFailures(t *testing.T) {
 func TestTrainingBadInput(t *testing.T) {
 	t.Parallel()
 	w := newTrainingWorld(t)
+	w.registerToday(t)
 	noTrain := w.createDataset(t, map[string]any{"name": "no-train", "splits": map[string]float64{"train": 0, "val": 1, "test": 0}})
 	w.publish(t, noTrain)
 	ok := map[string]any{"dataset_id": w.datasetID, "version": w.version, "recipe": "test-recipe"}
@@ -448,6 +449,7 @@ func TestTrainingBadInput(t *testing.T) {
 		{with("params", map[string]any{"foo": 1}), "params.foo"},
 		{with("enable", true), "enable"},
 		{with("model_name", "bad name!"), "model_name"},
+		{with("model_name", "today"), "model_name"},
 	} {
 		res := w.premium.json(http.MethodPost, "/api/v1/trainings", c.body)
 		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%v: %s", c.body, res.body)
@@ -589,4 +591,11 @@ func TestTrainingRetrain(t *testing.T) {
 	require.Equal(t, float64(w.version+1), tr["version"])
 	base := tr["metrics"].(map[string]any)["baseline"].(map[string]any)["model"].(map[string]any)
 	require.Equal(t, map[string]any{"name": "trained", "version": "1"}, base)
+
+	// The training's page shows the model's series of versions.
+	res = w.premium.get("/trainings/" + again.ID)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	doc := res.doc(t)
+	require.Equal(t, 2, doc.Find("#model-versions tbody tr").Length(), "%s", res.body)
+	require.NotEmpty(t, doc.Find(`#model-versions tr[data-version="2"] td.ap50`).Text())
 }

@@ -210,6 +210,13 @@ func (s *Service) register(ctx context.Context, tx pgx.Tx, t Training, key strin
 		return fmt.Errorf("error numbering the model version: %w", err)
 	}
 	version := strconv.Itoa(next)
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM models WHERE name = $1 AND version = $2)`, t.ModelName, version).Scan(&exists); err != nil {
+		return fmt.Errorf("error checking the model version: %w", err)
+	}
+	if exists {
+		return problem.Conflict("model_exists", "model_name", fmt.Sprintf("Model %s already has a version %s that no training made.", t.ModelName, version))
+	}
 	enabled := t.Enable
 	spec := dispatch.Spec{Name: t.ModelName, Version: version, Endpoints: []string{s.opts.Endpoint()}, Enabled: &enabled, Labels: labels}
 	if format == ArtifactONNX {

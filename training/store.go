@@ -203,3 +203,35 @@ func (s *Service) Artifact(ctx context.Context, t Training) (io.ReadCloser, erro
 	}
 	return rc, nil
 }
+
+// ModelVersion is one trained version of a model with its evaluation.
+type ModelVersion struct {
+	Version       string
+	TrainingID    uuid.UUID
+	DatasetNumber int
+	AP, AP50      *float64
+	FinishedAt    *time.Time
+}
+
+// Versions lists the trained versions of a model, oldest first, with the
+// figures of their evaluations: the series a retrain adds to.
+func (s *Service) Versions(ctx context.Context, model string) ([]ModelVersion, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT t.model_version, t.id, t.version_number, e.ap, e.ap50, t.finished_at
+		FROM trainings t LEFT JOIN evaluations e ON e.id = t.evaluation_id AND e.state = 'done'
+		WHERE t.model_name = $1 AND t.model_version IS NOT NULL
+		ORDER BY t.model_version::int`, model)
+	if err != nil {
+		return nil, fmt.Errorf("error listing model versions: %w", err)
+	}
+	defer rows.Close()
+	var out []ModelVersion
+	for rows.Next() {
+		var v ModelVersion
+		if err := rows.Scan(&v.Version, &v.TrainingID, &v.DatasetNumber, &v.AP, &v.AP50, &v.FinishedAt); err != nil {
+			return nil, fmt.Errorf("error listing model versions: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

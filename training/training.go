@@ -238,6 +238,18 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 	if req.ModelName != "" && !modelNameRe.MatchString(req.ModelName) {
 		return Training{}, problem.BadInput("invalid", "model_name", "A model name is letters, digits, '.', '_' and '-', up to 128.")
 	}
+	if req.ModelName != "" && retrainOf == nil {
+		// A name of a model no training made (or someone else's) is not
+		// the user's to add versions to.
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM models WHERE name = $1)
+			OR EXISTS (SELECT 1 FROM trainings WHERE model_name = $1 AND created_by <> $2)`, req.ModelName, by.ID).Scan(&taken); err != nil {
+			return Training{}, fmt.Errorf("error checking the model name: %w", err)
+		}
+		if taken {
+			return Training{}, problem.BadInput("model_name_taken", "model_name", fmt.Sprintf("There is a model %s already; choose another name.", req.ModelName))
+		}
+	}
 	if req.Enable && by.Role != auth.RoleAdmin {
 		return Training{}, problem.BadInput("admins_only", "enable", "Only admins can enable the trained model at once.")
 	}
