@@ -27,7 +27,7 @@ import (
 )
 
 // testModelMagic starts every artifact the test's checker accepts; the
-// labels it predicts follow, comma-separated.
+// labels it predicts follow, comma-separated, up to the first newline.
 const testModelMagic = "TESTMODEL "
 
 // trainingWorld is a dataset world whose server knows a test recipe, an
@@ -68,7 +68,8 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 				if !ok {
 					return nil, errors.New("not a test model")
 				}
-				return strings.Split(string(rest), ","), nil
+				line, _, _ := bytes.Cut(rest, []byte("\n"))
+				return strings.Split(string(line), ","), nil
 			},
 		},
 		Endpoint: func() string { return trained.URL },
@@ -168,7 +169,7 @@ func (w *trainingWorld) upload(c *client, r *leased, data []byte) *response {
 
 func (w *trainingWorld) get(t *testing.T, id string) map[string]any {
 	t.Helper()
-	res := w.premium.get("/api/v1/trainings/" + id)
+	res := w.admin.get("/api/v1/trainings/" + id) // admins see every training
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	return res.json(t)
 }
@@ -259,7 +260,7 @@ func TestTrainingProtocol(t *testing.T) {
 	require.Equal(t, "test-trainer/1.0", tr["trainer"])
 
 	// A corrupt artifact, and one predicting a label the run did not train.
-	for _, bad := range []string{"\x00garbage", testModelMagic + "cat,dog"} {
+	for _, bad := range []string{"\x00garbage", testModelMagic + "cat,dog", testModelMagic + "cat,cat", ""} {
 		res = w.upload(w.trainer, run, []byte(bad))
 		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
 		code, _ := res.apiError(t)
@@ -508,11 +509,13 @@ func TestTrainerTokenOnlyTrains(t *testing.T) {
 }
 
 // TestTrainingUploadCut: an upload whose connection closes mid-body stores
-// nothing and leaves the run running; the trainer uploads again.
+// nothing and leaves the run running, as does one too large; the trainer
+// uploads again, megabytes streamed, and an admin's "enable" registers the
+// model enabled.
 func TestTrainingUploadCut(t *testing.T) {
 	t.Parallel()
-	w := newTrainingWorld(t)
-	id := w.start(t, w.premium, map[string]any{"model_name": "trained"})
+	w := newTrainingWorld(t, func(c *config.Config) { c.TrainingArtifactMaxBytes = 2 << 20 })
+	id := w.start(t, w.admin, map[string]any{"model_name": "trained", "enable": true})
 	run := w.lease(t, w.trainer)
 	require.NotNil(t, run)
 
@@ -528,10 +531,74 @@ func TestTrainingUploadCut(t *testing.T) {
 	require.Empty(t, w.artifactBlobs(t))
 	require.Equal(t, "running", w.get(t, id)["state"])
 
-	res := w.upload(w.trainer, run, []byte(testModelMagic+"cat"))
+	res := w.upload(w.trainer, run, []byte(testModelMagic+"cat\n"+strings.Repeat("weights ", 300_000)))
+	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, "%s", res.body)
+	require.Empty(t, w.artifactBlobs(t))
+	require.Equal(t, "running", w.get(t, id)["state"])
+
+	model := []byte(testModelMagic + "cat\n" + strings.Repeat("weights ", 200_000))
+	res = w.upload(w.trainer, run, model)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	require.Len(t, w.artifactBlobs(t), 1)
 	w.waitState(t, id, "succeeded")
+	res = w.admin.get("/api/v1/trainings/" + id + "/artifact")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, model, res.body)
+	res = w.admin.get("/api/v1/models")
+	require.Contains(t, string(res.body), `"name":"trained"`)
+	var models struct {
+		Items []struct {
+			Name    string `json:"name"`
+			Enabled bool   `json:"enabled"`
+		} `json:"items"`
+	}
+	require.NoError(t, json.Unmarshal(res.body, &models))
+	for _, m := range models.Items {
+		if m.Name == "trained" {
+			require.True(t, m.Enabled, "an admin's enable registers it enabled")
+		}
+	}
+}
+
+// TestTrainingLeaseConcurrent: trainers asking at once each get a run of
+// their own (FOR UPDATE SKIP LOCKED), and none is handed out twice.
+func TestTrainingLeaseConcurrent(t *testing.T) {
+	t.Parallel()
+	w := newTrainingWorld(t)
+	want := map[string]bool{}
+	for i := range 4 {
+		c, _ := w.userWithRole(t, fmt.Sprintf("p%d@example.com", i), auth.RolePremium)
+		want[w.start(t, c, nil)] = true
+	}
+	got := make(chan string, 8)
+	done := make(chan struct{})
+	for range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			res := w.trainer.json(http.MethodPost, "/api/v1/trainer/lease", map[string]any{"recipes": []string{"test-recipe"}, "trainer": "t/1"})
+			if res.StatusCode == http.StatusOK {
+				var body struct {
+					Run leased `json:"run"`
+				}
+				if json.Unmarshal(res.body, &body) == nil {
+					got <- body.Run.ID
+				}
+			} else if res.StatusCode != http.StatusNoContent {
+				got <- fmt.Sprintf("status %d: %s", res.StatusCode, res.body)
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	close(got)
+	seen := map[string]bool{}
+	for id := range got {
+		require.True(t, want[id], "unexpected lease answer %s", id)
+		require.False(t, seen[id], "run %s handed out twice", id)
+		seen[id] = true
+	}
+	require.Len(t, seen, 4)
 }
 
 // TestTrainingHubRestart: a new hub on the same database carries on with

@@ -70,7 +70,10 @@ func (s *Service) Upload(ctx context.Context, id uuid.UUID, token, format, layou
 	if labels == nil {
 		labels = t.Labels
 	}
-	for _, l := range labels {
+	for i, l := range labels {
+		if slices.Contains(labels[:i], l) {
+			return Training{}, invalidArtifact(fmt.Sprintf("it lists label %q twice", l))
+		}
 		if !slices.Contains(t.Labels, l) {
 			return Training{}, invalidArtifact(fmt.Sprintf("it predicts label %q, which the run did not train", l))
 		}
