@@ -302,9 +302,14 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 // lacks is left out; a subset left empty queues nothing.
 func (s *Service) Retrain(ctx context.Context, tx pgx.Tx, v queries.DatasetVersion) (int, error) {
 	rows, err := tx.Query(ctx, `
-		SELECT DISTINCT ON (model_name) id FROM trainings
-		WHERE dataset_id = $1 AND retrain AND version_number < $2 AND state <> 'cancelled'
-		ORDER BY model_name, version_number DESC, created_at DESC`, v.DatasetID, v.Number)
+		SELECT id FROM (
+			SELECT DISTINCT ON (model_name) id, version_number FROM trainings
+			WHERE dataset_id = $1 AND retrain AND state <> 'cancelled'
+			ORDER BY model_name, version_number DESC, created_at DESC
+		) latest
+		-- a model already retrained on this version (a publish job run
+		-- twice) gets no second run
+		WHERE version_number < $2`, v.DatasetID, v.Number)
 	if err != nil {
 		return 0, fmt.Errorf("error finding trainings to run again: %w", err)
 	}
