@@ -636,7 +636,7 @@ func TestTrainingHubRestart(t *testing.T) {
 	cfg := w.cfg
 	cfg.BaseURL = "http://" + ln.Addr().String()
 	tb := startBundleWith(t, cfg, w.pool, w.blobs, ln, w.topts)
-	w.trainer.base, w.premium.base = tb.base, tb.base
+	w.trainer.base, w.premium.base, w.admin.base = tb.base, tb.base, tb.base
 
 	res := w.progress(w.trainer, run, 2, 1)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)

@@ -56,7 +56,7 @@ type Run struct {
 
 func (s *Service) newLease() (Lease, []byte) {
 	plain, hash := auth.NewSecret("lease_")
-	return Lease{Token: plain, ExpiresAt: time.Now().Add(s.opts.Lease).UTC().Truncate(time.Second),
+	return Lease{Token: plain, ExpiresAt: time.Now().Add(s.opts.Lease).UTC(),
 		RenewEveryS: max(1, int(s.opts.Lease.Seconds()/3))}, hash
 }
 
@@ -68,8 +68,8 @@ const expireSQL = `
 	UPDATE trainings SET
 		state = CASE WHEN attempt >= max_attempts THEN 'failed'::training_state ELSE 'queued'::training_state END,
 		error = CASE WHEN attempt >= max_attempts
-		             THEN 'gave up after ' || attempt || ' attempts; last: ' || coalesce(error, 'the trainer stopped reporting (lease lapsed)')
-		             ELSE coalesce(error, 'attempt ' || attempt || ': the trainer stopped reporting (lease lapsed)') END,
+		             THEN 'gave up after ' || attempt || ' attempts: the trainer of the last stopped reporting (lease lapsed)'
+		             ELSE 'attempt ' || attempt || ': the trainer stopped reporting (lease lapsed)' END,
 		finished_at = CASE WHEN attempt >= max_attempts THEN now() END,
 		lease_hash = NULL, lease_expires_at = NULL, data_key_hash = NULL
 	WHERE state = 'running' AND lease_expires_at < now()`
@@ -171,10 +171,9 @@ func (s *Service) Progress(ctx context.Context, id uuid.UUID, token string, p Re
 		if state != Running {
 			return ErrLeaseLost
 		}
-		var hash []byte
-		lease, hash = s.newLease()
+		// The same token, a later expiry.
+		lease, _ = s.newLease()
 		lease.Token = token
-		_ = hash
 		if _, err := tx.Exec(ctx, `UPDATE trainings SET lease_expires_at = $2, step = $3, steps = $4, epoch = $5, loss = $6
 			WHERE id = $1`, id, lease.ExpiresAt, p.Step, p.Steps, p.Epoch, p.Loss); err != nil {
 			return fmt.Errorf("error renewing the lease: %w", err)

@@ -140,7 +140,7 @@ type Request struct {
 
 var modelNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
-// ErrTooMany answers a user who has MaxConcurrent trainings unfinished.
+// errTooMany answers a user who has MaxConcurrent trainings unfinished.
 var errTooMany = problem.New(http.StatusTooManyRequests, "too_many_trainings", "",
 	"You have as many trainings in progress as you may; wait for one to finish or cancel it.")
 
