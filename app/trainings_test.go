@@ -683,3 +683,50 @@ func TestTrainingRetrain(t *testing.T) {
 	require.Equal(t, 2, doc.Find("#model-versions tbody tr").Length(), "%s", res.body)
 	require.NotEmpty(t, doc.Find(`#model-versions tr[data-version="2"] td.ap50`).Text())
 }
+
+// TestTrainingONNXArtifact: an ONNX artifact says its layout and must be
+// a model with a graph; one that is registers with its layout and the
+// run's labels.
+func TestTrainingONNXArtifact(t *testing.T) {
+	t.Parallel()
+	w := newTrainingWorld(t)
+	id := w.start(t, w.premium, map[string]any{"labels": []string{"dog"}, "model_name": "trained"})
+	run := w.lease(t, w.trainer)
+	require.NotNil(t, run)
+	put := func(layout string, data []byte) *response {
+		h := w.trainer.withLease(run)
+		h.Set("X-Artifact-Format", "onnx")
+		if layout != "" {
+			h.Set("X-Artifact-Layout", layout)
+		}
+		return w.trainer.do(http.MethodPut, "/api/v1/trainer/runs/"+run.ID+"/artifact", bytes.NewReader(data), h)
+	}
+	// ir_version 8, then a graph (field 7) holding a node.
+	model := []byte{0x08, 0x08, 0x3a, 0x06, 0x0a, 0x04, 'n', 'o', 'd', 'e'}
+	for _, c := range []struct {
+		layout string
+		data   []byte
+		field  string
+	}{
+		{"", model, "X-Artifact-Layout"},
+		{"resnet", model, "X-Artifact-Layout"},
+		{"yolo-seg", []byte("PK\x03\x04 a zip, not a model"), "artifact"},
+		{"yolo-seg", model[:2], "artifact"},
+	} {
+		res := put(c.layout, c.data)
+		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
+		code, field := res.apiError(t)
+		require.Equal(t, "invalid_artifact", code)
+		require.Equal(t, c.field, field, "%s", res.body)
+	}
+	require.Empty(t, w.artifactBlobs(t))
+	res := put("yolo-seg", model)
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	w.waitState(t, id, "succeeded")
+	var layout string
+	var labels []string
+	require.NoError(t, w.pool.QueryRow(context.Background(),
+		`SELECT layout, labels FROM models WHERE name = 'trained' AND version = '1'`).Scan(&layout, &labels))
+	require.Equal(t, "yolo-seg", layout)
+	require.Equal(t, []string{"dog"}, labels)
+}
