@@ -65,6 +65,7 @@ func TestCSPInBrowser(t *testing.T) {
 		{"/review", "document.getElementById('review-toolbar').hidden === false"}, // the modules ran
 		{"/review/stats", "true"},
 		{"/datasets", "true"},
+		{"/trainings", "true"},
 		{"/datasets/" + dataset, "true"},
 		{"/datasets/" + dataset + "/versions/1", "!!document.querySelector('#histogram svg')"},
 		{"/admin/users", "true"},
