@@ -247,7 +247,7 @@ var (
 )
 
 // reporter sends the latest progress to the hub, at once after a change
-// (at most once a second) and at least every renew_every_s to renew the
+// (at most every quarter second) and at least every renew_every_s to renew the
 // lease, and stops the run when the hub answers 409 or cancel.
 type reporter struct {
 	c      *client
@@ -255,13 +255,17 @@ type reporter struct {
 	stop   context.CancelCauseFunc
 	mu     sync.Mutex
 	latest Progress
-	sent   bool
 	kick   chan struct{}
 }
 
 func (r *reporter) set(p Progress) {
 	r.mu.Lock()
-	r.latest, r.sent = p, false
+	// The last epoch and loss stay in later reports (evaluation has none),
+	// so the hub always shows the latest.
+	if p.Epoch == nil {
+		p.Epoch, p.Loss = r.latest.Epoch, r.latest.Loss
+	}
+	r.latest = p
 	r.mu.Unlock()
 	select {
 	case r.kick <- struct{}{}:
@@ -284,7 +288,7 @@ func (r *reporter) loop(ctx context.Context) {
 			return
 		case <-renew.C:
 		case <-r.kick:
-			if wait := time.Second - time.Since(last); wait > 0 {
+			if wait := 250*time.Millisecond - time.Since(last); wait > 0 {
 				if !sleep(ctx, wait) {
 					return
 				}
