@@ -155,10 +155,11 @@ BENCHES := \
 	./dataset/:BenchmarkDatasetExport:3x \
 	./app/:BenchmarkDatasetDownload:1x \
 	./cmd/imagehub/:BenchmarkLoad:1x \
-	./worker/onnxworker/:BenchmarkONNXWorker:200x
+	./worker/onnxworker/:BenchmarkONNXWorker:200x \
+	./trainer/:BenchmarkRegionClassifier:1x
 
 .PHONY: bench
-bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory, load, ONNX worker images/s) and print a table
+bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory, load, ONNX worker images/s, time to train the region-classifier recipe on 500 images and its AP50 beside the segmenter) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

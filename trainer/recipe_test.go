@@ -14,12 +14,12 @@ import (
 
 func openShapes(t testing.TB, split string, n, firstID int, seed uint64) *trainer.Split {
 	t.Helper()
-	data := trainertest.Shapes(split, n, 96, firstID, seed)
-	s, err := trainer.OpenSplit(bytes.NewReader(data), int64(len(data)), nil)
-	require.NoError(t, err)
+	s := openShapesSized(t, split, n, 96, firstID, seed)
 	require.Len(t, s.Images, n)
 	return s
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 func train(t testing.TB, train, val *trainer.Split, seed int64) *trainer.Result {
 	t.Helper()
