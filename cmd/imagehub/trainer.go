@@ -54,7 +54,7 @@ func trainerCmd(ctx context.Context, args []string, getenv func(string) string, 
 	case !strings.HasPrefix(*hub, "http://") && !strings.HasPrefix(*hub, "https://"):
 		return bad("--hub %q: the hub's URL, e.g. http://127.0.0.1:8080", *hub)
 	case *token == "":
-		return bad("--token is needed (or TRAINER_TOKEN): create one with imagehub tokens create --role trainer")
+		return bad("--token is needed (or TRAINER_TOKEN): a trainer token from the hub")
 	case *poll <= 0:
 		return bad("--poll %v: must be positive", *poll)
 	}
