@@ -3,6 +3,7 @@ package trainer
 import (
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -124,7 +125,7 @@ func OpenSplit(r io.ReaderAt, size int64, keep []string) (*Split, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error reading %s: %w", ann.Name, err)
 	}
-	slices.SortFunc(s.Images, func(a, b Image) int { return int(a.ID - b.ID) })
+	slices.SortFunc(s.Images, func(a, b Image) int { return cmp.Compare(a.ID, b.ID) })
 	return s, nil
 }
 
