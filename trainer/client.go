@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -71,7 +72,7 @@ type (
 		} `json:"val"`
 	}
 	leasedRun struct {
-		ID      json.Number    `json:"id"`
+		ID      runID          `json:"id"`
 		Recipe  string         `json:"recipe"`
 		Params  map[string]any `json:"params"`
 		Seed    int64          `json:"seed"`
@@ -89,6 +90,25 @@ type (
 		Cancel bool      `json:"cancel"`
 	}
 )
+
+// runID is a run's id, which the hub may send as a number or a string.
+type runID string
+
+func (id *runID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*id = runID(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("a run id is a number or a string, not %s", b)
+	}
+	*id = runID(n)
+	return nil
+}
+
+func (id runID) String() string { return url.PathEscape(string(id)) }
 
 // ErrUnauthorized is returned by Run when the hub refuses the token.
 var ErrUnauthorized = errors.New("the hub refused the trainer token")

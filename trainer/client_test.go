@@ -29,6 +29,10 @@ type hub struct {
 	// onProgress answers the n-th progress report (from 1); nil answers 200.
 	onProgress     func(n int) (status int, cancel bool)
 	artifactStatus int
+	// dropUploads closes the connection on this many uploads before one
+	// is taken.
+	dropUploads int
+	uploads     int
 
 	mu        sync.Mutex
 	leases    int
@@ -114,6 +118,18 @@ func (h *hub) report(w http.ResponseWriter, r *http.Request) {
 
 func (h *hub) upload(w http.ResponseWriter, r *http.Request) {
 	require.Equal(h.t, "L1", r.Header.Get("X-Lease-Token"))
+	h.mu.Lock()
+	h.uploads++
+	drop := h.uploads <= h.dropUploads
+	h.mu.Unlock()
+	if drop {
+		// A lost connection: half the body read, then nothing answered.
+		_, _ = io.CopyN(io.Discard, r.Body, 100)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		require.NoError(h.t, err)
+		conn.Close()
+		return
+	}
 	b, err := io.ReadAll(r.Body)
 	require.NoError(h.t, err)
 	h.mu.Lock()
@@ -172,6 +188,19 @@ func TestTrainerClient(t *testing.T) {
 			}
 		}
 		require.True(t, sawEpoch, "progress must carry the epoch and loss")
+	})
+
+	t.Run("RetriesALostUpload", func(t *testing.T) {
+		t.Parallel()
+		h := newHub(t)
+		h.dropUploads = 1
+		require.NoError(t, h.run(t, "tok"))
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		require.Equal(t, 2, h.uploads)
+		require.Empty(t, h.failed)
+		_, err := regionmodel.Check(context.Background(), h.artifact)
+		require.NoError(t, err, "the artifact that arrives is whole")
 	})
 
 	t.Run("StopsOnConflict", func(t *testing.T) {
