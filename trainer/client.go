@@ -8,7 +8,9 @@
 // Reproducibility: a run's model bytes and metrics depend only on its data,
 // labels, recipe, params, seed and Version; the images are read in id order
 // and every random draw comes from a PCG generator seeded with the run's
-// seed.
+// seed. Bit for bit on one architecture: Go may fuse multiply-adds on
+// arm64, ppc64 and s390x, so a model trained there can differ in its last
+// bits from one trained on amd64.
 package trainer
 
 import (
