@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/deepimageshub/imagehub/regionmodel"
 	"github.com/deepimageshub/imagehub/worker"
 	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
@@ -47,6 +49,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	labelsPath := fset.String("labels", "", "with --onnx: file of class names, one per line in output order (default: the file's Ultralytics names)")
 	threads := fset.Int("threads", 0, "with --onnx: ONNX Runtime's intra-op threads (0: one per core)")
 
+	modelFile := fset.String("model-file", "", "serve this model file of the project's own trainer (.ihrm, package regionmodel) instead of the built-in segmenter")
 	dense := fset.Bool("dense-masks", false, "answer MASKS as UINT8 [N, H, W] instead of COCO RLE")
 	latency := fset.Duration("simulate-latency", 0, "added to every inference, e.g. 50ms")
 	synthetic := fset.Bool("synthetic", false, "answer one synthetic instance per image instead of segmenting (stands in for a GPU model in benchmarks)")
@@ -60,6 +63,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "usage: imagehub worker [flags]")
 		fmt.Fprintln(stderr, "       imagehub worker --onnx model.onnx --layout yolo-seg|maskrcnn [--labels labels.txt] [flags]")
+		fmt.Fprintln(stderr, "       imagehub worker --model-file model.ihrm [flags]")
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
@@ -73,6 +77,22 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	onnxOnly := []string{"layout", "labels", "threads"}
 	segmenterOnly := []string{"dense-masks", "simulate-latency", "synthetic", "fail-rate", "timeout-rate", "malformed-rate", "hang", "seed"}
+	if *modelFile != "" && *onnxPath != "" {
+		return bad("--model-file and --onnx name two models; give one")
+	}
+	if *modelFile != "" {
+		if !set["model"] {
+			*model = strings.TrimSuffix(filepath.Base(*modelFile), filepath.Ext(*modelFile))
+			if !modelName.MatchString(*model) {
+				return bad("--model is needed: the file's name %q is not a model name (1 to 128 letters, digits, '_', '.' or '-')", *model)
+			}
+		}
+		for _, f := range []string{"synthetic", "fail-rate", "timeout-rate", "malformed-rate"} {
+			if set[f] {
+				return bad("--%s is for the built-in segmenter, not a trained model", f)
+			}
+		}
+	}
 	if *onnxPath == "" {
 		for _, f := range onnxOnly {
 			if set[f] {
@@ -160,8 +180,22 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		stats = func() any { return nil }
 		logger.Info("loaded the ONNX model", "file", *onnxPath, "layout", *layout, "labels", len(labels), "inputs", m.Inputs(), "outputs", m.Outputs())
 	} else {
+		var rm *regionmodel.Model
+		if *modelFile != "" {
+			f, err := os.Open(*modelFile)
+			if err != nil {
+				return fmt.Errorf("error opening the model file: %w", err)
+			}
+			rm, err = regionmodel.Load(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("error loading %s: %w", *modelFile, err)
+			}
+			logger.Info("loaded the region model", "file", *modelFile, "labels", rm.Labels)
+		}
 		w := worker.New(worker.Config{
-			Model: *model, Version: *version, DenseMasks: *dense, Logger: logger,
+			RegionModel: rm,
+			Model:       *model, Version: *version, DenseMasks: *dense, Logger: logger,
 			SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, FailRate: *failRate,
 			TimeoutRate: *timeoutRate, Hang: *hang, MalformedRate: *malformedRate, Seed: *seed,
 			MaxBatch: *maxBatch, FailBatches: *failBatches,
