@@ -926,6 +926,13 @@ type ModelAgreement struct {
 	Agreement float32
 }
 
+type ModelAgreementSummary struct {
+	LabelID      uuid.UUID
+	Images       int64
+	Agreed       int64
+	AgreementSum pgtype.Numeric
+}
+
 type ModelEndpoint struct {
 	ID        uuid.UUID
 	ModelID   uuid.UUID
@@ -966,6 +973,27 @@ type Proposal struct {
 	Width     int32
 	Counts    string
 	CreatedAt time.Time
+}
+
+type ProposalOutcome struct {
+	ProposalID   uuid.UUID
+	ModelID      uuid.UUID
+	LabelID      uuid.UUID
+	FinalLabelID uuid.UUID
+	Verdict      string
+	N            int64
+	IouSum       pgtype.Numeric
+	IouN         int64
+}
+
+type ProposalSummary struct {
+	ModelID      uuid.UUID
+	LabelID      uuid.UUID
+	FinalLabelID uuid.UUID
+	Verdict      string
+	N            int64
+	IouSum       pgtype.Numeric
+	IouN         int64
 }
 
 type ProposalVerdict struct {
