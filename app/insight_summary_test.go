@@ -4,18 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/dataset/datasettest"
+	"github.com/deepimageshub/imagehub/migrations"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
 )
@@ -209,4 +215,32 @@ func TestInsightSummariesMatchFullCount(t *testing.T) {
 	require.NoError(t, err)
 	requireSummariesMatch(t, w.tb, "a model's proposals deleted")
 	require.Equal(t, 0, w.count(t, "SELECT count(*) FROM proposal_outcomes o WHERE NOT EXISTS (SELECT 1 FROM proposals p WHERE p.id = o.proposal_id)"))
+
+	// The migration's backfill: rolled back and applied again on what the
+	// tables hold now, the summaries come out the same.
+	before := w.count(t, "SELECT count(*) FROM proposal_summary WHERE n <> 0")
+	rerunSummaryMigration(t, w.tb)
+	require.Equal(t, before, w.count(t, "SELECT count(*) FROM proposal_summary WHERE n <> 0"))
+	requireSummariesMatch(t, w.tb, "backfilled")
+}
+
+// rerunSummaryMigration rolls the database back to before the summaries'
+// migration (found by name: the merger may renumber it) and up again.
+func rerunSummaryMigration(t *testing.T, tb *testBundle) {
+	t.Helper()
+	ctx := context.Background()
+	names, err := fs.Glob(migrations.FS(), "*_insight_summaries.sql")
+	require.NoError(t, err)
+	require.Len(t, names, 1)
+	v, err := strconv.ParseInt(strings.SplitN(names[0], "_", 2)[0], 10, 64)
+	require.NoError(t, err)
+	db := stdlib.OpenDBFromPool(tb.pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS())
+	require.NoError(t, err)
+	_, err = p.DownTo(ctx, v-1)
+	require.NoError(t, err)
+	require.Zero(t, tb.count(t, "SELECT count(*) FROM pg_tables WHERE tablename = 'proposal_summary'"))
+	_, err = p.Up(ctx)
+	require.NoError(t, err)
 }
