@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,7 +156,7 @@ func TestInsightSummariesMatchFullCount(t *testing.T) {
 	photos := []string{w.upload(t, 1, "object"), w.upload(t, 2, "dog"), w.upload(t, 3, "dog"), w.upload(t, 4, "object")}
 	requireSummariesMatch(t, w.tb, "inference")
 	require.Positive(t, w.count(t, "SELECT count(*) FROM proposal_outcomes"))
-	require.Positive(t, w.count(t, "SELECT count(*) FROM model_agreement_summary WHERE images > 0"))
+	require.Positive(t, w.count(t, "SELECT count(*) FROM model_agreement_summary_now WHERE images > 0"))
 
 	// First reviews, each a different mix of verdicts.
 	policies := []func(string) string{
@@ -177,6 +178,14 @@ func TestInsightSummariesMatchFullCount(t *testing.T) {
 		reviewNext(t, w, bob, nil, false)
 		requireSummariesMatch(t, w.tb, fmt.Sprintf("second review %d", i))
 	}
+
+	// Folding the deltas in changes no figure.
+	require.Positive(t, w.count(t, "SELECT count(*) FROM proposal_summary_deltas"))
+	folded, err := w.tb.q.InsightCompactSummaries(ctx, w.tb.pool)
+	require.NoError(t, err)
+	require.Positive(t, folded)
+	require.Zero(t, w.count(t, "SELECT count(*) FROM proposal_summary_deltas"))
+	requireSummariesMatch(t, w.tb, "compacted")
 
 	// Moderation: an approved photo goes to the models and to review.
 	fx := datasettest.New(t, w.tb.pool, w.tb.blobs)
@@ -200,7 +209,7 @@ func TestInsightSummariesMatchFullCount(t *testing.T) {
 	// Deletions cascade: a review item (its verdicts and annotations),
 	// then a whole photo (proposals, agreements, reviews); a statement that
 	// changes many rows at once.
-	_, err := w.tb.pool.Exec(ctx, `DELETE FROM review_items WHERE image_id = $1 AND kind = 'first'`, photos[1])
+	_, err = w.tb.pool.Exec(ctx, `DELETE FROM review_items WHERE image_id = $1 AND kind = 'first'`, photos[1])
 	require.NoError(t, err)
 	requireSummariesMatch(t, w.tb, "review item deleted")
 	_, err = w.tb.pool.Exec(ctx, `DELETE FROM images WHERE id = $1`, photos[3])
@@ -218,10 +227,71 @@ func TestInsightSummariesMatchFullCount(t *testing.T) {
 
 	// The migration's backfill: rolled back and applied again on what the
 	// tables hold now, the summaries come out the same.
-	before := w.count(t, "SELECT count(*) FROM proposal_summary WHERE n <> 0")
+	before := w.count(t, "SELECT count(*) FROM proposal_summary_now WHERE n <> 0")
 	rerunSummaryMigration(t, w.tb)
-	require.Equal(t, before, w.count(t, "SELECT count(*) FROM proposal_summary WHERE n <> 0"))
+	require.Equal(t, before, w.count(t, "SELECT count(*) FROM proposal_summary_now WHERE n <> 0"))
 	requireSummariesMatch(t, w.tb, "backfilled")
+}
+
+// TestInsightSummariesUnderConcurrentReviews: reviewers submitting at the
+// same time, each verdict touching the same summary keys, neither wait on
+// each other's summary rows nor leave the summary off the full count.
+func TestInsightSummariesUnderConcurrentReviews(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	_, owner := tb.userWithRole(t, "owner@example.com", auth.RoleContributor)
+	const items, reviewers = 24, 6
+	for i := range items {
+		seedReview(t, tb, owner.ID, 3, float32(i)/items)
+	}
+	var clients []*client
+	for i := range reviewers {
+		c, _ := tb.userWithRole(t, fmt.Sprintf("rev%d@example.com", i), auth.RoleReviewer)
+		clients = append(clients, c)
+	}
+	// Each reviewer leases its share first, then all submit at once.
+	type lease struct {
+		c    *client
+		item map[string]any
+	}
+	var leases []lease
+	for i := range items {
+		c := clients[i%reviewers]
+		status, item := next(t, c)
+		require.Equal(t, http.StatusOK, status)
+		leases = append(leases, lease{c, item})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, items)
+	for i, l := range leases {
+		wg.Go(func() {
+			props := l.item["proposals"].([]any)
+			instances, rejected := []any{}, []any{}
+			for j, p := range props {
+				p := p.(map[string]any)
+				switch (i + j) % 3 {
+				case 0:
+					instances = append(instances, map[string]any{"proposal_id": p["id"], "label": "cat", "mask": p["mask"]})
+				case 1:
+					instances = append(instances, map[string]any{"proposal_id": p["id"], "label": "dog", "mask": rect(60, 80, 10, 10, 40, 40)})
+				default:
+					rejected = append(rejected, p["id"])
+				}
+			}
+			res := l.c.json(http.MethodPost, "/api/v1/review/"+l.item["item_id"].(string),
+				map[string]any{"instances": instances, "rejected_proposals": rejected})
+			if res.StatusCode != http.StatusOK {
+				errs <- fmt.Errorf("review %d: %d %s", i, res.StatusCode, res.body)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	require.Equal(t, items*3, tb.count(t, "SELECT count(*) FROM proposal_verdicts"))
+	requireSummariesMatch(t, tb, "concurrent reviews")
 }
 
 // rerunSummaryMigration rolls the database back to before the summaries'

@@ -85,6 +85,9 @@ func seedInsights(b *testing.B, tb *testBundle, owner uuid.UUID) (datasetID uuid
 	if _, err := tb.pool.Exec(ctx, `SELECT insight_agreements_add(array_agg(label_id), array_agg(agreement), 1) FROM model_agreements`); err != nil {
 		b.Fatal(err)
 	}
+	if _, err := tb.q.InsightCompactSummaries(ctx, tb.pool); err != nil {
+		b.Fatal(err)
+	}
 	backfill = time.Since(start)
 
 	d, err := dataset.Create(ctx, tb.pool, dataset.Spec{Name: "bench"}, owner)

@@ -45,6 +45,27 @@ CREATE TABLE proposal_summary (
 );
 CREATE INDEX proposal_summary_label_idx ON proposal_summary (label_id);
 
+-- Writers append their changes to the summary here rather than updating
+-- proposal_summary's rows: two reviews of the same model and label would
+-- otherwise wait on each other's row locks (and could deadlock, each
+-- holding one summary row and wanting the other's). The readers add the
+-- deltas to the summary (proposal_summary_now); insight_compact_summaries,
+-- run by a periodic job, folds them in.
+CREATE TABLE proposal_summary_deltas (
+    model_id       uuid NOT NULL,
+    label_id       uuid NOT NULL,
+    final_label_id uuid NOT NULL,
+    verdict        text NOT NULL,
+    n              bigint NOT NULL,
+    iou_sum        numeric NOT NULL,
+    iou_n          bigint NOT NULL
+);
+
+CREATE VIEW proposal_summary_now AS
+SELECT model_id, label_id, final_label_id, verdict, sum(n) AS n, sum(iou_sum) AS iou_sum, sum(iou_n) AS iou_n
+FROM (SELECT * FROM proposal_summary UNION ALL SELECT * FROM proposal_summary_deltas) s
+GROUP BY model_id, label_id, final_label_id, verdict;
+
 -- model_agreements per label. agreed counts agreements of at least 0.5,
 -- review.CommitteeAgreed (a test compares with the full count at that
 -- threshold, so changing one without the other fails it).
@@ -55,10 +76,21 @@ CREATE TABLE model_agreement_summary (
     agreement_sum numeric NOT NULL
 );
 
+CREATE TABLE model_agreement_summary_deltas (
+    label_id      uuid NOT NULL,
+    images        bigint NOT NULL,
+    agreed        bigint NOT NULL,
+    agreement_sum numeric NOT NULL
+);
+
+CREATE VIEW model_agreement_summary_now AS
+SELECT label_id, sum(images) AS images, sum(agreed) AS agreed, sum(agreement_sum) AS agreement_sum
+FROM (SELECT * FROM model_agreement_summary UNION ALL SELECT * FROM model_agreement_summary_deltas) s
+GROUP BY label_id;
+
 -- +goose StatementBegin
 -- insight_recount_proposals replaces the contributions of some proposals
--- with what the tables hold now. The summary rows are updated in key order
--- so that concurrent writers lock them in the same order.
+-- with what the tables hold now, appending the difference to the deltas.
 CREATE FUNCTION insight_recount_proposals(ids uuid[]) RETURNS void LANGUAGE sql AS $$
     WITH old AS (
         DELETE FROM proposal_outcomes WHERE proposal_id = ANY(ids) RETURNING *
@@ -84,10 +116,7 @@ CREATE FUNCTION insight_recount_proposals(ids uuid[]) RETURNS void LANGUAGE sql 
         GROUP BY 1, 2, 3, 4
         HAVING sum(n) <> 0 OR sum(iou_n) <> 0 OR sum(iou_sum) <> 0
     )
-    INSERT INTO proposal_summary AS s
-    SELECT * FROM delta ORDER BY model_id, label_id, final_label_id, verdict
-    ON CONFLICT (model_id, label_id, final_label_id, verdict) DO UPDATE
-    SET n = s.n + EXCLUDED.n, iou_sum = s.iou_sum + EXCLUDED.iou_sum, iou_n = s.iou_n + EXCLUDED.iou_n;
+    INSERT INTO proposal_summary_deltas SELECT * FROM delta;
 $$;
 -- +goose StatementEnd
 
@@ -116,6 +145,13 @@ BEGIN
         END IF;
     END IF;
     IF ids IS NOT NULL THEN
+        -- One recount of a proposal at a time, each seeing what the one
+        -- before committed: its saved contribution must be what the
+        -- summary holds. NO KEY UPDATE, not UPDATE, so as not to wait on
+        -- the KEY SHARE locks that inserting a verdict or an annotation
+        -- takes on the proposal. A deleted proposal is locked by its
+        -- deleter already.
+        PERFORM 1 FROM proposals WHERE id = ANY(ids) ORDER BY id FOR NO KEY UPDATE;
         PERFORM insight_recount_proposals(ids);
     END IF;
     RETURN NULL;
@@ -145,13 +181,47 @@ CREATE TRIGGER annotations_summary_delete AFTER DELETE ON annotations
 -- +goose StatementBegin
 -- insight_agreements_add adds (sign 1) or subtracts (-1) some agreements.
 CREATE FUNCTION insight_agreements_add(label_ids uuid[], agreements real[], sign int) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO model_agreement_summary AS s
+    INSERT INTO model_agreement_summary_deltas
     SELECT label_id, sign * count(*), sign * count(*) FILTER (WHERE agreement >= 0.5), sign * sum(agreement::float8::numeric)
     FROM unnest(label_ids, agreements) AS d (label_id, agreement)
-    GROUP BY label_id ORDER BY label_id
-    ON CONFLICT (label_id) DO UPDATE
-    SET images = s.images + EXCLUDED.images, agreed = s.agreed + EXCLUDED.agreed,
-        agreement_sum = s.agreement_sum + EXCLUDED.agreement_sum;
+    GROUP BY label_id;
+$$;
+-- +goose StatementEnd
+
+-- +goose StatementBegin
+-- insight_compact_summaries folds the deltas into the summaries, in one
+-- transaction so that a reader sees them either all before or all after.
+-- Writers only append deltas, so it waits on no writer; two compactions
+-- take turns.
+CREATE FUNCTION insight_compact_summaries() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    moved bigint;
+    more bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('insight_compact_summaries'));
+    WITH d AS (DELETE FROM proposal_summary_deltas RETURNING *), g AS (
+        SELECT model_id, label_id, final_label_id, verdict, sum(n) AS n, sum(iou_sum) AS iou_sum, sum(iou_n) AS iou_n, count(*) AS rows
+        FROM d GROUP BY 1, 2, 3, 4
+    ), up AS (
+        INSERT INTO proposal_summary AS s
+        SELECT model_id, label_id, final_label_id, verdict, n, iou_sum, iou_n FROM g
+        ON CONFLICT (model_id, label_id, final_label_id, verdict) DO UPDATE
+        SET n = s.n + EXCLUDED.n, iou_sum = s.iou_sum + EXCLUDED.iou_sum, iou_n = s.iou_n + EXCLUDED.iou_n
+    )
+    SELECT coalesce(sum(rows), 0) INTO moved FROM g;
+    WITH d AS (DELETE FROM model_agreement_summary_deltas RETURNING *), g AS (
+        SELECT label_id, sum(images) AS images, sum(agreed) AS agreed, sum(agreement_sum) AS agreement_sum, count(*) AS rows
+        FROM d GROUP BY 1
+    ), up AS (
+        INSERT INTO model_agreement_summary AS s
+        SELECT label_id, images, agreed, agreement_sum FROM g
+        ON CONFLICT (label_id) DO UPDATE
+        SET images = s.images + EXCLUDED.images, agreed = s.agreed + EXCLUDED.agreed,
+            agreement_sum = s.agreement_sum + EXCLUDED.agreement_sum
+    )
+    SELECT coalesce(sum(rows), 0) INTO more FROM g;
+    RETURN moved + more;
+END;
 $$;
 -- +goose StatementEnd
 
@@ -188,6 +258,7 @@ CREATE TRIGGER model_agreements_summary_delete AFTER DELETE ON model_agreements
 SELECT insight_recount_proposals(coalesce(array_agg(id), '{}')) FROM proposals;
 SELECT insight_agreements_add(coalesce(array_agg(label_id), '{}'), coalesce(array_agg(agreement), '{}'), 1) FROM model_agreements
 HAVING count(*) > 0;
+SELECT insight_compact_summaries();
 
 -- +goose Down
 DROP TRIGGER model_agreements_summary_delete ON model_agreements;
@@ -196,6 +267,7 @@ DROP TRIGGER model_agreements_summary_update_old ON model_agreements;
 DROP TRIGGER model_agreements_summary_insert ON model_agreements;
 DROP FUNCTION insight_agreements_old();
 DROP FUNCTION insight_agreements_new();
+DROP FUNCTION insight_compact_summaries();
 DROP FUNCTION insight_agreements_add(uuid[], real[], int);
 DROP TRIGGER annotations_summary_delete ON annotations;
 DROP TRIGGER annotations_summary_update ON annotations;
@@ -208,6 +280,10 @@ DROP TRIGGER proposals_summary_update ON proposals;
 DROP TRIGGER proposals_summary_insert ON proposals;
 DROP FUNCTION insight_proposals_changed();
 DROP FUNCTION insight_recount_proposals(uuid[]);
+DROP VIEW model_agreement_summary_now;
+DROP TABLE model_agreement_summary_deltas;
 DROP TABLE model_agreement_summary;
+DROP VIEW proposal_summary_now;
+DROP TABLE proposal_summary_deltas;
 DROP TABLE proposal_summary;
 DROP TABLE proposal_outcomes;

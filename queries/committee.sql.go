@@ -29,7 +29,7 @@ func (q *Queries) CommitteeAgreementSet(ctx context.Context, db DBTX, arg Commit
 const committeeByLabel = `-- name: CommitteeByLabel :many
 SELECT label_id, images::int AS images, agreed::int AS agreed,
     (agreement_sum / images)::float8 AS mean_agreement
-FROM model_agreement_summary
+FROM model_agreement_summary_now
 WHERE label_id = ANY($1::uuid[]) AND images > 0
 `
 
@@ -164,7 +164,7 @@ SELECT s.label_id, m.name AS model_name, m.version AS model_version,
     coalesce(sum(s.n) FILTER (WHERE s.verdict = 'accepted'), 0)::int AS accepted,
     coalesce(sum(s.n) FILTER (WHERE s.verdict = 'corrected'), 0)::int AS corrected,
     sum(s.n)::int AS judged
-FROM proposal_summary s
+FROM proposal_summary_now s
 JOIN models m ON m.id = s.model_id
 WHERE s.label_id = ANY($1::uuid[]) AND s.verdict <> ''
 GROUP BY s.label_id, m.name, m.version

@@ -56,12 +56,25 @@ func (q *Queries) EvaluationLatestForVersion(ctx context.Context, db DBTX, versi
 	return i, err
 }
 
+const insightCompactSummaries = `-- name: InsightCompactSummaries :one
+SELECT insight_compact_summaries()::bigint AS folded
+`
+
+// Folds the summaries' deltas into them (migration 00015); how many delta
+// rows it folded.
+func (q *Queries) InsightCompactSummaries(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, insightCompactSummaries)
+	var folded int64
+	err := row.Scan(&folded)
+	return folded, err
+}
+
 const labelReviewQuality = `-- name: LabelReviewQuality :many
 SELECT label_id,
     coalesce(sum(n) FILTER (WHERE verdict = 'accepted'), 0)::int AS accepted,
     sum(n)::int AS judged,
     coalesce(sum(iou_sum) / nullif(sum(iou_n), 0), 0)::float8 AS mean_iou
-FROM proposal_summary
+FROM proposal_summary_now
 WHERE label_id = ANY($1::uuid[]) AND verdict <> ''
 GROUP BY label_id
 HAVING sum(n) > 0
@@ -103,7 +116,7 @@ func (q *Queries) LabelReviewQuality(ctx context.Context, db DBTX, labelIds []uu
 
 const modelLabelConfusion = `-- name: ModelLabelConfusion :many
 SELECT pl.name AS proposed, coalesce(al.name, '')::text AS final, sum(s.n)::int AS n
-FROM proposal_summary s
+FROM proposal_summary_now s
 JOIN labels pl ON pl.id = s.label_id
 LEFT JOIN labels al ON al.id = s.final_label_id
 WHERE s.model_id = $1 AND s.verdict <> ''
@@ -146,7 +159,7 @@ SELECT model_id,
     coalesce(sum(n) FILTER (WHERE verdict = 'corrected'), 0)::int AS corrected,
     coalesce(sum(n) FILTER (WHERE verdict = 'rejected'), 0)::int AS rejected,
     coalesce(sum(iou_sum) / nullif(sum(iou_n), 0), 0)::float8 AS mean_iou
-FROM proposal_summary
+FROM proposal_summary_now
 WHERE model_id = ANY($1::uuid[]) AND verdict <> ''
 GROUP BY model_id
 HAVING sum(n) > 0

@@ -933,6 +933,20 @@ type ModelAgreementSummary struct {
 	AgreementSum pgtype.Numeric
 }
 
+type ModelAgreementSummaryDelta struct {
+	LabelID      uuid.UUID
+	Images       int64
+	Agreed       int64
+	AgreementSum pgtype.Numeric
+}
+
+type ModelAgreementSummaryNow struct {
+	LabelID      uuid.UUID
+	Images       int64
+	Agreed       int64
+	AgreementSum int64
+}
+
 type ModelEndpoint struct {
 	ID        uuid.UUID
 	ModelID   uuid.UUID
@@ -993,6 +1007,26 @@ type ProposalSummary struct {
 	Verdict      string
 	N            int64
 	IouSum       pgtype.Numeric
+	IouN         int64
+}
+
+type ProposalSummaryDelta struct {
+	ModelID      uuid.UUID
+	LabelID      uuid.UUID
+	FinalLabelID uuid.UUID
+	Verdict      string
+	N            int64
+	IouSum       pgtype.Numeric
+	IouN         int64
+}
+
+type ProposalSummaryNow struct {
+	ModelID      uuid.UUID
+	LabelID      uuid.UUID
+	FinalLabelID uuid.UUID
+	Verdict      string
+	N            int64
+	IouSum       int64
 	IouN         int64
 }
 
