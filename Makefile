@@ -156,10 +156,11 @@ BENCHES := \
 	./app/:BenchmarkDatasetDownload:1x \
 	./cmd/imagehub/:BenchmarkLoad:1x \
 	./worker/onnxworker/:BenchmarkONNXWorker:200x \
-	./worker/segment/:BenchmarkInteractivePrompt:200x
+	./worker/segment/:BenchmarkInteractivePrompt:200x \
+	./app/:BenchmarkReviewSegment:1x
 
 .PHONY: bench
-bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory, load, ONNX worker images/s, interactive ms per prompt) and print a table
+bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \
