@@ -47,6 +47,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	labelsPath := fset.String("labels", "", "with --onnx: file of class names, one per line in output order (default: the file's Ultralytics names)")
 	threads := fset.Int("threads", 0, "with --onnx: ONNX Runtime's intra-op threads (0: one per core)")
 
+	interactiveModel := fset.String("interactive-model", "imagehub-interactive", "name of the click-to-segment model served beside the segmenter (docs/interactive.md); - serves none")
 	dense := fset.Bool("dense-masks", false, "answer MASKS as UINT8 [N, H, W] instead of COCO RLE")
 	latency := fset.Duration("simulate-latency", 0, "added to every inference, e.g. 50ms")
 	synthetic := fset.Bool("synthetic", false, "answer one synthetic instance per image instead of segmenting (stands in for a GPU model in benchmarks)")
@@ -157,7 +158,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		logger.Info("loaded the ONNX model", "file", *onnxPath, "layout", *layout, "labels", len(labels), "inputs", m.Inputs(), "outputs", m.Outputs())
 	} else {
 		w := worker.New(worker.Config{
-			Model: *model, Version: *version, DenseMasks: *dense, Logger: logger,
+			Model: *model, Version: *version, DenseMasks: *dense, Logger: logger, InteractiveModel: *interactiveModel,
 			SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, FailRate: *failRate,
 			TimeoutRate: *timeoutRate, Hang: *hang, MalformedRate: *malformedRate, Seed: *seed,
 		})
