@@ -53,6 +53,29 @@ check-generated: ## fail when generated code is stale
 vet: ## go vet
 	$(GO) vet ./...
 
+# The review screen's JavaScript: eslint (pinned in package.json and
+# package-lock.json) and Node's own test runner for static/test/.
+.PHONY: node
+node: ## install Debian's Node.js and npm for the JavaScript checks, when missing
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Node.js and npm for the JavaScript checks"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+		else \
+			echo "the JavaScript checks need Node.js 20.19 or later and npm: install them (Debian: apt-get install nodejs npm)" >&2; exit 1; \
+		fi; }
+
+node_modules/.package-lock.json: package.json package-lock.json | node
+	npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: lint-js
+lint-js: node_modules/.package-lock.json ## eslint over static/ (the review screen's modules and the other pages' scripts)
+	npx --no-install eslint static eslint.config.js
+
+.PHONY: test-js
+test-js: node ## static/rle.js (and other pure modules) under Node's test runner
+	node --test static/test/
+
 .PHONY: chromium
 chromium: ## install Debian's chromium for the browser tests, when missing
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$CHROMIUM" ] || { \
@@ -97,7 +120,7 @@ onnx-models: ## regenerate the ONNX test models in testdata/onnx/ (installs Debi
 	$(ONNX_PYTHON) testdata/onnx/generate.py
 
 .PHONY: test
-test: chromium unzip ## vet, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
+test: chromium unzip ## vet, eslint, Node's tests, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	vgwlog=$$(mktemp); oplog=$$(mktemp); ortlog=$$(mktemp); \
@@ -105,7 +128,7 @@ test: chromium unzip ## vet, check generated code, run every test with -race aga
 	$(GO) tool -modfile=tools/go.mod -n versitygw >/dev/null 2>"$$vgwlog" & vgw=$$!; \
 	$(GO) tool -modfile=tools/go.mod -n $(OIDC_PROVIDER) >/dev/null 2>"$$oplog" & op=$$!; \
 	scripts/onnxruntime.sh >/dev/null 2>"$$ortlog" & ort=$$!; \
-	$(MAKE) --no-print-directory vet check-generated; \
+	$(MAKE) --no-print-directory vet lint-js test-js check-generated; \
 	wait $$vgw || { cat "$$vgwlog" >&2; echo "error building versitygw" >&2; exit 1; }; \
 	wait $$op || { cat "$$oplog" >&2; echo "error building the OpenID provider" >&2; exit 1; }; \
 	wait $$ort || { cat "$$ortlog" >&2; echo "error installing ONNX Runtime (make onnxruntime)" >&2; exit 1; }; \
@@ -149,18 +172,21 @@ BENCHES := \
 	./app/:BenchmarkIngestPipeline:3x \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
 	./jobs/:BenchmarkDispatch:1x \
+	./jobs/:BenchmarkDispatchBatched:1x \
 	./jobs/:BenchmarkRiverNoop:1x \
 	./app/:BenchmarkReviewBrushFrame:1x \
+	./app/:BenchmarkReviewClickToMask:1x \
 	./dataset/:BenchmarkDatasetPublish:1x \
 	./dataset/:BenchmarkDatasetExport:3x \
 	./app/:BenchmarkDatasetDownload:1x \
 	./cmd/imagehub/:BenchmarkLoad:1x \
 	./worker/onnxworker/:BenchmarkONNXWorker:200x \
 	./worker/segment/:BenchmarkInteractivePrompt:200x \
-	./app/:BenchmarkReviewSegment:1x
+	./app/:BenchmarkReviewSegment:1x \
+	./trainer/:BenchmarkRegionClassifier:1x
 
 .PHONY: bench
-bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency, review brush frames, dataset publish at 1M, export beside tar, download memory, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub) and print a table
+bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, dispatch efficiency with and without batching, review brush frames, click to mask, dataset publish at 1M, export beside tar, download memory, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub, training the region-classifier recipe on 500 images beside the segmenter's AP50) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

@@ -20,6 +20,9 @@ type NewToken struct {
 	ExpiresInDays *int   `json:"expires_in_days"`
 	// ExpiresAt is the other way to say when it expires (RFC 3339).
 	ExpiresAt *time.Time `json:"expires_at"`
+	// Role "trainer" makes a trainer token (docs/training.md), which only
+	// admins may create; empty is an ordinary token.
+	Role string `json:"role"`
 }
 
 // maxTokenLifetime is the longest expiry a token may be given.
@@ -40,6 +43,8 @@ func (in *NewToken) validate() error {
 		return problem.BadInput("invalid", "expires_at", "expires_at must be in the future.")
 	case in.ExpiresAt != nil && in.ExpiresAt.After(time.Now().Add(maxTokenLifetime)):
 		return problem.BadInput("invalid", "expires_at", "expires_at can be at most 3650 days away.")
+	case in.Role != "" && in.Role != string(auth.RoleTrainer):
+		return problem.BadInput("invalid", "role", `role is "trainer" for a trainer token, or left out.`)
 	}
 	return nil
 }
@@ -57,7 +62,7 @@ func (s *Service) CreateToken(ctx context.Context, userID uuid.UUID, in NewToken
 		expires = &t
 	}
 	t, err := s.q.APITokenInsert(ctx, s.pool, queries.APITokenInsertParams{
-		UserID: userID, Name: in.Name, TokenHash: hash, ExpiresAt: expires,
+		UserID: userID, Name: in.Name, TokenHash: hash, ExpiresAt: expires, Trainer: in.Role == string(auth.RoleTrainer),
 	})
 	if err != nil {
 		return "", queries.APIToken{}, fmt.Errorf("error creating token: %w", err)

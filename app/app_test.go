@@ -24,6 +24,7 @@ import (
 	"github.com/deepimageshub/imagehub/importer"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/training"
 )
 
 // testBundle is a running server on a fresh database, reached over real HTTP
@@ -68,9 +69,18 @@ func startBundle(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs blob
 // tests whose configuration names the server's own address.
 func startBundleOn(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs blob.Store, ln net.Listener) *testBundle {
 	t.Helper()
+	return startBundleWith(t, cfg, pool, blobs, ln, training.Options{})
+}
+
+// startBundleWith is startBundleOn with what trainings need (recipes,
+// artifact checkers, the endpoint of trained models), wired as serve does.
+func startBundleWith(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs blob.Store, ln net.Listener, topts training.Options) *testBundle {
+	t.Helper()
 	cfg.DataDir = t.TempDir()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rc, err := jobs.NewClient(jobs.Deps{Pool: pool, Logger: logger, Blobs: blobs, Config: cfg}, jobs.Options{Work: true, More: []jobs.AddWorkers{importer.AddWorkers}})
+	deps := jobs.Deps{Pool: pool, Logger: logger, Blobs: blobs, Config: cfg}
+	deps.AfterPublish = append(deps.AfterPublish, training.AfterPublish(deps, topts))
+	rc, err := jobs.NewClient(deps, jobs.Options{Work: true, More: []jobs.AddWorkers{importer.AddWorkers, training.AddWorkers}})
 	require.NoError(t, err)
 	require.NoError(t, rc.Start(context.Background()))
 	t.Cleanup(func() {
@@ -78,7 +88,7 @@ func startBundleOn(t testing.TB, cfg config.Config, pool *pgxpool.Pool, blobs bl
 		defer cancel()
 		_ = rc.StopAndCancel(ctx)
 	})
-	s, err := New(Deps{Config: cfg, Pool: pool, Blobs: blobs, River: rc, Logger: logger})
+	s, err := New(Deps{Config: cfg, Pool: pool, Blobs: blobs, River: rc, Logger: logger, Training: topts})
 	require.NoError(t, err)
 	bg, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)

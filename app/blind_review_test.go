@@ -5,11 +5,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/browsertest"
 	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/mask"
 )
 
 // TestBlindSecondReview: while a second review of an image is open, no
@@ -171,4 +177,80 @@ func TestDatasetWaitsForTheSecondReview(t *testing.T) {
 	_, err = w.pool.Exec(context.Background(), `UPDATE review_items SET done_at = now() WHERE image_id = $1 AND kind = 'second'`, open)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, w.publish(t, id)["counts"].(map[string]any)["images"])
+}
+
+// TestBlindSecondReviewInBrowser: the blind second review screen in real
+// Chromium. A first reviewer has accepted a proposal and drawn another
+// instance; the second reviewer's page says the review is blind, lists no
+// instance and draws no mask over the photo (the first review never reaches
+// the page), and what the second reviewer paints is what is stored for the
+// second review, which closes it.
+func TestBlindSecondReviewInBrowser(t *testing.T) {
+	t.Parallel()
+	const w, h = 640, 480
+	cat := rectMask(h, w, 60, 80, 260, 240)
+	s := seedReviewScene(t, w, h, 1, func(h, w int) []sceneProposal {
+		return []sceneProposal{{"cat", 0.9, mask.Encode(cat)}}
+	}, 1)
+	first, _ := s.tb.userWithRole(t, "annfirstreviewer@example.com", auth.RoleReviewer)
+	_, item := next(t, first)
+	require.Equal(t, "first", item["kind"])
+	dog := ellipseRLE(h, w, 470, 300, 90, 60)
+	res := first.json(http.MethodPost, "/api/v1/review/"+item["item_id"].(string), map[string]any{"instances": []map[string]any{
+		{"proposal_id": s.proposals[0], "label": "cat", "mask": mask.Encode(cat)},
+		{"label": "dog", "mask": dog},
+	}})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	var second uuid.UUID
+	require.NoError(t, s.tb.pool.QueryRow(context.Background(),
+		`SELECT id FROM review_items WHERE image_id = $1 AND kind = 'second'`, s.image).Scan(&second))
+
+	s.open(t, "rita@example.com", 0)
+	ctx := s.ctx
+	require.Equal(t, second.String(), eval[string](t, ctx, `imagehubReview.item().id`))
+	require.Equal(t, "second", eval[string](t, ctx, `imagehubReview.item().kind`))
+	require.Equal(t, "second review (blind)", eval[string](t, ctx, `document.querySelector('#review-item .badge').textContent`))
+	require.Contains(t, eval[string](t, ctx, `document.getElementById('review-item').textContent`), "first reviewer's masks are hidden")
+	require.Zero(t, eval[int](t, ctx, `document.querySelectorAll('#review-instances li').length`))
+	s.key(t, "1")
+	s.nextFrames(t)
+	require.Equal(t, 255, s.layerAlpha(t, "image", 160, 160), "the photo is drawn")
+	for _, p := range [][2]float64{{160, 160}, {470, 300}} {
+		require.Zero(t, s.layerAlpha(t, "others", p[0], p[1]), "no mask of the first review at %v", p)
+		require.Zero(t, s.layerAlpha(t, "active", p[0], p[1]), "no mask of the first review at %v", p)
+	}
+	require.NotContains(t, eval[string](t, ctx, `document.documentElement.outerHTML`), "annfirstreviewer")
+
+	// The second reviewer draws the cat with the brush and submits.
+	s.key(t, "n")
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(`#review-picker-input`)))
+	s.key(t, "cat")
+	browsertest.WaitFor(t, ctx, `document.querySelector('#review-picker-list li[aria-selected=true]').dataset.name === 'cat'`,
+		`document.getElementById('review-picker-list').textContent`, 5*time.Second)
+	s.key(t, kb.Enter)
+	browsertest.WaitFor(t, ctx, `imagehubReview.item().instances === 1 && imagehubReview.item().active === 0`,
+		`JSON.stringify(imagehubReview.item())`, 5*time.Second)
+	v := s.view(t)
+	var pts [][2]float64
+	for i := 0; i <= 20; i++ {
+		cx, cy := v.toClient(80+160*float64(i)/20, 100+120*float64(i%5)/4)
+		pts = append(pts, [2]float64{cx, cy})
+	}
+	painted := s.drag(t, v, pts)
+	s.nextFrames(t)
+	brush := eval[int](t, ctx, `imagehubReview.brushSize()`)
+	s.key(t, kb.Enter)
+	browsertest.WaitFor(t, ctx, `imagehubReview.saved() === 1`, `document.getElementById('review-message').textContent`, 15*time.Second)
+
+	want := mask.NewBitmap(w, h)
+	brushPaint(want, brush, 1, painted)
+	var label string
+	var rle mask.RLE
+	require.NoError(t, s.tb.pool.QueryRow(context.Background(), `
+		SELECT l.name, a.height, a.width, a.counts FROM annotations a JOIN labels l ON l.id = a.label_id
+		WHERE a.review_item_id = $1`, second).Scan(&label, &rle.Size[0], &rle.Size[1], &rle.Counts))
+	require.Equal(t, "cat", label)
+	requireSamePixels(t, want, rle, "the second reviewer's cat")
+	require.Equal(t, 1, s.tb.count(t, `SELECT count(*) FROM review_items WHERE id = $1 AND done_at IS NOT NULL`, second))
+	s.js.none(t)
 }

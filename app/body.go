@@ -73,6 +73,8 @@ var (
 	pageUpload = bodyPolicy{stream: true, csrf: csrfBrowser}
 	// apiUpload: the upload API, multipart, streamed by the handler.
 	apiUpload = bodyPolicy{stream: true, csrf: csrfScript}
+	// apiStream: a raw body streamed by the handler (a trained artifact).
+	apiStream = bodyPolicy{stream: true, csrf: csrfScript}
 	// console: riverui's own API calls, small JSON without our token.
 	console = bodyPolicy{limit: maxSmallBody, csrf: csrfBrowser}
 )

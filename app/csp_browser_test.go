@@ -62,9 +62,10 @@ func TestCSPInBrowser(t *testing.T) {
 		{"/images/" + image, "Array.from(document.images).every(i => i.complete)"},
 		{"/campaigns", "true"},
 		{"/account", "true"},
-		{"/review", "!!window.imagehubReview"},
+		{"/review", "document.getElementById('review-toolbar').hidden === false"}, // the modules ran
 		{"/review/stats", "true"},
 		{"/datasets", "true"},
+		{"/trainings", "true"},
 		{"/datasets/" + dataset, "true"},
 		{"/datasets/" + dataset + "/versions/1", "!!document.querySelector('#histogram svg')"},
 		{"/admin/users", "true"},

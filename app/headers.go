@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/deepimageshub/imagehub/static"
 )
 
 // securityPolicy is the set of headers every answer carries.
@@ -14,6 +16,10 @@ type securityPolicy struct {
 	// pageCSP is the Content-Security-Policy of every page: scripts and
 	// styles only from static files of this site, nothing may frame it.
 	pageCSP string
+	// reviewCSP is the review screen's: pageCSP and the one inline script
+	// it has, its import map, allowed by its hash (Chromium takes import
+	// maps only inline).
+	reviewCSP string
 	// consoleCSP is the job console's (riverui, a React app built by
 	// others): as strict as it runs under.
 	consoleCSP string
@@ -39,7 +45,8 @@ func newSecurityPolicy(baseURL, imageOrigin string) securityPolicy {
 		"frame-ancestors 'none'",
 	}
 	p := securityPolicy{
-		pageCSP: strings.Join(append([]string{"script-src 'self'", "style-src 'self'"}, common...), "; "),
+		pageCSP:   strings.Join(append([]string{"script-src 'self'", "style-src 'self'"}, common...), "; "),
+		reviewCSP: strings.Join(append([]string{"script-src 'self' " + static.ImportMapSource(), "style-src 'self'"}, common...), "; "),
 		// riverui's libraries (goober, next-themes, React's hoisted styles)
 		// add <style> elements: inline styles, but scripts stay 'self'.
 		consoleCSP: strings.Join(append([]string{"script-src 'self'", "style-src 'self' 'unsafe-inline'"}, common...), "; "),

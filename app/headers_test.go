@@ -80,7 +80,12 @@ func TestHeadersPagesHaveNoInlineCode(t *testing.T) {
 	for path, res := range pages {
 		require.Contains(t, res.Header.Get("Content-Type"), "text/html", path)
 		doc := res.doc(t)
-		require.Zero(t, doc.Find("script:not([src])").Length(), "%s: inline script", path)
+		require.Zero(t, doc.Find("script:not([src]):not([type=importmap])").Length(), "%s: inline script", path)
+		doc.Find("script[type=importmap]").Each(func(_ int, s *goquery.Selection) {
+			require.Equal(t, static.ImportMap(), s.Text(), "%s: the import map is the one the CSP allows by its hash", path)
+			require.Equal(t, "'self' "+static.ImportMapSource(), cspDirectives(t, res.Header.Get("Content-Security-Policy"))["script-src"],
+				"%s: the one inline script allowed is the import map", path)
+		})
 		require.Zero(t, doc.Find("[style]").Length(), "%s: style attribute", path)
 		require.Zero(t, doc.Find("style").Length(), "%s: style element", path)
 		doc.Find("*").Each(func(_ int, s *goquery.Selection) {

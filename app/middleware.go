@@ -111,6 +111,14 @@ func (s *Server) identify(c *fiber.Ctx) error {
 		if err := s.q.APITokenTouch(ctx, s.pool, row.TokenID); err != nil {
 			return err
 		}
+		if row.Trainer {
+			// A trainer token acts as the trainer role only, and only on
+			// the trainer's routes, public ones included.
+			if !strings.HasPrefix(c.Path(), trainerAPIPrefix) {
+				return errForbidden
+			}
+			row.User.Role = auth.RoleTrainer
+		}
 		c.Locals(localsIdentity, &identity{user: row.User, tokenID: row.TokenID})
 		return c.Next()
 	}

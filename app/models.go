@@ -46,6 +46,8 @@ type modelJSON struct {
 	MaskThreshold  float32          `json:"mask_threshold"`
 	MaxInstances   int              `json:"max_instances"`
 	InputSize      int              `json:"input_size"`
+	MaxBatch       int              `json:"max_batch"`
+	BatchWindowMS  int              `json:"batch_window_ms"`
 	// HeaderNames are the names of the stored request headers; their
 	// values are secrets and never leave the hub except to the endpoints.
 	HeaderNames []string `json:"header_names"`
@@ -85,6 +87,7 @@ func (s *Server) listModels(ctx context.Context) ([]modelJSON, error) {
 			CheckedAt: m.CheckedAt, Endpoints: []string{}, EndpointHealth: []endpointHealth{},
 			Layout: m.Layout, Labels: m.Labels, ScoreThreshold: m.ScoreThreshold, IoUThreshold: m.IouThreshold,
 			MaskThreshold: m.MaskThreshold, MaxInstances: int(m.MaxInstances), InputSize: int(m.InputSize),
+			MaxBatch: int(m.MaxBatch), BatchWindowMS: int(m.BatchWindowMs),
 			HeaderNames: headerNames(m.Headers),
 		}
 		for _, e := range byModel[j.ID] {
@@ -148,6 +151,9 @@ func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, 
 		probe.Headers = h
 	}
 	check := dispatch.Inspect(ctx, s.inference, probe, 10*time.Second)
+	if err := dispatch.ResolveLabels(spec, check); err != nil {
+		return modelJSON{}, false, err
+	}
 	if len(check.Unfit) > 0 {
 		what := "the hub's segmentation convention (PROTOCOL.md)"
 		switch {
@@ -159,6 +165,12 @@ func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, 
 		e := problem.New(http.StatusUnprocessableEntity, "model_unfit", "endpoints",
 			"The model does not fit "+what+": "+strings.Join(check.Unfit, "; "))
 		e.Details = check.Unfit
+		return modelJSON{}, false, e
+	}
+	if len(check.BatchUnfit) > 0 {
+		e := problem.New(http.StatusUnprocessableEntity, "model_unfit", "max_batch",
+			"The model cannot take a batch (docs/batching.md): "+strings.Join(check.BatchUnfit, "; "))
+		e.Details = check.BatchUnfit
 		return modelJSON{}, false, e
 	}
 	var (
@@ -225,6 +237,7 @@ func (s *Server) adminModelsPage(c *fiber.Ctx) error {
 	return s.renderAdminModels(c, http.StatusOK, nil, views.ModelForm{
 		Version: "1", Capacity: "4", TimeoutMS: "60000", Enabled: true, Layout: string(layout.ImageHub),
 		ScoreThreshold: "0.25", IoUThreshold: "0.45", MaskThreshold: "0.5", MaxInstances: "100",
+		MaxBatch: "1", BatchWindowMS: "10",
 	})
 }
 
@@ -240,7 +253,7 @@ func (s *Server) renderAdminModels(c *fiber.Ctx, status int, fe *views.FormError
 			Capacity: m.Capacity, Binary: m.BinaryData, Hints: m.LabelHints, Problems: m.Problems,
 			Layout: m.Layout, Labels: m.Labels, ScoreThreshold: m.ScoreThreshold, IoUThreshold: m.IoUThreshold,
 			MaskThreshold: m.MaskThreshold, MaxInstances: m.MaxInstances, InputSize: m.InputSize,
-			HeaderNames: m.HeaderNames,
+			HeaderNames: m.HeaderNames, MaxBatch: m.MaxBatch, BatchWindowMS: m.BatchWindowMS,
 		}
 		for _, e := range m.EndpointHealth {
 			row.Endpoints = append(row.Endpoints, views.EndpointRow{
@@ -264,6 +277,7 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 		Layout: c.FormValue("layout"), Labels: c.FormValue("labels"), ScoreThreshold: c.FormValue("score_threshold"),
 		IoUThreshold: c.FormValue("iou_threshold"), MaskThreshold: c.FormValue("mask_threshold"),
 		MaxInstances: c.FormValue("max_instances"), InputSize: c.FormValue("input_size"),
+		MaxBatch: c.FormValue("max_batch"), BatchWindowMS: c.FormValue("batch_window_ms"),
 	}
 	fail := func(err error) error {
 		return s.rerender(c, err, func(fe *views.FormError) error {
@@ -313,6 +327,7 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 	}{
 		{"max_instances", form.MaxInstances, "The most instances per image is a whole number.", &spec.MaxInstances},
 		{"input_size", form.InputSize, "The input size is a whole number of pixels; leave it empty for the default.", &spec.InputSize},
+		{"max_batch", form.MaxBatch, "The batch size is a whole number of images per request; 1 sends each image on its own.", &spec.MaxBatch},
 	} {
 		if v := strings.TrimSpace(f.value); v != "" {
 			n, err := strconv.Atoi(v)
@@ -321,6 +336,13 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 			}
 			*f.dst = n
 		}
+	}
+	if v := strings.TrimSpace(form.BatchWindowMS); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fail(badInput("invalid_model", "batch_window_ms", "The batch window is a whole number of milliseconds."))
+		}
+		spec.BatchWindowMS = &n
 	}
 	headers, err := parseHeaderLines(c.FormValue("headers"))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"image"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -89,7 +90,8 @@ const jsRowsHash = `function rowsHash(rows) {
 	return h >>> 0;
 }`
 
-// TestReviewRLEInBrowser runs static/rle.js in headless Chromium against
+// TestReviewRLEInBrowser runs static/rle.js (the ES module, imported as it
+// is) in headless Chromium against
 // the Go package mask: every one of the 734 real COCO masks decodes and
 // re-encodes to the same string with the same area, box and pixels; random
 // masks encoded by Go read back the same in the page; and random masks
@@ -102,7 +104,12 @@ func TestReviewRLEInBrowser(t *testing.T) {
 	ctx := browsertest.New(t)
 	je := watchJSErrors(t, ctx)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate("about:blank")))
-	eval[chromedp.Void](t, ctx, string(src)+"; "+jsRowsHash+"; window.rowsHash = rowsHash; true")
+	eval[bool](t, ctx, `import("data:text/javascript;base64,`+base64.StdEncoding.EncodeToString(src)+`").then(m => {
+		window.imagehubRLE = m;
+		`+jsRowsHash+`
+		window.rowsHash = rowsHash;
+		return true;
+	})`)
 
 	type result struct {
 		Counts string `json:"counts"`
@@ -270,7 +277,24 @@ type sceneProposal struct {
 // and opens the review page as a reviewer in the browser.
 func newReviewScene(t testing.TB, w, h, images int, props func(h, w int) []sceneProposal) *reviewScene {
 	t.Helper()
-	tb := setup(t, func(c *config.Config) { c.SecondReviewShare = 0 })
+	s := seedReviewScene(t, w, h, images, props, 0)
+	s.open(t, "rita@example.com", len(props(h, w)))
+	require.Equal(t, s.item.String(), eval[string](t, s.ctx, `imagehubReview.item().id`))
+	return s
+}
+
+// seedReviewScene is newReviewScene before the browser: the reviewer
+// rita@example.com uploads the photos, and secondShare of first reviews
+// get a blind second review.
+func seedReviewScene(t testing.TB, w, h, images int, props func(h, w int) []sceneProposal, secondShare float64) *reviewScene {
+	t.Helper()
+	return seedReviewScenePhotos(t, w, h, images, props, secondShare, func(n int) image.Image { return imagingtest.Photo(w, h, 41+uint64(n)) })
+}
+
+// seedReviewScenePhotos is seedReviewScene with the photos photo(n) makes.
+func seedReviewScenePhotos(t testing.TB, w, h, images int, props func(h, w int) []sceneProposal, secondShare float64, photo func(n int) image.Image) *reviewScene {
+	t.Helper()
+	tb := setup(t, func(c *config.Config) { c.SecondReviewShare = secondShare })
 	rev, _ := tb.userWithRole(t, "rita@example.com", auth.RoleReviewer)
 	s := &reviewScene{tb: tb, w: w, h: h}
 	ctx := context.Background()
@@ -278,7 +302,7 @@ func newReviewScene(t testing.TB, w, h, images int, props func(h, w int) []scene
 	require.NoError(t, tb.pool.QueryRow(ctx, `INSERT INTO models (name, version, enabled) VALUES ('seg', '1', false) RETURNING id`).Scan(&model))
 	list := props(h, w)
 	for n := range images {
-		res := rev.upload([]file{{fmt.Sprintf("street-%d.jpg", n), imagingtest.JPEG(imagingtest.Photo(w, h, 41+uint64(n)))}}, nil)
+		res := rev.upload([]file{{fmt.Sprintf("street-%d.jpg", n), imagingtest.JPEG(photo(n))}}, nil)
 		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
 		id := res.json(t)["results"].([]any)[0].(map[string]any)["image"].(map[string]any)["id"].(string)
 		img := rev.waitStatus(id)
@@ -289,23 +313,29 @@ func newReviewScene(t testing.TB, w, h, images int, props func(h, w int) []scene
 		}
 		s.items = append(s.items, item)
 	}
+	return s
+}
 
+// open signs the reviewer in, in a new headless browser that asks for the
+// page's test hook, opens the review page and waits for an item with
+// instances instances on screen.
+func (s *reviewScene) open(t testing.TB, email string, instances int) {
+	t.Helper()
 	s.ctx = browsertest.New(t)
+	browsertest.ExposeHooks(t, s.ctx)
 	s.js = watchJSErrors(t, s.ctx)
 	require.NoError(t, chromedp.Do(s.ctx,
-		chromedp.Navigate(tb.base+"/login"),
-		chromedp.SendKeys(`#email`, "rita@example.com"),
+		chromedp.Navigate(s.tb.base+"/login"),
+		chromedp.SendKeys(`#email`, email),
 		chromedp.SendKeys(`#password`, testPassword),
 		chromedp.Submit(`#password`),
 		chromedp.WaitVisible(`a[href="/review"]`),
-		chromedp.Navigate(tb.base+"/review"),
+		chromedp.Navigate(s.tb.base+"/review"),
 	))
 	browsertest.WaitFor(t, s.ctx,
-		fmt.Sprintf(`!!(window.imagehubReview && imagehubReview.item() && imagehubReview.item().instances === %d)`, len(list)),
+		fmt.Sprintf(`!!(window.imagehubReview && imagehubReview.item() && imagehubReview.item().instances === %d)`, instances),
 		`JSON.stringify({item: window.imagehubReview && imagehubReview.item(), message: document.getElementById('review-message').textContent, overlay: document.getElementById('review-overlay').textContent})`,
 		30*time.Second)
-	require.Equal(t, s.item.String(), eval[string](t, s.ctx, `imagehubReview.item().id`))
-	return s
 }
 
 // seed stores an image's proposals and its first review item (queued with
@@ -885,4 +915,99 @@ func BenchmarkReviewBrushFrame(b *testing.B) {
 	b.ReportMetric(decodeMs, "decode-500-ms")
 	browsertest.Screenshot(b, s.ctx, "review-500")
 	s.js.none(b)
+}
+
+// layerAlpha is the alpha of the pixel of a stage layer (image, others,
+// active, prompt, ui) that shows image pixel (x, y).
+func (s *reviewScene) layerAlpha(t testing.TB, layer string, x, y float64) int {
+	t.Helper()
+	return eval[int](t, s.ctx, fmt.Sprintf(`(() => {
+		const v = imagehubReview.view(), k = v.zoom * v.dpr;
+		const c = document.querySelector('canvas[data-layer=%q]');
+		return c.getContext('2d').getImageData(Math.floor((%g + 0.5 - v.panX) * k), Math.floor((%g + 0.5 - v.panY) * k), 1, 1).data[3];
+	})()`, layer, x, y))
+}
+
+// TestReviewOpacityAndHideInBrowser: the opacity control reads what it
+// does (the slider's middle is 50%, and the masks are drawn at that
+// opacity; the zoom has its own label), and one instance can be hidden and
+// shown again, from its row or with Shift+H, while the others stay; a
+// hidden instance cannot be clicked on the image, and hiding is no
+// verdict: it is stored as accepted.
+func TestReviewOpacityAndHideInBrowser(t *testing.T) {
+	t.Parallel()
+	const w, h = 640, 480
+	cat := rectMask(h, w, 60, 80, 260, 240)
+	s := newReviewScene(t, w, h, 1, func(h, w int) []sceneProposal {
+		return []sceneProposal{
+			{"cat", 0.9, mask.Encode(cat)},
+			{"dog", 0.4, ellipseRLE(h, w, 470, 300, 90, 60)},
+		}
+	})
+	ctx := s.ctx
+	readout := func() (string, string, string, string) {
+		t.Helper()
+		out := eval[[]string](t, ctx, `[
+			document.getElementById('review-opacity').value,
+			document.getElementById('review-opacity-value').textContent,
+			getComputedStyle(document.querySelector('canvas[data-layer=others]')).opacity,
+			document.getElementById('review-zoom').textContent]`)
+		return out[0], out[1], out[2], out[3]
+	}
+	value, text, css, zoom := readout()
+	require.Equal(t, []string{"50", "50%", "0.5"}, []string{value, text, css}, "the slider's middle is half opaque, and says so")
+	require.Regexp(t, `^Zoom \d+%$`, zoom, "the zoom figure is labelled as the zoom")
+	s.key(t, ".")
+	value, text, css, _ = readout()
+	require.Equal(t, []string{"60", "60%", "0.6"}, []string{value, text, css})
+	s.key(t, ",")
+	s.key(t, ",")
+	s.key(t, ",")
+	value, text, css, _ = readout()
+	require.Equal(t, []string{"30", "30%", "0.3"}, []string{value, text, css})
+	eval[bool](t, ctx, `(() => { const r = document.getElementById('review-opacity'); r.value = '75'; r.dispatchEvent(new Event('input')); return true; })()`)
+	value, text, css, _ = readout()
+	require.Equal(t, []string{"75", "75%", "0.75"}, []string{value, text, css}, "dragging the slider")
+
+	s.nextFrames(t)
+	require.Equal(t, 255, s.layerAlpha(t, "others", 160, 160), "the cat is drawn")
+	require.Equal(t, 255, s.layerAlpha(t, "others", 470, 300), "the dog is drawn")
+
+	// Hide the cat from its row: it goes, the dog stays.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(`#review-instances li:nth-child(1) button.hide`)))
+	s.nextFrames(t)
+	require.Equal(t, "true", eval[string](t, ctx, `document.querySelector('#review-instances li:nth-child(1) button.hide').getAttribute('aria-pressed')`))
+	require.Equal(t, 0, s.layerAlpha(t, "others", 160, 160), "the hidden cat is not drawn")
+	require.Equal(t, 0, s.layerAlpha(t, "active", 160, 160))
+	require.Equal(t, 255, s.layerAlpha(t, "others", 470, 300), "the dog still is")
+
+	// A click on the image where it was selects nothing.
+	s.key(t, "v")
+	s.nextFrames(t)
+	v := s.view(t)
+	cx, cy := v.toClient(160, 160)
+	require.NoError(t, chromedp.Do(ctx, chromedp.MouseClickXY(cx, cy)))
+	require.Equal(t, -1, eval[int](t, ctx, `imagehubReview.item().active`), "a hidden instance cannot be clicked")
+	cx, cy = v.toClient(470, 300)
+	require.NoError(t, chromedp.Do(ctx, chromedp.MouseClickXY(cx, cy)))
+	require.Equal(t, 1, eval[int](t, ctx, `imagehubReview.item().active`), "the dog can")
+
+	// Shift+H hides the selected dog; then the cat's row shows the cat again.
+	s.key(t, "H", chromedp.KeyModifiers(chromedp.ModifierShift))
+	s.nextFrames(t)
+	require.Equal(t, 0, s.layerAlpha(t, "active", 470, 300), "the hidden dog is not drawn, selected")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Click(`#review-instances li:nth-child(1) button.hide`)))
+	s.nextFrames(t)
+	require.Equal(t, 255, s.layerAlpha(t, "others", 160, 160), "the cat is back")
+	require.Equal(t, 0, s.layerAlpha(t, "active", 470, 300), "the dog, selected, is still hidden")
+	require.Equal(t, 0, s.layerAlpha(t, "others", 470, 300))
+	require.Equal(t, 0, eval[int](t, ctx, `imagehubReview.item().undo`), "hiding is not an edit")
+
+	s.key(t, kb.Enter)
+	browsertest.WaitFor(t, ctx, `imagehubReview.saved() === 1`, `document.getElementById('review-message').textContent`, 15*time.Second)
+	var verdicts []string
+	require.NoError(t, s.tb.pool.QueryRow(context.Background(), `
+		SELECT array_agg(verdict ORDER BY verdict) FROM proposal_verdicts WHERE review_item_id = $1`, s.item).Scan(&verdicts))
+	require.Equal(t, []string{"accepted", "accepted"}, verdicts, "hidden or not, both proposals count as accepted")
+	s.js.none(t)
 }

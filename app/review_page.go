@@ -31,5 +31,6 @@ func (s *Server) reviewPage(c *fiber.Ctx) error {
 	for _, cp := range camps {
 		d.Campaigns = append(d.Campaigns, views.CampaignOption{ID: cp.ID, Title: cp.Title})
 	}
+	c.Set(fiber.HeaderContentSecurityPolicy, s.security.reviewCSP) // its import map is inline
 	return render(c, http.StatusOK, views.ReviewPage(s.page(c, "Review"), d))
 }

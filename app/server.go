@@ -35,6 +35,7 @@ import (
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
 	"github.com/deepimageshub/imagehub/sso"
+	"github.com/deepimageshub/imagehub/training"
 	"github.com/deepimageshub/imagehub/views"
 )
 
@@ -47,6 +48,10 @@ type Deps struct {
 	Blobs    blob.Store
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // metrics are registered here; nil makes a fresh one
+	// Training is what trainings need from the caller: recipes, artifact
+	// checkers, the endpoint serving trained models. Limits, lease and
+	// BaseURL come from Config.
+	Training training.Options
 }
 
 // Server holds every dependency of the handlers. There are no package-level
@@ -62,6 +67,7 @@ type Server struct {
 	review   *review.Service
 	// prompts answers click-to-segment prompts (package interactive).
 	prompts *interactive.Service
+	training *training.Service
 	// sso is OpenID Connect sign-in; nil when OIDC_ISSUER is unset.
 	sso *sso.Service
 	// inference checks model endpoints when an admin registers them.
@@ -126,6 +132,10 @@ func New(d Deps) (*Server, error) {
 			RoleClaim: d.Config.OIDCRoleClaim, RoleMap: d.Config.OIDCRoles,
 		}, d.Pool, s.accounts, d.Logger)
 	}
+	topts := d.Training
+	topts.MaxConcurrent, topts.MaxAttempts = d.Config.TrainingMaxConcurrent, d.Config.TrainingMaxAttempts
+	topts.Lease, topts.MaxArtifactBytes, topts.BaseURL = d.Config.TrainingLease, d.Config.TrainingArtifactMaxBytes, d.Config.BaseURL
+	s.training = training.NewService(d.Pool, d.Blobs, d.River, topts)
 	s.intake = intake.NewService(d.Pool, d.Blobs, d.River, imaging.Limits{
 		MaxPixels: d.Config.UploadMaxPixels, MinShortSide: imaging.DefaultThresholds.MinShortSide,
 	}, d.Logger)

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/deepimageshub/imagehub/account"
+	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/views"
@@ -22,6 +23,8 @@ type tokenJSON struct {
 	ExpiresAt  *time.Time `json:"expires_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
+	// Role is "trainer" for a trainer token, absent otherwise.
+	Role string `json:"role,omitempty"`
 }
 
 func utcPtr(t *time.Time) *time.Time {
@@ -34,7 +37,14 @@ func utcPtr(t *time.Time) *time.Time {
 
 func toTokenJSON(t queries.APIToken) tokenJSON {
 	return tokenJSON{ID: t.ID.String(), Name: t.Name, CreatedAt: t.CreatedAt.UTC(),
-		ExpiresAt: utcPtr(t.ExpiresAt), LastUsedAt: utcPtr(t.LastUsedAt), RevokedAt: utcPtr(t.RevokedAt)}
+		ExpiresAt: utcPtr(t.ExpiresAt), LastUsedAt: utcPtr(t.LastUsedAt), RevokedAt: utcPtr(t.RevokedAt), Role: tokenRole(t)}
+}
+
+func tokenRole(t queries.APIToken) string {
+	if t.Trainer {
+		return string(auth.RoleTrainer)
+	}
+	return ""
 }
 
 // paramID parses a path parameter as an id; a malformed one is simply not found.
@@ -68,6 +78,9 @@ func (s *Server) apiTokenCreate(c *fiber.Ctx) error {
 	var in account.NewToken
 	if err := decodeJSON(c, &in); err != nil {
 		return err
+	}
+	if in.Role == string(auth.RoleTrainer) && currentUser(c).Role != auth.RoleAdmin {
+		return problem.Forbidden
 	}
 	plain, t, err := s.accounts.CreateToken(c.UserContext(), currentUser(c).ID, in)
 	if err != nil {
@@ -112,7 +125,7 @@ func (s *Server) renderAccount(c *fiber.Ctx, status int, a views.Account) error 
 	}
 	for _, t := range ts {
 		a.Tokens = append(a.Tokens, views.TokenRow{ID: t.ID.String(), Name: t.Name, CreatedAt: t.CreatedAt,
-			ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt})
+			ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt, Trainer: t.Trainer})
 	}
 	// The page may show a secret: keep it out of every cache.
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -123,7 +136,10 @@ func (s *Server) tokenCreateSubmit(c *fiber.Ctx) error {
 	if err := requireSession(c); err != nil {
 		return err
 	}
-	in := account.NewToken{Name: c.FormValue("name")}
+	in := account.NewToken{Name: c.FormValue("name"), Role: c.FormValue("role")}
+	if in.Role == string(auth.RoleTrainer) && currentUser(c).Role != auth.RoleAdmin {
+		return problem.Forbidden
+	}
 	if v := strings.TrimSpace(c.FormValue("expires_in_days")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

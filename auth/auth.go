@@ -26,6 +26,11 @@ const (
 	RoleAdmin       Role = "admin"
 )
 
+// RoleTrainer is the role of a trainer token (docs/training.md): it stands
+// outside the order above, includes no other role and is included by none,
+// so such a token reaches only the routes that ask for it by name.
+const RoleTrainer Role = "trainer"
+
 // Roles lists every role from lowest to highest.
 var Roles = []Role{RoleContributor, RoleReviewer, RolePremium, RoleAdmin}
 
@@ -42,7 +47,12 @@ func (r Role) rank() int {
 func (r Role) Valid() bool { return r.rank() >= 0 }
 
 // AtLeast reports whether r includes min.
-func (r Role) AtLeast(min Role) bool { return r.Valid() && r.rank() >= min.rank() }
+func (r Role) AtLeast(min Role) bool {
+	if r == RoleTrainer || min == RoleTrainer {
+		return r == min
+	}
+	return r.Valid() && r.rank() >= min.rank()
+}
 
 // Password limits. bcrypt reads at most 72 bytes, so longer passwords are
 // refused rather than silently truncated.

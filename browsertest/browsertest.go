@@ -173,3 +173,17 @@ func WaitFor(tb testing.TB, ctx context.Context, expr, describe string, timeout 
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// ExposeHooks asks the pages of the browser of ctx (from New) for their
+// test hooks: it sets window.imagehubTestHooks in every document before
+// the document's own scripts run, and the review screen then exposes
+// window.imagehubReview (static/review/hook.js). Pages opened by other
+// visitors never load the hook.
+func ExposeHooks(tb testing.TB, ctx context.Context) {
+	tb.Helper()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.imagehubTestHooks = true;`,
+	}); err != nil {
+		tb.Fatalf("browsertest: error asking for the test hooks: %v", err)
+	}
+}

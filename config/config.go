@@ -141,6 +141,18 @@ type Config struct {
 	// BuiltinWorkerCapacity is its inferences in flight; 0 means one per core.
 	BuiltinWorkerCapacity int `env:"BUILTIN_WORKER_CAPACITY" envDefault:"0"`
 
+	// TrainingMaxConcurrent is how many trainings one user may have queued,
+	// running or evaluating at once (docs/training.md).
+	TrainingMaxConcurrent int `env:"TRAINING_MAX_CONCURRENT" envDefault:"1"`
+	// TrainingMaxAttempts is how many leases a training run gets before a
+	// trainer that keeps dying or failing ends it failed.
+	TrainingMaxAttempts int `env:"TRAINING_MAX_ATTEMPTS" envDefault:"3"`
+	// TrainingLease is how long a trainer holds a run without reporting
+	// progress; it is told to report every third of it.
+	TrainingLease time.Duration `env:"TRAINING_LEASE" envDefault:"2m"`
+	// TrainingArtifactMaxBytes caps an uploaded trained model.
+	TrainingArtifactMaxBytes int64 `env:"TRAINING_ARTIFACT_MAX_BYTES" envDefault:"536870912"`
+
 	// ReviewLease is how long a reviewer holds an item without renewing
 	// (the open review page renews it).
 	ReviewLease time.Duration `env:"REVIEW_LEASE" envDefault:"10m"`
@@ -253,6 +265,9 @@ func (c *Config) validate() error {
 	if c.ReviewLease < 10*time.Second || c.ReviewMaxInstances < 1 ||
 		!(c.SecondReviewShare >= 0 && c.SecondReviewShare <= 1) || !(c.SecondReviewMinAgreement >= 0 && c.SecondReviewMinAgreement <= 1) {
 		return fmt.Errorf("REVIEW_LEASE must be at least 10s, REVIEW_MAX_INSTANCES at least 1, SECOND_REVIEW_SHARE and SECOND_REVIEW_MIN_AGREEMENT in [0, 1]")
+	}
+	if c.TrainingMaxConcurrent < 1 || c.TrainingMaxAttempts < 1 || c.TrainingLease < time.Second || c.TrainingArtifactMaxBytes < 1 {
+		return fmt.Errorf("TRAINING_MAX_CONCURRENT, TRAINING_MAX_ATTEMPTS and TRAINING_ARTIFACT_MAX_BYTES must be at least 1, TRAINING_LEASE at least 1s")
 	}
 	if c.SessionTTL < time.Minute || c.SessionMaxAge < time.Minute {
 		return fmt.Errorf("SESSION_TTL %s and SESSION_MAX_AGE %s must be at least 1m", c.SessionTTL, c.SessionMaxAge)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,12 +60,27 @@ type Spec struct {
 	// what is stored (an update need not repeat a token); an empty object
 	// removes them.
 	Headers inference.Headers `json:"headers"`
+
+	// MaxBatch is how many images one request may carry (1 to 256; 1, the
+	// default, sends each image on its own); BatchWindowMS how long the
+	// hub waits to gather them (0 to 1000 ms; 10 by default). A model that
+	// batches must declare a variable leading batch dimension.
+	MaxBatch      int  `json:"max_batch"`
+	BatchWindowMS *int `json:"batch_window_ms"`
+
 	// EmbedModel and EmbedVersion (default "1") name, for a two-stage
 	// interactive model (one that takes EMBEDDING), the embed model whose
 	// output it takes (docs/interactive.md).
 	EmbedModel   string `json:"embed_model"`
 	EmbedVersion string `json:"embed_version"`
 }
+
+// Batch limits of a registration.
+const (
+	MaxMaxBatch          = 256
+	MaxBatchWindowMS     = 1000
+	DefaultBatchWindowMS = 10
+)
 
 // LayoutParams is the layout part of s, InputSize as given (0 when left
 // to the model or the default).
@@ -103,6 +119,13 @@ func (s *Spec) Normalize() error {
 		t := true
 		s.Enabled = &t
 	}
+	if s.MaxBatch == 0 {
+		s.MaxBatch = 1
+	}
+	if s.BatchWindowMS == nil {
+		w := DefaultBatchWindowMS
+		s.BatchWindowMS = &w
+	}
 	switch {
 	case !nameRe.MatchString(s.Name):
 		return problem.BadInput("invalid_model", "name", "A model name is 1 to 128 letters, digits, '.', '_' or '-', as the inference server names it.")
@@ -116,6 +139,10 @@ func (s *Spec) Normalize() error {
 		return problem.BadInput("invalid_model", "capacity", "Capacity is the requests one endpoint may have in flight: 1 to 1024.")
 	case s.TimeoutMS < 100 || s.TimeoutMS > 600_000:
 		return problem.BadInput("invalid_model", "timeout_ms", "The timeout is 100 to 600000 milliseconds.")
+	case s.MaxBatch < 1 || s.MaxBatch > MaxMaxBatch:
+		return problem.BadInput("invalid_model", "max_batch", fmt.Sprintf("max_batch is how many images one request may carry: 1 (no batching) to %d.", MaxMaxBatch))
+	case *s.BatchWindowMS < 0 || *s.BatchWindowMS > MaxBatchWindowMS:
+		return problem.BadInput("invalid_model", "batch_window_ms", fmt.Sprintf("batch_window_ms is how long the hub waits to fill a batch: 0 to %d milliseconds.", MaxBatchWindowMS))
 	case len(s.Endpoints) == 0:
 		return problem.BadInput("invalid_model", "endpoints", "Give at least one endpoint base URL, such as http://gpu-1:8000.")
 	case len(s.Endpoints) > MaxEndpoints:
@@ -137,7 +164,9 @@ func (s *Spec) Normalize() error {
 
 	given := s.InputSize
 	p := s.LayoutParams().WithDefaults()
-	if err := p.Validate(); err != nil {
+	// A stock layout given no labels takes them from the model's metadata
+	// (Inspect); ResolveLabels refuses it when there are none.
+	if err := p.ValidateAwaitingLabels(); err != nil {
 		var fe *layout.FieldError
 		if errors.As(err, &fe) {
 			return problem.BadInput("invalid_model", fe.Field, fe.Message)
@@ -196,6 +225,10 @@ type Check struct {
 	// Unfit lists what in the model's metadata breaks the convention
 	// (PROTOCOL.md); such a model is not saved.
 	Unfit []string
+	// BatchUnfit lists why the model cannot take the registration's
+	// max_batch images a request (inference.CheckBatch); such a model is
+	// not saved either, and the fault is the max_batch field's.
+	BatchUnfit []string
 	// Unreachable lists endpoints that did not answer as ready; the model
 	// is saved and jobs wait for them.
 	Unreachable []string
@@ -206,8 +239,35 @@ type Check struct {
 	// Embedding: an interactive model that takes EMBEDDING, not IMAGE.
 	Embedding bool
 	// Layout is the spec's layout completed by the first endpoint that
-	// answered: its image input's name and yolo-seg's S.
-	Layout layout.Params
+	// answered: its image input's name and yolo-seg's S, and the labels
+	// its metadata names when the spec gives none (FromMetadata).
+	Layout       layout.Params
+	FromMetadata bool
+}
+
+// ResolveLabels checks that a stock layout has its labels once the
+// endpoints have been asked: given in s, or from the metadata (c.Layout).
+// Without them the registration is refused, naming labels.
+func ResolveLabels(s Spec, c Check) error {
+	p := c.Layout
+	if p.Kind == "" {
+		p = s.LayoutParams().WithDefaults()
+	}
+	if !p.Stock() || len(p.Labels) > 0 {
+		if err := p.Validate(); err != nil {
+			var fe *layout.FieldError
+			if errors.As(err, &fe) && c.FromMetadata {
+				return problem.BadInput("invalid_model", fe.Field, fe.Message+" (the labels of the model's metadata)")
+			}
+			if errors.As(err, &fe) {
+				return problem.BadInput("invalid_model", fe.Field, fe.Message)
+			}
+			return err
+		}
+		return nil
+	}
+	return problem.BadInput("invalid_model", "labels", fmt.Sprintf(
+		"A %s model returns class numbers: give its class names, in the model's output order (the model's metadata names none, or no endpoint answered).", p.Kind))
 }
 
 // Problems is every finding, for display.
@@ -246,7 +306,23 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 		}
 		c.Binary = c.Binary && srv.HasExtension("binary_tensor_data")
 		c.LabelHints = c.LabelHints && inference.AcceptsLabelHints(meta)
-		p, problems := inference.CheckLayout(meta, s.LayoutParams())
+		lp := s.LayoutParams()
+		if lp.WithDefaults().Stock() && len(s.Labels) == 0 {
+			// The registration leaves the class names to the model.
+			labels, ok, err := inference.MetadataLabels(meta)
+			switch {
+			case err != nil:
+				c.Unfit = append(c.Unfit, fmt.Sprintf("%s: %v", base, err))
+			case ok && c.FromMetadata && !slices.Equal(labels, c.Layout.Labels):
+				c.Unfit = append(c.Unfit, fmt.Sprintf("%s: the model's metadata names other labels than the first endpoint's: every endpoint must serve the same model", base))
+			case ok:
+				lp.Labels = labels
+			}
+		}
+		p, problems := inference.CheckLayout(meta, lp)
+		for _, p := range inference.CheckBatch(meta, p, s.MaxBatch) {
+			c.BatchUnfit = append(c.BatchUnfit, fmt.Sprintf("%s: %s", base, p.Message))
+		}
 		switch s.Task {
 		case TaskInteractive:
 			problems = inference.CheckInteractive(meta)
@@ -262,6 +338,7 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 		}
 		if answered == 0 {
 			c.Layout = p
+			c.FromMetadata = len(lp.Labels) > 0 && len(s.Labels) == 0
 		} else if p.Input != c.Layout.Input || p.InputSize != c.Layout.InputSize {
 			c.Unfit = append(c.Unfit, fmt.Sprintf("%s: the model's input differs from the first endpoint's (%s of side %d there, %s of side %d here): every endpoint must serve the same model",
 				base, c.Layout.InputName(), c.Layout.InputSize, p.InputName(), p.InputSize))
@@ -324,12 +401,25 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 		// A check made without Inspect.
 		lp = s.LayoutParams().WithDefaults()
 	}
+	labels := s.Labels
+	if len(labels) == 0 && c.FromMetadata {
+		labels = lp.Labels
+	}
 	if err := q.ModelSetLayout(ctx, tx, queries.ModelSetLayoutParams{
-		ID: m.ID, Layout: string(lp.Kind), Labels: s.Labels, ScoreThreshold: lp.ScoreThreshold,
+		ID: m.ID, Layout: string(lp.Kind), Labels: labels, ScoreThreshold: lp.ScoreThreshold,
 		IouThreshold: lp.IoUThreshold, MaskThreshold: lp.MaskThreshold, MaxInstances: int32(lp.MaxInstances),
 		InputSize: int32(lp.InputSize), InputName: lp.Input,
 	}); err != nil {
 		return queries.Model{}, false, fmt.Errorf("error saving model layout: %w", err)
+	}
+	window := DefaultBatchWindowMS
+	if s.BatchWindowMS != nil {
+		window = *s.BatchWindowMS
+	}
+	if err := q.ModelSetBatch(ctx, tx, queries.ModelSetBatchParams{
+		ID: m.ID, MaxBatch: int32(max(1, s.MaxBatch)), BatchWindowMs: int32(window),
+	}); err != nil {
+		return queries.Model{}, false, fmt.Errorf("error saving model batching: %w", err)
 	}
 	if s.Headers != nil {
 		// The plain map: Headers itself encodes redacted.

@@ -10,8 +10,11 @@
 // timeout. Within a process, dispatchers waiting for a slot queue in order
 // and only the first polls the database, so a thousand waiting jobs cost
 // one query per poll; a slot freed by a good answer in this process goes
-// straight to the next waiter, which takes it over in one statement, so a
-// busy endpoint's slots are never idle between two requests.
+// straight to the next waiter, which takes it over without a query while
+// its hold still covers the next request (HandoffSlack) and in one
+// statement otherwise, so a busy endpoint's slots are never idle between
+// two requests. A waiter may be an inference job or a sender of a batch
+// (package jobs): a slot is one request, whatever its images.
 package dispatch
 
 import (
@@ -97,6 +100,14 @@ func (e *ErrNoSlot) Error() string {
 	return "every endpoint is at capacity"
 }
 
+// HandoffSlack is how much of a hold a slot handed over in process may
+// have spent and still be taken over without a query: callers ask for a
+// hold longer than their request's timeout by more than this (the
+// inference jobs add 2s), so the request still ends within the hold.
+// Without it every handover would renew the hold, a round trip to the
+// database between two requests of a busy endpoint.
+const HandoffSlack = time.Second
+
 // Acquire takes a slot on the least-loaded healthy endpoint of the model,
 // waiting up to wait for one to free up. The slot is held for at most hold
 // (the request's timeout and a margin); give it back with Release.
@@ -121,8 +132,10 @@ func (s *Slots) Acquire(ctx context.Context, model uuid.UUID, hold, wait time.Du
 				continue
 			}
 		case slot := <-w.handed:
-			// Release took w out of the queue and gave it this slot.
-			if time.Until(slot.until) >= hold {
+			// Release took w out of the queue and gave it this slot. Its
+			// hold, taken for the same kind of request, still covers this
+			// one when it lasts hold less the slack: no query.
+			if time.Until(slot.until) >= hold-HandoffSlack {
 				return slot, nil
 			}
 			if got, ok, err := s.renew(ctx, slot, hold); err != nil || ok {

@@ -9,8 +9,9 @@
 // (429 and 503) and *Contract (an answer that breaks the protocol or the
 // convention, or a request refused with a 4xx), all usable with errors.As;
 // Kind names the class for metrics. A canceled context gives an error that
-// wraps context.Canceled. Segment returns instances only when the whole
-// answer is valid, never part of one.
+// wraps context.Canceled. Segment and SegmentBatch (several images in one
+// request, docs/batching.md) return instances only when the whole answer
+// is valid, never part of one.
 //
 // The Client holds configuration only. Choosing endpoints, counting
 // capacity and retrying belong to the caller.
@@ -19,7 +20,6 @@ package inference
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,53 +108,17 @@ type Instance struct {
 }
 
 // Segment sends one image (and the contributor's labels as LABEL_HINTS) to
-// ep and returns the instances found, in the server's order. Instances with
-// an empty mask propose nothing and are left out. For a stock layout the
-// hub makes the model's input from the image and decodes its outputs
-// (segmentLayout); hints are not sent, as such models take none.
+// ep and returns the instances found, in the server's order: SegmentBatch
+// with one item. Instances with an empty mask propose nothing and are left
+// out. For a stock layout the hub makes the model's input from the image
+// and decodes its outputs (segmentLayout); hints are not sent, as such
+// models take none.
 func (c *Client) Segment(ctx context.Context, ep Endpoint, image []byte, hints []string, want Expect) ([]Instance, error) {
-	if ep.Layout.Stock() {
-		out, err := c.segmentLayout(ctx, ep, []Item{{Image: image, Hints: hints, Want: want}})
-		if err != nil {
-			return nil, err
-		}
-		return out[0], nil
-	}
-	if len(image) == 0 {
-		return nil, errors.New("inference: no image to send")
-	}
-	if want.Height <= 0 || want.Width <= 0 {
-		return nil, fmt.Errorf("inference: image size %d×%d is not valid", want.Width, want.Height)
-	}
-	u, err := modelURL(ep.Base, ep.Model, ep.Version, "/infer")
+	out, err := c.SegmentBatch(ctx, ep, []Item{{Image: image, Hints: hints, Want: want}})
 	if err != nil {
 		return nil, err
 	}
-	id := rand.Text()
-	req := &oip.InferRequest{ID: id, Inputs: []oip.Tensor{oip.BytesTensor("IMAGE", image)}}
-	if len(hints) > 0 && !ep.SkipHints {
-		elems := make([][]byte, len(hints))
-		for i, h := range hints {
-			elems[i] = []byte(h)
-		}
-		req.Inputs = append(req.Inputs, oip.BytesTensor("LABEL_HINTS", elems...))
-	}
-	for _, name := range []string{"MASKS", "SCORES", "LABELS"} {
-		o := oip.RequestedOutput{Name: name}
-		if ep.Binary {
-			o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
-		}
-		req.Outputs = append(req.Outputs, o)
-	}
-	ans, status, err := c.infer(ctx, ep, u, req)
-	if err != nil {
-		return nil, err
-	}
-	ins, msg := instances(ans, id, want, c.maxInstances(want))
-	if msg != "" {
-		return nil, contractf(u, status, "%s", msg)
-	}
-	return ins, nil
+	return out[0], nil
 }
 
 // infer posts req to u, the model's infer URL, and decodes the answer,
@@ -205,9 +169,10 @@ func (c *Client) maxResponse() int64 {
 	return DefaultMaxResponseBytes
 }
 
-// instances checks an answer against the convention and returns its
-// instances, or a message saying what is wrong.
-func instances(ans *oip.InferResponse, id string, want Expect, maxN int) ([]Instance, string) {
+// instances checks an answer to a request of len(wants) images against
+// the convention and returns each image's instances, split by BATCH_INDEX,
+// or a message saying what is wrong. maxN caps each image's instances.
+func instances(ans *oip.InferResponse, id string, wants []Expect, maxN []int) ([][]Instance, string) {
 	if ans.ID != id {
 		return nil, fmt.Sprintf("the answer's id is %q, the request's was %q", clip(ans.ID), id)
 	}
@@ -228,35 +193,59 @@ func instances(ans *oip.InferResponse, id string, want Expect, maxN int) ([]Inst
 	switch {
 	case masks.Datatype == oip.BYTES && len(masks.Shape) == 1 && masks.Shape[0] == n:
 	case dense && len(masks.Shape) == 3 && masks.Shape[0] == n:
-		if masks.Shape[1] != int64(want.Height) || masks.Shape[2] != int64(want.Width) {
-			return nil, fmt.Sprintf("output MASKS is %s but the image is %d×%d (h×w): the masks must be [%d, %d, %d]",
-				shape(masks.Shape), want.Height, want.Width, n, want.Height, want.Width)
+		// Dense masks share one [H, W]: a batch must be of one size.
+		for b, want := range wants {
+			if masks.Shape[1] != int64(want.Height) || masks.Shape[2] != int64(want.Width) {
+				return nil, fmt.Sprintf("output MASKS is %s but %s is %d×%d (h×w): the masks must be [%d, %d, %d]",
+					shape(masks.Shape), which(b, len(wants)), want.Height, want.Width, n, want.Height, want.Width)
+			}
 		}
 	default:
 		return nil, fmt.Sprintf("output MASKS is %s %s; it must be BYTES [%d] of COCO RLE, or UINT8 or BOOL [%d, %d, %d]",
-			masks.Datatype, shape(masks.Shape), n, n, want.Height, want.Width)
+			masks.Datatype, shape(masks.Shape), n, n, wants[0].Height, wants[0].Width)
 	}
+	batch := make([]int32, n) // every instance is image 0's unless BATCH_INDEX says
 	if bi := ans.Output("BATCH_INDEX"); bi != nil {
 		idx, err := bi.Int32s()
 		if err != nil || len(bi.Shape) != 1 || int64(len(idx)) != n {
 			return nil, fmt.Sprintf("output BATCH_INDEX is %s %s; it must be INT32 [%d]", bi.Datatype, shape(bi.Shape), n)
 		}
 		for i, b := range idx {
-			if b != 0 {
-				return nil, fmt.Sprintf("BATCH_INDEX element %d is %d, but one image was sent", i, b)
+			if b < 0 || int(b) >= len(wants) {
+				return nil, fmt.Sprintf("BATCH_INDEX element %d is %d, but %d image(s) were sent", i, b, len(wants))
 			}
 		}
+		batch = idx
+	} else if len(wants) > 1 && n > 0 {
+		return nil, fmt.Sprintf("output BATCH_INDEX is missing: %d images were sent, and the answer must say which image each instance belongs to", len(wants))
 	}
-	if n > int64(maxN) {
-		return nil, fmt.Sprintf("the answer has %d instances, more than the %d allowed", n, maxN)
+	count := make([]int, len(wants))
+	for _, b := range batch {
+		count[b]++
+	}
+	for b, c := range count {
+		if c > maxN[b] {
+			if len(wants) == 1 {
+				return nil, fmt.Sprintf("the answer has %d instances, more than the %d allowed", c, maxN[b])
+			}
+			return nil, fmt.Sprintf("the answer has %d instances for image %d, more than the %d allowed", c, b, maxN[b])
+		}
 	}
 	sc, err := scores.Float32s()
 	if err != nil {
 		return nil, err.Error()
 	}
-	out := make([]Instance, 0, n)
-	hw := want.Height * want.Width
+	out := make([][]Instance, len(wants))
+	for b := range out {
+		out[b] = make([]Instance, 0, count[b])
+	}
+	var hw int
+	if dense {
+		hw = int(masks.Shape[1] * masks.Shape[2])
+	}
 	for i := range int(n) {
+		b := batch[i]
+		want := wants[b]
 		s := sc[i]
 		if math.IsNaN(float64(s)) || s < 0 || s > 1 {
 			return nil, fmt.Sprintf("SCORES element %d is %v; a score must be a number in [0, 1]", i, s)
@@ -287,7 +276,7 @@ func instances(ans *oip.InferResponse, id string, want Expect, maxN int) ([]Inst
 				return nil, fmt.Sprintf("MASKS element %d is not a COCO RLE JSON object: %v", i, err)
 			}
 			if rle.Size != [2]int{want.Height, want.Width} {
-				return nil, fmt.Sprintf("MASKS element %d has size %s but the image is [%d, %d] ([height, width])", i, shape([]int64{int64(rle.Size[0]), int64(rle.Size[1])}), want.Height, want.Width)
+				return nil, fmt.Sprintf("MASKS element %d has size %s but %s is [%d, %d] ([height, width])", i, shape([]int64{int64(rle.Size[0]), int64(rle.Size[1])}), which(int(b), len(wants)), want.Height, want.Width)
 			}
 		}
 		area, err := rle.Area()
@@ -301,9 +290,17 @@ func instances(ans *oip.InferResponse, id string, want Expect, maxN int) ([]Inst
 		if err != nil {
 			return nil, fmt.Sprintf("MASKS element %d is not a valid mask: %v", i, err)
 		}
-		out = append(out, Instance{Label: label, Score: s, Mask: rle, BBox: box, Area: area})
+		out[b] = append(out[b], Instance{Label: label, Score: s, Mask: rle, BBox: box, Area: area})
 	}
 	return out, ""
+}
+
+// which names image b of a request of n images in a message.
+func which(b, n int) string {
+	if n == 1 {
+		return "the image"
+	}
+	return fmt.Sprintf("image %d", b)
 }
 
 // Ready reports nil when the server at ep.Base answers 200 to its

@@ -53,6 +53,7 @@ type PublishWorker struct {
 	pool    *pgxpool.Pool
 	logger  *slog.Logger
 	timeout time.Duration
+	after   []func(context.Context, pgx.Tx, *river.Client[pgx.Tx], queries.DatasetVersion) error
 }
 
 // Timeout is the dataset jobs' (datasetJobTimeout).
@@ -92,6 +93,11 @@ func (w *PublishWorker) Work(ctx context.Context, job *river.Job[PublishArgs]) e
 		})
 		if err != nil {
 			w.logger.WarnContext(ctx, "error starting the new version's evaluations", "version_id", v.ID, "error", err)
+		}
+		for _, fn := range w.after {
+			if err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error { return fn(ctx, tx, client, v) }); err != nil {
+				w.logger.WarnContext(ctx, "error acting on the new version", "version_id", v.ID, "error", err)
+			}
 		}
 	}
 	return nil

@@ -81,7 +81,10 @@ func Fanout(client *river.Client[pgx.Tx], maxAttempts int) lifecycle.Fanout {
 }
 
 // InferWorker runs InferArgs: take a slot on an endpoint, send the image,
-// store what comes back. Waiting for a slot is not an attempt (the job
+// store what comes back. For a model with max_batch > 1 the image goes
+// through the process's batcher (batch.go), which sends it with others of
+// the same model in one request; when that request fails the image is
+// sent again alone, and the job goes on as for a lone image. Waiting for a slot is not an attempt (the job
 // snoozes); a retryable failure is, with capped exponential backoff; a
 // contract error ends the run at once.
 type InferWorker struct {
@@ -99,6 +102,8 @@ type InferWorker struct {
 	// slotWait is how long a job waits in process for a free slot before
 	// it snoozes and gives its River worker to another job.
 	slotWait time.Duration
+	// batch gathers the images of models with max_batch > 1.
+	batch *batcher
 }
 
 // NextRetry doubles the wait from one second up to maxBackoff, with jitter
@@ -133,36 +138,44 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 		return err
 	}
 
-	// The call gets the model's timeout, within what is left of the job's.
-	timeout := time.Duration(run.TimeoutMs) * time.Millisecond
-	if dl, ok := ctx.Deadline(); ok {
-		left := time.Until(dl) - w.slotWait
-		timeout = min(timeout, left-min(2*time.Second, left/10))
-	}
+	timeout := w.callTimeout(ctx, run)
 	if timeout <= 0 {
 		return fmt.Errorf("JOB_TIMEOUT (%s) leaves no time for an inference", w.jobTimeout)
 	}
-	// The hold outlives the call by a margin: a process killed mid-call
-	// frees the slot when the call would have ended anyway.
-	slot, err := w.slots.Acquire(ctx, a.ModelID, timeout+2*time.Second, w.slotWait)
+	want := inference.Expect{Height: int(run.Height), Width: int(run.Width), KnownLabel: w.labels.known(ctx)}
+	ep := runEndpoint(run, "")
+	item := inference.Item{Image: data, Hints: run.Hints, Want: want}
+	var res batchResult
+	if run.MaxBatch > 1 {
+		res = w.batch.segment(ctx, batchKey{model: a.ModelID, hints: hintsKey(run.Hints, !ep.SkipHints)}, &batchEntry{
+			item: item, ep: ep, maxBatch: int(run.MaxBatch), window: time.Duration(run.BatchWindowMs) * time.Millisecond, timeout: timeout,
+		})
+		var busy *inference.Busy
+		if res.images > 1 && res.err != nil && ctx.Err() == nil && !errors.As(res.err, &busy) {
+			// The batch failed as a whole: this image tries alone, so that
+			// one image the model cannot take, or a server whose batched
+			// path fails, costs the others nothing.
+			w.logger.InfoContext(ctx, "batch failed; sending its images one by one", "model", run.Name, "images", res.images, "error", res.err)
+			if timeout = w.callTimeout(ctx, run); timeout <= 0 {
+				w.requeue(ctx, a, inference.Kind(res.err), res.err)
+				return fmt.Errorf("no time left to send the image alone after its batch failed: %w", res.err)
+			}
+			res = w.segmentAlone(ctx, a.ModelID, ep, item, timeout)
+		}
+	} else {
+		res = w.segmentAlone(ctx, a.ModelID, ep, item, timeout)
+	}
 	var none *dispatch.ErrNoSlot
-	if errors.As(err, &none) {
+	if errors.As(res.err, &none) {
 		return w.snooze(ctx, a, none)
 	}
-	if err != nil {
-		return err
+	if res.images == 0 {
+		if res.err == nil {
+			res.err = errors.New("no inference was sent")
+		}
+		return res.err
 	}
-	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Inc()
-	start := time.Now()
-	callCtx, cancel := context.WithTimeout(ctx, timeout)
-	instances, err := w.client.Segment(callCtx, runEndpoint(run, slot.BaseURL),
-		data, run.Hints, inference.Expect{Height: int(run.Height), Width: int(run.Width), KnownLabel: w.labels.known(ctx)})
-	cancel()
-	elapsed := time.Since(start)
-	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Dec()
-	if rerr := w.slots.Release(ctx, slot, err == nil); rerr != nil {
-		w.logger.WarnContext(ctx, "slot not given back; it frees itself when its hold ends", "error", rerr)
-	}
+	slot, instances, elapsed, err := res.slot, res.instances, res.elapsed, res.err
 	kind := inference.Kind(err)
 	w.metrics.observe(run.Name, run.Version, kind, elapsed)
 	if ctx.Err() != nil {
@@ -212,6 +225,39 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	default:
 		return err
 	}
+}
+
+// callTimeout is the model's timeout within what is left of the job's, or
+// nothing (≤ 0) when too little is left.
+func (w *InferWorker) callTimeout(ctx context.Context, run queries.RunBeginRow) time.Duration {
+	timeout := time.Duration(run.TimeoutMs) * time.Millisecond
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl) - w.slotWait
+		timeout = min(timeout, left-min(2*time.Second, left/10))
+	}
+	return timeout
+}
+
+// segmentAlone takes a slot and sends one image in its own request.
+func (w *InferWorker) segmentAlone(ctx context.Context, model uuid.UUID, ep inference.Endpoint, item inference.Item, timeout time.Duration) batchResult {
+	// The hold outlives the call by a margin: a process killed mid-call
+	// frees the slot when the call would have ended anyway.
+	slot, err := w.slots.Acquire(ctx, model, timeout+2*time.Second, w.slotWait)
+	if err != nil {
+		return batchResult{err: err}
+	}
+	ep.Base = slot.BaseURL
+	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Inc()
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	instances, err := w.client.Segment(callCtx, ep, item.Image, item.Hints, item.Want)
+	cancel()
+	elapsed := time.Since(start)
+	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Dec()
+	if rerr := w.slots.Release(ctx, slot, err == nil); rerr != nil {
+		w.logger.WarnContext(ctx, "slot not given back; it frees itself when its hold ends", "error", rerr)
+	}
+	return batchResult{instances: instances, slot: slot, elapsed: elapsed, images: 1, err: err}
 }
 
 // runEndpoint is the model of run on the endpoint at base, with its layout

@@ -5,6 +5,7 @@
 package jobs
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,6 +36,9 @@ type Deps struct {
 	// Metrics is where the inference metrics are registered; nil leaves
 	// them unregistered.
 	Metrics prometheus.Registerer
+	// AfterPublish runs, each in its own transaction, when a dataset
+	// version is published (training.Service.Retrain queues retrains).
+	AfterPublish []func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], v queries.DatasetVersion) error
 }
 
 // Options tune the River client.
@@ -74,13 +78,16 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			})
 		},
 		func() error {
+			client := newInferenceClient(cfg)
+			slots := dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff})
+			slotWait := min(5*time.Second, cfg.JobTimeout/4)
 			return river.AddWorkerSafely(workers, &InferWorker{
 				pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger,
-				client: newInferenceClient(cfg),
-				slots:  dispatch.NewSlots(d.Pool, dispatch.Health{FailureThreshold: cfg.EndpointFailures, CoolOff: cfg.EndpointCoolOff}),
+				client: client, slots: slots,
 				labels: newLabelIndex(d.Pool, d.Logger), metrics: im,
 				maxBackoff: cfg.InferMaxBackoff, jobTimeout: cfg.JobTimeout,
-				slotWait: min(5*time.Second, cfg.JobTimeout/4),
+				slotWait: slotWait,
+				batch:    newBatcher(slots, client, d.Logger, im, slotWait),
 			})
 		},
 		func() error {
@@ -97,7 +104,7 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			return river.AddWorkerSafely(workers, &QueueModelWorker{pool: d.Pool, q: q, maxAttempts: cfg.InferMaxAttempts})
 		},
 		func() error {
-			return river.AddWorkerSafely(workers, &PublishWorker{pool: d.Pool, logger: d.Logger, timeout: datasetJobTimeout(cfg)})
+			return river.AddWorkerSafely(workers, &PublishWorker{pool: d.Pool, logger: d.Logger, timeout: datasetJobTimeout(cfg), after: d.AfterPublish})
 		},
 		func() error {
 			return river.AddWorkerSafely(workers, &ExportWorker{pool: d.Pool, blobs: d.Blobs, logger: d.Logger, timeout: datasetJobTimeout(cfg)})

@@ -140,9 +140,13 @@ type taps struct {
 
 func makeTaps(in, out int) taps {
 	t := taps{i0: make([]int32, out), i1: make([]int32, out), l1: make([]float32, out)}
-	scale := float32(in) / float32(out)
+	// The positions in float64: in float32 a position hundreds of pixels
+	// in is off by 1e-5 of a pixel, enough to round a value next to a
+	// half level the other way (a level off). Only the weights are kept
+	// as float32.
+	scale := float64(in) / float64(out)
 	for i := range out {
-		s := scale*(float32(i)+0.5) - 0.5
+		s := scale*(float64(i)+0.5) - 0.5
 		if s < 0 {
 			s = 0
 		}
@@ -154,7 +158,7 @@ func makeTaps(in, out int) taps {
 		if int(i0) < in-1 {
 			i1 = i0 + 1
 		}
-		t.i0[i], t.i1[i], t.l1[i] = i0, i1, s-float32(i0)
+		t.i0[i], t.i1[i], t.l1[i] = i0, i1, float32(s-float64(i0))
 	}
 	return t
 }

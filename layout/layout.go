@@ -134,7 +134,14 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // Validate checks p after WithDefaults, naming the field at fault.
-func (p Params) Validate() error {
+func (p Params) Validate() error { return p.validate(true) }
+
+// ValidateAwaitingLabels is Validate, except that a stock layout may still
+// lack its labels: the registry then takes them from the model's metadata
+// (the "labels" parameter) and validates again.
+func (p Params) ValidateAwaitingLabels() error { return p.validate(false) }
+
+func (p Params) validate(needLabels bool) error {
 	bad := func(field, format string, args ...any) error {
 		return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 	}
@@ -161,7 +168,7 @@ func (p Params) Validate() error {
 		return bad("input_size", "A yolo-seg input side is a multiple of 32, such as 640.")
 	case len(p.Labels) > MaxLabels:
 		return bad("labels", "At most %d labels.", MaxLabels)
-	case p.Kind != ImageHub && len(p.Labels) == 0:
+	case needLabels && p.Kind != ImageHub && len(p.Labels) == 0:
 		return bad("labels", "A %s model returns class numbers: give its class names, in the model's output order.", p.Kind)
 	}
 	seen := make(map[string]bool, len(p.Labels))

@@ -1,11 +1,11 @@
 -- name: APITokenInsert :one
-INSERT INTO api_tokens (user_id, name, token_hash, expires_at)
-VALUES (@user_id, @name, @token_hash, @expires_at)
+INSERT INTO api_tokens (user_id, name, token_hash, expires_at, trainer)
+VALUES (@user_id, @name, @token_hash, @expires_at, @trainer)
 RETURNING *;
 
 -- name: APITokenGetUser :one
 -- The user behind a live token.
-SELECT sqlc.embed(users), api_tokens.id AS token_id
+SELECT sqlc.embed(users), api_tokens.id AS token_id, api_tokens.trainer
 FROM api_tokens JOIN users ON users.id = api_tokens.user_id
 WHERE api_tokens.token_hash = @token_hash
   AND api_tokens.revoked_at IS NULL

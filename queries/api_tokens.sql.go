@@ -13,7 +13,7 @@ import (
 )
 
 const aPITokenGetUser = `-- name: APITokenGetUser :one
-SELECT users.id, users.email, users.name, users.password_hash, users.role, users.created_at, users.updated_at, api_tokens.id AS token_id
+SELECT users.id, users.email, users.name, users.password_hash, users.role, users.created_at, users.updated_at, api_tokens.id AS token_id, api_tokens.trainer
 FROM api_tokens JOIN users ON users.id = api_tokens.user_id
 WHERE api_tokens.token_hash = $1
   AND api_tokens.revoked_at IS NULL
@@ -23,6 +23,7 @@ WHERE api_tokens.token_hash = $1
 type APITokenGetUserRow struct {
 	User    User
 	TokenID uuid.UUID
+	Trainer bool
 }
 
 // The user behind a live token.
@@ -38,14 +39,15 @@ func (q *Queries) APITokenGetUser(ctx context.Context, db DBTX, tokenHash []byte
 		&i.User.CreatedAt,
 		&i.User.UpdatedAt,
 		&i.TokenID,
+		&i.Trainer,
 	)
 	return i, err
 }
 
 const aPITokenInsert = `-- name: APITokenInsert :one
-INSERT INTO api_tokens (user_id, name, token_hash, expires_at)
-VALUES ($1, $2, $3, $4)
-RETURNING id, user_id, name, token_hash, created_at, expires_at, last_used_at, revoked_at
+INSERT INTO api_tokens (user_id, name, token_hash, expires_at, trainer)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, user_id, name, token_hash, created_at, expires_at, last_used_at, revoked_at, trainer
 `
 
 type APITokenInsertParams struct {
@@ -53,6 +55,7 @@ type APITokenInsertParams struct {
 	Name      string
 	TokenHash []byte
 	ExpiresAt *time.Time
+	Trainer   bool
 }
 
 func (q *Queries) APITokenInsert(ctx context.Context, db DBTX, arg APITokenInsertParams) (APIToken, error) {
@@ -61,6 +64,7 @@ func (q *Queries) APITokenInsert(ctx context.Context, db DBTX, arg APITokenInser
 		arg.Name,
 		arg.TokenHash,
 		arg.ExpiresAt,
+		arg.Trainer,
 	)
 	var i APIToken
 	err := row.Scan(
@@ -72,12 +76,13 @@ func (q *Queries) APITokenInsert(ctx context.Context, db DBTX, arg APITokenInser
 		&i.ExpiresAt,
 		&i.LastUsedAt,
 		&i.RevokedAt,
+		&i.Trainer,
 	)
 	return i, err
 }
 
 const aPITokenListByUser = `-- name: APITokenListByUser :many
-SELECT id, user_id, name, token_hash, created_at, expires_at, last_used_at, revoked_at FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC, id
+SELECT id, user_id, name, token_hash, created_at, expires_at, last_used_at, revoked_at, trainer FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC, id
 `
 
 func (q *Queries) APITokenListByUser(ctx context.Context, db DBTX, userID uuid.UUID) ([]APIToken, error) {
@@ -98,6 +103,7 @@ func (q *Queries) APITokenListByUser(ctx context.Context, db DBTX, userID uuid.U
 			&i.ExpiresAt,
 			&i.LastUsedAt,
 			&i.RevokedAt,
+			&i.Trainer,
 		); err != nil {
 			return nil, err
 		}

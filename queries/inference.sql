@@ -38,6 +38,12 @@ UPDATE models SET layout = @layout, labels = @labels, score_threshold = @score_t
     input_size = @input_size, input_name = @input_name, updated_at = now()
 WHERE id = @id;
 
+-- name: ModelSetBatch :exec
+-- How many images one request may carry and how long the hub waits to
+-- gather them (docs/batching.md).
+UPDATE models SET max_batch = @max_batch, batch_window_ms = @batch_window_ms, updated_at = now()
+WHERE id = @id;
+
 -- name: ModelSetHeaders :exec
 -- The request headers of the model's endpoints: secrets, read back only by
 -- the jobs that send them (RunBegin) and the check (ModelHeaders).
@@ -160,7 +166,7 @@ WHERE r.image_id = @image_id AND r.model_id = @model_id AND r.state IN ('queued'
   AND (i.status = 'awaiting_inference' OR @evaluation::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     m.layout, m.labels, m.score_threshold, m.iou_threshold, m.mask_threshold, m.max_instances, m.input_size,
-    m.input_name, m.headers,
+    m.input_name, m.headers, m.max_batch, m.batch_window_ms,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
     (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs;

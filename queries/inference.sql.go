@@ -378,7 +378,7 @@ func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, er
 }
 
 const modelEnabledOfTask = `-- name: ModelEnabledOfTask :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
 `
 
 // The enabled models of a task, the most recently registered first: the
@@ -414,6 +414,8 @@ func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) 
 			&i.InputSize,
 			&i.InputName,
 			&i.Headers,
+			&i.MaxBatch,
+			&i.BatchWindowMs,
 			&i.EmbedModelID,
 		); err != nil {
 			return nil, err
@@ -427,7 +429,7 @@ func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) 
 }
 
 const modelGet = `-- name: ModelGet :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models WHERE id = $1
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models WHERE id = $1
 `
 
 func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, error) {
@@ -455,13 +457,15 @@ func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, e
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 		&i.EmbedModelID,
 	)
 	return i, err
 }
 
 const modelGetByNameVersion = `-- name: ModelGetByNameVersion :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models WHERE name = $1 AND version = $2
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models WHERE name = $1 AND version = $2
 `
 
 type ModelGetByNameVersionParams struct {
@@ -494,6 +498,8 @@ func (q *Queries) ModelGetByNameVersion(ctx context.Context, db DBTX, arg ModelG
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 		&i.EmbedModelID,
 	)
 	return i, err
@@ -518,7 +524,7 @@ func (q *Queries) ModelHeaders(ctx context.Context, db DBTX, arg ModelHeadersPar
 const modelInsert = `-- name: ModelInsert :one
 INSERT INTO models (name, version, task, timeout_ms, enabled)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id
+RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id
 `
 
 type ModelInsertParams struct {
@@ -560,13 +566,15 @@ func (q *Queries) ModelInsert(ctx context.Context, db DBTX, arg ModelInsertParam
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 		&i.EmbedModelID,
 	)
 	return i, err
 }
 
 const modelList = `-- name: ModelList :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id FROM models ORDER BY name, version
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models ORDER BY name, version
 `
 
 func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
@@ -600,6 +608,8 @@ func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
 			&i.InputSize,
 			&i.InputName,
 			&i.Headers,
+			&i.MaxBatch,
+			&i.BatchWindowMs,
 			&i.EmbedModelID,
 		); err != nil {
 			return nil, err
@@ -610,6 +620,24 @@ func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const modelSetBatch = `-- name: ModelSetBatch :exec
+UPDATE models SET max_batch = $1, batch_window_ms = $2, updated_at = now()
+WHERE id = $3
+`
+
+type ModelSetBatchParams struct {
+	MaxBatch      int32
+	BatchWindowMs int32
+	ID            uuid.UUID
+}
+
+// How many images one request may carry and how long the hub waits to
+// gather them (docs/batching.md).
+func (q *Queries) ModelSetBatch(ctx context.Context, db DBTX, arg ModelSetBatchParams) error {
+	_, err := db.Exec(ctx, modelSetBatch, arg.MaxBatch, arg.BatchWindowMs, arg.ID)
+	return err
 }
 
 const modelSetCheck = `-- name: ModelSetCheck :exec
@@ -703,7 +731,7 @@ func (q *Queries) ModelSetLayout(ctx context.Context, db DBTX, arg ModelSetLayou
 
 const modelUpdate = `-- name: ModelUpdate :one
 UPDATE models SET timeout_ms = $1, enabled = $2, updated_at = now()
-WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, embed_model_id
+WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id
 `
 
 type ModelUpdateParams struct {
@@ -737,6 +765,8 @@ func (q *Queries) ModelUpdate(ctx context.Context, db DBTX, arg ModelUpdateParam
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 		&i.EmbedModelID,
 	)
 	return i, err
@@ -826,7 +856,7 @@ WHERE r.image_id = $2 AND r.model_id = $3 AND r.state IN ('queued', 'running')
   AND (i.status = 'awaiting_inference' OR $4::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     m.layout, m.labels, m.score_threshold, m.iou_threshold, m.mask_threshold, m.max_instances, m.input_size,
-    m.input_name, m.headers,
+    m.input_name, m.headers, m.max_batch, m.batch_window_ms,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
     (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs
@@ -858,6 +888,8 @@ type RunBeginRow struct {
 	InputSize      int32
 	InputName      string
 	Headers        []byte
+	MaxBatch       int32
+	BatchWindowMs  int32
 	Hints          []string
 	Runs           int32
 }
@@ -893,6 +925,8 @@ func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (Ru
 		&i.InputSize,
 		&i.InputName,
 		&i.Headers,
+		&i.MaxBatch,
+		&i.BatchWindowMs,
 		&i.Hints,
 		&i.Runs,
 	)

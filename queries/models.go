@@ -526,6 +526,76 @@ func AllReviewKindValues() []ReviewKind {
 	}
 }
 
+type TrainingState string
+
+const (
+	TrainingStateQueued     TrainingState = "queued"
+	TrainingStateRunning    TrainingState = "running"
+	TrainingStateEvaluating TrainingState = "evaluating"
+	TrainingStateSucceeded  TrainingState = "succeeded"
+	TrainingStateFailed     TrainingState = "failed"
+	TrainingStateCancelled  TrainingState = "cancelled"
+)
+
+func (e *TrainingState) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = TrainingState(s)
+	case string:
+		*e = TrainingState(s)
+	default:
+		return fmt.Errorf("unsupported scan type for TrainingState: %T", src)
+	}
+	return nil
+}
+
+type NullTrainingState struct {
+	TrainingState TrainingState
+	Valid         bool // Valid is true if TrainingState is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullTrainingState) Scan(value interface{}) error {
+	if value == nil {
+		ns.TrainingState, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.TrainingState.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullTrainingState) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.TrainingState), nil
+}
+
+func (e TrainingState) Valid() bool {
+	switch e {
+	case TrainingStateQueued,
+		TrainingStateRunning,
+		TrainingStateEvaluating,
+		TrainingStateSucceeded,
+		TrainingStateFailed,
+		TrainingStateCancelled:
+		return true
+	}
+	return false
+}
+
+func AllTrainingStateValues() []TrainingState {
+	return []TrainingState{
+		TrainingStateQueued,
+		TrainingStateRunning,
+		TrainingStateEvaluating,
+		TrainingStateSucceeded,
+		TrainingStateFailed,
+		TrainingStateCancelled,
+	}
+}
+
 type UserRole string
 
 const (
@@ -599,6 +669,7 @@ type APIToken struct {
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+	Trainer    bool
 }
 
 type Annotation struct {
@@ -917,6 +988,8 @@ type Model struct {
 	InputSize      int32
 	InputName      string
 	Headers        []byte
+	MaxBatch       int32
+	BatchWindowMs  int32
 	EmbedModelID   *uuid.UUID
 }
 
@@ -1012,6 +1085,59 @@ type SignupThrottle struct {
 	Client      string
 	WindowStart time.Time
 	Attempts    int32
+}
+
+type Training struct {
+	ID                   uuid.UUID
+	CreatedBy            uuid.UUID
+	DatasetID            uuid.UUID
+	VersionID            uuid.UUID
+	VersionNumber        int32
+	LabelIds             []uuid.UUID
+	LabelNames           []string
+	Recipe               string
+	Params               []byte
+	Seed                 int64
+	Retrain              bool
+	RetrainOf            *uuid.UUID
+	Enable               bool
+	ModelName            string
+	ModelVersion         *string
+	ModelID              *uuid.UUID
+	State                TrainingState
+	Attempt              int32
+	MaxAttempts          int32
+	LeaseHash            []byte
+	LeaseExpiresAt       *time.Time
+	DataKeyHash          []byte
+	Trainer              *string
+	Step                 int32
+	Steps                int32
+	Epoch                *int32
+	Loss                 *float64
+	ArtifactKey          *string
+	ArtifactSha256       []byte
+	ArtifactSize         *int64
+	ArtifactFormat       *string
+	ArtifactLayout       *string
+	ArtifactLabels       []string
+	EvaluationID         *uuid.UUID
+	BaselineEvaluationID *uuid.UUID
+	Error                *string
+	CreatedAt            time.Time
+	StartedAt            *time.Time
+	FinishedAt           *time.Time
+}
+
+type TrainingProgress struct {
+	TrainingID uuid.UUID
+	Seq        int64
+	Attempt    int32
+	Step       int32
+	Steps      int32
+	Epoch      *int32
+	Loss       *float64
+	At         time.Time
 }
 
 type UploadQuotum struct {

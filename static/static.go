@@ -4,21 +4,31 @@
 //
 // htmx.min.js is htmx 2.0.11 from the htmx.org npm package, unmodified
 // (licence in htmx.LICENSE.txt).
+//
+// The review screen is native ES modules (review/*.js and rle.js). They
+// import each other by their path here ("review/queue.js"), and ImportMap
+// maps each path to its hashed URL: a module's URL changes with its
+// content, and the page (never cached) carries the map.
 package static
 
 import (
 	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"io/fs"
 	"mime"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 )
 
-//go:embed *.css *.js *.svg
+// The Node tests of static/test/ are not served.
+//
+//go:embed *.css *.js *.svg review/*.js
 var files embed.FS
 
 // Prefix is where static files are served.
@@ -30,34 +40,87 @@ type asset struct {
 	hashedPath  string
 }
 
-// byName and byHashedPath are computed once from the embedded files; they are
-// derived data, not configuration.
-var byName, byHashedPath = index()
+// byName, byHashedPath and the import map are computed once from the
+// embedded files; they are derived data, not configuration.
+var (
+	byName, byHashedPath       = index()
+	importMap, importMapSHA256 = buildImportMap()
+)
 
 func index() (map[string]*asset, map[string]*asset) {
 	names, hashed := map[string]*asset{}, map[string]*asset{}
-	entries, err := fs.ReadDir(files, ".")
-	if err != nil {
-		panic("static: " + err.Error())
-	}
-	for _, e := range entries {
-		body, err := files.ReadFile(e.Name())
+	err := fs.WalkDir(files, ".", func(name string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		body, err := files.ReadFile(name)
 		if err != nil {
-			panic("static: " + err.Error())
+			return err
 		}
 		sum := sha256.Sum256(body)
 		a := &asset{
 			body:        body,
-			contentType: mime.TypeByExtension(path.Ext(e.Name())),
-			hashedPath:  Prefix + hex.EncodeToString(sum[:5]) + "/" + e.Name(),
+			contentType: mime.TypeByExtension(path.Ext(name)),
+			hashedPath:  Prefix + hex.EncodeToString(sum[:5]) + "/" + name,
 		}
 		if a.contentType == "" {
 			a.contentType = "application/octet-stream"
 		}
-		names[e.Name()] = a
+		names[name] = a
 		hashed[a.hashedPath] = a
+		return nil
+	})
+	if err != nil {
+		panic("static: " + err.Error())
 	}
 	return names, hashed
+}
+
+// modules are the files the review screen's import map names: its modules
+// and the RLE codec they import.
+func modules() []string {
+	var out []string
+	for name := range byName {
+		if strings.HasPrefix(name, "review/") && strings.HasSuffix(name, ".js") || name == "rle.js" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func buildImportMap() (string, string) {
+	imports := map[string]string{}
+	for _, name := range modules() {
+		imports[name] = byName[name].hashedPath
+	}
+	// encoding/json sorts the keys, so the map and its hash are stable.
+	b, err := json.Marshal(map[string]any{"imports": imports})
+	if err != nil {
+		panic("static: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return string(b), "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
+
+// ImportMap is the JSON of the review screen's import map, for an inline
+// <script type="importmap"> (Chromium reads import maps only inline). Its
+// text is exactly what ImportMapSource hashes.
+func ImportMap() string { return importMap }
+
+// ImportMapSource is the CSP source ('sha256-…') that allows the inline
+// import map of ImportMap and nothing else inline.
+func ImportMapSource() string { return importMapSHA256 }
+
+// ModulePaths are the hashed URLs of the review screen's modules, for
+// <link rel="modulepreload">, so the browser fetches them all at once
+// rather than one level of imports after another.
+func ModulePaths() []string {
+	var out []string
+	for _, name := range modules() {
+		out = append(out, byName[name].hashedPath)
+	}
+	return out
 }
 
 // Path returns the URL path of an embedded file, with its content hash.

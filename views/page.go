@@ -5,6 +5,8 @@ package views
 import (
 	"time"
 
+	"github.com/a-h/templ"
+
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/static"
 )
@@ -83,3 +85,11 @@ func statusText(status string) string {
 }
 
 func staticPath(name string) string { return static.Path(name) }
+
+// importMap is the review screen's inline import map. The page CSP allows
+// exactly this text by its hash (static.ImportMapSource).
+func importMap() templ.Component {
+	return templ.Raw(`<script type="importmap">` + static.ImportMap() + `</script>`)
+}
+
+func modulePaths() []string { return static.ModulePaths() }

@@ -30,10 +30,10 @@ type Shortcut struct {
 }
 
 // ReviewShortcuts lists every keyboard shortcut of the review screen, in
-// the order the help panel shows them. static/review.js implements them;
+// the order the help panel shows them. static/review/keyboard.js implements them;
 // keep the two in step.
 var ReviewShortcuts = []Shortcut{
-	{[]string{"Enter"}, "Submit this image and go to the next one (with a polygon open, close it first)"},
+	{[]string{"Enter"}, "Submit this image and go to the next one (with a polygon open, close it first; with the click tool's mask shown, keep it)"},
 	{[]string{"Tab", "Shift+Tab"}, "Select the next / previous instance"},
 	{[]string{"A"}, "Accept the selected instance"},
 	{[]string{"X", "Delete"}, "Reject the selected instance (a new one is removed)"},
@@ -43,22 +43,25 @@ var ReviewShortcuts = []Shortcut{
 	{[]string{"B"}, "Brush: paint the selected instance"},
 	{[]string{"E"}, "Eraser: erase from the selected instance"},
 	{[]string{"P"}, "Polygon: click points; Enter or a click on the first point closes and fills it; Backspace removes the last point"},
+	{[]string{"C"}, "Click tool: click an object (Alt+click or Shift+click: the background, drag: a box) and its mask appears; with an instance selected the clicks refine it; Enter keeps the mask (a new instance: choose its label), Ctrl+Z or Backspace takes back the last click, Esc drops them"},
 	{[]string{"[", "]"}, "Brush and eraser smaller / larger"},
 	{[]string{"Ctrl+Z"}, "Undo"},
 	{[]string{"Ctrl+Shift+Z", "Ctrl+Y"}, "Redo"},
 	{[]string{"H"}, "Show / hide all masks"},
+	{[]string{"Shift+H"}, "Hide / show the selected instance (or Hide in its row)"},
 	{[]string{",", "."}, "Masks more transparent / more opaque"},
 	{[]string{"Wheel", "+", "-"}, "Zoom in / out (the wheel zooms around the pointer)"},
 	{[]string{"0"}, "Fit the image to the screen"},
 	{[]string{"1"}, "Zoom to 100% (one image pixel per screen pixel)"},
 	{[]string{"Space+drag", "Middle button drag"}, "Pan"},
-	{[]string{"Esc"}, "Cancel the polygon, close the label picker, or deselect"},
+	{[]string{"Esc"}, "Cancel the polygon or the click tool's mask, close the label picker, or deselect"},
 	{[]string{"?"}, "Show / hide this list"},
 }
 
 // ReviewPage is the reviewer's screen. Without JavaScript it shows the
 // filters and the shortcuts and says why nothing else appears; the editor
-// itself is static/review.js (with the COCO RLE codec in static/rle.js).
+// itself is the ES modules of static/review/ (main.js first, with the COCO
+// RLE codec in static/rle.js), loaded through an inline import map.
 func ReviewPage(p Page, d ReviewScreen) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -99,7 +102,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 			var templ_7745c5c3_Var3 templ.SafeURL
 			templ_7745c5c3_Var3, templ_7745c5c3_Err = templ.JoinURLErrs(staticPath("review.css"))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 56, Col: 56}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 59, Col: 56}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var3))
 			if templ_7745c5c3_Err != nil {
@@ -112,7 +115,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 			var templ_7745c5c3_Var4 string
 			templ_7745c5c3_Var4, templ_7745c5c3_Err = templ.JoinStringErrs(d.Label)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 57, Col: 58}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 60, Col: 58}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var4))
 			if templ_7745c5c3_Err != nil {
@@ -125,7 +128,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 			var templ_7745c5c3_Var5 string
 			templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(d.Campaign)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 57, Col: 87}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 60, Col: 87}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var5))
 			if templ_7745c5c3_Err != nil {
@@ -143,7 +146,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 				var templ_7745c5c3_Var6 string
 				templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinStringErrs(l.Name)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 65, Col: 29}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 68, Col: 29}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var6))
 				if templ_7745c5c3_Err != nil {
@@ -166,7 +169,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 				var templ_7745c5c3_Var7 string
 				templ_7745c5c3_Var7, templ_7745c5c3_Err = templ.JoinStringErrs(l.DisplayName)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 65, Col: 79}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 68, Col: 79}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var7))
 				if templ_7745c5c3_Err != nil {
@@ -194,7 +197,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 					var templ_7745c5c3_Var8 string
 					templ_7745c5c3_Var8, templ_7745c5c3_Err = templ.JoinStringErrs(c.ID)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 73, Col: 28}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 76, Col: 28}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var8))
 					if templ_7745c5c3_Err != nil {
@@ -217,7 +220,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 					var templ_7745c5c3_Var9 string
 					templ_7745c5c3_Var9, templ_7745c5c3_Err = templ.JoinStringErrs(c.Title)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 73, Col: 73}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 76, Col: 73}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var9))
 					if templ_7745c5c3_Err != nil {
@@ -233,7 +236,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<button type=\"submit\" class=\"secondary\">Filter</button></form></div><p class=\"review-nojs flash error\" id=\"review-nojs\">The review screen needs JavaScript to show the image and edit masks. Everything else here, the filters and the list of keyboard shortcuts, works without it.</p><div class=\"review-toolbar\" id=\"review-toolbar\" role=\"toolbar\" aria-label=\"Review tools\" hidden><div class=\"review-tools\" role=\"radiogroup\" aria-label=\"Tool\"><button type=\"button\" data-tool=\"select\" title=\"Select (V)\">Select</button> <button type=\"button\" data-tool=\"brush\" title=\"Brush (B)\">Brush</button> <button type=\"button\" data-tool=\"eraser\" title=\"Eraser (E)\">Eraser</button> <button type=\"button\" data-tool=\"polygon\" title=\"Polygon (P)\">Polygon</button></div><span class=\"review-size\" id=\"review-size\" title=\"Brush size in image pixels ([ and ])\">16 px</span> <button type=\"button\" id=\"review-add\" class=\"secondary\" title=\"New instance (N)\">+ Instance</button> <button type=\"button\" id=\"review-undo\" class=\"secondary\" title=\"Undo (Ctrl+Z)\">Undo</button> <button type=\"button\" id=\"review-redo\" class=\"secondary\" title=\"Redo (Ctrl+Shift+Z)\">Redo</button> <label class=\"review-inline\"><input type=\"checkbox\" id=\"review-show\" checked> Masks</label> <label class=\"review-inline\" for=\"review-opacity\">Opacity</label> <input type=\"range\" id=\"review-opacity\" min=\"0\" max=\"100\" value=\"50\" aria-label=\"Mask opacity\"> <span class=\"review-zoom\" id=\"review-zoom\">100%</span> <button type=\"button\" id=\"review-submit\" title=\"Submit and next (Enter)\">Submit and next</button></div><div class=\"review-body\"><div class=\"review-stage\" id=\"review-stage\" hidden><canvas class=\"review-layer\" data-layer=\"image\"></canvas><canvas class=\"review-layer review-mask\" data-layer=\"others\"></canvas><canvas class=\"review-layer review-mask\" data-layer=\"active\"></canvas><canvas class=\"review-layer\" data-layer=\"ui\"></canvas><div class=\"review-overlay\" id=\"review-overlay\" role=\"status\" aria-live=\"polite\"></div></div><aside class=\"review-side\" id=\"review-side\" hidden><div class=\"review-item\" id=\"review-item\"></div><div class=\"review-message\" id=\"review-message\" role=\"status\" aria-live=\"polite\"></div><ol class=\"review-instances\" id=\"review-instances\" aria-label=\"Instances\"></ol></aside></div><div class=\"review-picker\" id=\"review-picker\" role=\"dialog\" aria-label=\"Choose a label\" hidden><input type=\"search\" id=\"review-picker-input\" autocomplete=\"off\" placeholder=\"Type to search labels\" aria-controls=\"review-picker-list\"><ul id=\"review-picker-list\" role=\"listbox\"></ul></div><details class=\"card review-help\" id=\"review-help\"><summary>Keyboard shortcuts <kbd>?</kbd></summary><p class=\"hint\">Untouched proposals count as accepted when you submit. Masks are edited at the photo's full resolution; brush sizes are in image pixels.</p><table><thead><tr><th>Keys</th><th>Action</th></tr></thead> <tbody>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 18, "<button type=\"submit\" class=\"secondary\">Filter</button></form></div><p class=\"review-nojs flash error\" id=\"review-nojs\">The review screen needs JavaScript to show the image and edit masks. Everything else here, the filters and the list of keyboard shortcuts, works without it.</p><div class=\"review-toolbar\" id=\"review-toolbar\" role=\"toolbar\" aria-label=\"Review tools\" hidden><div class=\"review-tools\" role=\"radiogroup\" aria-label=\"Tool\"><button type=\"button\" data-tool=\"select\" title=\"Select (V)\">Select</button> <button type=\"button\" data-tool=\"brush\" title=\"Brush (B)\">Brush</button> <button type=\"button\" data-tool=\"eraser\" title=\"Eraser (E)\">Eraser</button> <button type=\"button\" data-tool=\"polygon\" title=\"Polygon (P)\">Polygon</button> <button type=\"button\" data-tool=\"click\" title=\"Click to segment (C): click an object, Alt/Shift+click the background, drag a box; Enter keeps the mask\">Click</button></div><span class=\"review-size\" id=\"review-size\" title=\"Brush size in image pixels ([ and ])\">16 px</span> <button type=\"button\" id=\"review-add\" class=\"secondary\" title=\"New instance (N)\">+ Instance</button> <button type=\"button\" id=\"review-undo\" class=\"secondary\" title=\"Undo (Ctrl+Z)\">Undo</button> <button type=\"button\" id=\"review-redo\" class=\"secondary\" title=\"Redo (Ctrl+Shift+Z)\">Redo</button> <label class=\"review-inline\"><input type=\"checkbox\" id=\"review-show\" checked> Masks</label> <label class=\"review-inline\" for=\"review-opacity\">Opacity</label> <input type=\"range\" id=\"review-opacity\" min=\"0\" max=\"100\" value=\"50\" aria-label=\"Mask opacity\"> <output class=\"review-readout\" id=\"review-opacity-value\" for=\"review-opacity\" aria-label=\"Mask opacity\">50%</output> <span class=\"review-readout\" id=\"review-zoom\" title=\"Zoom (0 fits the image, 1 is 100%)\">Zoom 100%</span> <button type=\"button\" id=\"review-submit\" title=\"Submit and next (Enter)\">Submit and next</button></div><div class=\"review-body\"><div class=\"review-stage\" id=\"review-stage\" hidden><canvas class=\"review-layer\" data-layer=\"image\"></canvas><canvas class=\"review-layer review-mask\" data-layer=\"others\"></canvas><canvas class=\"review-layer review-mask\" data-layer=\"active\"></canvas><canvas class=\"review-layer review-mask\" data-layer=\"prompt\"></canvas><canvas class=\"review-layer\" data-layer=\"ui\"></canvas><div class=\"review-overlay\" id=\"review-overlay\" role=\"status\" aria-live=\"polite\"></div></div><aside class=\"review-side\" id=\"review-side\" hidden><div class=\"review-item\" id=\"review-item\"></div><div class=\"review-message\" id=\"review-message\" role=\"status\" aria-live=\"polite\"></div><ol class=\"review-instances\" id=\"review-instances\" aria-label=\"Instances\"></ol></aside></div><div class=\"review-picker\" id=\"review-picker\" role=\"dialog\" aria-label=\"Choose a label\" hidden><input type=\"search\" id=\"review-picker-input\" autocomplete=\"off\" placeholder=\"Type to search labels\" aria-controls=\"review-picker-list\"><ul id=\"review-picker-list\" role=\"listbox\"></ul></div><details class=\"card review-help\" id=\"review-help\"><summary>Keyboard shortcuts <kbd>?</kbd></summary><p class=\"hint\">Untouched proposals count as accepted when you submit. Masks are edited at the photo's full resolution; brush sizes are in image pixels.</p><table><thead><tr><th>Keys</th><th>Action</th></tr></thead> <tbody>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -247,7 +250,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 						var templ_7745c5c3_Var10 string
 						templ_7745c5c3_Var10, templ_7745c5c3_Err = templ.JoinStringErrs(" or ")
 						if templ_7745c5c3_Err != nil {
-							return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 133, Col: 19}
+							return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 139, Col: 19}
 						}
 						_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var10))
 						if templ_7745c5c3_Err != nil {
@@ -261,7 +264,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 					var templ_7745c5c3_Var11 string
 					templ_7745c5c3_Var11, templ_7745c5c3_Err = templ.JoinStringErrs(k)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 135, Col: 18}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 141, Col: 18}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var11))
 					if templ_7745c5c3_Err != nil {
@@ -279,7 +282,7 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 				var templ_7745c5c3_Var12 string
 				templ_7745c5c3_Var12, templ_7745c5c3_Err = templ.JoinStringErrs(s.Action)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 138, Col: 22}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 144, Col: 22}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var12))
 				if templ_7745c5c3_Err != nil {
@@ -290,33 +293,47 @@ func ReviewPage(p Page, d ReviewScreen) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "</tbody></table></details></div><script src=\"")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 24, "</tbody></table></details></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			var templ_7745c5c3_Var13 string
-			templ_7745c5c3_Var13, templ_7745c5c3_Err = templ.JoinStringErrs(staticPath("rle.js"))
-			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 145, Col: 36}
-			}
-			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var13))
+			templ_7745c5c3_Err = importMap().Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "\" defer></script> <script src=\"")
+			for _, m := range modulePaths() {
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 25, "<link rel=\"modulepreload\" href=\"")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+				var templ_7745c5c3_Var13 templ.SafeURL
+				templ_7745c5c3_Var13, templ_7745c5c3_Err = templ.JoinURLErrs(m)
+				if templ_7745c5c3_Err != nil {
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 153, Col: 37}
+				}
+				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var13))
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "\">")
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 27, " <script type=\"module\" src=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var14 string
-			templ_7745c5c3_Var14, templ_7745c5c3_Err = templ.JoinStringErrs(staticPath("review.js"))
+			templ_7745c5c3_Var14, templ_7745c5c3_Err = templ.JoinStringErrs(staticPath("review/main.js"))
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 146, Col: 39}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `review.templ`, Line: 155, Col: 58}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var14))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 26, "\" defer></script>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 28, "\"></script>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

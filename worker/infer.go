@@ -19,6 +19,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
+	"github.com/deepimageshub/imagehub/regionmodel"
 	"github.com/deepimageshub/imagehub/worker/segment"
 )
 
@@ -48,7 +49,8 @@ type result struct {
 }
 
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
-	if !s.served(w, r) {
+	name, version, model, ok := s.served(w, r)
+	if !ok {
 		return
 	}
 	if s.interactive(r) {
@@ -93,6 +95,18 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	batch := 0
+	if img := req.Input(inImage); img != nil {
+		batch = len(img.Elems)
+	}
+	s.images.Add(int64(batch))
+	for {
+		l := s.largestBatch.Load()
+		if int64(batch) <= l || s.largestBatch.CompareAndSwap(l, int64(batch)) {
+			break
+		}
+	}
+
 	ctx := r.Context()
 	f := s.draw()
 	if !sleep(ctx, s.cfg.SimulateLatency) {
@@ -110,9 +124,13 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		s.failed.Add(1)
 		writeError(w, http.StatusInternalServerError, "simulated failure")
 		return
+	case s.cfg.FailBatches && batch > 1:
+		s.failed.Add(1)
+		writeError(w, http.StatusInternalServerError, fmt.Sprintf("simulated failure of a batch of %d images", batch))
+		return
 	}
 
-	results, err := s.segment(req)
+	results, err := s.segment(req, model)
 	if err != nil {
 		var bad *badRequest
 		if errors.As(err, &bad) {
@@ -127,7 +145,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	if f.malformed {
 		ensureInstance(results)
 	}
-	resp, err := s.respond(req, results)
+	resp, err := s.respond(req, name, version, results)
 	if err != nil {
 		s.badRequests.Add(1)
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -197,8 +215,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// segment checks the inputs, decodes each image and segments it.
-func (s *Server) segment(req *oip.InferRequest) ([]result, error) {
+// segment checks the inputs, decodes each image and segments it, with the
+// region model m when there is one.
+func (s *Server) segment(req *oip.InferRequest, m *regionmodel.Model) ([]result, error) {
 	for _, in := range req.Inputs {
 		if in.Name != inImage && in.Name != inHints {
 			return nil, refuse("unexpected input %q: this model takes IMAGE and LABEL_HINTS", in.Name)
@@ -245,11 +264,21 @@ func (s *Server) segment(req *oip.InferRequest) ([]result, error) {
 			}
 			continue
 		}
-		m, _, err := image.Decode(bytes.NewReader(data))
+		pix, _, err := image.Decode(bytes.NewReader(data))
 		if err != nil {
 			return nil, refuse("IMAGE element %d cannot be decoded: %v", i, err)
 		}
-		ins := segment.Segment(m, s.cfg.Segment)
+		if m != nil {
+			found := m.Segment(pix)
+			r := result{w: pix.Bounds().Dx(), h: pix.Bounds().Dy()}
+			for _, in := range found {
+				r.ins = append(r.ins, segment.Instance{Mask: in.Mask, Score: in.Score})
+				r.labels = append(r.labels, in.Label)
+			}
+			out[i] = r
+			continue
+		}
+		ins := segment.Segment(pix, s.cfg.Segment)
 		labels := make([]string, len(ins))
 		for j := range labels {
 			labels[j] = defaultLabel
@@ -257,13 +286,13 @@ func (s *Server) segment(req *oip.InferRequest) ([]result, error) {
 				labels[j] = hints[j%len(hints)]
 			}
 		}
-		out[i] = result{w: m.Bounds().Dx(), h: m.Bounds().Dy(), ins: ins, labels: labels}
+		out[i] = result{w: pix.Bounds().Dx(), h: pix.Bounds().Dy(), ins: ins, labels: labels}
 	}
 	return out, nil
 }
 
 // respond builds the outputs the request asked for (all by default).
-func (s *Server) respond(req *oip.InferRequest, results []result) (*oip.InferResponse, error) {
+func (s *Server) respond(req *oip.InferRequest, name, version string, results []result) (*oip.InferResponse, error) {
 	var n int
 	for _, r := range results {
 		n += len(r.ins)
@@ -310,7 +339,7 @@ func (s *Server) respond(req *oip.InferRequest, results []result) (*oip.InferRes
 		oip.BytesTensor(outLabels, labels...),
 		oip.Int32Tensor(outBatch, []int64{int64(n)}, batch),
 	}
-	resp := &oip.InferResponse{ModelName: s.cfg.Model, ModelVersion: s.cfg.Version, ID: req.ID}
+	resp := &oip.InferResponse{ModelName: name, ModelVersion: version, ID: req.ID}
 	if len(req.Outputs) == 0 {
 		resp.Outputs = all[:3]
 		if len(results) > 1 {

@@ -33,6 +33,11 @@
 // that are computed once per image and cached by its SHA-256. Prompts take
 // no capacity slot and no simulated fault.
 //
+// With Config.RegionModel the worker serves a model of the project's own
+// trainer (package regionmodel) instead: its instances carry the model's
+// labels, and LABEL_HINTS are ignored. With Config.Loader it also serves,
+// under their own names, the region models the loader finds.
+//
 // An output travels binary when the request asks for it ("binary_data": true
 // on the requested output, or "binary_data_output": true on the request),
 // else as JSON with BYTES in base64. The answer's id is the request's.
@@ -50,8 +55,12 @@
 package worker
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -60,6 +69,7 @@ import (
 	"time"
 
 	"github.com/deepimageshub/imagehub/oip"
+	"github.com/deepimageshub/imagehub/regionmodel"
 	"github.com/deepimageshub/imagehub/worker/segment"
 )
 
@@ -97,7 +107,25 @@ type Config struct {
 	MalformedRate float64       // share of requests answered against the convention
 	Malformations []Malformation
 	Seed          uint64
+	// FailBatches answers 500 to every request of more than one image (a
+	// server whose batched path is broken), so the hub's fallback to one
+	// image a request can be seen.
+	FailBatches bool
+
+	// RegionModel, when set, is served instead of the segmenter: a model of
+	// the project's own trainer, whose instances carry their own labels
+	// (LABEL_HINTS are then ignored).
+	RegionModel *regionmodel.Model
+	// Loader, when set, lets the worker serve models other than Model: a
+	// request for model name (and version, "" when the path names none)
+	// loads a region model file through it, once, and keeps it. The hub's
+	// built-in worker serves trained models from the blob store this way.
+	// An error wrapping fs.ErrNotExist answers 404.
+	Loader func(ctx context.Context, name, version string) (io.ReadCloser, error)
 }
+
+// maxLoaded bounds the models a Loader keeps in memory; the oldest goes.
+const maxLoaded = 32
 
 // Server is the worker's HTTP handler.
 type Server struct {
@@ -110,10 +138,15 @@ type Server struct {
 
 	cache *prepCache
 
+	loadMu sync.Mutex
+	loaded map[[2]string]*regionmodel.Model
+	order  [][2]string
+
 	inFlight, peak                              atomic.Int64
 	prompts                                     atomic.Int64
 	requests, succeeded, busy, failed, timedOut atomic.Int64
 	malformed, badRequests                      atomic.Int64
+	images, largestBatch                        atomic.Int64
 }
 
 // New makes a Server.
@@ -146,7 +179,7 @@ func New(cfg Config) *Server {
 		cfg.Malformations = AllMalformations
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, rng: rand.New(rand.NewPCG(cfg.Seed, 0x1a9e)),
-		cache: newPrepCache(cfg.PreparedImages)}
+		cache: newPrepCache(cfg.PreparedImages), loaded: map[[2]string]*regionmodel.Model{}}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -211,32 +244,80 @@ func (s *Server) interactive(r *http.Request) bool {
 	return s.cfg.InteractiveModel != "-" && r.PathValue("model") == s.cfg.InteractiveModel
 }
 
-// served reports whether the path names a served model (and version).
-func (s *Server) served(w http.ResponseWriter, r *http.Request) bool {
-	if m := r.PathValue("model"); m != s.cfg.Model && !s.interactive(r) {
-		writeError(w, http.StatusNotFound, "unknown model "+m+"; this worker serves "+s.cfg.Model)
-		return false
+// served resolves the model (and version) the path names: the configured
+// segmenter or interactive model, or one the Loader finds. m is nil for the
+// built-in segmenter; ok is false when an error was answered.
+func (s *Server) served(w http.ResponseWriter, r *http.Request) (name, version string, m *regionmodel.Model, ok bool) {
+	name, version = r.PathValue("model"), r.PathValue("version")
+	if (name == s.cfg.Model || s.interactive(r)) && (version == "" || version == s.cfg.Version) {
+		return name, s.cfg.Version, s.cfg.RegionModel, true
 	}
-	if v := r.PathValue("version"); v != "" && v != s.cfg.Version {
-		writeError(w, http.StatusNotFound, "unknown version "+v+" of "+s.cfg.Model+"; this worker serves version "+s.cfg.Version)
-		return false
+	if s.cfg.Loader == nil {
+		if name != s.cfg.Model {
+			writeError(w, http.StatusNotFound, "unknown model "+name+"; this worker serves "+s.cfg.Model)
+		} else {
+			writeError(w, http.StatusNotFound, "unknown version "+version+" of "+s.cfg.Model+"; this worker serves version "+s.cfg.Version)
+		}
+		return "", "", nil, false
 	}
-	return true
+	m, err := s.load(r.Context(), name, version)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown model %s version %q: %v", name, version, err))
+		} else {
+			s.log.Warn("error loading a model", "model", name, "version", version, "error", err)
+			writeError(w, http.StatusInternalServerError, fmt.Sprintf("error loading model %s version %q: %v", name, version, err))
+		}
+		return "", "", nil, false
+	}
+	return name, version, m, true
+}
+
+// load returns a model from the Loader, loading it on first use.
+func (s *Server) load(ctx context.Context, name, version string) (*regionmodel.Model, error) {
+	key := [2]string{name, version}
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	if m := s.loaded[key]; m != nil {
+		return m, nil
+	}
+	rc, err := s.cfg.Loader(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	m, err := regionmodel.Load(rc)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.order) >= maxLoaded {
+		delete(s.loaded, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.loaded[key] = m
+	s.order = append(s.order, key)
+	return m, nil
 }
 
 func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
-	if !s.served(w, r) {
+	name, version, _, ok := s.served(w, r)
+	if !ok {
 		return
 	}
 	if s.interactive(r) {
 		writeJSON(w, http.StatusOK, s.InteractiveMetadata())
 		return
 	}
-	writeJSON(w, http.StatusOK, s.Metadata())
+	md := s.Metadata()
+	md.Name, md.Versions = name, []string{version}
+	if version == "" {
+		md.Versions = nil
+	}
+	writeJSON(w, http.StatusOK, md)
 }
 
 func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
-	if s.served(w, r) {
+	if _, _, _, ok := s.served(w, r); ok {
 		writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 	}
 }
@@ -253,6 +334,8 @@ type Stats struct {
 	BadRequests  int64 `json:"bad_requests"`   // refused with a 4xx
 	InFlight     int64 `json:"in_flight"`      // inferences being served now
 	PeakInFlight int64 `json:"peak_in_flight"` // most inferences ever served at once
+	Images       int64 `json:"images"`         // images in the requests that were decoded
+	LargestBatch int64 `json:"largest_batch"`  // most images in one request
 }
 
 // Stats returns the counters.
@@ -261,6 +344,7 @@ func (s *Server) Stats() Stats {
 		Requests: s.requests.Load(), Prompts: s.prompts.Load(), Succeeded: s.succeeded.Load(), Busy: s.busy.Load(),
 		Failed: s.failed.Load(), TimedOut: s.timedOut.Load(), Malformed: s.malformed.Load(),
 		BadRequests: s.badRequests.Load(), InFlight: s.inFlight.Load(), PeakInFlight: s.peak.Load(),
+		Images: s.images.Load(), LargestBatch: s.largestBatch.Load(),
 	}
 }
 

@@ -53,6 +53,10 @@ Usage:
                                       serve the built-in CPU inference worker (no database)
   imagehub worker --onnx model.onnx --layout yolo-seg|maskrcnn [--labels F] [--threads N] ...
                                       serve an ONNX model on the CPU with ONNX Runtime
+  imagehub worker --model-file model.ihrm [--model M] [--version V] ...
+                                      serve a model of the project's own CPU trainer
+  imagehub trainer --hub URL --token T [--recipes R,...] [--once]
+                                      lease training runs from a hub and train them on the CPU
 
 Configuration comes from environment variables; see README.md.
 `
@@ -79,6 +83,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return importCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "worker":
 		return workerCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "trainer":
+		return trainerCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,7 @@ import (
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/migrations"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/training"
 	"github.com/deepimageshub/imagehub/worker"
 )
 
@@ -115,19 +117,29 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("error opening blob store %s: %w", blobURL, err)
 	}
 	reg := prometheus.NewRegistry()
-	riverClient, err := jobs.NewClient(jobs.Deps{Pool: e.pool, Logger: logger, Blobs: blobs, Config: cfg, Metrics: reg}, jobs.Options{Work: true, More: []jobs.AddWorkers{importer.AddWorkers}})
+	// Trained models are served by the built-in worker: its address is
+	// known once it listens, before the first artifact can arrive.
+	// TODO(merge): add the CPU trainer's recipes and its
+	// "imagehub-region" checker (regionmodel.Check) here.
+	var trainedEndpoint atomic.Value
+	trainedEndpoint.Store("")
+	topts := training.Options{Endpoint: func() string { return trainedEndpoint.Load().(string) }}
+	deps := jobs.Deps{Pool: e.pool, Logger: logger, Blobs: blobs, Config: cfg, Metrics: reg}
+	deps.AfterPublish = append(deps.AfterPublish, training.AfterPublish(deps, topts))
+	riverClient, err := jobs.NewClient(deps, jobs.Options{Work: true, More: []jobs.AddWorkers{importer.AddWorkers, training.AddWorkers}})
 	if err != nil {
 		return err
 	}
-	server, err := app.New(app.Deps{Config: cfg, Pool: e.pool, River: riverClient, Blobs: blobs, Logger: logger, Registry: reg})
+	server, err := app.New(app.Deps{Config: cfg, Pool: e.pool, River: riverClient, Blobs: blobs, Logger: logger, Registry: reg, Training: topts})
 	if err != nil {
 		return err
 	}
 	if cfg.BuiltinWorker {
-		stop, err := startBuiltinWorker(ctx, e, riverClient)
+		stop, endpoint, err := startBuiltinWorker(ctx, e, riverClient)
 		if err != nil {
 			return err
 		}
+		trainedEndpoint.Store(endpoint)
 		// Stopped after River (defers run last first), so jobs in flight
 		// get their answers.
 		defer stop()
@@ -216,8 +228,8 @@ func printSetupCode(ctx context.Context, e *env, stderr io.Writer) error {
 // startBuiltinWorker serves the project's CPU inference worker on a loopback
 // port and registers it as a model whose only endpoint is this process's
 // worker, so that `make run` proposes masks without a GPU server. The model
-// keeps the enabled flag an admin gave it.
-func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[pgx.Tx]) (stop func(), err error) {
+// keeps the enabled flag an admin gave it. endpoint is its address.
+func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[pgx.Tx]) (stop func(), endpoint string, err error) {
 	capacity := e.cfg.BuiltinWorkerCapacity
 	if capacity == 0 {
 		capacity = runtime.GOMAXPROCS(0)
@@ -225,7 +237,7 @@ func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[p
 	ws := worker.New(worker.Config{Capacity: capacity, Logger: e.logger.With("component", "worker")})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("error listening for the built-in worker: %w", err)
+		return nil, "", fmt.Errorf("error listening for the built-in worker: %w", err)
 	}
 	srv := &http.Server{Handler: ws, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -252,12 +264,12 @@ func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[p
 	for _, spec := range specs {
 		if err := spec.Normalize(); err != nil {
 			stop()
-			return nil, err
+			return nil, "", err
 		}
 		check := dispatch.Inspect(ctx, inference.New(nil), spec, 10*time.Second)
 		if len(check.Unfit) > 0 || len(check.Unreachable) > 0 {
 			stop()
-			return nil, fmt.Errorf("the built-in worker does not answer as it should: %v", check.Problems())
+			return nil, "", fmt.Errorf("the built-in worker does not answer as it should: %v", check.Problems())
 		}
 		err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 			if old, err := q.ModelGetByNameVersion(ctx, tx, queries.ModelGetByNameVersionParams{Name: spec.Name, Version: spec.Version}); err == nil {
@@ -268,9 +280,9 @@ func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[p
 		})
 		if err != nil {
 			stop()
-			return nil, fmt.Errorf("error registering the built-in worker: %w", err)
+			return nil, "", fmt.Errorf("error registering the built-in worker: %w", err)
 		}
 		e.logger.Info("built-in inference worker registered", "model", spec.Name, "task", spec.Task, "endpoint", spec.Endpoints[0], "capacity", capacity, "enabled", *spec.Enabled)
 	}
-	return stop, nil
+	return stop, "http://" + ln.Addr().String(), nil
 }

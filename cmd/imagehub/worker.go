@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/deepimageshub/imagehub/regionmodel"
 	"github.com/deepimageshub/imagehub/worker"
 	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
@@ -47,6 +49,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	labelsPath := fset.String("labels", "", "with --onnx: file of class names, one per line in output order (default: the file's Ultralytics names)")
 	threads := fset.Int("threads", 0, "with --onnx: ONNX Runtime's intra-op threads (0: one per core)")
 
+	modelFile := fset.String("model-file", "", "serve this model file of the project's own trainer (.ihrm, package regionmodel) instead of the built-in segmenter")
 	interactiveModel := fset.String("interactive-model", "imagehub-interactive", "name of the click-to-segment model served beside the segmenter (docs/interactive.md); - serves none")
 	dense := fset.Bool("dense-masks", false, "answer MASKS as UINT8 [N, H, W] instead of COCO RLE")
 	latency := fset.Duration("simulate-latency", 0, "added to every inference, e.g. 50ms")
@@ -55,10 +58,13 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	timeoutRate := fset.Float64("timeout-rate", 0, "share of inferences never answered in time, in [0, 1]")
 	malformedRate := fset.Float64("malformed-rate", 0, "share of inferences answered against the convention, in [0, 1]")
 	hang := fset.Duration("hang", 2*time.Minute, "how long a simulated timeout holds its request before a 504")
+	maxBatch := fset.Int("max-batch", 8, "most images in one request (IMAGE [B]); more are refused with a 400")
+	failBatches := fset.Bool("fail-batches", false, "answer 500 to every request of more than one image")
 	seed := fset.Uint64("seed", 0, "seed of the simulation's draws")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "usage: imagehub worker [flags]")
 		fmt.Fprintln(stderr, "       imagehub worker --onnx model.onnx --layout yolo-seg|maskrcnn [--labels labels.txt] [flags]")
+		fmt.Fprintln(stderr, "       imagehub worker --model-file model.ihrm [flags]")
 		fset.PrintDefaults()
 	}
 	if err := fset.Parse(args); err != nil {
@@ -72,6 +78,22 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	onnxOnly := []string{"layout", "labels", "threads"}
 	segmenterOnly := []string{"dense-masks", "simulate-latency", "synthetic", "fail-rate", "timeout-rate", "malformed-rate", "hang", "seed"}
+	if *modelFile != "" && *onnxPath != "" {
+		return bad("--model-file and --onnx name two models; give one")
+	}
+	if *modelFile != "" {
+		if !set["model"] {
+			*model = strings.TrimSuffix(filepath.Base(*modelFile), filepath.Ext(*modelFile))
+			if !modelName.MatchString(*model) {
+				return bad("--model is needed: the file's name %q is not a model name (1 to 128 letters, digits, '_', '.' or '-')", *model)
+			}
+		}
+		for _, f := range []string{"synthetic", "fail-rate", "timeout-rate", "malformed-rate"} {
+			if set[f] {
+				return bad("--%s is for the built-in segmenter, not a trained model", f)
+			}
+		}
+	}
 	if *onnxPath == "" {
 		for _, f := range onnxOnly {
 			if set[f] {
@@ -100,6 +122,8 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return bad("--version %q: a version is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", *version)
 	case *capacity < 0:
 		return bad("--capacity %d: must be 0 (unbounded) or more", *capacity)
+	case *maxBatch < 1:
+		return bad("--max-batch %d: must be at least 1", *maxBatch)
 	case *latency < 0:
 		return bad("--simulate-latency %v: must not be negative", *latency)
 	case *hang <= 0:
@@ -157,10 +181,25 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		stats = func() any { return nil }
 		logger.Info("loaded the ONNX model", "file", *onnxPath, "layout", *layout, "labels", len(labels), "inputs", m.Inputs(), "outputs", m.Outputs())
 	} else {
+		var rm *regionmodel.Model
+		if *modelFile != "" {
+			f, err := os.Open(*modelFile)
+			if err != nil {
+				return fmt.Errorf("error opening the model file: %w", err)
+			}
+			rm, err = regionmodel.Load(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("error loading %s: %w", *modelFile, err)
+			}
+			logger.Info("loaded the region model", "file", *modelFile, "labels", rm.Labels)
+		}
 		w := worker.New(worker.Config{
-			Model: *model, Version: *version, DenseMasks: *dense, Logger: logger, InteractiveModel: *interactiveModel,
+			RegionModel: rm, InteractiveModel: *interactiveModel,
+			Model: *model, Version: *version, DenseMasks: *dense, Logger: logger,
 			SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, FailRate: *failRate,
 			TimeoutRate: *timeoutRate, Hang: *hang, MalformedRate: *malformedRate, Seed: *seed,
+			MaxBatch: *maxBatch, FailBatches: *failBatches,
 		})
 		handler = w
 		stats = func() any { return w.Stats() }

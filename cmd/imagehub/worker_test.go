@@ -137,7 +137,7 @@ func TestWorkerCommand(t *testing.T) {
 	var st worker.Stats
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&st))
 	res.Body.Close()
-	require.Equal(t, worker.Stats{Requests: 2, Succeeded: 2, PeakInFlight: 1}, st)
+	require.Equal(t, worker.Stats{Requests: 2, Succeeded: 2, PeakInFlight: 1, Images: 2, LargestBatch: 1}, st)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
@@ -161,6 +161,7 @@ func TestWorkerCommandRefusesBadFlags(t *testing.T) {
 		{[]string{"--timeout-rate", "-0.1"}, "--timeout-rate -0.1: must be between 0 and 1"},
 		{[]string{"--malformed-rate", "NaN"}, "--malformed-rate NaN: must be between 0 and 1"},
 		{[]string{"--capacity", "-1"}, "--capacity -1: must be 0 (unbounded) or more"},
+		{[]string{"--max-batch", "0"}, "--max-batch 0: must be at least 1"},
 		{[]string{"--simulate-latency", "soon"}, "-simulate-latency"},
 		{[]string{"--model", "a/b"}, `--model "a/b"`},
 		{[]string{"--frobnicate"}, "-frobnicate"},

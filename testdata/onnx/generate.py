@@ -32,6 +32,22 @@ yolo-seg-dynamic.onnx: the same declared as a dynamic=True export declares
   16 x 16), so any other size makes ONNX Runtime fail at run time, as a real
   model does on a size its graph cannot take. (ONNX Runtime's metadata shows
   output1 as [batch, 32, 16, 16]: it works the sides out from P.)
+yolo-seg-640.onnx: an export as `yolo export model=yolo11n-seg.pt format=onnx`
+  leaves it (imgsz 640, batch fixed at 1, the 80 COCO classes), computed from a
+  few constants so that the file stays small:
+    input  images  FP32 [1, 3, 640, 640]
+    output output0 FP32 [1, 116, 8400]       4 box + 80 class + 32 coefficient rows
+    output output1 FP32 [1, 32, 160, 160]
+  with
+    output0[0, :, 0:3] = sum_c mean[c] * W0s[c] + C0s        (W0s [3, 116, 3], C0s [116, 3])
+    output0[0, :, 3:]  = BG, the same column for every other anchor  (BG [116])
+    output1[0, j]      = pool * Q + nearest 8x upsampling of Ps[j]   (Ps [32, 20, 20])
+  Anchors 0 and 2 (overlapping, for NMS) are person (class 0), anchor 1 car
+  (class 2), scoring 0.3 + 0.6 * the mean of channel 0, 1 and 0; their
+  coefficients pick prototype 0, 1 or 2, +1 inside the anchor's box (on the
+  20 x 20 grid) and -1 outside, times 6; BG scores 0.01 for every class. The
+  metadata_props are Ultralytics' (names as "{0: 'person', 1: 'bicycle', ...}").
+  The constants are written to yolo-seg-640.json.
 maskrcnn.onnx (torchvision Mask R-CNN export):
     input  image  FP32 [3, H, W]           (H, W dynamic)
     output boxes  FP32 [N, 4]
@@ -158,6 +174,105 @@ def yolo(batch, hw=(S, S), anchors=A, proto_hw=(P4, P4)):
     return model, spec
 
 
+COCO = [
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
+    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase",
+    "scissors", "teddy bear", "hair drier", "toothbrush",
+]
+
+
+def yolo640():
+    s, nc, grid = 640, len(COCO), 20  # grid: the prototypes before their 8x upsampling
+    a = (s // 8) ** 2 + (s // 16) ** 2 + (s // 32) ** 2  # 8400
+    rows = 4 + nc + NM
+    rng = np.random.default_rng(640)
+    c0 = np.zeros((rows, 3), np.float32)
+    c0[0:4, 0] = [200, 200, 160, 160]
+    c0[0:4, 1] = [440, 400, 200, 240]
+    c0[0:4, 2] = [220, 210, 160, 160]
+    c0[4 : 4 + nc, :] = 0.01
+    w0 = np.zeros((3, rows, 3), np.float32)
+    for anchor, cls, chan in [(0, 0, 0), (1, 2, 1), (2, 0, 0)]:
+        c0[4 + cls, anchor] = 0.3
+        w0[chan, 4 + cls, anchor] = 0.6
+        c0[4 + nc + anchor, anchor] = 6
+    bg = np.zeros((rows,), np.float32)
+    bg[0:4] = [4, 4, 4, 4]
+    bg[4 : 4 + nc] = 0.01
+    ps = rng.normal(0, 0.5, (NM, grid, grid)).astype(np.float32)
+    for j in range(3):
+        cx, cy, w, h = c0[0:4, j] / (s / grid)
+        ys, xs = np.mgrid[0:grid, 0:grid] + 0.5
+        inside = (abs(xs - cx) <= w / 2) & (abs(ys - cy) <= h / 2)
+        ps[j] = np.where(inside, 1.0, -1.0)
+    q = np.full((NM,), 0.25, np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["mean", "W0s"], ["detflat"]),
+        helper.make_node("Add", ["detflat", "C0s"], ["detsum"]),
+        helper.make_node("Reshape", ["detsum", "detshape"], ["det"]),
+        helper.make_node("Expand", ["BG", "bgshape"], ["bg"]),
+        helper.make_node("Concat", ["det", "bg"], ["output0"], axis=2),
+        helper.make_node("ReduceMean", ["images"], ["gray"], axes=[1], keepdims=1),
+        helper.make_node("AveragePool", ["gray"], ["pool"], kernel_shape=[4, 4], strides=[4, 4]),
+        helper.make_node("Mul", ["pool", "Q"], ["o1mul"]),
+        helper.make_node(
+            "Resize", ["Ps", "", "scales"], ["protos"], mode="nearest",
+            coordinate_transformation_mode="asymmetric", nearest_mode="floor",
+        ),
+        helper.make_node("Add", ["o1mul", "protos"], ["output1"]),
+    ]
+    inits = [
+        const("W0s", w0.reshape(3, -1)),
+        const("C0s", c0.reshape(-1)),
+        const("detshape", np.array([1, rows, 3], np.int64)),
+        const("BG", bg.reshape(1, rows, 1)),
+        const("bgshape", np.array([1, rows, a - 3], np.int64)),
+        const("Q", q.reshape(1, NM, 1, 1)),
+        const("Ps", ps.reshape(1, NM, grid, grid)),
+        const("scales", np.array([1, 1, 8, 8], np.float32)),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "main_graph",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, s, s])],
+        [
+            helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, rows, a]),
+            helper.make_tensor_value_info("output1", TensorProto.FLOAT, [1, NM, s // 4, s // 4]),
+        ],
+        inits,
+    )
+    model = finish(graph, "pytorch")
+    names = "{" + ", ".join(f"{i}: {n!r}" for i, n in enumerate(COCO)) + "}"
+    onnx.helper.set_model_props(
+        model,
+        {
+            "description": "imagehub test model in the shape of Ultralytics YOLO11n-seg's default ONNX export",
+            "author": "Deep Images Hub testdata/onnx/generate.py",
+            "task": "segment",
+            "stride": "32",
+            "batch": "1",
+            "imgsz": f"[{s}, {s}]",
+            "names": names,
+        },
+    )
+    spec = {
+        "W0s": w0.reshape(-1).tolist(),
+        "C0s": c0.reshape(-1).tolist(),
+        "BG": bg.tolist(),
+        "Q": q.tolist(),
+        "Ps": ps.reshape(-1).tolist(),
+        "names": COCO,
+    }
+    return model, spec
+
+
 def maskrcnn():
     bn = np.array([[0.1, 0.2, 0.5, 0.6], [0.4, 0.1, 0.9, 0.5], [0.0, 0.5, 0.3, 1.0]], np.float32)
     # torchvision's labels count from 1 (0 is the background): 1, 2 and 3
@@ -247,4 +362,5 @@ if __name__ == "__main__":
     write("yolo-seg-b1", yolo(1)[0], None)  # constants as yolo-seg.json
     # Ultralytics' own names for the dynamic axes.
     write("yolo-seg-dynamic", yolo("batch", ("height", "width"), "anchors", ("mask_height", "mask_width"))[0], None)
+    write("yolo-seg-640", *yolo640())
     write("maskrcnn", *maskrcnn())

@@ -623,3 +623,53 @@ func (g *grid) upscale(c component, W, H int) *mask.Bitmap {
 	}
 	return bm
 }
+
+// Regions is the working copy and its graph-based regions, for callers that
+// classify regions themselves (package regionmodel). Segment does the same
+// first two steps; Regions leaves the saliency to the caller but computes it
+// too, as one feature among others.
+type Regions struct {
+	W, H     int          // working size
+	FullW    int          // the photo's size
+	FullH    int          //
+	Lab      [3][]float32 // smoothed CIELAB planes, W×H
+	Label    []int32      // each working pixel's region, 0..N-1
+	N        int
+	Saliency []float64 // each region's saliency score (step 3)
+	xm, ym   []int32
+}
+
+// FindRegions runs steps 1 to 3 of the method on img.
+func FindRegions(img image.Image, opt Options) *Regions {
+	opt = opt.withDefaults()
+	b := img.Bounds()
+	if b.Dx() < 2 || b.Dy() < 2 {
+		return nil
+	}
+	g := newGrid(img, opt.WorkSize)
+	g.toLab()
+	g.blur(opt.Sigma)
+	labels, nreg := g.regions(opt.K, opt.MinRegion)
+	regs := g.regionStats(labels, nreg)
+	scores := saliency(regs, g.w, g.h, opt.ContrastScale)
+	return &Regions{W: g.w, H: g.h, FullW: b.Dx(), FullH: b.Dy(), Lab: g.c, Label: labels, N: nreg, Saliency: scores, xm: g.xm, ym: g.ym}
+}
+
+// WorkPixel maps a full-size pixel to its working pixel's index.
+func (r *Regions) WorkPixel(x, y int) int { return int(r.ym[y])*r.W + int(r.xm[x]) }
+
+// Upscale draws a set of working pixels at the photo's full size, as
+// Segment draws its instances.
+func (r *Regions) Upscale(on []bool) *mask.Bitmap {
+	bm := mask.NewBitmap(r.FullW, r.FullH)
+	for y := 0; y < r.FullH; y++ {
+		row := on[int(r.ym[y])*r.W : (int(r.ym[y])+1)*r.W]
+		out := bm.Pix[y*r.FullW : (y+1)*r.FullW]
+		for x := range r.FullW {
+			if row[r.xm[x]] {
+				out[x] = 1
+			}
+		}
+	}
+	return bm
+}

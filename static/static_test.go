@@ -1,0 +1,49 @@
+package static
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"regexp"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/stretchr/testify/require"
+)
+
+// TestImportMap: every module the review screen's modules import, by a
+// static or a dynamic import, is in the import map, and each URL of the map
+// serves that module as JavaScript, cacheable for a year; the CSP source is
+// the hash of the map's exact text.
+func TestImportMap(t *testing.T) {
+	var m struct {
+		Imports map[string]string `json:"imports"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(ImportMap()), &m))
+	require.Contains(t, m.Imports, "review/main.js")
+	require.Contains(t, m.Imports, "rle.js")
+	require.Len(t, ModulePaths(), len(m.Imports))
+
+	a := fiber.New()
+	a.Get(Prefix+"*", Handler)
+	spec := regexp.MustCompile(`(?m)(?:^import .* from |\bimport\()"([^"]+)"`)
+	for name, url := range m.Imports {
+		require.Equal(t, Path(name), url)
+		res, err := a.Test(httptest.NewRequest("GET", url, nil))
+		require.NoError(t, err)
+		require.Equal(t, 200, res.StatusCode, url)
+		require.Contains(t, res.Header.Get("Content-Type"), "javascript", url)
+		require.Equal(t, "public, max-age=31536000, immutable", res.Header.Get("Cache-Control"), url)
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		for _, s := range spec.FindAllStringSubmatch(string(body), -1) {
+			require.Contains(t, m.Imports, s[1], "%s imports %s, which the import map lacks", name, s[1])
+		}
+	}
+	sum := sha256.Sum256([]byte(ImportMap()))
+	require.Equal(t, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'", ImportMapSource())
+	_, err := files.Open("test/rle.test.js")
+	require.Error(t, err, "the Node tests are not served")
+}

@@ -1,0 +1,237 @@
+package training
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/problem"
+	"github.com/deepimageshub/imagehub/queries"
+)
+
+// Training is a training as the API shows it.
+type Training struct {
+	ID            uuid.UUID
+	CreatedBy     uuid.UUID
+	DatasetID     uuid.UUID
+	VersionID     uuid.UUID
+	VersionNumber int
+	LabelIDs      []uuid.UUID
+	Labels        []string
+	Recipe        string
+	Params        map[string]float64
+	Seed          int64
+	Retrain       bool
+	RetrainOf     *uuid.UUID
+	Enable        bool
+	ModelName     string
+	ModelVersion  *string
+	ModelID       *uuid.UUID
+	State         string
+	Attempt       int
+	MaxAttempts   int
+	Trainer       *string
+	Step, Steps   int
+	Epoch         *int
+	Loss          *float64
+	ArtifactKey   *string
+	ArtifactSHA   []byte
+	ArtifactSize  *int64
+	ArtifactFmt   *string
+	ArtifactLay   *string
+	EvaluationID  *uuid.UUID
+	BaselineID    *uuid.UUID
+	Error         *string
+	CreatedAt     time.Time
+	StartedAt     *time.Time
+	FinishedAt    *time.Time
+	LeaseExpires  *time.Time
+}
+
+const trainingColumns = `id, created_by, dataset_id, version_id, version_number, label_ids, label_names, recipe, params, seed,
+	retrain, retrain_of, enable, model_name, model_version, model_id, state::text, attempt, max_attempts, trainer,
+	step, steps, epoch, loss, artifact_key, artifact_sha256, artifact_size, artifact_format, artifact_layout,
+	evaluation_id, baseline_evaluation_id, error, created_at, started_at, finished_at, lease_expires_at`
+
+func scanTraining(row pgx.Row) (Training, error) {
+	var t Training
+	var params []byte
+	err := row.Scan(&t.ID, &t.CreatedBy, &t.DatasetID, &t.VersionID, &t.VersionNumber, &t.LabelIDs, &t.Labels, &t.Recipe,
+		&params, &t.Seed, &t.Retrain, &t.RetrainOf, &t.Enable, &t.ModelName, &t.ModelVersion, &t.ModelID, &t.State,
+		&t.Attempt, &t.MaxAttempts, &t.Trainer, &t.Step, &t.Steps, &t.Epoch, &t.Loss, &t.ArtifactKey, &t.ArtifactSHA,
+		&t.ArtifactSize, &t.ArtifactFmt, &t.ArtifactLay, &t.EvaluationID, &t.BaselineID, &t.Error, &t.CreatedAt,
+		&t.StartedAt, &t.FinishedAt, &t.LeaseExpires)
+	if err != nil {
+		return Training{}, err
+	}
+	if err := json.Unmarshal(params, &t.Params); err != nil {
+		return Training{}, fmt.Errorf("error reading params of training %s: %w", t.ID, err)
+	}
+	return t, nil
+}
+
+func get(ctx context.Context, db queries.DBTX, id uuid.UUID) (Training, error) {
+	t, err := scanTraining(db.QueryRow(ctx, `SELECT `+trainingColumns+` FROM trainings WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Training{}, problem.NotFound
+	}
+	if err != nil {
+		return Training{}, fmt.Errorf("error reading training: %w", err)
+	}
+	return t, nil
+}
+
+// Get reads a training; one of another user's is not found unless the
+// caller is an admin.
+func (s *Service) Get(ctx context.Context, id uuid.UUID, by uuid.UUID, admin bool) (Training, error) {
+	t, err := get(ctx, s.pool, id)
+	if err != nil {
+		return Training{}, err
+	}
+	if !admin && t.CreatedBy != by {
+		return Training{}, problem.NotFound
+	}
+	return t, nil
+}
+
+// List lists the caller's trainings, newest first (admins: everyone's).
+func (s *Service) List(ctx context.Context, by uuid.UUID, admin bool, limit int) ([]Training, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+trainingColumns+` FROM trainings
+		WHERE $1 OR created_by = $2 ORDER BY created_at DESC, id DESC LIMIT $3`, admin, by, limit)
+	if err != nil {
+		return nil, fmt.Errorf("error listing trainings: %w", err)
+	}
+	defer rows.Close()
+	var out []Training
+	for rows.Next() {
+		t, err := scanTraining(rows)
+		if err != nil {
+			return nil, fmt.Errorf("error listing trainings: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Point is one progress report, for the loss curve.
+type Point struct {
+	Attempt, Step, Steps int
+	Epoch                *int
+	Loss                 *float64
+}
+
+// History is every progress report of a training, in order.
+func (s *Service) History(ctx context.Context, id uuid.UUID) ([]Point, error) {
+	rows, err := s.pool.Query(ctx, `SELECT attempt, step, steps, epoch, loss FROM training_progress WHERE training_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("error reading progress: %w", err)
+	}
+	defer rows.Close()
+	var out []Point
+	for rows.Next() {
+		var p Point
+		if err := rows.Scan(&p.Attempt, &p.Step, &p.Steps, &p.Epoch, &p.Loss); err != nil {
+			return nil, fmt.Errorf("error reading progress: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Cancel ends a training that has not finished. A trainer holding it learns
+// so from its next progress report.
+func (s *Service) Cancel(ctx context.Context, id, by uuid.UUID, admin bool) (Training, error) {
+	if _, err := s.Get(ctx, id, by, admin); err != nil {
+		return Training{}, err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE trainings SET state = 'cancelled', finished_at = now()
+		WHERE id = $1 AND state IN ('queued', 'running', 'evaluating')`, id)
+	if err != nil {
+		return Training{}, fmt.Errorf("error cancelling training: %w", err)
+	}
+	t, err := get(ctx, s.pool, id)
+	if err == nil && tag.RowsAffected() == 0 {
+		return t, problem.Conflict("already_finished", "", fmt.Sprintf("The training is %s already.", t.State))
+	}
+	return t, err
+}
+
+// Store reads trained artifacts for the worker that serves them.
+type Store struct {
+	pool  *pgxpool.Pool
+	blobs blob.Store
+}
+
+// NewStore makes a Store.
+func NewStore(pool *pgxpool.Pool, blobs blob.Store) *Store { return &Store{pool: pool, blobs: blobs} }
+
+// Artifact opens the artifact registered as version of model, and says its
+// format (onnx or imagehub-region). A model no training made is not found.
+func (s *Store) Artifact(ctx context.Context, model, version string) (io.ReadCloser, string, error) {
+	var key, format string
+	err := s.pool.QueryRow(ctx, `SELECT artifact_key, artifact_format FROM trainings
+		WHERE model_name = $1 AND model_version = $2 AND artifact_key IS NOT NULL`, model, version).Scan(&key, &format)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, "", fmt.Errorf("no trained artifact for model %s version %s: %w", model, version, problem.NotFound)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("error finding the artifact of %s %s: %w", model, version, err)
+	}
+	rc, _, err := s.blobs.Get(ctx, key)
+	if err != nil {
+		return nil, "", fmt.Errorf("error reading the artifact of %s %s: %w", model, version, err)
+	}
+	return rc, format, nil
+}
+
+// Artifact opens a training's artifact, for its owner's download.
+func (s *Service) Artifact(ctx context.Context, t Training) (io.ReadCloser, error) {
+	if t.ArtifactKey == nil {
+		return nil, problem.NotFound
+	}
+	rc, _, err := s.blobs.Get(ctx, *t.ArtifactKey)
+	if err != nil {
+		return nil, fmt.Errorf("error reading the artifact: %w", err)
+	}
+	return rc, nil
+}
+
+// ModelVersion is one trained version of a model with its evaluation.
+type ModelVersion struct {
+	Version       string
+	TrainingID    uuid.UUID
+	DatasetNumber int
+	AP, AP50      *float64
+	FinishedAt    *time.Time
+}
+
+// Versions lists the trained versions of a model, oldest first, with the
+// figures of their evaluations: the series a retrain adds to.
+func (s *Service) Versions(ctx context.Context, model string) ([]ModelVersion, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT t.model_version, t.id, t.version_number, e.ap, e.ap50, t.finished_at
+		FROM trainings t LEFT JOIN evaluations e ON e.id = t.evaluation_id AND e.state = 'done'
+		WHERE t.model_name = $1 AND t.model_version IS NOT NULL
+		ORDER BY t.model_version::int`, model)
+	if err != nil {
+		return nil, fmt.Errorf("error listing model versions: %w", err)
+	}
+	defer rows.Close()
+	var out []ModelVersion
+	for rows.Next() {
+		var v ModelVersion
+		if err := rows.Scan(&v.Version, &v.TrainingID, &v.DatasetNumber, &v.AP, &v.AP50, &v.FinishedAt); err != nil {
+			return nil, fmt.Errorf("error listing model versions: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
