@@ -27,6 +27,14 @@ help: ## list the targets
 build: ## build bin/imagehub
 	$(GO) build -o $(BIN) ./cmd/imagehub
 
+# The OCI image, built without Docker by tools/mkimage (go-containerregistry,
+# in the tools module): reproducible, so one commit gives one digest.
+IMAGE_TAR ?= bin/imagehub-oci.tar
+.PHONY: image
+image: ## build the hub's container image as an OCI layout tarball (IMAGE_TAR, default bin/imagehub-oci.tar) and print its digest
+	@mkdir -p $(dir $(IMAGE_TAR))
+	cd tools && GOWORK=off $(GO) run ./mkimage -src .. -o $(abspath $(IMAGE_TAR))
+
 .PHONY: run
 run: build ## build and serve on PORT (default 8080), starting a local PostgreSQL when DATABASE_URL is unset
 	@set -e; \

@@ -9,6 +9,8 @@ tool (
 	helm.sh/helm/v3/cmd/helm
 )
 
+require github.com/google/go-containerregistry v0.22.1
+
 require (
 	cel.dev/expr v0.25.1 // indirect
 	dario.cat/mergo v1.0.1 // indirect
