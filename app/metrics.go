@@ -13,12 +13,20 @@ import (
 	"github.com/deepimageshub/imagehub/queries"
 )
 
+// Registry is where the app registers its metrics and what /metrics
+// serves: a *prometheus.Registry, or one that also records what is
+// registered (the tests of deploy/ check the alert rules against it).
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imagehub_http_requests_total",

@@ -44,7 +44,7 @@ type Deps struct {
 	River    *river.Client[pgx.Tx]
 	Blobs    blob.Store
 	Logger   *slog.Logger
-	Registry *prometheus.Registry // metrics are registered here; nil makes a fresh one
+	Registry Registry // metrics are registered here; nil makes a fresh one
 }
 
 // Server holds every dependency of the handlers. There are no package-level
@@ -67,7 +67,7 @@ type Server struct {
 	logger  *slog.Logger
 	metrics *metrics
 	// registry holds the metrics MetricsHandler serves.
-	registry *prometheus.Registry
+	registry Registry
 	app      *fiber.App
 	routes   []route
 

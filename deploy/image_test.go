@@ -49,7 +49,7 @@ func readTar(t *testing.T, r io.Reader) map[string][]byte {
 	}
 }
 
-func blob(t *testing.T, files map[string][]byte, digest string) []byte {
+func layoutBlob(t *testing.T, files map[string][]byte, digest string) []byte {
 	t.Helper()
 	b, ok := files["blobs/"+strings.Replace(digest, ":", "/", 1)]
 	require.True(t, ok, "blob %s", digest)
@@ -81,7 +81,7 @@ func TestImageReproducibleAndMinimal(t *testing.T) {
 		Config descriptor   `json:"config"`
 		Layers []descriptor `json:"layers"`
 	}
-	require.NoError(t, json.Unmarshal(blob(t, files1, d1), &manifest))
+	require.NoError(t, json.Unmarshal(layoutBlob(t, files1, d1), &manifest))
 	var cfg struct {
 		Config struct {
 			User         string              `json:"User"`
@@ -91,13 +91,13 @@ func TestImageReproducibleAndMinimal(t *testing.T) {
 			Volumes      map[string]struct{} `json:"Volumes"`
 		} `json:"config"`
 	}
-	require.NoError(t, json.Unmarshal(blob(t, files1, manifest.Config.Digest), &cfg))
+	require.NoError(t, json.Unmarshal(layoutBlob(t, files1, manifest.Config.Digest), &cfg))
 	require.Equal(t, "65532:65532", cfg.Config.User)
 	require.Equal(t, []string{"/usr/local/bin/imagehub"}, cfg.Config.Entrypoint)
 	require.Equal(t, []string{"serve"}, cfg.Config.Cmd)
 
 	require.Len(t, manifest.Layers, 1)
-	gz, err := gzip.NewReader(bytes.NewReader(blob(t, files1, manifest.Layers[0].Digest)))
+	gz, err := gzip.NewReader(bytes.NewReader(layoutBlob(t, files1, manifest.Layers[0].Digest)))
 	require.NoError(t, err)
 	layer := readTar(t, gz)
 	require.Contains(t, layer, "usr/local/bin/imagehub")
