@@ -296,6 +296,22 @@ func checkProduction(t *testing.T, objects map[string]any) {
 	require.Contains(t, objects, "NetworkPolicy/hub-triton")
 }
 
+// TestChartRefusesManagedSettings: hub.settings cannot turn the built-in
+// worker back on, nor put a secret in the ConfigMap.
+func TestChartRefusesManagedSettings(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"BUILTIN_WORKER", "DATABASE_URL"} {
+		bin, err := tooltest.Binary("helm.sh/helm/v3/cmd/helm")
+		require.NoError(t, err)
+		home := t.TempDir()
+		cmd := exec.Command(bin, "template", "hub", chart, "--set", "hub.settings."+key+"=x")
+		cmd.Env = []string{"HOME=" + home, "HELM_CACHE_HOME=" + home, "HELM_CONFIG_HOME=" + home, "HELM_DATA_HOME=" + home}
+		out, err := cmd.CombinedOutput()
+		require.Error(t, err, "%s", out)
+		require.Contains(t, string(out), "hub.settings."+key+" is set by the chart")
+	}
+}
+
 // TestChartPrometheusTrigger: the alternative trigger reads the hub's queue
 // gauge with max() across replicas.
 func TestChartPrometheusTrigger(t *testing.T) {
