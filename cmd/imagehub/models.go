@@ -46,14 +46,16 @@ func modelsCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer e.pool.Close()
+	probe := spec
 	if spec.Headers == nil {
+		// An update that keeps the stored headers checks with them, as the API does.
 		h, err := dispatch.StoredHeaders(ctx, e.pool, spec)
 		if err != nil {
 			return err
 		}
-		spec.Headers = h
+		probe.Headers = h
 	}
-	check, err := inspectUntilReady(ctx, spec, *wait)
+	check, err := inspectUntilReady(ctx, probe, *wait)
 	if err != nil {
 		return err
 	}
