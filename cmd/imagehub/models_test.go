@@ -53,6 +53,14 @@ func TestModelsRegister(t *testing.T) {
 
 	_, _, err = runCmd(t, vars, "models", "register", "--file", write("c.json", `{"name": "x", "version": "1", "endpoints": ["`+srv.URL+`"], "capacty": 2}`))
 	require.Error(t, err, "an unknown field is refused")
+	// A server that never answers: --wait gives up and saves nothing.
+	dead := httptest.NewServer(nil)
+	deadURL := dead.URL
+	dead.Close()
+	_, stderr, err = runCmd(t, vars, "models", "register", "--wait", "1s", "--file",
+		write("d.json", `{"name": "x", "version": "1", "task": "segmentation", "endpoints": ["`+deadURL+`"], "capacity": 2}`))
+	require.Error(t, err)
+	require.Contains(t, stderr, "endpoints not ready after 1s")
 	var n int
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM models WHERE name = 'x'`).Scan(&n))
 	require.Zero(t, n)
