@@ -18,6 +18,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/tooltest"
 )
@@ -197,6 +198,15 @@ func TestChartRenders(t *testing.T) {
 			cm := objects["ConfigMap/hub"].(*corev1.ConfigMap)
 			require.Equal(t, "false", cm.Data["BUILTIN_WORKER"], "replicas share the database")
 			require.Equal(t, "false", cm.Data["MIGRATE_ON_START"], "the hook Job migrates")
+			// The hub accepts the settings the chart gives it.
+			cfg, err := config.Load(func(k string) string {
+				if k == "OIDC_CLIENT_SECRET" && cm.Data["OIDC_ISSUER"] != "" {
+					return "from-the-secret"
+				}
+				return cm.Data[k]
+			})
+			require.NoError(t, err, "%v", cm.Data)
+			require.False(t, cfg.BuiltinWorker)
 
 			pod := hub.Spec.Template.Spec
 			c := pod.Containers[0]
@@ -205,7 +215,7 @@ func TestChartRenders(t *testing.T) {
 			require.NotNil(t, pod.Affinity.PodAntiAffinity)
 			shutdown := strings.TrimSuffix(cm.Data["SHUTDOWN_TIMEOUT"], "s")
 			var secs int64
-			_, err := fmt.Sscan(shutdown, &secs)
+			_, err = fmt.Sscan(shutdown, &secs)
 			require.NoError(t, err)
 			require.Greater(t, *pod.TerminationGracePeriodSeconds, secs, "the kubelet waits longer than the hub drains")
 
