@@ -14,6 +14,8 @@ TEMPL := $(GO) tool templ
 # The OpenID provider the sign-in tests start (sso/ssotest): zitadel/oidc's
 # example provider, a tool of the tools module.
 OIDC_PROVIDER := github.com/zitadel/oidc/v3/example/server
+# helm, for the chart tests of deploy/ (helm lint, helm template).
+HELM := helm.sh/helm/v3/cmd/helm
 
 .DEFAULT_GOAL := help
 
@@ -24,6 +26,14 @@ help: ## list the targets
 .PHONY: build
 build: ## build bin/imagehub
 	$(GO) build -o $(BIN) ./cmd/imagehub
+
+# The OCI image, built without Docker by tools/mkimage (go-containerregistry,
+# in the tools module): reproducible, so one commit gives one digest.
+IMAGE_TAR ?= bin/imagehub-oci.tar
+.PHONY: image
+image: ## build the hub's container image as an OCI layout tarball (IMAGE_TAR, default bin/imagehub-oci.tar) and print its digest
+	@mkdir -p $(dir $(IMAGE_TAR))
+	cd tools && GOWORK=off $(GO) run ./mkimage -src .. -o $(abspath $(IMAGE_TAR))
 
 .PHONY: run
 run: build ## build and serve on PORT (default 8080), starting a local PostgreSQL when DATABASE_URL is unset
@@ -123,16 +133,18 @@ onnx-models: ## regenerate the ONNX test models in testdata/onnx/ (installs Debi
 test: chromium unzip ## vet, eslint, Node's tests, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
-	vgwlog=$$(mktemp); oplog=$$(mktemp); ortlog=$$(mktemp); \
-	echo "building versitygw (the S3 server the blob tests start) and the OpenID provider (for the sign-in tests), and installing ONNX Runtime (for the ONNX worker tests) when missing, while vet runs"; \
+	vgwlog=$$(mktemp); oplog=$$(mktemp); ortlog=$$(mktemp); helmlog=$$(mktemp); \
+	echo "building versitygw (the S3 server the blob tests start), the OpenID provider (for the sign-in tests) and helm (for the chart tests), and installing ONNX Runtime (for the ONNX worker tests) when missing, while vet runs"; \
 	$(GO) tool -modfile=tools/go.mod -n versitygw >/dev/null 2>"$$vgwlog" & vgw=$$!; \
+	$(GO) tool -modfile=tools/go.mod -n $(HELM) >/dev/null 2>"$$helmlog" & hlm=$$!; \
 	$(GO) tool -modfile=tools/go.mod -n $(OIDC_PROVIDER) >/dev/null 2>"$$oplog" & op=$$!; \
 	scripts/onnxruntime.sh >/dev/null 2>"$$ortlog" & ort=$$!; \
 	$(MAKE) --no-print-directory vet lint-js test-js check-generated; \
 	wait $$vgw || { cat "$$vgwlog" >&2; echo "error building versitygw" >&2; exit 1; }; \
 	wait $$op || { cat "$$oplog" >&2; echo "error building the OpenID provider" >&2; exit 1; }; \
 	wait $$ort || { cat "$$ortlog" >&2; echo "error installing ONNX Runtime (make onnxruntime)" >&2; exit 1; }; \
-	rm -f "$$vgwlog" "$$oplog" "$$ortlog"; \
+	wait $$hlm || { cat "$$helmlog" >&2; echo "error building helm" >&2; exit 1; }; \
+	rm -f "$$vgwlog" "$$oplog" "$$ortlog" "$$helmlog"; \
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 # Native Go fuzz targets (package:function). Their seed corpora, and the

@@ -13,12 +13,20 @@ import (
 	"github.com/deepimageshub/imagehub/queries"
 )
 
+// Registry is where the app registers its metrics and what /metrics
+// serves: a *prometheus.Registry, or one that also records what is
+// registered (the tests of deploy/ check the alert rules against it).
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics(reg *prometheus.Registry, pool *pgxpool.Pool) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, pool *pgxpool.Pool) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imagehub_http_requests_total",
@@ -46,15 +54,31 @@ func (m *metrics) observeRequest(route, method string, status int, d time.Durati
 	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
 }
 
+// databaseWide marks the series read from PostgreSQL at scrape time: every
+// replica reports the same value for them, so across replicas they are
+// aggregated with max() (never sum()), e.g.
+// max without (instance, pod) (imagehub_queue_jobs). Per-process series
+// (requests, inference latency, ingested images) carry no such label and
+// add up with sum().
+var databaseWide = prometheus.Labels{"scope": "database"}
+
 // queueCollector reports River's queue depth at scrape time, read from
 // PostgreSQL so that every replica reports the same numbers.
 type queueCollector struct{ pool *pgxpool.Pool }
 
-var queueDepthDesc = prometheus.NewDesc("imagehub_queue_jobs",
-	"River jobs by queue and state (available, running, retryable, scheduled).",
-	[]string{"queue", "state"}, nil)
+var (
+	queueDepthDesc = prometheus.NewDesc("imagehub_queue_jobs",
+		"River jobs by queue and state (available, running, retryable, scheduled), database-wide.",
+		[]string{"queue", "state"}, databaseWide)
+	queueOldestDesc = prometheus.NewDesc("imagehub_queue_oldest_available_age_seconds",
+		"Age of the oldest job waiting (available) in a queue, database-wide; 0 when none waits.",
+		[]string{"queue"}, databaseWide)
+)
 
-func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDepthDesc }
+func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueDepthDesc
+	ch <- queueOldestDesc
+}
 
 func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -78,6 +102,37 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(n), queue, state)
 	}
+	if err := rows.Err(); err != nil {
+		ch <- prometheus.NewInvalidMetric(queueDepthDesc, err)
+		return
+	}
+	q.collectOldest(ctx, ch)
+}
+
+// collectOldest reports, per queue with jobs, how long its oldest available
+// job has waited: a queue whose depth is flat but whose oldest job keeps
+// ageing has stalled.
+func (q *queueCollector) collectOldest(ctx context.Context, ch chan<- prometheus.Metric) {
+	rows, err := q.pool.Query(ctx, `
+		SELECT queue,
+		       coalesce(extract(epoch FROM now() - min(scheduled_at) FILTER (WHERE state = 'available')), 0)::float8
+		FROM river_job
+		WHERE state IN ('available', 'running', 'retryable', 'scheduled')
+		GROUP BY queue`)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(queueOldestDesc, fmt.Errorf("error reading oldest job age: %w", err))
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var queue string
+		var age float64
+		if err := rows.Scan(&queue, &age); err != nil {
+			ch <- prometheus.NewInvalidMetric(queueOldestDesc, err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(queueOldestDesc, prometheus.GaugeValue, max(age, 0), queue)
+	}
 }
 
 // endpointCollector reports each inference endpoint's requests in flight
@@ -87,13 +142,13 @@ type endpointCollector struct{ pool *pgxpool.Pool }
 var (
 	endpointInFlightDesc = prometheus.NewDesc("imagehub_endpoint_in_flight",
 		"Inference requests in flight to an endpoint, from every hub process.",
-		[]string{"model", "version", "endpoint"}, nil)
+		[]string{"model", "version", "endpoint"}, databaseWide)
 	endpointCapacityDesc = prometheus.NewDesc("imagehub_endpoint_capacity",
 		"Registered capacity (requests in flight) of an endpoint.",
-		[]string{"model", "version", "endpoint"}, nil)
+		[]string{"model", "version", "endpoint"}, databaseWide)
 	endpointHealthyDesc = prometheus.NewDesc("imagehub_endpoint_healthy",
 		"1 when an endpoint takes requests, 0 while it cools off after failures.",
-		[]string{"model", "version", "endpoint"}, nil)
+		[]string{"model", "version", "endpoint"}, databaseWide)
 )
 
 func (e *endpointCollector) Describe(ch chan<- *prometheus.Desc) {

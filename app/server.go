@@ -47,7 +47,7 @@ type Deps struct {
 	River    *river.Client[pgx.Tx]
 	Blobs    blob.Store
 	Logger   *slog.Logger
-	Registry *prometheus.Registry // metrics are registered here; nil makes a fresh one
+	Registry Registry // metrics are registered here; nil makes a fresh one
 	// Training is what trainings need from the caller: recipes, artifact
 	// checkers, the endpoint serving trained models. Limits, lease and
 	// BaseURL come from Config.
@@ -77,7 +77,7 @@ type Server struct {
 	logger  *slog.Logger
 	metrics *metrics
 	// registry holds the metrics MetricsHandler serves.
-	registry *prometheus.Registry
+	registry Registry
 	app      *fiber.App
 	routes   []route
 

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
 	"github.com/deepimageshub/imagehub/blob"
@@ -53,6 +54,7 @@ type IngestWorker struct {
 	nearDist   int
 	// inferAttempts is the MaxAttempts of the inference jobs ingest queues.
 	inferAttempts int
+	ingested      *prometheus.CounterVec
 }
 
 // verdict is ingest's decision on an image.
@@ -275,8 +277,10 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 		}
 		p.Quality = q
 	}
-	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+	var finished bool
+	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		n, err := w.q.ImageFinishIngest(ctx, tx, p)
+		finished = n > 0
 		if err != nil {
 			return fmt.Errorf("error recording ingest: %w", err)
 		}
@@ -291,4 +295,9 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 		}
 		return lifecycle.Accept(ctx, tx, img.ID, Fanout(client, w.inferAttempts))
 	})
+	// Counted once committed, so a retried attempt is not counted twice.
+	if err == nil && finished && w.ingested != nil {
+		w.ingested.WithLabelValues(string(v.status)).Inc()
+	}
+	return err
 }

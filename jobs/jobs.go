@@ -74,7 +74,7 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 				pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger,
 				limits: imaging.Limits{MaxPixels: cfg.UploadMaxPixels}, budget: newMemoryBudget(cfg.IngestMemoryBudget),
 				thresholds: imaging.DefaultThresholds, nearDist: cfg.NearDuplicateDistance,
-				inferAttempts: cfg.InferMaxAttempts,
+				inferAttempts: cfg.InferMaxAttempts, ingested: im.ingested,
 			})
 		},
 		func() error {

@@ -13,6 +13,10 @@ type inferMetrics struct {
 	latency  *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
 	inFlight *prometheus.GaugeVec
+	// ingested counts the images this process finished ingesting, by the
+	// status ingest gave them: rate() of its sum over replicas is the
+	// cluster's ingest throughput.
+	ingested *prometheus.CounterVec
 }
 
 func newInferMetrics(reg prometheus.Registerer) (*inferMetrics, error) {
@@ -30,11 +34,15 @@ func newInferMetrics(reg prometheus.Registerer) (*inferMetrics, error) {
 			Name: "imagehub_inference_in_flight",
 			Help: "Inference requests this process has in flight, by endpoint.",
 		}, []string{"endpoint"}),
+		ingested: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imagehub_ingested_images_total",
+			Help: "Images this process finished ingesting, by the status ingest gave them (awaiting_inference, rejected, ...).",
+		}, []string{"status"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.latency, m.errors, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.latency, m.errors, m.inFlight, m.ingested} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("error registering inference metrics: %w", err)
 		}

@@ -1,5 +1,5 @@
 // Package tooltest builds, for tests, the programs that the tools module
-// pins (tools/go.mod: versitygw, the OpenID provider), and ties the life of
+// pins (tools/go.mod: versitygw, the OpenID provider, helm), and ties the life of
 // the servers tests start to the test binary's.
 //
 // The first Binary of a tool in a fresh build cache builds it with

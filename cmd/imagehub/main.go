@@ -6,6 +6,7 @@
 //	imagehub users create --email E --role R          (password from a prompt or stdin)
 //	imagehub tokens create --email E --name N
 //	imagehub labels import class-descriptions.csv
+//	imagehub models register --file model.json [--wait D]
 //	imagehub import [--labels-csv F] [--classes-csv F] DIR
 //	imagehub import --coco instances.json IMAGES_DIR
 //	imagehub import --oi-masks masks.csv [--masks-dir MASKS_DIR] IMAGES_DIR
@@ -46,6 +47,8 @@ Usage:
                                       the password is asked for, or read from stdin
   imagehub tokens create --email E --name N [--expires-in-days D]
   imagehub labels import class-descriptions.csv
+  imagehub models register --file model.json [--wait D]
+                                      register an inference server (JSON as POST /api/v1/models)
   imagehub import [--labels-csv F] [--classes-csv F] [--labels L] [--email E] DIR
   imagehub import --coco instances.json [--as-proposals] [--email E] IMAGES_DIR
   imagehub import --oi-masks masks.csv [--masks-dir MASKS_DIR] [--email E] IMAGES_DIR
@@ -79,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return tokensCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "labels":
 		return labelsCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "models":
+		return modelsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "import":
 		return importCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "worker":

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,4 +47,39 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	}
 	_, err = net.DialTimeout("tcp", addr, time.Second)
 	require.Error(t, err, "the metrics listener is closed")
+}
+
+// TestIngestedCounterAddsUpAcrossReplicas: two hubs share the ingest work;
+// the sum of their imagehub_ingested_images_total is the number of images,
+// each counted once by the replica that committed it.
+func TestIngestedCounterAddsUpAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, nil)
+	a := startServer(t, h.env())
+	b := startServer(t, h.env())
+	const n = 12
+	h.importPhotos(t, n, 9100)
+	deadline := time.Now().Add(90 * time.Second)
+	for count(t, h.pool, "SELECT count(*) FROM river_job WHERE kind = 'ingest' AND finalized_at IS NULL") > 0 ||
+		count(t, h.pool, "SELECT count(*) FROM images WHERE status IN ('uploaded', 'processing')") > 0 {
+		require.True(t, time.Now().Before(deadline), "ingest never finished\n%s\n%s", a.logs, b.logs)
+		time.Sleep(50 * time.Millisecond)
+	}
+	total := 0.0
+	for _, srv := range []*server{a, b} {
+		res, err := http.Get(srv.base + "/metrics")
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.NoError(t, err)
+		for _, line := range strings.Split(string(body), "\n") {
+			if !strings.HasPrefix(line, "imagehub_ingested_images_total{") {
+				continue
+			}
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			require.NoError(t, err, line)
+			total += v
+		}
+	}
+	require.Equal(t, float64(n), total)
 }

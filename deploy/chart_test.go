@@ -1,0 +1,334 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/jobs"
+	"github.com/deepimageshub/imagehub/tooltest"
+)
+
+const chart = "helm/imagehub"
+
+// valueSets are the documented value sets the chart is tested with: the
+// defaults and ci/*.yaml.
+var valueSets = map[string][]string{
+	"default":    nil,
+	"minimal":    {"ci/minimal-values.yaml"},
+	"production": {"ci/production-values.yaml"},
+}
+
+func helm(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := tooltest.Binary("helm.sh/helm/v3/cmd/helm")
+	require.NoError(t, err)
+	cmd := exec.Command(bin, args...)
+	// No repositories, plugins or cache of the user's: helm reads only the chart.
+	home := t.TempDir()
+	cmd.Env = []string{"HOME=" + home, "HELM_CACHE_HOME=" + home, "HELM_CONFIG_HOME=" + home, "HELM_DATA_HOME=" + home}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	require.NoError(t, cmd.Run(), "helm %s\n%s%s", strings.Join(args, " "), errb.String(), out.String())
+	return out.String()
+}
+
+func valuesArgs(files []string) []string {
+	var args []string
+	for _, f := range files {
+		args = append(args, "-f", filepath.Join(chart, f))
+	}
+	return args
+}
+
+// keda and monitoring objects have no k8s.io/api types: these are the fields
+// the chart uses, decoded as strictly as the rest.
+type meta struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   map[string]any    `json:"metadata"`
+	Spec       json.RawMessage   `json:"spec"`
+	Data       map[string]string `json:"data,omitempty"`
+}
+
+type scaledObjectSpec struct {
+	ScaleTargetRef struct {
+		Name string `json:"name"`
+	} `json:"scaleTargetRef"`
+	MinReplicaCount int `json:"minReplicaCount"`
+	MaxReplicaCount int `json:"maxReplicaCount"`
+	PollingInterval int `json:"pollingInterval"`
+	CooldownPeriod  int `json:"cooldownPeriod"`
+	Triggers        []struct {
+		Type              string            `json:"type"`
+		Metadata          map[string]string `json:"metadata"`
+		AuthenticationRef *struct {
+			Name string `json:"name"`
+		} `json:"authenticationRef,omitempty"`
+	} `json:"triggers"`
+}
+
+type triggerAuthenticationSpec struct {
+	SecretTargetRef []struct {
+		Parameter string `json:"parameter"`
+		Name      string `json:"name"`
+		Key       string `json:"key"`
+	} `json:"secretTargetRef"`
+}
+
+type serviceMonitorSpec struct {
+	Selector struct {
+		MatchLabels map[string]string `json:"matchLabels"`
+	} `json:"selector"`
+	Endpoints []struct {
+		Port     string `json:"port"`
+		Path     string `json:"path"`
+		Interval string `json:"interval"`
+	} `json:"endpoints"`
+}
+
+// newObject returns the typed object for an apiVersion and kind; a kind the
+// test does not know fails, so every rendered object is checked.
+func newObject(apiVersion, kind string) (any, bool) {
+	switch apiVersion + " " + kind {
+	case "apps/v1 Deployment":
+		return &appsv1.Deployment{}, true
+	case "v1 Service":
+		return &corev1.Service{}, true
+	case "v1 ConfigMap":
+		return &corev1.ConfigMap{}, true
+	case "batch/v1 Job":
+		return &batchv1.Job{}, true
+	case "policy/v1 PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}, true
+	case "autoscaling/v2 HorizontalPodAutoscaler":
+		return &autoscalingv2.HorizontalPodAutoscaler{}, true
+	case "networking.k8s.io/v1 Ingress":
+		return &networkingv1.Ingress{}, true
+	case "networking.k8s.io/v1 NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}, true
+	case "keda.sh/v1alpha1 ScaledObject":
+		return &struct {
+			meta
+			Spec scaledObjectSpec `json:"spec"`
+		}{}, true
+	case "keda.sh/v1alpha1 TriggerAuthentication":
+		return &struct {
+			meta
+			Spec triggerAuthenticationSpec `json:"spec"`
+		}{}, true
+	case "monitoring.coreos.com/v1 ServiceMonitor":
+		return &struct {
+			meta
+			Spec serviceMonitorSpec `json:"spec"`
+		}{}, true
+	}
+	return nil, false
+}
+
+func decodeStrict(doc []byte, into any) error {
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	return dec.Decode(into)
+}
+
+// render runs helm template and decodes every object strictly.
+func render(t *testing.T, files []string) map[string]any {
+	t.Helper()
+	out := helm(t, append([]string{"template", "hub", chart, "--namespace", "imagehub"}, valuesArgs(files)...)...)
+	objects := map[string]any{}
+	for _, doc := range strings.Split(out, "\n---") {
+		if strings.TrimSpace(strings.TrimPrefix(doc, "---")) == "" {
+			continue
+		}
+		var m meta
+		require.NoError(t, yaml.Unmarshal([]byte(doc), &m), doc)
+		if m.Kind == "" {
+			continue // only comments
+		}
+		obj, ok := newObject(m.APIVersion, m.Kind)
+		require.True(t, ok, "no type for %s %s", m.APIVersion, m.Kind)
+		require.NoError(t, decodeStrict([]byte(doc), obj), "%s %s\n%s", m.APIVersion, m.Kind, doc)
+		name := fmt.Sprint(m.Metadata["name"])
+		key := m.Kind + "/" + name
+		require.NotContains(t, objects, key, "rendered twice")
+		objects[key] = obj
+	}
+	return objects
+}
+
+func TestChartLint(t *testing.T) {
+	t.Parallel()
+	for name, files := range valueSets {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			helm(t, append([]string{"lint", "--strict", chart}, valuesArgs(files)...)...)
+		})
+	}
+}
+
+// TestChartRenders: with each documented value set every object decodes
+// into its Kubernetes type with no unknown field, and every pod runs with
+// the restricted security profile.
+func TestChartRenders(t *testing.T) {
+	t.Parallel()
+	for name, files := range valueSets {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			objects := render(t, files)
+			hub := objects["Deployment/hub"].(*appsv1.Deployment)
+			cm := objects["ConfigMap/hub"].(*corev1.ConfigMap)
+			require.Equal(t, "false", cm.Data["BUILTIN_WORKER"], "replicas share the database")
+			require.Equal(t, "false", cm.Data["MIGRATE_ON_START"], "the hook Job migrates")
+			// The hub accepts the settings the chart gives it.
+			cfg, err := config.Load(func(k string) string {
+				if k == "OIDC_CLIENT_SECRET" && cm.Data["OIDC_ISSUER"] != "" {
+					return "from-the-secret"
+				}
+				return cm.Data[k]
+			})
+			require.NoError(t, err, "%v", cm.Data)
+			require.False(t, cfg.BuiltinWorker)
+
+			pod := hub.Spec.Template.Spec
+			c := pod.Containers[0]
+			require.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
+			require.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
+			require.NotNil(t, pod.Affinity.PodAntiAffinity)
+			shutdown := strings.TrimSuffix(cm.Data["SHUTDOWN_TIMEOUT"], "s")
+			var secs int64
+			_, err = fmt.Sscan(shutdown, &secs)
+			require.NoError(t, err)
+			require.Greater(t, *pod.TerminationGracePeriodSeconds, secs, "the kubelet waits longer than the hub drains")
+
+			var envNames []string
+			for _, e := range c.Env {
+				envNames = append(envNames, e.Name)
+				if e.Name == "DATABASE_URL" {
+					require.NotNil(t, e.ValueFrom.SecretKeyRef, "from a Secret")
+				}
+			}
+			require.Contains(t, envNames, "DATABASE_URL")
+
+			migrate := objects["Job/hub-migrate"].(*batchv1.Job)
+			require.Equal(t, "pre-install,pre-upgrade", migrate.Annotations["helm.sh/hook"])
+			require.Equal(t, []string{"migrate"}, migrate.Spec.Template.Spec.Containers[0].Args)
+			require.Contains(t, objects, "PodDisruptionBudget/hub")
+			require.Contains(t, objects, "Service/hub")
+
+			for key, obj := range objects {
+				var spec *corev1.PodSpec
+				switch o := obj.(type) {
+				case *appsv1.Deployment:
+					spec = &o.Spec.Template.Spec
+				case *batchv1.Job:
+					spec = &o.Spec.Template.Spec
+				default:
+					continue
+				}
+				requireRestricted(t, key, spec)
+			}
+			if name == "production" {
+				checkProduction(t, objects)
+			}
+		})
+	}
+}
+
+func requireRestricted(t *testing.T, key string, spec *corev1.PodSpec) {
+	t.Helper()
+	require.True(t, *spec.SecurityContext.RunAsNonRoot, key)
+	require.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, spec.SecurityContext.SeccompProfile.Type, key)
+	for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
+		sc := c.SecurityContext
+		require.NotNil(t, sc, "%s %s", key, c.Name)
+		require.False(t, *sc.AllowPrivilegeEscalation, "%s %s", key, c.Name)
+		require.True(t, *sc.ReadOnlyRootFilesystem, "%s %s", key, c.Name)
+		require.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop, "%s %s", key, c.Name)
+		var tmp bool
+		for _, m := range c.VolumeMounts {
+			tmp = tmp || m.MountPath == "/tmp" || m.MountPath == "/repository"
+		}
+		require.True(t, tmp, "%s %s has a writable emptyDir", key, c.Name)
+	}
+}
+
+func checkProduction(t *testing.T, objects map[string]any) {
+	t.Helper()
+	ing := objects["Ingress/hub"].(*networkingv1.Ingress)
+	require.Equal(t, "images-example-com-tls", ing.Spec.TLS[0].SecretName)
+	require.Contains(t, objects, "ServiceMonitor/hub")
+	require.Contains(t, objects, "HorizontalPodAutoscaler/hub")
+	hub := objects["Deployment/hub"].(*appsv1.Deployment)
+	require.Nil(t, hub.Spec.Replicas, "the HPA owns the replica count")
+
+	triton := objects["Deployment/hub-triton"].(*appsv1.Deployment)
+	gpu := triton.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceName("nvidia.com/gpu")]
+	require.Equal(t, int64(1), gpu.Value())
+	so := objects["ScaledObject/hub-triton"].(*struct {
+		meta
+		Spec scaledObjectSpec `json:"spec"`
+	})
+	require.Equal(t, "hub-triton", so.Spec.ScaleTargetRef.Name)
+	trig := so.Spec.Triggers[0]
+	require.Equal(t, "postgresql", trig.Type)
+	require.Contains(t, trig.Metadata["query"], "queue = '"+jobs.QueueInfer+"'")
+	require.Contains(t, trig.Metadata["query"], "kind = '"+jobs.InferArgs{}.Kind()+"'")
+	require.NotEmpty(t, trig.Metadata["targetQueryValue"])
+	require.Contains(t, objects, "TriggerAuthentication/hub-keda-pg")
+
+	reg := objects["Job/hub-register-model"].(*batchv1.Job)
+	require.Equal(t, "post-install,post-upgrade", reg.Annotations["helm.sh/hook"])
+	require.Equal(t, []string{"models", "register"}, reg.Spec.Template.Spec.Containers[0].Args[:2])
+	model := objects["ConfigMap/hub-model"].(*corev1.ConfigMap)
+	var spec map[string]any
+	require.NoError(t, json.Unmarshal([]byte(model.Data["model.json"]), &spec))
+	require.Equal(t, []any{"http://hub-triton:8000"}, spec["endpoints"])
+	require.Contains(t, objects, "NetworkPolicy/hub-hub")
+	require.Contains(t, objects, "NetworkPolicy/hub-triton")
+}
+
+// TestChartRefusesManagedSettings: hub.settings cannot turn the built-in
+// worker back on, nor put a secret in the ConfigMap.
+func TestChartRefusesManagedSettings(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"BUILTIN_WORKER", "DATABASE_URL"} {
+		bin, err := tooltest.Binary("helm.sh/helm/v3/cmd/helm")
+		require.NoError(t, err)
+		home := t.TempDir()
+		cmd := exec.Command(bin, "template", "hub", chart, "--set", "hub.settings."+key+"=x")
+		cmd.Env = []string{"HOME=" + home, "HELM_CACHE_HOME=" + home, "HELM_CONFIG_HOME=" + home, "HELM_DATA_HOME=" + home}
+		out, err := cmd.CombinedOutput()
+		require.Error(t, err, "%s", out)
+		require.Contains(t, string(out), "hub.settings."+key+" is set by the chart")
+	}
+}
+
+// TestChartPrometheusTrigger: the alternative trigger reads the hub's queue
+// gauge with max() across replicas.
+func TestChartPrometheusTrigger(t *testing.T) {
+	t.Parallel()
+	out := helm(t, "template", "hub", chart, "-f", filepath.Join(chart, "ci/production-values.yaml"),
+		"--set", "triton.keda.trigger=prometheus", "--set", "triton.keda.prometheusAddress=http://prometheus:9090")
+	require.Contains(t, out, "type: prometheus")
+	require.Contains(t, out, `imagehub_queue_jobs{queue=\"infer\"`)
+	require.NotContains(t, out, "TriggerAuthentication")
+}

@@ -1,0 +1,79 @@
+{{- define "imagehub.fullname" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 53 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "imagehub.labels" -}}
+app.kubernetes.io/name: imagehub
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "imagehub.hubSelector" -}}
+app.kubernetes.io/name: imagehub
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: hub
+{{- end -}}
+
+{{- define "imagehub.tritonSelector" -}}
+app.kubernetes.io/name: imagehub
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: triton
+{{- end -}}
+
+{{- define "imagehub.image" -}}
+{{ .Values.image.repository }}{{ if .Values.image.digest }}@{{ .Values.image.digest }}{{ else }}:{{ .Values.image.tag | default .Chart.AppVersion }}{{ end }}
+{{- end -}}
+
+{{/* The restricted pod security context every imagehub pod runs with. */}}
+{{- define "imagehub.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "imagehub.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Environment of every hub container: settings from the ConfigMap, secrets by reference. */}}
+{{- define "imagehub.env" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "imagehub.fullname" . }}
+env:
+  - name: DATABASE_URL
+    valueFrom:
+      secretKeyRef:
+        name: {{ required "database.existingSecret is required" .Values.database.existingSecret }}
+        key: {{ .Values.database.secretKey }}
+{{- if .Values.s3.existingSecret }}
+  - name: AWS_ACCESS_KEY_ID
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.s3.existingSecret }}
+        key: {{ .Values.s3.accessKeyIdKey }}
+  - name: AWS_SECRET_ACCESS_KEY
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.s3.existingSecret }}
+        key: {{ .Values.s3.secretAccessKeyKey }}
+{{- end }}
+{{- if .Values.oidc.enabled }}
+  - name: OIDC_CLIENT_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ required "oidc.existingSecret is required when oidc.enabled" .Values.oidc.existingSecret }}
+        key: {{ .Values.oidc.clientSecretKey }}
+{{- end }}
+{{- end -}}
