@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/deepimageshub/imagehub/augment"
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/dataset"
 	"github.com/deepimageshub/imagehub/jobs"
@@ -135,6 +136,9 @@ func downloadName(name string, number int32, sub dataset.Subset, cats []queries.
 	if sub.MaskFormat == dataset.MaskPolygon {
 		parts = append(parts, "polygon")
 	}
+	if a := sub.Augment; a.Enabled() {
+		parts = append(parts, fmt.Sprintf("aug%d-seed%d", a.Copies, a.Seed))
+	}
 	return strings.Join(parts, "-") + ".zip"
 }
 
@@ -175,6 +179,11 @@ func (s *Server) versionDownload(c *fiber.Ctx) error {
 	}
 	sub, err := parseSubset(c.Query("format"), c.Query("mask_format"), queryValues(c, "split"), queryValues(c, "labels"), ver.Categories, ver.Number)
 	if err != nil {
+		return err
+	}
+	// Augmented copies are made as the zip streams; the request is checked
+	// whole first, so a bad value is a 400 before any byte.
+	if sub.Augment, err = augment.Parse(c.Query("augment"), c.Query("copies"), c.Query("augment_seed")); err != nil {
 		return err
 	}
 	name := downloadName(d.Name, ver.Number, sub, ver.Categories)
