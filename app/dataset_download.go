@@ -388,11 +388,15 @@ func (s *Server) apiExportCreate(c *fiber.Ctx) error {
 		Splits     []string `json:"splits"`
 		Split      []string `json:"split"`
 		Labels     []string `json:"labels"`
+		Augment    *string  `json:"augment"`
 	}
 	if len(c.BodyRaw()) > 0 {
 		if err := decodeJSON(c, &in); err != nil {
 			return err
 		}
+	}
+	if in.Augment != nil {
+		return errAugmentStreamOnly
 	}
 	sub, err := parseSubset(in.Format, in.MaskFormat, append(in.Splits, in.Split...), in.Labels, ver.Categories, ver.Number)
 	if err != nil {
@@ -409,6 +413,12 @@ func (s *Server) apiExportCreate(c *fiber.Ctx) error {
 	admin := currentUser(c).Role.AtLeast(auth.RoleAdmin)
 	return c.Status(status).JSON(fiber.Map{"export": toExportJSON(d, ver.DatasetVersion, e, ver.Categories, admin)})
 }
+
+// errAugmentStreamOnly refuses augmentation on a prepared export: prepared
+// exports are shared by subset, and augmented copies are made only on the
+// streamed download, which a request's seed makes the same every time.
+var errAugmentStreamOnly = badInput("invalid_augment", "augment",
+	"Augmented copies are made on the streamed download only: GET …/download?augment=…&copies=…&augment_seed=….")
 
 // exportParam reads the export :eid of the route's version.
 func (s *Server) exportParam(c *fiber.Ctx) (queries.Dataset, dataset.Version, queries.DatasetExport, error) {
@@ -469,6 +479,9 @@ func (s *Server) exportCreateSubmit(c *fiber.Ctx) error {
 	sub, err := parseSubset(c.FormValue("format"), c.FormValue("mask_format"), formValues(c, "split"), formValues(c, "labels"), ver.Categories, ver.Number)
 	if err != nil {
 		return err
+	}
+	if c.FormValue("augment") != "" {
+		return errAugmentStreamOnly
 	}
 	if _, _, err := s.requestExport(c.UserContext(), ver, sub, currentUser(c).ID); err != nil {
 		return err
