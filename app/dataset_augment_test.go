@@ -1,0 +1,93 @@
+package app
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestDatasetDownloadAugmented: a download with augment=… holds copies of
+// the train images only, with their transforms in the manifest and the
+// README, is the same bytes twice, and names its params in the zip's name;
+// bad params are a 400 naming the field, before any byte of zip; prepared
+// exports refuse augment by name.
+func TestDatasetDownloadAugmented(t *testing.T) {
+	t.Parallel()
+	w := newDatasetWorld(t)
+	w.addImages(t, 12)
+	id := w.createDataset(t, map[string]any{"name": "augmented", "splits": map[string]float64{"train": 0.5, "val": 0.25, "test": 0.25}})
+	v := w.publish(t, id)
+	splits := v["counts"].(map[string]any)["splits"].(map[string]any)
+	train := int(splits["train"].(map[string]any)["images"].(float64))
+	require.Positive(t, train, "twelve images at even odds: some are in train")
+	base := "/api/v1/datasets/" + id + "/versions/1/download"
+
+	query := "?format=yolo&augment=flip_h,rot90,crop:0.8&copies=2&augment_seed=42"
+	res := w.premium.get(base + query)
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	require.Contains(t, res.Header.Get("Content-Disposition"), "-yolo-aug2-seed42.zip")
+	again := w.premium.get(base + query)
+	require.Equal(t, sha256.Sum256(res.body), sha256.Sum256(again.body), "the same request, the same bytes")
+	unzipTest(t, res.body)
+	z := openZip(t, res.body)
+	rows, err := csv.NewReader(bytes.NewReader(z.files["manifest.csv"])).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, []string{"sha256", "split", "width", "height", "labels", "file", "augment"}, rows[0])
+	require.Len(t, rows, 1+12+2*train)
+	copies := 0
+	for _, r := range rows[1:] {
+		require.Contains(t, z.files, r[5])
+		if strings.Contains(r[5], "_aug") {
+			copies++
+			require.Equal(t, "train", r[1])
+			require.True(t, strings.HasPrefix(r[5], "images/train/"+r[0]+"_aug"), r[5])
+			require.Contains(t, r[6], "size:")
+			label := strings.Replace(strings.Replace(r[5], "images/", "labels/", 1), r[5][strings.LastIndex(r[5], "."):], ".txt", 1)
+			require.Contains(t, z.files, label)
+		} else {
+			require.Empty(t, r[6])
+		}
+	}
+	require.Equal(t, 2*train, copies)
+	require.Contains(t, string(z.files["README.txt"]), "Augmented: augment=flip_h,rot90,crop:0.8&copies=2&augment_seed=42.")
+
+	plain := openZip(t, w.premium.get(base+"?format=yolo").body)
+	for _, n := range plain.names {
+		require.NotContains(t, n, "_aug", "no augment, no copies")
+	}
+
+	for q, field := range map[string]string{
+		"?augment=flip_v":                        "augment",
+		"?augment=crop:1.5":                      "augment",
+		"?augment=scale:2-1":                     "augment",
+		"?augment=flip_h,flip_h":                 "augment",
+		"?augment=flip_h&copies=0":               "copies",
+		"?augment=flip_h&copies=11":              "copies",
+		"?copies=2":                              "copies",
+		"?augment=rot90&augment_seed=-1":         "augment_seed",
+		"?augment_seed=3":                        "augment_seed",
+		"?format=voc&augment=brightness:2":       "augment",
+		"?format=coco&augment=contrast&copies=1": "augment",
+	} {
+		res := w.premium.get(base + q)
+		require.Equal(t, http.StatusBadRequest, res.StatusCode, q)
+		require.NotEqual(t, "application/zip", res.Header.Get("Content-Type"), "%s: nothing streamed", q)
+		require.Empty(t, res.Header.Get("Content-Disposition"), q)
+		_, f := res.apiError(t)
+		require.Equal(t, field, f, q)
+	}
+
+	// Prepared exports are shared by subset: augment is refused by name.
+	exp := w.premium.json(http.MethodPost, "/api/v1/datasets/"+id+"/versions/1/exports", map[string]any{"format": "coco", "augment": "flip_h"})
+	require.Equal(t, http.StatusBadRequest, exp.StatusCode, "%s", exp.body)
+	_, f := exp.apiError(t)
+	require.Equal(t, "augment", f)
+	form := w.premium.form("/datasets/"+id+"/versions/1/exports", url.Values{"format": {"coco"}, "augment": {"flip_h"}})
+	require.Equal(t, http.StatusBadRequest, form.StatusCode)
+}
