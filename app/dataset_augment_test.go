@@ -36,8 +36,7 @@ func TestDatasetDownloadAugmented(t *testing.T) {
 	require.Equal(t, sha256.Sum256(res.body), sha256.Sum256(again.body), "the same request, the same bytes")
 	unzipTest(t, res.body)
 	z := openZip(t, res.body)
-	rows, err := csv.NewReader(bytes.NewReader(z.files["manifest.csv"])).ReadAll()
-	require.NoError(t, err)
+	rows := z.manifestRows(t)
 	require.Equal(t, []string{"sha256", "split", "width", "height", "labels", "file", "augment"}, rows[0])
 	require.Len(t, rows, 1+12+2*train)
 	copies := 0
@@ -57,10 +56,19 @@ func TestDatasetDownloadAugmented(t *testing.T) {
 	require.Equal(t, 2*train, copies)
 	require.Contains(t, string(z.files["README.txt"]), "Augmented: augment=flip_h,rot90,crop:0.8&copies=2&augment_seed=42.")
 
-	plain := openZip(t, w.premium.get(base+"?format=yolo").body)
-	for _, n := range plain.names {
+	// The version page's form sends its fields empty when unused: no copies.
+	doc := w.premium.get("/datasets/" + id + "/versions/1").doc(t)
+	for _, name := range []string{"augment", "copies", "augment_seed"} {
+		require.Equal(t, 1, doc.Find(`#download-form input[name="`+name+`"]`).Length(), name)
+	}
+	page := w.premium.get("/datasets/" + id + "/versions/1/download?format=yolo&augment=&copies=&augment_seed=")
+	require.Equal(t, http.StatusOK, page.StatusCode, "%s", page.body)
+	for _, n := range openZip(t, page.body).names {
 		require.NotContains(t, n, "_aug", "no augment, no copies")
 	}
+	withCopies := w.premium.get("/datasets/" + id + "/versions/1/download?format=yolo&augment=flip_h&copies=2&augment_seed=42")
+	require.Equal(t, http.StatusOK, withCopies.StatusCode)
+	require.Equal(t, 1+12+2*train, len(openZip(t, withCopies.body).manifestRows(t)), "the page's download is the API's")
 
 	for q, field := range map[string]string{
 		"?augment=flip_v":                        "augment",
@@ -90,4 +98,12 @@ func TestDatasetDownloadAugmented(t *testing.T) {
 	require.Equal(t, "augment", f)
 	form := w.premium.form("/datasets/"+id+"/versions/1/exports", url.Values{"format": {"coco"}, "augment": {"flip_h"}})
 	require.Equal(t, http.StatusBadRequest, form.StatusCode)
+}
+
+// manifestRows reads manifest.csv whatever its columns, header first.
+func (z zipEntries) manifestRows(t *testing.T) [][]string {
+	t.Helper()
+	rows, err := csv.NewReader(bytes.NewReader(z.files["manifest.csv"])).ReadAll()
+	require.NoError(t, err)
+	return rows
 }
