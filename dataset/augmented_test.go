@@ -426,7 +426,9 @@ func TestExportAugmentFormats(t *testing.T) {
 	})
 }
 
-func copyStem(s stored, k int) string { return hex.EncodeToString(s.img.SHA) + "_aug" + strconv.Itoa(k) }
+func copyStem(s stored, k int) string {
+	return hex.EncodeToString(s.img.SHA) + "_aug" + strconv.Itoa(k)
+}
 
 func copyExt(s stored) string {
 	if s.img.ContentType == "image/jpeg" {
