@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -15,8 +16,8 @@ import (
 // TestDatasetDownloadAugmented: a download with augment=… holds copies of
 // the train images only, with their transforms in the manifest and the
 // README, is the same bytes twice, and names its params in the zip's name;
-// bad params are a 400 naming the field, before any byte of zip; prepared
-// exports refuse augment by name.
+// bad params are a 400 naming the field, before any byte of zip; a
+// prepared export of the same request is the same bytes.
 func TestDatasetDownloadAugmented(t *testing.T) {
 	t.Parallel()
 	w := newDatasetWorld(t)
@@ -91,13 +92,48 @@ func TestDatasetDownloadAugmented(t *testing.T) {
 		require.Equal(t, field, f, q)
 	}
 
-	// Prepared exports are shared by subset: augment is refused by name.
-	exp := w.premium.json(http.MethodPost, "/api/v1/datasets/"+id+"/versions/1/exports", map[string]any{"format": "coco", "augment": "flip_h"})
-	require.Equal(t, http.StatusBadRequest, exp.StatusCode, "%s", exp.body)
-	_, f := exp.apiError(t)
-	require.Equal(t, "augment", f)
-	form := w.premium.form("/datasets/"+id+"/versions/1/exports", url.Values{"format": {"coco"}, "augment": {"flip_h"}})
+	// A prepared export of the same request is the streamed bytes; one with
+	// other draws is another export; bad values are refused by name.
+	exports := "/api/v1/datasets/" + id + "/versions/1/exports"
+	body := map[string]any{"format": "yolo", "augment": "flip_h,rot90,crop:0.8", "copies": 2, "augment_seed": 42}
+	exp := w.premium.json(http.MethodPost, exports, body)
+	require.Equal(t, http.StatusAccepted, exp.StatusCode, "%s", exp.body)
+	e := exp.json(t)["export"].(map[string]any)
+	require.Equal(t, "augment=flip_h,rot90,crop:0.8&copies=2&augment_seed=42", e["augment"])
+	deadline := time.Now().Add(60 * time.Second)
+	for e["state"] != "ready" {
+		require.NotEqual(t, "failed", e["state"], "%v", e)
+		require.True(t, time.Now().Before(deadline), "export still %v", e["state"])
+		time.Sleep(50 * time.Millisecond)
+		r := w.premium.get(exports + "/" + e["id"].(string))
+		require.Equal(t, http.StatusOK, r.StatusCode, "%s", r.body)
+		e = r.json(t)["export"].(map[string]any)
+	}
+	file := w.premium.get(e["url"].(string))
+	require.Equal(t, http.StatusOK, file.StatusCode, "%s", file.body)
+	require.Equal(t, sha256.Sum256(res.body), sha256.Sum256(file.body), "a prepared augmented export is the streamed bytes")
+	require.Contains(t, file.Header.Get("Content-Disposition"), "-yolo-aug2-seed42.zip")
+	same := w.premium.json(http.MethodPost, exports, body)
+	require.Equal(t, http.StatusOK, same.StatusCode, "ready already: %s", same.body)
+	require.Equal(t, e["id"], same.json(t)["export"].(map[string]any)["id"])
+	body["augment_seed"] = 43
+	other := w.premium.json(http.MethodPost, exports, body)
+	require.Equal(t, http.StatusAccepted, other.StatusCode, "another seed, another export: %s", other.body)
+	require.NotEqual(t, e["id"], other.json(t)["export"].(map[string]any)["id"])
+	for field, bad := range map[string]map[string]any{
+		"augment":      {"augment": "mirror"},
+		"copies":       {"augment": "flip_h", "copies": 0},
+		"augment_seed": {"augment": "flip_h", "augment_seed": -1},
+	} {
+		r := w.premium.json(http.MethodPost, exports, bad)
+		require.Equal(t, http.StatusBadRequest, r.StatusCode, "%v: %s", bad, r.body)
+		_, f := r.apiError(t)
+		require.Equal(t, field, f, "%v", bad)
+	}
+	form := w.premium.form("/datasets/"+id+"/versions/1/exports", url.Values{"format": {"coco"}, "augment": {"flip_v"}})
 	require.Equal(t, http.StatusBadRequest, form.StatusCode)
+	form = w.premium.form("/datasets/"+id+"/versions/1/exports", url.Values{"format": {"coco"}, "augment": {"flip_h"}, "copies": {""}, "augment_seed": {""}})
+	require.Equal(t, http.StatusSeeOther, form.StatusCode, "%s", form.body)
 }
 
 // manifestRows reads manifest.csv whatever its columns, header first.
