@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"image"
+	"image/draw"
 	"image/jpeg"
 	"image/png"
 	"strconv"
@@ -112,10 +113,11 @@ func (x *export) copyImages(r queries.VersionImagesPageRow, data []byte, put fun
 	if b := img.Bounds(); b.Dx() != int(r.Width) || b.Dy() != int(r.Height) {
 		return fmt.Errorf("image %x is %dx%d, not %dx%d as the version says", r.Sha256, b.Dx(), b.Dy(), r.Width, r.Height)
 	}
+	src := toNRGBA(img)
 	var buf bytes.Buffer
 	enc := png.Encoder{CompressionLevel: png.BestSpeed}
 	for _, v := range vs[1:] {
-		out := v.p.Image(img)
+		out := v.p.Image(src)
 		buf.Reset()
 		if v.ext == "jpg" {
 			err = jpeg.Encode(&buf, out, &jpeg.Options{Quality: copyJPEGQuality})
@@ -130,4 +132,34 @@ func (x *export) copyImages(r queries.VersionImagesPageRow, data []byte, put fun
 		}
 	}
 	return nil
+}
+
+// toNRGBA converts a decoded image once for all its copies, quickly for
+// what the decoders give: JPEG's YCbCr through image/draw's fast path (the
+// result is opaque, so RGBA and NRGBA bytes are the same), PNG's NRGBA and
+// opaque RGBA as they are; anything else pixel by pixel.
+func toNRGBA(img image.Image) *image.NRGBA {
+	b := img.Bounds()
+	r := image.Rect(0, 0, b.Dx(), b.Dy())
+	switch m := img.(type) {
+	case *image.NRGBA:
+		if b.Min == (image.Point{}) && m.Stride == 4*b.Dx() {
+			return m
+		}
+	case *image.YCbCr:
+		dst := image.NewRGBA(r)
+		draw.Draw(dst, r, m, b.Min, draw.Src)
+		return &image.NRGBA{Pix: dst.Pix, Stride: dst.Stride, Rect: r}
+	case *image.RGBA:
+		if m.Opaque() && b.Min == (image.Point{}) && m.Stride == 4*b.Dx() {
+			return &image.NRGBA{Pix: m.Pix, Stride: m.Stride, Rect: r}
+		}
+	}
+	dst := image.NewNRGBA(r)
+	for y := range b.Dy() {
+		for x := range b.Dx() {
+			dst.Set(x, y, img.At(b.Min.X+x, b.Min.Y+y))
+		}
+	}
+	return dst
 }
