@@ -258,20 +258,27 @@ func TestExportAugmentFormats(t *testing.T) {
 		p    augment.Params
 		want []*mask.Bitmap
 	}
-	var copies []copyOf
-	for sha, s := range w.bySHA {
-		if w.split[sha] != "train" {
-			continue
-		}
-		for k := 1; k <= 2; k++ {
-			p := spec.Draw(s.img.SHA, k, s.img.W, s.img.H)
-			c := copyOf{s: s, k: k, p: p}
-			for _, a := range s.anns {
-				c.want = append(c.want, p.Mask(decoded(t, a.RLE)))
+	copiesOf := func(spec augment.Spec) []copyOf {
+		var copies []copyOf
+		for sha, s := range w.bySHA {
+			if w.split[sha] != "train" {
+				continue
 			}
-			copies = append(copies, c)
+			for k := 1; k <= spec.Copies; k++ {
+				p := spec.Draw(s.img.SHA, k, s.img.W, s.img.H)
+				c := copyOf{s: s, k: k, p: p}
+				for _, a := range s.anns {
+					c.want = append(c.want, p.Mask(decoded(t, a.RLE)))
+				}
+				copies = append(copies, c)
+			}
 		}
+		return copies
 	}
+	copies := copiesOf(spec)
+	// A hard crop loses instances from some copies: they are left out.
+	hard, err := augment.Parse("crop:0.2", "4", "9")
+	require.NoError(t, err)
 	sizeOf := func(t *testing.T, data []byte, c copyOf) {
 		t.Helper()
 		cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
@@ -300,23 +307,55 @@ func TestExportAugmentFormats(t *testing.T) {
 		return files
 	}
 
-	t.Run("png", func(t *testing.T) {
-		files := zipOf(t, dataset.Subset{Format: dataset.PNG, Augment: spec})
-		for _, c := range copies {
-			stem := copyStem(c.s, c.k)
-			sizeOf(t, files["images/"+stem+"."+copyExt(c.s)], c)
-			for i, want := range c.want {
-				raw, ok := files["masks/"+stem+"/"+strconv.Itoa(i+1)+".png"]
-				if want.Area() == 0 {
-					require.False(t, ok, "an instance cropped out is left out")
-					continue
-				}
-				img, err := png.Decode(bytes.NewReader(raw))
-				require.NoError(t, err, stem)
-				require.Equal(t, want.Pix, mask.FromImage(img, 127).Pix, "%s mask %d", stem, i+1)
+	for _, tc := range []struct {
+		name string
+		spec augment.Spec
+		lost bool
+	}{{"png", spec, false}, {"png hard crop", hard, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			copies := copiesOf(tc.spec)
+			files := zipOf(t, dataset.Subset{Format: dataset.PNG, Augment: tc.spec})
+			rows, err := csv.NewReader(bytes.NewReader(files["manifest.csv"])).ReadAll()
+			require.NoError(t, err)
+			byFile := map[string][]string{}
+			for _, r := range rows[1:] {
+				byFile[r[5]] = r
 			}
-		}
-	})
+			lost := 0
+			for _, c := range copies {
+				var left []string
+				for i, m := range c.want {
+					if m.Area() > 0 {
+						left = append(left, c.s.anns[i].Label)
+					} else {
+						lost++
+					}
+				}
+				r := byFile["images/"+copyStem(c.s, c.k)+"."+copyExt(c.s)]
+				require.NotNil(t, r)
+				require.Equal(t, strings.Join(left, ";"), r[4], "a copy's labels are those left in it")
+				require.Equal(t, []string{strconv.Itoa(c.p.W), strconv.Itoa(c.p.H)}, r[2:4])
+			}
+			t.Logf("%d instances cropped or scaled out of %d copies", lost, len(copies))
+			if tc.lost {
+				require.Positive(t, lost, "the hard crop lost some instances")
+			}
+			for _, c := range copies {
+				stem := copyStem(c.s, c.k)
+				sizeOf(t, files["images/"+stem+"."+copyExt(c.s)], c)
+				for i, want := range c.want {
+					raw, ok := files["masks/"+stem+"/"+strconv.Itoa(i+1)+".png"]
+					if want.Area() == 0 {
+						require.False(t, ok, "an instance cropped out is left out")
+						continue
+					}
+					img, err := png.Decode(bytes.NewReader(raw))
+					require.NoError(t, err, stem)
+					require.Equal(t, want.Pix, mask.FromImage(img, 127).Pix, "%s mask %d", stem, i+1)
+				}
+			}
+		})
+	}
 	t.Run("voc", func(t *testing.T) {
 		files := zipOf(t, dataset.Subset{Format: dataset.VOC, Augment: spec})
 		trainSet := string(files["ImageSets/Segmentation/train.txt"])

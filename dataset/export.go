@@ -367,39 +367,70 @@ func (x *export) manifest(ctx context.Context) error {
 	}
 	x.stats.SplitImages = map[Split]int{}
 	rec := make([]string, len(header))
-	err = x.eachManifest(ctx, func(rows []queries.VersionManifestPageRow) error {
-		for _, r := range rows {
-			kept := x.keptLabels(r.AnnotationLabels)
-			rec[0] = hex.EncodeToString(r.Sha256)
-			rec[1] = string(r.Split)
-			rec[2] = strconv.Itoa(int(r.Width))
-			rec[3] = strconv.Itoa(int(r.Height))
-			rec[4] = strings.Join(x.labelNames(kept), ";")
-			if aug {
-				rec[5], rec[6] = x.imagePath(r.Split, rec[0], ext(r.ContentType)), ""
+	// row writes an image's row, then its copies' (each with the labels
+	// left in it: a crop or a scale may lose an instance).
+	row := func(r queries.VersionImagesPageRow, labels []uuid.UUID, vs []variant) error {
+		rec[0] = hex.EncodeToString(r.Sha256)
+		rec[1] = string(r.Split)
+		rec[2] = strconv.Itoa(int(r.Width))
+		rec[3] = strconv.Itoa(int(r.Height))
+		rec[4] = strings.Join(x.labelNames(labels), ";")
+		if aug {
+			rec[5], rec[6] = x.imagePath(r.Split, rec[0], ext(r.ContentType)), ""
+		}
+		if err := cw.Write(rec); err != nil {
+			return fmt.Errorf("error writing manifest.csv: %w", err)
+		}
+		for _, v := range vs {
+			var left []uuid.UUID
+			for _, in := range v.instances {
+				left = append(left, in.LabelID)
 			}
+			rec[2], rec[3] = strconv.Itoa(v.w), strconv.Itoa(v.h)
+			rec[4] = strings.Join(x.labelNames(left), ";")
+			rec[5], rec[6] = x.imagePath(r.Split, v.stem, v.ext), v.p.String()
 			if err := cw.Write(rec); err != nil {
 				return fmt.Errorf("error writing manifest.csv: %w", err)
 			}
-			vs, err := x.variants(queries.VersionImagesPageRow{Sha256: r.Sha256, Split: r.Split, Width: r.Width, Height: r.Height, ContentType: r.ContentType}, nil, false)
-			if err != nil {
-				return err
-			}
-			for _, v := range vs[1:] {
-				rec[2], rec[3] = strconv.Itoa(v.w), strconv.Itoa(v.h)
-				rec[5], rec[6] = x.imagePath(r.Split, v.stem, v.ext), v.p.String()
-				if err := cw.Write(rec); err != nil {
-					return fmt.Errorf("error writing manifest.csv: %w", err)
-				}
-				x.stats.Copies++
-			}
-			x.stats.Images++
-			x.stats.Instances += len(kept)
-			x.stats.ImageBytes += r.ByteSize
-			x.stats.SplitImages[Split(r.Split)]++
+			x.stats.Copies++
 		}
+		x.stats.Images++
+		x.stats.Instances += len(labels)
+		x.stats.ImageBytes += r.ByteSize
+		x.stats.SplitImages[Split(r.Split)]++
 		return nil
-	})
+	}
+	if aug {
+		// The copies' labels need their instances: the walk of images
+		// with their instances, which are the subset's.
+		err = x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
+			for _, im := range imgs {
+				vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
+				if err != nil {
+					return err
+				}
+				labels := make([]uuid.UUID, 0, len(im.instances))
+				for _, in := range im.instances {
+					labels = append(labels, in.LabelID)
+				}
+				if err := row(im.VersionImagesPageRow, labels, vs[1:]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	} else {
+		err = x.eachManifest(ctx, func(rows []queries.VersionManifestPageRow) error {
+			for _, r := range rows {
+				im := queries.VersionImagesPageRow{Ordinal: r.Ordinal, Sha256: r.Sha256, Split: r.Split, Width: r.Width, Height: r.Height,
+					ContentType: r.ContentType, ByteSize: r.ByteSize}
+				if err := row(im, x.keptLabels(r.AnnotationLabels), nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return err
 	}
