@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/deepimageshub/imagehub/augment"
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/dataset"
 	"github.com/deepimageshub/imagehub/jobs"
@@ -135,6 +137,9 @@ func downloadName(name string, number int32, sub dataset.Subset, cats []queries.
 	if sub.MaskFormat == dataset.MaskPolygon {
 		parts = append(parts, "polygon")
 	}
+	if a := sub.Augment; a.Enabled() {
+		parts = append(parts, fmt.Sprintf("aug%d-seed%d", a.Copies, a.Seed))
+	}
 	return strings.Join(parts, "-") + ".zip"
 }
 
@@ -175,6 +180,11 @@ func (s *Server) versionDownload(c *fiber.Ctx) error {
 	}
 	sub, err := parseSubset(c.Query("format"), c.Query("mask_format"), queryValues(c, "split"), queryValues(c, "labels"), ver.Categories, ver.Number)
 	if err != nil {
+		return err
+	}
+	// Augmented copies are made as the zip streams; the request is checked
+	// whole first, so a bad value is a 400 before any byte.
+	if sub.Augment, err = augment.Parse(c.Query("augment"), c.Query("copies"), c.Query("augment_seed")); err != nil {
 		return err
 	}
 	name := downloadName(d.Name, ver.Number, sub, ver.Categories)
@@ -252,6 +262,7 @@ type exportJSON struct {
 	MaskFormat string     `json:"mask_format"`
 	Splits     []string   `json:"splits"`
 	Labels     []string   `json:"labels"`
+	Augment    string     `json:"augment,omitempty"`
 	State      string     `json:"state"`
 	Progress   float32    `json:"progress"`
 	Bytes      *int64     `json:"bytes"`
@@ -278,7 +289,7 @@ func exportPath(d queries.Dataset, v queries.DatasetVersion, e queries.DatasetEx
 func toExportJSON(d queries.Dataset, v queries.DatasetVersion, e queries.DatasetExport, cats []queries.DatasetVersionLabel, showErr bool) exportJSON {
 	j := exportJSON{
 		ID: e.ID.String(), Version: int(v.Number), Format: e.Format, MaskFormat: e.MaskFormat, Splits: e.Splits, Labels: labelNames(e.LabelIds, cats),
-		State: string(e.State), Progress: e.Progress, Bytes: e.ByteSize, CreatedAt: e.CreatedAt.UTC(), FinishedAt: utcPtr(e.FinishedAt),
+		Augment: e.Augment, State: string(e.State), Progress: e.Progress, Bytes: e.ByteSize, CreatedAt: e.CreatedAt.UTC(), FinishedAt: utcPtr(e.FinishedAt),
 	}
 	if showErr {
 		j.Error = e.Error
@@ -300,6 +311,9 @@ func (s *Server) exportRow(d queries.Dataset, v queries.DatasetVersion, e querie
 	}
 	if len(e.LabelIds) > 0 {
 		r.Labels = strings.Join(labelNames(e.LabelIds, cats), ", ")
+	}
+	if e.Augment != "" {
+		r.Format += ", " + e.Augment
 	}
 	if e.ByteSize != nil {
 		r.Size = sizeText(*e.ByteSize)
@@ -335,12 +349,14 @@ func (s *Server) requestExport(ctx context.Context, v dataset.Version, sub datas
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		e, err = s.q.ExportInsert(ctx, tx, queries.ExportInsertParams{
-			VersionID: v.ID, Format: string(sub.Format), MaskFormat: string(sub.MaskFormat), Splits: splits, LabelIds: labels, RequestedBy: by,
+			VersionID: v.ID, Format: string(sub.Format), MaskFormat: string(sub.MaskFormat), Splits: splits, LabelIds: labels,
+			Augment: sub.Augment.String(), RequestedBy: by,
 		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Asked for before: keep it, unless it failed.
 			e, err = s.q.ExportGetBySubset(ctx, tx, queries.ExportGetBySubsetParams{
 				VersionID: v.ID, Format: string(sub.Format), MaskFormat: string(sub.MaskFormat), Splits: splits, LabelIds: labels,
+				Augment: sub.Augment.String(),
 			})
 			if err != nil {
 				return fmt.Errorf("error reading export: %w", err)
@@ -379,6 +395,9 @@ func (s *Server) apiExportCreate(c *fiber.Ctx) error {
 		Splits     []string `json:"splits"`
 		Split      []string `json:"split"`
 		Labels     []string `json:"labels"`
+		Augment    string   `json:"augment"`
+		Copies     *int     `json:"copies"`
+		Seed       *uint64  `json:"augment_seed"`
 	}
 	if len(c.BodyRaw()) > 0 {
 		if err := decodeJSON(c, &in); err != nil {
@@ -387,6 +406,16 @@ func (s *Server) apiExportCreate(c *fiber.Ctx) error {
 	}
 	sub, err := parseSubset(in.Format, in.MaskFormat, append(in.Splits, in.Split...), in.Labels, ver.Categories, ver.Number)
 	if err != nil {
+		return err
+	}
+	var copies, seed string
+	if in.Copies != nil {
+		copies = strconv.Itoa(*in.Copies)
+	}
+	if in.Seed != nil {
+		seed = strconv.FormatUint(*in.Seed, 10)
+	}
+	if sub.Augment, err = augment.Parse(in.Augment, copies, seed); err != nil {
 		return err
 	}
 	e, _, err := s.requestExport(c.UserContext(), ver, sub, currentUser(c).ID)
@@ -446,6 +475,9 @@ func (s *Server) exportFile(c *fiber.Ctx) error {
 	for _, sp := range e.Splits {
 		sub.Splits = append(sub.Splits, dataset.Split(sp))
 	}
+	if sub.Augment, err = augment.FromString(e.Augment); err != nil {
+		return err
+	}
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+downloadName(d.Name, ver.Number, sub, ver.Categories)+`"`)
 	return s.sendBlob(c, *e.BlobKey, "application/zip")
 }
@@ -459,6 +491,9 @@ func (s *Server) exportCreateSubmit(c *fiber.Ctx) error {
 	}
 	sub, err := parseSubset(c.FormValue("format"), c.FormValue("mask_format"), formValues(c, "split"), formValues(c, "labels"), ver.Categories, ver.Number)
 	if err != nil {
+		return err
+	}
+	if sub.Augment, err = augment.Parse(c.FormValue("augment"), c.FormValue("copies"), c.FormValue("augment_seed")); err != nil {
 		return err
 	}
 	if _, _, err := s.requestExport(c.UserContext(), ver, sub, currentUser(c).ID); err != nil {

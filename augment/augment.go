@@ -344,10 +344,15 @@ func (p Params) Masks(bs []*mask.Bitmap) []*mask.Bitmap {
 // brightness and contrast.
 func (p Params) Image(img image.Image) *image.NRGBA {
 	b := img.Bounds()
-	src := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	for y := range b.Dy() {
-		for x := range b.Dx() {
-			src.Set(x, y, img.At(b.Min.X+x, b.Min.Y+y))
+	// An NRGBA image at the origin (what a caller making several copies
+	// converts once) is read as it is; anything else pixel by pixel.
+	src, ok := img.(*image.NRGBA)
+	if !ok || b.Min != (image.Point{}) || src.Stride != 4*b.Dx() {
+		src = image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		for y := range b.Dy() {
+			for x := range b.Dx() {
+				src.Set(x, y, img.At(b.Min.X+x, b.Min.Y+y))
+			}
 		}
 	}
 	m := p.mapOf(b.Dx(), b.Dy())

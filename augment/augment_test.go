@@ -160,3 +160,23 @@ func TestBrightnessContrast(t *testing.T) {
 	want := func(v uint8) uint8 { return uint8(min(255, max(0, (float64(v)-128)*0.5+128+25.5+0.5))) }
 	require.Equal(t, color.NRGBA{want(c.R), want(c.G), want(c.B), 255}, out.NRGBAAt(3, 4))
 }
+
+// TestFromString: a spec read back from its String form is the same spec.
+func TestFromString(t *testing.T) {
+	for _, in := range []string{"flip_h", "rot90,crop:0.75,scale:0.5-1.5", "contrast:0.1,brightness:0.3,flip_h"} {
+		s, err := Parse(in, "4", "18446744073709551615")
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := FromString(s.String())
+		if err != nil || back != s {
+			t.Fatalf("%q: %+v, %v; want %+v", s.String(), back, err, s)
+		}
+	}
+	if s, err := FromString(""); err != nil || s.Enabled() {
+		t.Fatalf("empty: %+v, %v", s, err)
+	}
+	if _, err := FromString("augment=flip_v&copies=1"); err == nil {
+		t.Fatal("a bad stored spec must fail")
+	}
+}

@@ -53,6 +53,9 @@ type COCOImage struct {
 	Height   int    `json:"height"`
 	SHA256   string `json:"sha256,omitempty"`
 	Split    string `json:"split,omitempty"`
+	// Augment is the transforms an augmented copy was made with
+	// (augment.Params.String); empty for an image as stored.
+	Augment string `json:"augment,omitempty"`
 }
 
 // COCOAnnotation is one instance. Area is the mask's pixel count and BBox

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/deepimageshub/imagehub/augment"
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/queries"
@@ -66,6 +67,9 @@ type Subset struct {
 	MaskFormat MaskFormat
 	Splits     []Split
 	Labels     []uuid.UUID
+	// Augment, when enabled, adds augmented copies of the train images
+	// (and their masks) after each original, in every format.
+	Augment augment.Spec
 }
 
 // Version is a version with what a download needs of it.
@@ -119,6 +123,8 @@ type Stats struct {
 	// Unnumbered those past the 254th of an image, left out of VOC's
 	// SegmentationObject (they are in SegmentationClass).
 	KeptRLE, FilledHoles, SplitParts, Unnumbered int
+	// Copies counts the augmented copies of train images.
+	Copies int
 }
 
 // Exporter writes downloads. Its memory stays bounded whatever the
@@ -344,7 +350,14 @@ func (x *export) manifest(ctx context.Context) error {
 		return err
 	}
 	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{"sha256", "split", "width", "height", "labels"}); err != nil {
+	header := []string{"sha256", "split", "width", "height", "labels"}
+	aug := x.sub.Augment.Enabled()
+	if aug {
+		// An augmented download says which file each row is and the
+		// transforms drawn for it; a plain one keeps the plain columns.
+		header = append(header, "file", "augment")
+	}
+	if err := cw.Write(header); err != nil {
 		return fmt.Errorf("error writing manifest.csv: %w", err)
 	}
 	// The first bytes go out now, before any query: a download starts at
@@ -353,25 +366,71 @@ func (x *export) manifest(ctx context.Context) error {
 		return err
 	}
 	x.stats.SplitImages = map[Split]int{}
-	rec := make([]string, 5)
-	err = x.eachManifest(ctx, func(rows []queries.VersionManifestPageRow) error {
-		for _, r := range rows {
-			kept := x.keptLabels(r.AnnotationLabels)
-			rec[0] = hex.EncodeToString(r.Sha256)
-			rec[1] = string(r.Split)
-			rec[2] = strconv.Itoa(int(r.Width))
-			rec[3] = strconv.Itoa(int(r.Height))
-			rec[4] = strings.Join(x.labelNames(kept), ";")
+	rec := make([]string, len(header))
+	// row writes an image's row, then its copies' (each with the labels
+	// left in it: a crop or a scale may lose an instance).
+	row := func(r queries.VersionImagesPageRow, labels []uuid.UUID, vs []variant) error {
+		rec[0] = hex.EncodeToString(r.Sha256)
+		rec[1] = string(r.Split)
+		rec[2] = strconv.Itoa(int(r.Width))
+		rec[3] = strconv.Itoa(int(r.Height))
+		rec[4] = strings.Join(x.labelNames(labels), ";")
+		if aug {
+			rec[5], rec[6] = x.imagePath(r.Split, rec[0], ext(r.ContentType)), ""
+		}
+		if err := cw.Write(rec); err != nil {
+			return fmt.Errorf("error writing manifest.csv: %w", err)
+		}
+		for _, v := range vs {
+			var left []uuid.UUID
+			for _, in := range v.instances {
+				left = append(left, in.LabelID)
+			}
+			rec[2], rec[3] = strconv.Itoa(v.w), strconv.Itoa(v.h)
+			rec[4] = strings.Join(x.labelNames(left), ";")
+			rec[5], rec[6] = x.imagePath(r.Split, v.stem, v.ext), v.p.String()
 			if err := cw.Write(rec); err != nil {
 				return fmt.Errorf("error writing manifest.csv: %w", err)
 			}
-			x.stats.Images++
-			x.stats.Instances += len(kept)
-			x.stats.ImageBytes += r.ByteSize
-			x.stats.SplitImages[Split(r.Split)]++
+			x.stats.Copies++
 		}
+		x.stats.Images++
+		x.stats.Instances += len(labels)
+		x.stats.ImageBytes += r.ByteSize
+		x.stats.SplitImages[Split(r.Split)]++
 		return nil
-	})
+	}
+	if aug {
+		// The copies' labels need their instances: the walk of images
+		// with their instances, which are the subset's.
+		err = x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
+			for _, im := range imgs {
+				vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
+				if err != nil {
+					return err
+				}
+				labels := make([]uuid.UUID, 0, len(im.instances))
+				for _, in := range im.instances {
+					labels = append(labels, in.LabelID)
+				}
+				if err := row(im.VersionImagesPageRow, labels, vs[1:]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	} else {
+		err = x.eachManifest(ctx, func(rows []queries.VersionManifestPageRow) error {
+			for _, r := range rows {
+				im := queries.VersionImagesPageRow{Ordinal: r.Ordinal, Sha256: r.Sha256, Split: r.Split, Width: r.Width, Height: r.Height,
+					ContentType: r.ContentType, ByteSize: r.ByteSize}
+				if err := row(im, x.keptLabels(r.AnnotationLabels), nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -416,9 +475,24 @@ func (x *export) readme(context.Context) error {
 	fmt.Fprintf(&b, "This download: format %s; splits: %s; labels: %s.\n", format, splits, labels)
 	fmt.Fprintf(&b, "Images: %d (train %d, val %d, test %d); instances: %d.\n\n", x.stats.Images,
 		x.stats.SplitImages[Train], x.stats.SplitImages[Val], x.stats.SplitImages[Test], x.stats.Instances)
+	if a := x.sub.Augment; a.Enabled() {
+		fmt.Fprintf(&b, "Augmented: %s.\n", a)
+		fmt.Fprintf(&b, "Each train image is followed by %d augmented copies (%d in all), named <name>_aug<k>.<ext>\n", a.Copies, x.stats.Copies)
+		b.WriteString("(k from 1) beside the original, in every folder the format has, with its masks moved\n")
+		b.WriteString("pixel for pixel as the image's pixels are (an instance cropped out of a copy is left out).\n")
+		b.WriteString("The transforms apply in this order: flip_h (half the time), rot90 (0 to 3 clockwise quarter\n")
+		b.WriteString("turns), crop, scale (nearest neighbour), then brightness and contrast on the image only; each\n")
+		b.WriteString("copy's draws come from augment_seed, the image's sha256 and k, so the same request gives the\n")
+		fmt.Fprintf(&b, "same files. manifest.csv lists every file with the transforms drawn for it (columns file and\n")
+		fmt.Fprintf(&b, "augment). Copies of JPEG images are JPEG at quality %d, the others PNG. Val and test images\n", copyJPEGQuality)
+		b.WriteString("have no copies.\n\n")
+	}
 	b.WriteString("Layout:\n")
 	b.WriteString("  manifest.csv                 sha256,split,width,height,labels: one row per image; labels are\n")
 	b.WriteString("                               the names of its instances' labels, separated by ';'\n")
+	if x.sub.Augment.Enabled() {
+		b.WriteString("                               (here also file,augment: one row per file, copies included)\n")
+	}
 	const stored = "the images, as stored (orientation applied, metadata removed)"
 	switch x.sub.Format {
 	case PNG:
@@ -544,26 +618,37 @@ func (x *export) cocoJSON(ctx context.Context) error {
 	first = true
 	err = x.eachImage(ctx, func(rows []queries.VersionImagesPageRow) error {
 		for _, r := range rows {
-			if !first {
-				b = append(b, ',')
+			vs, err := x.variants(r, nil, false)
+			if err != nil {
+				return err
 			}
-			first = false
 			sha := hex.EncodeToString(r.Sha256)
-			b = append(b, "\n{\"id\":"...)
-			b = strconv.AppendInt(b, int64(r.Ordinal), 10)
-			b = append(b, `,"file_name":"`...)
-			b = append(b, sha...)
-			b = append(b, '.')
-			b = append(b, ext(r.ContentType)...)
-			b = append(b, `","width":`...)
-			b = strconv.AppendInt(b, int64(r.Width), 10)
-			b = append(b, `,"height":`...)
-			b = strconv.AppendInt(b, int64(r.Height), 10)
-			b = append(b, `,"sha256":"`...)
-			b = append(b, sha...)
-			b = append(b, `","split":"`...)
-			b = append(b, r.Split...)
-			b = append(b, `"}`...)
+			for _, vr := range vs {
+				if !first {
+					b = append(b, ',')
+				}
+				first = false
+				b = append(b, "\n{\"id\":"...)
+				b = strconv.AppendInt(b, x.cocoImageID(r.Ordinal, vr.k), 10)
+				b = append(b, `,"file_name":"`...)
+				b = append(b, vr.stem...)
+				b = append(b, '.')
+				b = append(b, vr.ext...)
+				b = append(b, `","width":`...)
+				b = strconv.AppendInt(b, int64(vr.w), 10)
+				b = append(b, `,"height":`...)
+				b = strconv.AppendInt(b, int64(vr.h), 10)
+				b = append(b, `,"sha256":"`...)
+				b = append(b, sha...)
+				b = append(b, `","split":"`...)
+				b = append(b, r.Split...)
+				b = append(b, '"')
+				if vr.k > 0 {
+					b = append(b, `,"augment":`...)
+					b = appendString(b, vr.p.String())
+				}
+				b = append(b, '}')
+			}
 		}
 		return put()
 	})
@@ -572,42 +657,71 @@ func (x *export) cocoJSON(ctx context.Context) error {
 	}
 	b = append(b, "],\n\"annotations\":["...)
 	first = true
-	err = x.eachInstance(ctx, func(ins []instance) error {
-		for _, a := range ins {
-			if !first {
+	annotate := func(a instance, k int) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, "\n{\"id\":"...)
+		b = strconv.AppendInt(b, int64(k)*x.v.Instances+int64(a.FirstAnnotation)+int64(a.K), 10)
+		b = append(b, `,"image_id":`...)
+		b = strconv.AppendInt(b, x.cocoImageID(a.Ordinal, k), 10)
+		b = append(b, `,"category_id":`...)
+		b = strconv.AppendInt(b, int64(a.cat.CategoryID), 10)
+		b = append(b, `,"segmentation":{"size":[`...)
+		b = strconv.AppendInt(b, int64(a.Height), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(a.Width), 10)
+		b = append(b, `],"counts":`...)
+		b = appendString(b, a.Counts)
+		b = append(b, `},"area":`...)
+		b = strconv.AppendInt(b, int64(a.Area), 10)
+		b = append(b, `,"bbox":[`...)
+		for i, n := range a.Bbox {
+			if i > 0 {
 				b = append(b, ',')
 			}
-			first = false
-			b = append(b, "\n{\"id\":"...)
-			b = strconv.AppendInt(b, int64(a.FirstAnnotation)+int64(a.K), 10)
-			b = append(b, `,"image_id":`...)
-			b = strconv.AppendInt(b, int64(a.Ordinal), 10)
-			b = append(b, `,"category_id":`...)
-			b = strconv.AppendInt(b, int64(a.cat.CategoryID), 10)
-			b = append(b, `,"segmentation":{"size":[`...)
-			b = strconv.AppendInt(b, int64(a.Height), 10)
-			b = append(b, ',')
-			b = strconv.AppendInt(b, int64(a.Width), 10)
-			b = append(b, `],"counts":`...)
-			b = appendString(b, a.Counts)
-			b = append(b, `},"area":`...)
-			b = strconv.AppendInt(b, int64(a.Area), 10)
-			b = append(b, `,"bbox":[`...)
-			for i, n := range a.Bbox {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = strconv.AppendInt(b, int64(n), 10)
-			}
-			b = append(b, `],"iscrowd":0}`...)
+			b = strconv.AppendInt(b, int64(n), 10)
 		}
-		return put()
-	})
+		b = append(b, `],"iscrowd":0}`...)
+	}
+	if x.sub.Augment.Enabled() {
+		// The copies' instances follow their image's, which needs the
+		// images' splits: the walk of images with their instances.
+		err = x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
+			for _, im := range imgs {
+				vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
+				if err != nil {
+					return err
+				}
+				for _, vr := range vs {
+					for _, a := range vr.instances {
+						annotate(a, vr.k)
+					}
+				}
+			}
+			return put()
+		})
+	} else {
+		err = x.eachInstance(ctx, func(ins []instance) error {
+			for _, a := range ins {
+				annotate(a, 0)
+			}
+			return put()
+		})
+	}
 	if err != nil {
 		return err
 	}
 	b = append(b, "]}\n"...)
 	return put()
+}
+
+// cocoImageID is the id in annotations.json of copy k (0 for the image
+// itself) of the image with an ordinal: the ordinal for the image, and
+// past the version's ordinals for its copies, the same in every download.
+func (x *export) cocoImageID(ordinal int32, k int) int64 {
+	return int64(k)*int64(x.v.Images) + int64(ordinal)
 }
 
 // appendString appends s as a JSON string. Mask counts are ASCII (48 to
@@ -640,9 +754,9 @@ func (x *export) masksCSV(ctx context.Context) error {
 	if err := cw.Write([]string{"mask", "image", "label", "category_id", "area", "x", "y", "w", "h"}); err != nil {
 		return fmt.Errorf("error writing masks.csv: %w", err)
 	}
-	err = x.eachInstance(ctx, func(ins []instance) error {
-		for _, in := range ins {
-			rec := []string{maskName(in), imageName(in.Sha256, in.ContentType), in.cat.Name, strconv.Itoa(int(in.cat.CategoryID)),
+	err = x.eachVariant(ctx, func(vr variant) error {
+		for _, in := range vr.instances {
+			rec := []string{maskPath(vr.stem, in.K), "images/" + vr.stem + "." + vr.ext, in.cat.Name, strconv.Itoa(int(in.cat.CategoryID)),
 				strconv.Itoa(int(in.Area))}
 			for _, n := range in.Bbox {
 				rec = append(rec, strconv.Itoa(int(n)))
@@ -667,17 +781,64 @@ func imageName(sha []byte, contentType string) string {
 	return "images/" + hex.EncodeToString(sha) + "." + ext(contentType)
 }
 
-// maskName numbers an image's masks from 1 in the version's order, so a
-// mask keeps its name in every subset.
-func maskName(in instance) string {
-	return "masks/" + hex.EncodeToString(in.Sha256) + "/" + strconv.Itoa(int(in.K)) + ".png"
+// maskPath numbers an image's masks from 1 in the version's order, so a
+// mask keeps its name in every subset; stem is the image file's name
+// without extension.
+func maskPath(stem string, k int32) string {
+	return "masks/" + stem + "/" + strconv.Itoa(int(k)) + ".png"
+}
+
+// imagePath is where the format puts an image file.
+func (x *export) imagePath(split queries.DatasetSplit, stem, ext string) string {
+	switch x.sub.Format {
+	case YOLO:
+		return "images/" + string(split) + "/" + stem + "." + ext
+	case VOC:
+		return "JPEGImages/" + stem + "." + ext
+	}
+	return "images/" + stem + "." + ext
+}
+
+// eachVariant walks the subset's image files in order, copies after
+// their image, with their instances. Without augmentation it is the walk
+// of instances alone, which reads less.
+func (x *export) eachVariant(ctx context.Context, fn func(variant) error) error {
+	if !x.sub.Augment.Enabled() {
+		return x.eachInstance(ctx, func(ins []instance) error {
+			for i := 0; i < len(ins); {
+				j := i + 1
+				for j < len(ins) && ins[j].Ordinal == ins[i].Ordinal {
+					j++
+				}
+				if err := fn(variant{stem: hex.EncodeToString(ins[i].Sha256), ext: ext(ins[i].ContentType), instances: ins[i:j]}); err != nil {
+					return err
+				}
+				i = j
+			}
+			return nil
+		})
+	}
+	return x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
+		for _, im := range imgs {
+			vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
+			if err != nil {
+				return err
+			}
+			for _, vr := range vs {
+				if err := fn(vr); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // masks writes one PNG per instance.
 func (x *export) masks(ctx context.Context) error {
 	var buf bytes.Buffer
-	return x.eachInstance(ctx, func(ins []instance) error {
-		for _, in := range ins {
+	return x.eachVariant(ctx, func(vr variant) error {
+		for _, in := range vr.instances {
 			bm, err := mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts}.Decode()
 			if err != nil {
 				return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
@@ -686,7 +847,7 @@ func (x *export) masks(ctx context.Context) error {
 			if err := bm.WritePNG(&buf); err != nil {
 				return err
 			}
-			if err := x.z.stored(maskName(in), buf.Bytes(), crc32.ChecksumIEEE(buf.Bytes())); err != nil {
+			if err := x.z.stored(maskPath(vr.stem, in.K), buf.Bytes(), crc32.ChecksumIEEE(buf.Bytes())); err != nil {
 				return err
 			}
 		}
@@ -696,6 +857,7 @@ func (x *export) masks(ctx context.Context) error {
 
 // fetched is an image being read ahead of the writer.
 type fetched struct {
+	row  queries.VersionImagesPageRow
 	name string
 	key  string
 	size int64 // as the manifest says: what the budget counts
@@ -729,7 +891,7 @@ func (x *export) images(ctx context.Context, name func(queries.VersionImagesPage
 		defer close(queue)
 		walkErr = x.eachImage(ctx, func(rows []queries.VersionImagesPageRow) error {
 			for _, r := range rows {
-				f := &fetched{name: name(r), key: blob.ImageKey(r.Sha256), size: r.ByteSize, done: make(chan struct{})}
+				f := &fetched{row: r, name: name(r), key: blob.ImageKey(r.Sha256), size: r.ByteSize, done: make(chan struct{})}
 				if err := bud.acquire(ctx, f.size); err != nil {
 					return err
 				}
@@ -754,6 +916,13 @@ func (x *export) images(ctx context.Context, name func(queries.VersionImagesPage
 		if err == nil {
 			err = x.z.stored(f.name, f.data, f.crc)
 			written += int64(len(f.data))
+		}
+		if err == nil && x.augmented(f.row.Split) {
+			// The copies follow their image, encoded here one at a time:
+			// memory stays one image and one copy whatever the version.
+			err = x.copyImages(f.row, f.data, func(v variant, data []byte) error {
+				return x.z.stored(x.imagePath(f.row.Split, v.stem, v.ext), data, crc32.ChecksumIEEE(data))
+			})
 		}
 		bufPool.Put(f.buf)
 		bud.release(f.size)

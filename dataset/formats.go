@@ -170,14 +170,27 @@ func (x *export) cocoSplit(ctx context.Context, split Split) error {
 	b.WriteString(",\n\"images\":[")
 	sep := "\n"
 	splits := []string{string(split)}
+	// Ids run from 1 over the files of the split, copies right after
+	// their image.
+	imgID := 0
 	err = x.eachImageInstances(ctx, splits, func(imgs []imageInstances) error {
 		for _, im := range imgs {
-			sha := hex.EncodeToString(im.Sha256)
-			ci := COCOImage{ID: im.id, FileName: sha + "." + ext(im.ContentType), Width: int(im.Width), Height: int(im.Height), SHA256: sha}
-			if err := add(sep, ci); err != nil {
+			vs, err := x.variants(im.VersionImagesPageRow, nil, false)
+			if err != nil {
 				return err
 			}
-			sep = ",\n"
+			sha := hex.EncodeToString(im.Sha256)
+			for _, vr := range vs {
+				imgID++
+				ci := COCOImage{ID: imgID, FileName: vr.stem + "." + vr.ext, Width: vr.w, Height: vr.h, SHA256: sha}
+				if vr.k > 0 {
+					ci.Augment = vr.p.String()
+				}
+				if err := add(sep, ci); err != nil {
+					return err
+				}
+				sep = ",\n"
+			}
 		}
 		return put()
 	})
@@ -187,33 +200,41 @@ func (x *export) cocoSplit(ctx context.Context, split Split) error {
 	b.WriteString("],\n\"annotations\":[")
 	sep = "\n"
 	annID := 0
+	imgID = 0
 	err = x.eachImageInstances(ctx, splits, func(imgs []imageInstances) error {
 		for _, im := range imgs {
-			for _, in := range im.instances {
-				annID++
-				a := COCOAnnotation{ID: annID, ImageID: im.id, CategoryID: int(in.cat.CategoryID), Area: int(in.Area)}
-				for i, n := range in.Bbox {
-					if i < 4 {
-						a.BBox[i] = float64(n)
+			vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
+			if err != nil {
+				return err
+			}
+			for _, vr := range vs {
+				imgID++
+				for _, in := range vr.instances {
+					annID++
+					a := COCOAnnotation{ID: annID, ImageID: imgID, CategoryID: int(in.cat.CategoryID), Area: int(in.Area)}
+					for i, n := range in.Bbox {
+						if i < 4 {
+							a.BBox[i] = float64(n)
+						}
 					}
-				}
-				rle := mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts}
-				a.Segmentation.RLE = &rle
-				if x.sub.MaskFormat == MaskPolygon {
-					polys, holes, err := mask.FitPolygonsRLE(rle)
-					if err != nil {
-						return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
+					rle := mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts}
+					a.Segmentation.RLE = &rle
+					if x.sub.MaskFormat == MaskPolygon {
+						polys, holes, err := mask.FitPolygonsRLE(rle)
+						if err != nil {
+							return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
+						}
+						if holes || len(polys) == 0 {
+							x.stats.KeptRLE++
+						} else {
+							a.Segmentation = COCOSegmentation{Polygons: polys}
+						}
 					}
-					if holes || len(polys) == 0 {
-						x.stats.KeptRLE++
-					} else {
-						a.Segmentation = COCOSegmentation{Polygons: polys}
+					if err := add(sep, a); err != nil {
+						return err
 					}
+					sep = ",\n"
 				}
-				if err := add(sep, a); err != nil {
-					return err
-				}
-				sep = ",\n"
 			}
 		}
 		return put()
@@ -285,34 +306,40 @@ func (x *export) yoloLabels(ctx context.Context) error {
 	var b []byte
 	return x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
 		for _, im := range imgs {
-			b = b[:0]
-			for _, in := range im.instances {
-				polys, holes, err := mask.FitPolygonsRLE(mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts})
-				if err != nil {
-					return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
-				}
-				if holes {
-					x.stats.FilledHoles++
-				}
-				if len(polys) > 1 {
-					x.stats.SplitParts++
-				}
-				for _, p := range polys {
-					b = strconv.AppendInt(b, int64(idx[in.LabelID]), 10)
-					for i, c := range p {
-						d := float64(im.Width)
-						if i%2 == 1 {
-							d = float64(im.Height)
-						}
-						b = append(b, ' ')
-						b = strconv.AppendFloat(b, c/d, 'f', 6, 64)
-					}
-					b = append(b, '\n')
-				}
-			}
-			name := "labels/" + string(im.Split) + "/" + hex.EncodeToString(im.Sha256) + ".txt"
-			if err := x.z.stored(name, b, crc32.ChecksumIEEE(b)); err != nil {
+			vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
+			if err != nil {
 				return err
+			}
+			for _, vr := range vs {
+				b = b[:0]
+				for _, in := range vr.instances {
+					polys, holes, err := mask.FitPolygonsRLE(mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts})
+					if err != nil {
+						return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
+					}
+					if holes {
+						x.stats.FilledHoles++
+					}
+					if len(polys) > 1 {
+						x.stats.SplitParts++
+					}
+					for _, p := range polys {
+						b = strconv.AppendInt(b, int64(idx[in.LabelID]), 10)
+						for i, c := range p {
+							d := float64(vr.w)
+							if i%2 == 1 {
+								d = float64(vr.h)
+							}
+							b = append(b, ' ')
+							b = strconv.AppendFloat(b, c/d, 'f', 6, 64)
+						}
+						b = append(b, '\n')
+					}
+				}
+				name := "labels/" + string(im.Split) + "/" + vr.stem + ".txt"
+				if err := x.z.stored(name, b, crc32.ChecksumIEEE(b)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -392,6 +419,12 @@ func (x *export) vocImageSets(ctx context.Context) error {
 			for _, r := range rows {
 				b = hex.AppendEncode(b, r.Sha256)
 				b = append(b, '\n')
+				if x.augmented(r.Split) {
+					for k := 1; k <= x.sub.Augment.Copies; k++ {
+						b = append(b, copyStem(hex.EncodeToString(r.Sha256), k)...)
+						b = append(b, '\n')
+					}
+				}
 			}
 			if _, err := w.Write(b); err != nil {
 				return fmt.Errorf("error writing %s: %w", name, err)
@@ -419,56 +452,62 @@ func (x *export) vocMasks(ctx context.Context) error {
 	enc := png.Encoder{CompressionLevel: png.BestSpeed}
 	order := []int{}
 	return x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
-		for _, im := range imgs {
-			w, h := int(im.Width), int(im.Height)
-			r := image.Rect(0, 0, w, h)
-			if cls == nil || cap(cls.Pix) < w*h {
-				cls, obj = image.NewPaletted(r, pal), image.NewPaletted(r, pal)
+		for _, ii := range imgs {
+			vs, err := x.variants(ii.VersionImagesPageRow, ii.instances, true)
+			if err != nil {
+				return err
 			}
-			for _, p := range []*image.Paletted{cls, obj} {
-				p.Pix, p.Stride, p.Rect = p.Pix[:w*h], w, r
-				clear(p.Pix)
-			}
-			order = order[:0]
-			for i := range im.instances {
-				order = append(order, i)
-			}
-			slices.SortStableFunc(order, func(a, b int) int { return int(im.instances[b].Area) - int(im.instances[a].Area) })
-			for _, i := range order {
-				in := im.instances[i]
-				if i >= vocMaxObjects {
-					x.stats.Unnumbered++
+			for _, im := range vs {
+				w, h := im.w, im.h
+				r := image.Rect(0, 0, w, h)
+				if cls == nil || cap(cls.Pix) < w*h {
+					cls, obj = image.NewPaletted(r, pal), image.NewPaletted(r, pal)
 				}
-				runs, err := mask.RLE{Size: [2]int{h, w}, Counts: in.Counts}.Runs()
-				if err != nil {
-					return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
+				for _, p := range []*image.Paletted{cls, obj} {
+					p.Pix, p.Stride, p.Rect = p.Pix[:w*h], w, r
+					clear(p.Pix)
 				}
-				c, o := uint8(idx[in.LabelID]+1), uint8(min(i+1, vocMaxObjects))
-				pos := 0
-				for k, n := range runs {
-					if k%2 == 1 {
-						for p := pos; p < pos+int(n); p++ {
-							at := (p%h)*w + p/h
-							cls.Pix[at] = c
-							if i < vocMaxObjects {
-								obj.Pix[at] = o
+				order = order[:0]
+				for i := range im.instances {
+					order = append(order, i)
+				}
+				slices.SortStableFunc(order, func(a, b int) int { return int(im.instances[b].Area) - int(im.instances[a].Area) })
+				for _, i := range order {
+					in := im.instances[i]
+					if i >= vocMaxObjects {
+						x.stats.Unnumbered++
+					}
+					runs, err := mask.RLE{Size: [2]int{h, w}, Counts: in.Counts}.Runs()
+					if err != nil {
+						return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
+					}
+					c, o := uint8(idx[in.LabelID]+1), uint8(min(i+1, vocMaxObjects))
+					pos := 0
+					for k, n := range runs {
+						if k%2 == 1 {
+							for p := pos; p < pos+int(n); p++ {
+								at := (p%h)*w + p/h
+								cls.Pix[at] = c
+								if i < vocMaxObjects {
+									obj.Pix[at] = o
+								}
 							}
 						}
+						pos += int(n)
 					}
-					pos += int(n)
 				}
-			}
-			sha := hex.EncodeToString(im.Sha256)
-			for _, e := range []struct {
-				name string
-				img  *image.Paletted
-			}{{"SegmentationClass/" + sha + ".png", cls}, {"SegmentationObject/" + sha + ".png", obj}} {
-				buf.Reset()
-				if err := enc.Encode(&buf, e.img); err != nil {
-					return fmt.Errorf("error encoding %s: %w", e.name, err)
-				}
-				if err := x.z.stored(e.name, buf.Bytes(), crc32.ChecksumIEEE(buf.Bytes())); err != nil {
-					return err
+				sha := im.stem
+				for _, e := range []struct {
+					name string
+					img  *image.Paletted
+				}{{"SegmentationClass/" + sha + ".png", cls}, {"SegmentationObject/" + sha + ".png", obj}} {
+					buf.Reset()
+					if err := enc.Encode(&buf, e.img); err != nil {
+						return fmt.Errorf("error encoding %s: %w", e.name, err)
+					}
+					if err := x.z.stored(e.name, buf.Bytes(), crc32.ChecksumIEEE(buf.Bytes())); err != nil {
+						return err
+					}
 				}
 			}
 		}

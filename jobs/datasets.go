@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/deepimageshub/imagehub/augment"
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/dataset"
@@ -174,6 +175,9 @@ func (w *ExportWorker) build(ctx context.Context, e queries.DatasetExport) (int6
 	sub := dataset.Subset{Format: dataset.Format(e.Format), MaskFormat: dataset.MaskFormat(e.MaskFormat), Labels: e.LabelIds}
 	for _, s := range e.Splits {
 		sub.Splits = append(sub.Splits, dataset.Split(s))
+	}
+	if sub.Augment, err = augment.FromString(e.Augment); err != nil {
+		return 0, err
 	}
 	total, err := q.VersionSubsetSize(ctx, w.pool, queries.VersionSubsetSizeParams{VersionID: v.ID, Splits: e.Splits, LabelIds: e.LabelIds})
 	if err != nil {

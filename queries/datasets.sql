@@ -282,13 +282,13 @@ SELECT * FROM dataset_exports WHERE id = @id;
 -- name: ExportGetBySubset :one
 SELECT * FROM dataset_exports
 WHERE version_id = @version_id AND format = @format AND mask_format = @mask_format
-  AND splits = @splits::text[] AND label_ids = @label_ids::uuid[];
+  AND splits = @splits::text[] AND label_ids = @label_ids::uuid[] AND augment = @augment;
 
 -- name: ExportInsert :one
 -- A new export of a subset; nothing when another request made it first.
-INSERT INTO dataset_exports (version_id, format, mask_format, splits, label_ids, requested_by)
-VALUES (@version_id, @format, @mask_format, @splits::text[], @label_ids::uuid[], @requested_by)
-ON CONFLICT (version_id, format, mask_format, splits, label_ids) DO NOTHING
+INSERT INTO dataset_exports (version_id, format, mask_format, splits, label_ids, augment, requested_by)
+VALUES (@version_id, @format, @mask_format, @splits::text[], @label_ids::uuid[], @augment, @requested_by)
+ON CONFLICT (version_id, format, mask_format, splits, label_ids, augment) DO NOTHING
 RETURNING *;
 
 -- name: ExportRetry :one

@@ -227,7 +227,7 @@ func (q *Queries) DatasetList(ctx context.Context, db DBTX) ([]DatasetListRow, e
 const exportBegin = `-- name: ExportBegin :one
 UPDATE dataset_exports SET state = 'running', progress = 0
 WHERE id = $1 AND state IN ('queued', 'running')
-RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format
+RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format, augment
 `
 
 // Starts (or restarts) building an export; no row when it is already
@@ -251,6 +251,7 @@ func (q *Queries) ExportBegin(ctx context.Context, db DBTX, id uuid.UUID) (Datas
 		&i.CreatedAt,
 		&i.FinishedAt,
 		&i.MaskFormat,
+		&i.Augment,
 	)
 	return i, err
 }
@@ -288,7 +289,7 @@ func (q *Queries) ExportFinish(ctx context.Context, db DBTX, arg ExportFinishPar
 }
 
 const exportGet = `-- name: ExportGet :one
-SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format FROM dataset_exports WHERE id = $1
+SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format, augment FROM dataset_exports WHERE id = $1
 `
 
 func (q *Queries) ExportGet(ctx context.Context, db DBTX, id uuid.UUID) (DatasetExport, error) {
@@ -310,14 +311,15 @@ func (q *Queries) ExportGet(ctx context.Context, db DBTX, id uuid.UUID) (Dataset
 		&i.CreatedAt,
 		&i.FinishedAt,
 		&i.MaskFormat,
+		&i.Augment,
 	)
 	return i, err
 }
 
 const exportGetBySubset = `-- name: ExportGetBySubset :one
-SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format FROM dataset_exports
+SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format, augment FROM dataset_exports
 WHERE version_id = $1 AND format = $2 AND mask_format = $3
-  AND splits = $4::text[] AND label_ids = $5::uuid[]
+  AND splits = $4::text[] AND label_ids = $5::uuid[] AND augment = $6
 `
 
 type ExportGetBySubsetParams struct {
@@ -326,6 +328,7 @@ type ExportGetBySubsetParams struct {
 	MaskFormat string
 	Splits     []string
 	LabelIds   []uuid.UUID
+	Augment    string
 }
 
 func (q *Queries) ExportGetBySubset(ctx context.Context, db DBTX, arg ExportGetBySubsetParams) (DatasetExport, error) {
@@ -335,6 +338,7 @@ func (q *Queries) ExportGetBySubset(ctx context.Context, db DBTX, arg ExportGetB
 		arg.MaskFormat,
 		arg.Splits,
 		arg.LabelIds,
+		arg.Augment,
 	)
 	var i DatasetExport
 	err := row.Scan(
@@ -353,15 +357,16 @@ func (q *Queries) ExportGetBySubset(ctx context.Context, db DBTX, arg ExportGetB
 		&i.CreatedAt,
 		&i.FinishedAt,
 		&i.MaskFormat,
+		&i.Augment,
 	)
 	return i, err
 }
 
 const exportInsert = `-- name: ExportInsert :one
-INSERT INTO dataset_exports (version_id, format, mask_format, splits, label_ids, requested_by)
-VALUES ($1, $2, $3, $4::text[], $5::uuid[], $6)
-ON CONFLICT (version_id, format, mask_format, splits, label_ids) DO NOTHING
-RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format
+INSERT INTO dataset_exports (version_id, format, mask_format, splits, label_ids, augment, requested_by)
+VALUES ($1, $2, $3, $4::text[], $5::uuid[], $6, $7)
+ON CONFLICT (version_id, format, mask_format, splits, label_ids, augment) DO NOTHING
+RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format, augment
 `
 
 type ExportInsertParams struct {
@@ -370,6 +375,7 @@ type ExportInsertParams struct {
 	MaskFormat  string
 	Splits      []string
 	LabelIds    []uuid.UUID
+	Augment     string
 	RequestedBy uuid.UUID
 }
 
@@ -381,6 +387,7 @@ func (q *Queries) ExportInsert(ctx context.Context, db DBTX, arg ExportInsertPar
 		arg.MaskFormat,
 		arg.Splits,
 		arg.LabelIds,
+		arg.Augment,
 		arg.RequestedBy,
 	)
 	var i DatasetExport
@@ -400,12 +407,13 @@ func (q *Queries) ExportInsert(ctx context.Context, db DBTX, arg ExportInsertPar
 		&i.CreatedAt,
 		&i.FinishedAt,
 		&i.MaskFormat,
+		&i.Augment,
 	)
 	return i, err
 }
 
 const exportList = `-- name: ExportList :many
-SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format FROM dataset_exports WHERE version_id = $1 ORDER BY created_at, id
+SELECT id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format, augment FROM dataset_exports WHERE version_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ExportList(ctx context.Context, db DBTX, versionID uuid.UUID) ([]DatasetExport, error) {
@@ -433,6 +441,7 @@ func (q *Queries) ExportList(ctx context.Context, db DBTX, versionID uuid.UUID) 
 			&i.CreatedAt,
 			&i.FinishedAt,
 			&i.MaskFormat,
+			&i.Augment,
 		); err != nil {
 			return nil, err
 		}
@@ -461,7 +470,7 @@ func (q *Queries) ExportProgress(ctx context.Context, db DBTX, arg ExportProgres
 const exportRetry = `-- name: ExportRetry :one
 UPDATE dataset_exports SET state = 'queued', progress = 0, error = NULL, requested_by = $1
 WHERE id = $2 AND state = 'failed'
-RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format
+RETURNING id, version_id, format, splits, label_ids, state, progress, blob_key, byte_size, error, job_id, requested_by, created_at, finished_at, mask_format, augment
 `
 
 type ExportRetryParams struct {
@@ -489,6 +498,7 @@ func (q *Queries) ExportRetry(ctx context.Context, db DBTX, arg ExportRetryParam
 		&i.CreatedAt,
 		&i.FinishedAt,
 		&i.MaskFormat,
+		&i.Augment,
 	)
 	return i, err
 }

@@ -747,6 +747,7 @@ type DatasetExport struct {
 	CreatedAt   time.Time
 	FinishedAt  *time.Time
 	MaskFormat  string
+	Augment     string
 }
 
 type DatasetVersion struct {
