@@ -166,7 +166,7 @@ func TestTrainingEndToEnd(t *testing.T) {
 	h := newTrainingHub(t, 200, map[string]string{"BUILTIN_TRAINER": "true"})
 	require.Contains(t, h.srv.logs.String(), "built-in trainer is leasing runs")
 	// The service account behind the built-in trainer's token cannot sign in.
-	status, _, _ := call(t, "POST", h.srv.base+"/api/v1/auth/login", "", map[string]string{"email": account.BuiltinTrainerEmail, "password": ""})
+	status, _, _ := call(t, "POST", h.srv.base+"/api/v1/auth/login", "", map[string]string{"email": account.BuiltinTrainerEmail, "password": "a long password"})
 	require.Equal(t, http.StatusUnauthorized, status)
 
 	id := h.start(t)
