@@ -87,7 +87,9 @@ type server struct {
 // where it listens.
 func startServer(t testing.TB, vars map[string]string) *server {
 	t.Helper()
-	vars["PORT"] = "0"
+	if _, ok := vars["PORT"]; !ok {
+		vars["PORT"] = "0"
+	}
 	vars["LOG_FORMAT"] = "json"
 	if _, ok := vars["DATA_DIR"]; !ok {
 		vars["DATA_DIR"] = t.TempDir()

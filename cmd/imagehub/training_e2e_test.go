@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -206,19 +207,40 @@ func TestTrainingEndToEnd(t *testing.T) {
 	require.Positive(t, mine, "the trained model proposes on a new upload: %+v", props)
 }
 
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	require.NoError(t, err)
+	return port
+}
+
 // TestTrainingTrainerKilled: a trainer SIGKILLed mid-run stops renewing; the
 // run goes back to the queue when its lease lapses, the next trainer takes
 // it as attempt 2 and it succeeds, with one model version and one artifact.
 func TestTrainingTrainerKilled(t *testing.T) {
 	t.Parallel()
-	h := newTrainingHub(t, 160, map[string]string{"BUILTIN_TRAINER": "false", "TRAINING_LEASE": "3s"})
+	// A trainer of its own downloads the data from BASE_URL: the hub must
+	// listen where that says.
+	port := freePort(t)
+	h := newTrainingHub(t, 160, map[string]string{"BUILTIN_TRAINER": "false", "TRAINING_LEASE": "3s",
+		"PORT": port, "BASE_URL": "http://127.0.0.1:" + port})
 	require.NotContains(t, h.srv.logs.String(), "built-in trainer is leasing runs")
 	tok, errOut, err := runCmd(t, h.vars, "tokens", "create", "--email", "admin@example.com", "--name", "pod", "--role", "trainer")
 	require.NoError(t, err, errOut)
 	trainerToken := strings.TrimSpace(tok)
+	trainerLogs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("trainers' output:\n%s", trainerLogs)
+		}
+	})
 	startTrainer := func() *exec.Cmd {
 		cmd := exec.Command(binary, "trainer", "--hub", h.srv.base, "--token", trainerToken, "--poll", "100ms")
 		cmd.Env = environ(map[string]string{})
+		cmd.Stdout, cmd.Stderr = trainerLogs, trainerLogs
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() {
 			if cmd.ProcessState == nil {
