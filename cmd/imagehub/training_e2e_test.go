@@ -17,6 +17,7 @@ import (
 	"github.com/deepimageshub/imagehub/account"
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dataset/datasettest"
+	"github.com/deepimageshub/imagehub/trainer"
 	"github.com/deepimageshub/imagehub/trainer/trainertest"
 )
 
@@ -170,6 +171,30 @@ func TestTrainingEndToEnd(t *testing.T) {
 	status, _, _ := call(t, "POST", h.srv.base+"/api/v1/auth/login", "", map[string]string{"email": account.BuiltinTrainerEmail, "password": "a long password"})
 	require.Equal(t, http.StatusUnauthorized, status)
 
+	// The hub offers the CPU trainer's recipe with the trainer's ranges.
+	status, body, _ := call(t, "GET", h.srv.base+"/api/v1/trainings/recipes", h.premium, nil)
+	require.Equal(t, http.StatusOK, status)
+	var offered map[string]any
+	for _, r := range body["items"].([]any) {
+		if r := r.(map[string]any); r["name"] == "region-classifier" {
+			offered = r
+		}
+	}
+	require.NotNil(t, offered, "%v", body)
+	want, _ := trainer.Find("region-classifier")
+	epochsMax := 0.0
+	for _, p := range want.Params {
+		if p.Name == "epochs" {
+			epochsMax = p.Max
+		}
+		got := offered["params"].(map[string]any)[p.Name].(map[string]any)
+		require.Equal(t, []any{p.Min, p.Max, p.Default}, []any{got["min"], got["max"], got["default"]}, p.Name)
+	}
+	status, body, _ = call(t, "POST", h.srv.base+"/api/v1/trainings", h.premium, map[string]any{
+		"dataset_id": h.datasetID, "version": h.version, "recipe": "region-classifier", "params": map[string]any{"epochs": epochsMax + 1}})
+	require.Equal(t, http.StatusBadRequest, status, "%v", body)
+	require.Equal(t, "params.epochs", body["error"].(map[string]any)["field"])
+
 	id := h.start(t)
 	tr, steps := h.wait(t, id, 3*time.Minute, succeeded)
 	require.NotEmpty(t, steps, "the run was seen running")
@@ -178,7 +203,7 @@ func TestTrainingEndToEnd(t *testing.T) {
 	name, version := h.checkModel(t, tr)
 
 	// Registered disabled; an admin enables it with its registration.
-	status, body, _ := call(t, "GET", h.srv.base+"/api/v1/models", h.token, nil)
+	status, body, _ = call(t, "GET", h.srv.base+"/api/v1/models", h.token, nil)
 	require.Equal(t, http.StatusOK, status)
 	var reg map[string]any
 	for _, m := range body["items"].([]any) {
