@@ -30,11 +30,11 @@ type committeeWorld struct {
 	contributor *client
 }
 
-func newCommitteeWorld(t *testing.T) *committeeWorld {
+func newCommitteeWorld(t *testing.T, mods ...func(*config.Config)) *committeeWorld {
 	t.Helper()
-	// No blind second reviews: an image waiting for one stays out of a
-	// version.
-	tb := setup(t, func(c *config.Config) { c.SecondReviewShare = 0 })
+	// No blind second reviews unless mods ask for them: an image waiting
+	// for one stays out of a version.
+	tb := setup(t, append([]func(*config.Config){func(c *config.Config) { c.SecondReviewShare = 0 }}, mods...)...)
 	dw := &datasetWorld{testBundle: tb}
 	dw.admin, _ = tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
 	dw.premium, _ = tb.userWithRole(t, "premium@example.com", auth.RolePremium)

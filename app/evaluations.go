@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/deepimageshub/imagehub/cocoeval"
+	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/evaluation"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/problem"
@@ -265,6 +266,9 @@ func (s *Server) renderEvaluations(c *fiber.Ctx, status int, items []evaluationJ
 		return fmt.Errorf("error listing models: %w", err)
 	}
 	for _, m := range models {
+		if m.Task != dispatch.TaskSegmentation {
+			continue // prompt models are not evaluated on datasets
+		}
 		d.Models = append(d.Models, views.EvaluationChoice{ID: m.Name + "|" + m.Version, Text: m.Name + " " + m.Version})
 	}
 	datasets, err := s.q.DatasetList(ctx, s.pool)

@@ -317,6 +317,9 @@ func TestImportAsProposals(t *testing.T) {
 	var annotations int
 	require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT count(*) FROM annotations`).Scan(&annotations))
 	require.Zero(t, annotations, "proposals, not a review")
+	// The imported proposals count in the insights as any model's do.
+	requireSummariesMatch(t, w.testBundle, "imported as proposals")
+	require.Equal(t, 2, w.count(t, "SELECT sum(n)::int FROM proposal_summary_now"))
 
 	reviewer, _ := w.userWithRole(t, "rev@example.com", "reviewer")
 	res := reviewer.json("POST", "/api/v1/review/next", map[string]any{})

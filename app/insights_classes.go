@@ -15,7 +15,6 @@ import (
 
 	"github.com/deepimageshub/imagehub/insight"
 	"github.com/deepimageshub/imagehub/queries"
-	"github.com/deepimageshub/imagehub/review"
 	"github.com/deepimageshub/imagehub/views"
 )
 
@@ -113,7 +112,7 @@ func (s *Server) classInsights(ctx context.Context, datasetID uuid.UUID) (querie
 	for _, q := range quality {
 		byLabel[q.LabelID] = q
 	}
-	committee, err := s.q.CommitteeByLabel(ctx, s.pool, queries.CommitteeByLabelParams{Agree: review.CommitteeAgreed, LabelIds: ids})
+	committee, err := s.q.CommitteeByLabel(ctx, s.pool, ids)
 	if err != nil {
 		return queries.Dataset{}, 0, nil, fmt.Errorf("error reading the models' agreement: %w", err)
 	}

@@ -1,8 +1,10 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -102,11 +104,40 @@ func (s *Server) listModels(ctx context.Context) ([]modelJSON, error) {
 	return out, nil
 }
 
+// keepStoredTask fills, for an update that names no task (the admin page's
+// form, an API call that leaves it out), the stored model's task and embed
+// model: a task is fixed when a model is first registered.
+func (s *Server) keepStoredTask(ctx context.Context, spec *dispatch.Spec) error {
+	if spec.Task != "" {
+		return nil
+	}
+	old, err := s.q.ModelGetByNameVersion(ctx, s.pool, queries.ModelGetByNameVersionParams{
+		Name: strings.TrimSpace(spec.Name), Version: cmp.Or(strings.TrimSpace(spec.Version), "1")})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("error reading model: %w", err)
+	}
+	spec.Task = old.Task
+	if old.EmbedModelID != nil && spec.EmbedModel == "" {
+		em, err := s.q.ModelGet(ctx, s.pool, *old.EmbedModelID)
+		if err != nil {
+			return fmt.Errorf("error reading embed model: %w", err)
+		}
+		spec.EmbedModel, spec.EmbedVersion = em.Name, em.Version
+	}
+	return nil
+}
+
 // saveModel checks the model's endpoints, then creates or updates it and
 // queues inference of the waiting images, in one transaction. A model whose
 // metadata breaks the convention is refused with every finding; a model
 // whose endpoints do not answer yet is saved, and its jobs wait for them.
 func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, bool, error) {
+	if err := s.keepStoredTask(ctx, &spec); err != nil {
+		return modelJSON{}, false, err
+	}
 	if err := spec.Normalize(); err != nil {
 		return modelJSON{}, false, err
 	}
@@ -266,7 +297,7 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 	}
 	enabled := form.Enabled
 	spec := dispatch.Spec{
-		Name: form.Name, Version: form.Version, Task: "segmentation", Endpoints: strings.Fields(form.Endpoints),
+		Name: form.Name, Version: form.Version, Endpoints: strings.Fields(form.Endpoints),
 		Capacity: capacity, TimeoutMS: timeout, Enabled: &enabled, Layout: strings.TrimSpace(form.Layout),
 	}
 	for _, l := range strings.Split(form.Labels, "\n") {

@@ -147,6 +147,14 @@ func TestReviewSegment(t *testing.T) {
 
 	res = other.json(http.MethodPost, path, map[string]any{"points": [][]float64{{dx, dy, 1}}})
 	require.Equal(t, http.StatusConflict, res.StatusCode, "%s", res.body)
+
+	// An update that names no task keeps the model's: disabling it leaves
+	// no interactive model.
+	res = admin.json(http.MethodPost, "/api/v1/models", map[string]any{"name": wk.InteractiveModel(), "endpoints": []string{srv.URL}, "enabled": false})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	require.Equal(t, "interactive", res.json(t)["model"].(map[string]any)["task"])
+	res = rev.json(http.MethodPost, path, map[string]any{"points": [][]float64{{dx, dy, 1}}})
+	require.Equal(t, http.StatusServiceUnavailable, res.StatusCode, "%s", res.body)
 	res = rev.json(http.MethodPost, "/api/v1/review/"+uuid.NewString()+"/segment", map[string]any{"points": [][]float64{{dx, dy, 1}}})
 	require.Equal(t, http.StatusNotFound, res.StatusCode)
 }

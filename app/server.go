@@ -66,7 +66,7 @@ type Server struct {
 	blobs    blob.Store
 	review   *review.Service
 	// prompts answers click-to-segment prompts (package interactive).
-	prompts *interactive.Service
+	prompts  *interactive.Service
 	training *training.Service
 	// sso is OpenID Connect sign-in; nil when OIDC_ISSUER is unset.
 	sso *sso.Service

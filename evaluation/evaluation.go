@@ -64,6 +64,11 @@ func New(ctx context.Context, tx pgx.Tx, req Request, by uuid.UUID) (queries.Eva
 	if err != nil {
 		return queries.Evaluation{}, fmt.Errorf("error reading model: %w", err)
 	}
+	if m.Task != "segmentation" {
+		// Interactive and embed models answer prompts, not images.
+		return queries.Evaluation{}, problem.BadInput("invalid", "model",
+			fmt.Sprintf("Model %s is a model of task %q; only segmentation models are evaluated.", m.Name, m.Task))
+	}
 	if req.DatasetID == "" {
 		return queries.Evaluation{}, problem.BadInput("missing_field", "dataset_id", "Say which dataset to evaluate on.")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dispatch"
@@ -74,6 +75,15 @@ type Embedder struct {
 	Client   *inference.Client
 	Blobs    blob.Store
 	SlotWait time.Duration // longest wait for an endpoint slot
+
+	// flight makes prompts and warm-ups that find the same embedding
+	// missing wait for one computation rather than each ask the encoder.
+	flight singleflight.Group
+}
+
+type embedded struct {
+	v     []float32
+	shape []int64
 }
 
 // Stored returns the kept embedding of the image by model; ok is false
@@ -106,6 +116,23 @@ func (e *Embedder) Ensure(ctx context.Context, m queries.Model, sha []byte, imag
 	if v, shape, ok, err := e.Stored(ctx, m.ID, sha); err != nil || ok {
 		return v, shape, err
 	}
+	r, err, _ := e.flight.Do(EmbeddingKey(m.ID, sha), func() (any, error) {
+		// Another caller may have stored it between the look and the call.
+		if v, shape, ok, err := e.Stored(ctx, m.ID, sha); err != nil || ok {
+			return embedded{v, shape}, err
+		}
+		v, shape, err := e.compute(ctx, m, sha, image)
+		return embedded{v, shape}, err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	got := r.(embedded)
+	return got.v, got.shape, nil
+}
+
+// compute asks the embed model and keeps its answer.
+func (e *Embedder) compute(ctx context.Context, m queries.Model, sha []byte, image func(context.Context) ([]byte, error)) ([]float32, []int64, error) {
 	data, err := image(ctx)
 	if err != nil {
 		return nil, nil, err

@@ -116,6 +116,9 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			})
 		},
 		func() error {
+			return river.AddWorkerSafely(workers, &CompactSummariesWorker{pool: d.Pool, q: q, logger: d.Logger})
+		},
+		func() error {
 			return river.AddWorkerSafely(workers, &SweepWorker{
 				q: q, pool: d.Pool, blobs: d.Blobs, logger: d.Logger, grace: d.Config.BlobGracePeriod,
 			})
@@ -158,6 +161,9 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 				return SweepArgs{}, nil
+			}, nil),
+			river.NewPeriodicJob(river.PeriodicInterval(compactSummariesEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return CompactSummariesArgs{}, nil
 			}, nil),
 		}
 	}

@@ -22,28 +22,27 @@ ON CONFLICT (image_id, label_id) DO UPDATE SET models = EXCLUDED.models, agreeme
 
 -- name: CommitteeByLabel :many
 -- Per label: the images two or more models proposed it for, how many of
--- them the models agreed on (agreement at least @agree), and the mean
--- agreement.
-SELECT label_id, count(*)::int AS images,
-    count(*) FILTER (WHERE agreement >= @agree::real)::int AS agreed,
-    avg(agreement)::float8 AS mean_agreement
-FROM model_agreements
-WHERE label_id = ANY(@label_ids::uuid[])
-GROUP BY label_id;
+-- them the models agreed on (agreement at least review.CommitteeAgreed,
+-- 0.5, which the summary's trigger counts), and the mean agreement. From
+-- model_agreement_summary (migration 00015).
+SELECT label_id, images::int AS images, agreed::int AS agreed,
+    (agreement_sum / images)::float8 AS mean_agreement
+FROM model_agreement_summary_now
+WHERE label_id = ANY(@label_ids::uuid[]) AND images > 0;
 
 -- name: LabelModelVerdicts :many
 -- Per label and model version: what reviewers did with its proposals, to
--- show which model's proposals reviewers keep.
-SELECT p.label_id, m.name AS model_name, m.version AS model_version,
-    count(*) FILTER (WHERE v.verdict = 'accepted')::int AS accepted,
-    count(*) FILTER (WHERE v.verdict = 'corrected')::int AS corrected,
-    count(*)::int AS judged
-FROM proposals p
-JOIN proposal_verdicts v ON v.proposal_id = p.id
-JOIN models m ON m.id = p.model_id
-WHERE p.label_id = ANY(@label_ids::uuid[])
-GROUP BY p.label_id, m.name, m.version
-ORDER BY p.label_id, m.name, m.version;
+-- show which model's proposals reviewers keep. From proposal_summary.
+SELECT s.label_id, m.name AS model_name, m.version AS model_version,
+    coalesce(sum(s.n) FILTER (WHERE s.verdict = 'accepted'), 0)::int AS accepted,
+    coalesce(sum(s.n) FILTER (WHERE s.verdict = 'corrected'), 0)::int AS corrected,
+    sum(s.n)::int AS judged
+FROM proposal_summary_now s
+JOIN models m ON m.id = s.model_id
+WHERE s.label_id = ANY(@label_ids::uuid[]) AND s.verdict <> ''
+GROUP BY s.label_id, m.name, m.version
+HAVING sum(s.n) > 0
+ORDER BY s.label_id, m.name, m.version;
 
 -- name: CommitteePending :one
 -- How many models' runs succeeded for an image whose first review waits

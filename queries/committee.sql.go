@@ -27,18 +27,11 @@ func (q *Queries) CommitteeAgreementSet(ctx context.Context, db DBTX, arg Commit
 }
 
 const committeeByLabel = `-- name: CommitteeByLabel :many
-SELECT label_id, count(*)::int AS images,
-    count(*) FILTER (WHERE agreement >= $1::real)::int AS agreed,
-    avg(agreement)::float8 AS mean_agreement
-FROM model_agreements
-WHERE label_id = ANY($2::uuid[])
-GROUP BY label_id
+SELECT label_id, images::int AS images, agreed::int AS agreed,
+    (agreement_sum / images)::float8 AS mean_agreement
+FROM model_agreement_summary_now
+WHERE label_id = ANY($1::uuid[]) AND images > 0
 `
-
-type CommitteeByLabelParams struct {
-	Agree    float32
-	LabelIds []uuid.UUID
-}
 
 type CommitteeByLabelRow struct {
 	LabelID       uuid.UUID
@@ -48,10 +41,11 @@ type CommitteeByLabelRow struct {
 }
 
 // Per label: the images two or more models proposed it for, how many of
-// them the models agreed on (agreement at least @agree), and the mean
-// agreement.
-func (q *Queries) CommitteeByLabel(ctx context.Context, db DBTX, arg CommitteeByLabelParams) ([]CommitteeByLabelRow, error) {
-	rows, err := db.Query(ctx, committeeByLabel, arg.Agree, arg.LabelIds)
+// them the models agreed on (agreement at least review.CommitteeAgreed,
+// 0.5, which the summary's trigger counts), and the mean agreement. From
+// model_agreement_summary (migration 00015).
+func (q *Queries) CommitteeByLabel(ctx context.Context, db DBTX, labelIds []uuid.UUID) ([]CommitteeByLabelRow, error) {
+	rows, err := db.Query(ctx, committeeByLabel, labelIds)
 	if err != nil {
 		return nil, err
 	}
@@ -166,16 +160,16 @@ func (q *Queries) CommitteeProposals(ctx context.Context, db DBTX, imageID uuid.
 }
 
 const labelModelVerdicts = `-- name: LabelModelVerdicts :many
-SELECT p.label_id, m.name AS model_name, m.version AS model_version,
-    count(*) FILTER (WHERE v.verdict = 'accepted')::int AS accepted,
-    count(*) FILTER (WHERE v.verdict = 'corrected')::int AS corrected,
-    count(*)::int AS judged
-FROM proposals p
-JOIN proposal_verdicts v ON v.proposal_id = p.id
-JOIN models m ON m.id = p.model_id
-WHERE p.label_id = ANY($1::uuid[])
-GROUP BY p.label_id, m.name, m.version
-ORDER BY p.label_id, m.name, m.version
+SELECT s.label_id, m.name AS model_name, m.version AS model_version,
+    coalesce(sum(s.n) FILTER (WHERE s.verdict = 'accepted'), 0)::int AS accepted,
+    coalesce(sum(s.n) FILTER (WHERE s.verdict = 'corrected'), 0)::int AS corrected,
+    sum(s.n)::int AS judged
+FROM proposal_summary_now s
+JOIN models m ON m.id = s.model_id
+WHERE s.label_id = ANY($1::uuid[]) AND s.verdict <> ''
+GROUP BY s.label_id, m.name, m.version
+HAVING sum(s.n) > 0
+ORDER BY s.label_id, m.name, m.version
 `
 
 type LabelModelVerdictsRow struct {
@@ -188,7 +182,7 @@ type LabelModelVerdictsRow struct {
 }
 
 // Per label and model version: what reviewers did with its proposals, to
-// show which model's proposals reviewers keep.
+// show which model's proposals reviewers keep. From proposal_summary.
 func (q *Queries) LabelModelVerdicts(ctx context.Context, db DBTX, labelIds []uuid.UUID) ([]LabelModelVerdictsRow, error) {
 	rows, err := db.Query(ctx, labelModelVerdicts, labelIds)
 	if err != nil {

@@ -115,6 +115,6 @@ SELECT EXISTS (SELECT 1 FROM models WHERE name = @name);
 -- Enabled models without an evaluation on the version's split yet, for the
 -- evaluations a newly published version starts.
 SELECT m.id FROM models m
-WHERE m.enabled AND NOT EXISTS (
+WHERE m.enabled AND m.task = 'segmentation' AND NOT EXISTS (
     SELECT 1 FROM evaluations e WHERE e.model_id = m.id AND e.version_id = @version_id AND e.split = @split)
 ORDER BY m.name, m.version;

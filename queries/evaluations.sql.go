@@ -660,7 +660,7 @@ func (q *Queries) EvaluationSplitOrdinals(ctx context.Context, db DBTX, arg Eval
 
 const evaluationsToStartForVersion = `-- name: EvaluationsToStartForVersion :many
 SELECT m.id FROM models m
-WHERE m.enabled AND NOT EXISTS (
+WHERE m.enabled AND m.task = 'segmentation' AND NOT EXISTS (
     SELECT 1 FROM evaluations e WHERE e.model_id = m.id AND e.version_id = $1 AND e.split = $2)
 ORDER BY m.name, m.version
 `

@@ -56,16 +56,28 @@ func (q *Queries) EvaluationLatestForVersion(ctx context.Context, db DBTX, versi
 	return i, err
 }
 
+const insightCompactSummaries = `-- name: InsightCompactSummaries :one
+SELECT insight_compact_summaries()::bigint AS folded
+`
+
+// Folds the summaries' deltas into them (migration 00015); how many delta
+// rows it folded.
+func (q *Queries) InsightCompactSummaries(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, insightCompactSummaries)
+	var folded int64
+	err := row.Scan(&folded)
+	return folded, err
+}
+
 const labelReviewQuality = `-- name: LabelReviewQuality :many
-SELECT p.label_id,
-    count(*) FILTER (WHERE v.verdict = 'accepted')::int AS accepted,
-    count(*)::int AS judged,
-    coalesce(avg(CASE WHEN v.verdict = 'rejected' THEN 0 ELSE a.iou END), 0)::float8 AS mean_iou
-FROM proposals p
-JOIN proposal_verdicts v ON v.proposal_id = p.id
-LEFT JOIN annotations a ON a.proposal_id = p.id AND a.review_item_id = v.review_item_id
-WHERE p.label_id = ANY($1::uuid[])
-GROUP BY p.label_id
+SELECT label_id,
+    coalesce(sum(n) FILTER (WHERE verdict = 'accepted'), 0)::int AS accepted,
+    sum(n)::int AS judged,
+    coalesce(sum(iou_sum) / nullif(sum(iou_n), 0), 0)::float8 AS mean_iou
+FROM proposal_summary_now
+WHERE label_id = ANY($1::uuid[]) AND verdict <> ''
+GROUP BY label_id
+HAVING sum(n) > 0
 `
 
 type LabelReviewQualityRow struct {
@@ -75,7 +87,8 @@ type LabelReviewQualityRow struct {
 	MeanIou  float64
 }
 
-// Per label, what reviewers did with every model's proposals of it.
+// Per label, what reviewers did with every model's proposals of it. From
+// proposal_summary.
 func (q *Queries) LabelReviewQuality(ctx context.Context, db DBTX, labelIds []uuid.UUID) ([]LabelReviewQualityRow, error) {
 	rows, err := db.Query(ctx, labelReviewQuality, labelIds)
 	if err != nil {
@@ -102,14 +115,13 @@ func (q *Queries) LabelReviewQuality(ctx context.Context, db DBTX, labelIds []uu
 }
 
 const modelLabelConfusion = `-- name: ModelLabelConfusion :many
-SELECT pl.name AS proposed, coalesce(al.name, '')::text AS final, count(*)::int AS n
-FROM proposals p
-JOIN proposal_verdicts v ON v.proposal_id = p.id
-JOIN labels pl ON pl.id = p.label_id
-LEFT JOIN annotations a ON a.proposal_id = p.id AND a.review_item_id = v.review_item_id
-LEFT JOIN labels al ON al.id = a.label_id
-WHERE p.model_id = $1
+SELECT pl.name AS proposed, coalesce(al.name, '')::text AS final, sum(s.n)::int AS n
+FROM proposal_summary_now s
+JOIN labels pl ON pl.id = s.label_id
+LEFT JOIN labels al ON al.id = s.final_label_id
+WHERE s.model_id = $1 AND s.verdict <> ''
 GROUP BY pl.name, al.name
+HAVING sum(s.n) > 0
 ORDER BY pl.name, al.name
 `
 
@@ -120,7 +132,7 @@ type ModelLabelConfusionRow struct {
 }
 
 // The label a model version proposed against the label reviewers kept; an
-// empty final label is a rejected proposal.
+// empty final label is a rejected proposal. From proposal_summary.
 func (q *Queries) ModelLabelConfusion(ctx context.Context, db DBTX, modelID uuid.UUID) ([]ModelLabelConfusionRow, error) {
 	rows, err := db.Query(ctx, modelLabelConfusion, modelID)
 	if err != nil {
@@ -142,16 +154,15 @@ func (q *Queries) ModelLabelConfusion(ctx context.Context, db DBTX, modelID uuid
 }
 
 const modelVerdictTotals = `-- name: ModelVerdictTotals :many
-SELECT p.model_id,
-    count(*) FILTER (WHERE v.verdict = 'accepted')::int AS accepted,
-    count(*) FILTER (WHERE v.verdict = 'corrected')::int AS corrected,
-    count(*) FILTER (WHERE v.verdict = 'rejected')::int AS rejected,
-    coalesce(avg(CASE WHEN v.verdict = 'rejected' THEN 0 ELSE a.iou END), 0)::float8 AS mean_iou
-FROM proposals p
-JOIN proposal_verdicts v ON v.proposal_id = p.id
-LEFT JOIN annotations a ON a.proposal_id = p.id AND a.review_item_id = v.review_item_id
-WHERE p.model_id = ANY($1::uuid[])
-GROUP BY p.model_id
+SELECT model_id,
+    coalesce(sum(n) FILTER (WHERE verdict = 'accepted'), 0)::int AS accepted,
+    coalesce(sum(n) FILTER (WHERE verdict = 'corrected'), 0)::int AS corrected,
+    coalesce(sum(n) FILTER (WHERE verdict = 'rejected'), 0)::int AS rejected,
+    coalesce(sum(iou_sum) / nullif(sum(iou_n), 0), 0)::float8 AS mean_iou
+FROM proposal_summary_now
+WHERE model_id = ANY($1::uuid[]) AND verdict <> ''
+GROUP BY model_id
+HAVING sum(n) > 0
 `
 
 type ModelVerdictTotalsRow struct {
@@ -164,7 +175,9 @@ type ModelVerdictTotalsRow struct {
 
 // What reviewers did with each model version's proposals: accepted
 // unchanged, corrected, rejected, and the mean IoU of the final masks with
-// the proposals (a rejected one counting 0).
+// the proposals (a rejected one counting 0). From proposal_summary, kept
+// by triggers (migration 00015); ModelVerdictTotalsFullCount is the same
+// figure counted from the tables.
 func (q *Queries) ModelVerdictTotals(ctx context.Context, db DBTX, modelIds []uuid.UUID) ([]ModelVerdictTotalsRow, error) {
 	rows, err := db.Query(ctx, modelVerdictTotals, modelIds)
 	if err != nil {

@@ -1000,6 +1000,27 @@ type ModelAgreement struct {
 	Agreement float32
 }
 
+type ModelAgreementSummary struct {
+	LabelID      uuid.UUID
+	Images       int64
+	Agreed       int64
+	AgreementSum pgtype.Numeric
+}
+
+type ModelAgreementSummaryDelta struct {
+	LabelID      uuid.UUID
+	Images       int64
+	Agreed       int64
+	AgreementSum pgtype.Numeric
+}
+
+type ModelAgreementSummaryNow struct {
+	LabelID      uuid.UUID
+	Images       int64
+	Agreed       int64
+	AgreementSum int64
+}
+
 type ModelEndpoint struct {
 	ID        uuid.UUID
 	ModelID   uuid.UUID
@@ -1040,6 +1061,47 @@ type Proposal struct {
 	Width     int32
 	Counts    string
 	CreatedAt time.Time
+}
+
+type ProposalOutcome struct {
+	ProposalID   uuid.UUID
+	ModelID      uuid.UUID
+	LabelID      uuid.UUID
+	FinalLabelID uuid.UUID
+	Verdict      string
+	N            int64
+	IouSum       pgtype.Numeric
+	IouN         int64
+}
+
+type ProposalSummary struct {
+	ModelID      uuid.UUID
+	LabelID      uuid.UUID
+	FinalLabelID uuid.UUID
+	Verdict      string
+	N            int64
+	IouSum       pgtype.Numeric
+	IouN         int64
+}
+
+type ProposalSummaryDelta struct {
+	ModelID      uuid.UUID
+	LabelID      uuid.UUID
+	FinalLabelID uuid.UUID
+	Verdict      string
+	N            int64
+	IouSum       pgtype.Numeric
+	IouN         int64
+}
+
+type ProposalSummaryNow struct {
+	ModelID      uuid.UUID
+	LabelID      uuid.UUID
+	FinalLabelID uuid.UUID
+	Verdict      string
+	N            int64
+	IouSum       int64
+	IouN         int64
 }
 
 type ProposalVerdict struct {

@@ -11,17 +11,16 @@ import (
 
 const modelQuality = `-- name: ModelQuality :many
 SELECT m.name AS model_name, m.version AS model_version, l.name AS label,
-    count(p.id)::int AS proposals,
-    count(v.proposal_id) FILTER (WHERE v.verdict = 'accepted')::int AS accepted,
-    count(v.proposal_id) FILTER (WHERE v.verdict = 'corrected')::int AS corrected,
-    count(v.proposal_id) FILTER (WHERE v.verdict = 'rejected')::int AS rejected,
-    coalesce(avg(CASE WHEN v.verdict = 'rejected' THEN 0 ELSE a.iou END) FILTER (WHERE v.proposal_id IS NOT NULL), 0)::float8 AS mean_iou
-FROM proposals p
-JOIN models m ON m.id = p.model_id
-JOIN labels l ON l.id = p.label_id
-LEFT JOIN proposal_verdicts v ON v.proposal_id = p.id
-LEFT JOIN annotations a ON a.proposal_id = p.id AND a.review_item_id = v.review_item_id
+    sum(s.n)::int AS proposals,
+    coalesce(sum(s.n) FILTER (WHERE s.verdict = 'accepted'), 0)::int AS accepted,
+    coalesce(sum(s.n) FILTER (WHERE s.verdict = 'corrected'), 0)::int AS corrected,
+    coalesce(sum(s.n) FILTER (WHERE s.verdict = 'rejected'), 0)::int AS rejected,
+    coalesce(sum(s.iou_sum) FILTER (WHERE s.verdict <> '') / nullif(sum(s.iou_n) FILTER (WHERE s.verdict <> ''), 0), 0)::float8 AS mean_iou
+FROM proposal_summary_now s
+JOIN models m ON m.id = s.model_id
+JOIN labels l ON l.id = s.label_id
 GROUP BY m.name, m.version, l.name
+HAVING sum(s.n) > 0
 ORDER BY m.name, m.version, l.name
 `
 
@@ -39,6 +38,7 @@ type ModelQualityRow struct {
 // How reviewers judged each model version's proposals, per label (the label
 // the model proposed). mean_iou is over the reviewed proposals: the IoU
 // between a kept proposal and the final mask, a rejected one counting 0.
+// From proposal_summary (migration 00015).
 func (q *Queries) ModelQuality(ctx context.Context, db DBTX) ([]ModelQualityRow, error) {
 	rows, err := db.Query(ctx, modelQuality)
 	if err != nil {

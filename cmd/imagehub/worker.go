@@ -50,6 +50,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	threads := fset.Int("threads", 0, "with --onnx: ONNX Runtime's intra-op threads (0: one per core)")
 
 	modelFile := fset.String("model-file", "", "serve this model file of the project's own trainer (.ihrm, package regionmodel) instead of the built-in segmenter")
+	interactiveModel := fset.String("interactive-model", "imagehub-interactive", "name of the click-to-segment model served beside the segmenter (docs/interactive.md); - serves none")
 	dense := fset.Bool("dense-masks", false, "answer MASKS as UINT8 [N, H, W] instead of COCO RLE")
 	latency := fset.Duration("simulate-latency", 0, "added to every inference, e.g. 50ms")
 	synthetic := fset.Bool("synthetic", false, "answer one synthetic instance per image instead of segmenting (stands in for a GPU model in benchmarks)")
@@ -194,8 +195,8 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 			logger.Info("loaded the region model", "file", *modelFile, "labels", rm.Labels)
 		}
 		w := worker.New(worker.Config{
-			RegionModel: rm,
-			Model:       *model, Version: *version, DenseMasks: *dense, Logger: logger,
+			RegionModel: rm, InteractiveModel: *interactiveModel,
+			Model: *model, Version: *version, DenseMasks: *dense, Logger: logger,
 			SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, FailRate: *failRate,
 			TimeoutRate: *timeoutRate, Hang: *hang, MalformedRate: *malformedRate, Seed: *seed,
 			MaxBatch: *maxBatch, FailBatches: *failBatches,
