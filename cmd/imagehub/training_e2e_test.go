@@ -67,6 +67,11 @@ func newTrainingHub(t *testing.T, images int, extra map[string]string) *training
 		var ins []datasettest.Instance
 		for _, in := range s.Instances {
 			ins = append(ins, datasettest.Instance{Label: in.Label, Mask: in.Mask})
+			// The labels its contributor gave: the segmenter's hints, so
+			// that its proposals carry them and the baseline is fair.
+			_, err := h.pool.Exec(context.Background(), `INSERT INTO image_labels (image_id, label_id, added_by)
+				SELECT $1, id, $2 FROM labels WHERE name = $3 ON CONFLICT DO NOTHING`, img.ID, fx.Owner, in.Label)
+			require.NoError(t, err)
 		}
 		fx.Review(img, ins...)
 	}
