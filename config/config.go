@@ -140,6 +140,10 @@ type Config struct {
 	BuiltinWorker bool `env:"BUILTIN_WORKER" envDefault:"true"`
 	// BuiltinWorkerCapacity is its inferences in flight; 0 means one per core.
 	BuiltinWorkerCapacity int `env:"BUILTIN_WORKER_CAPACITY" envDefault:"0"`
+	// BuiltinTrainer makes serve run the project's CPU trainer in process,
+	// against its own port, with a trainer token of a service account it
+	// mints for itself, so that `make run` trains with no other setup.
+	BuiltinTrainer bool `env:"BUILTIN_TRAINER" envDefault:"true"`
 
 	// TrainingMaxConcurrent is how many trainings one user may have queued,
 	// running or evaluating at once (docs/training.md).

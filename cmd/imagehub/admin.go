@@ -109,7 +109,7 @@ func readPassword(stdin io.Reader, prompt io.Writer) (string, error) {
 // tokensCmd: imagehub tokens create --email E --name N [--expires-in-days D].
 func tokensCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(stderr, "usage: imagehub tokens create --email E --name N [--expires-in-days D]")
+		fmt.Fprintln(stderr, "usage: imagehub tokens create --email E --name N [--expires-in-days D] [--role trainer]")
 		return errUsage
 	}
 	fs := flag.NewFlagSet("tokens create", flag.ContinueOnError)
@@ -117,6 +117,7 @@ func tokensCmd(ctx context.Context, args []string, getenv func(string) string, s
 	email := fs.String("email", "", "the account the token acts for (required)")
 	name := fs.String("name", "", "what the token is for (required)")
 	days := fs.Int("expires-in-days", 0, "days until it expires (0: never)")
+	role := fs.String("role", "", "trainer for a trainer token, which only trains (docs/training.md)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}
@@ -130,7 +131,7 @@ func tokensCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return explain(err)
 	}
-	in := account.NewToken{Name: *name}
+	in := account.NewToken{Name: *name, Role: *role}
 	if *days != 0 {
 		in.ExpiresInDays = days
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/deepimageshub/imagehub/account"
 	"github.com/deepimageshub/imagehub/dbtest"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 )
@@ -86,7 +87,9 @@ type server struct {
 // where it listens.
 func startServer(t testing.TB, vars map[string]string) *server {
 	t.Helper()
-	vars["PORT"] = "0"
+	if _, ok := vars["PORT"]; !ok {
+		vars["PORT"] = "0"
+	}
 	vars["LOG_FORMAT"] = "json"
 	if _, ok := vars["DATA_DIR"]; !ok {
 		vars["DATA_DIR"] = t.TempDir()
@@ -206,7 +209,14 @@ func TestServeAsANewUser(t *testing.T) {
 	require.Equal(t, 403, status)
 	status, body, _ = call(t, "GET", base+"/api/v1/users", adminToken, nil)
 	require.Equal(t, 200, status)
-	require.Len(t, body["items"], 2, "the refused sign-ups made no account")
+	var people []any
+	for _, u := range body["items"].([]any) {
+		// The built-in trainer's service account may be there too.
+		if u.(map[string]any)["email"] != account.BuiltinTrainerEmail {
+			people = append(people, u)
+		}
+	}
+	require.Len(t, people, 2, "the refused sign-ups made no account")
 	status, _, _ = call(t, "GET", base+"/api/v1/me", "ihub_not-a-token", nil)
 	require.Equal(t, 401, status)
 

@@ -119,11 +119,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	reg := prometheus.NewRegistry()
 	// Trained models are served by the built-in worker: its address is
 	// known once it listens, before the first artifact can arrive.
-	// TODO(merge): add the CPU trainer's recipes and its
-	// "imagehub-region" checker (regionmodel.Check) here.
 	var trainedEndpoint atomic.Value
 	trainedEndpoint.Store("")
-	topts := training.Options{Endpoint: func() string { return trainedEndpoint.Load().(string) }}
+	topts := training.Options{
+		Recipes:       hubRecipes(),
+		CheckArtifact: artifactCheckers(),
+		Endpoint:      func() string { return trainedEndpoint.Load().(string) },
+	}
 	deps := jobs.Deps{Pool: e.pool, Logger: logger, Blobs: blobs, Config: cfg, Metrics: reg}
 	deps.AfterPublish = append(deps.AfterPublish, training.AfterPublish(deps, topts))
 	riverClient, err := jobs.NewClient(deps, jobs.Options{Work: true, More: []jobs.AddWorkers{importer.AddWorkers, training.AddWorkers}})
@@ -135,7 +137,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	if cfg.BuiltinWorker {
-		stop, endpoint, err := startBuiltinWorker(ctx, e, riverClient)
+		stop, endpoint, err := startBuiltinWorker(ctx, e, riverClient, trainedLoader(e.pool, blobs))
 		if err != nil {
 			return err
 		}
@@ -178,6 +180,14 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	go func() { served <- server.Serve(ln) }()
 	logger.Info("imagehub is serving", "addr", ln.Addr().String(), "url", cfg.BaseURL, "blobs", blobURL)
+	stopTrainer := func() {}
+	if cfg.BuiltinTrainer {
+		// The trainer speaks to this process over loopback, as a remote one
+		// would over the network.
+		port := ln.Addr().(*net.TCPAddr).Port
+		stopTrainer = startBuiltinTrainer(bgCtx, e, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "")
+	}
+	defer stopTrainer() // on an early return; a second call does nothing
 	// A stop that comes while the code is being issued is a stop, not a
 	// failure: shut down as below.
 	if err := printSetupCode(ctx, e, stderr); err != nil && ctx.Err() == nil {
@@ -190,6 +200,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	// The trainer goes first, while the server it talks to still answers:
+	// a run it was training is abandoned and queued again when its lease
+	// lapses.
+	stopTrainer()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	httpErr := server.Shutdown(shutdownCtx)
@@ -229,12 +243,15 @@ func printSetupCode(ctx context.Context, e *env, stderr io.Writer) error {
 // port and registers it as a model whose only endpoint is this process's
 // worker, so that `make run` proposes masks without a GPU server. The model
 // keeps the enabled flag an admin gave it. endpoint is its address.
-func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[pgx.Tx]) (stop func(), endpoint string, err error) {
+//
+// loader hands it the region models trainings made, so that a trained model
+// version registered on this endpoint is served here.
+func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[pgx.Tx], loader func(ctx context.Context, name, version string) (io.ReadCloser, error)) (stop func(), endpoint string, err error) {
 	capacity := e.cfg.BuiltinWorkerCapacity
 	if capacity == 0 {
 		capacity = runtime.GOMAXPROCS(0)
 	}
-	ws := worker.New(worker.Config{Capacity: capacity, Logger: e.logger.With("component", "worker")})
+	ws := worker.New(worker.Config{Capacity: capacity, Logger: e.logger.With("component", "worker"), Loader: loader})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", fmt.Errorf("error listening for the built-in worker: %w", err)

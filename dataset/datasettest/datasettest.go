@@ -70,6 +70,9 @@ type ImageOpts struct {
 	Sharpness       float64
 	CreatedAt       time.Time
 	Status          string // default "reviewed"
+	// Bytes, when set, are the image's file (a PNG with PNG set, else a
+	// JPEG) instead of a generated photo; W and H must be its size.
+	Bytes []byte
 }
 
 // Image stores a new image: a distinct photo, its canonical bytes under
@@ -91,11 +94,16 @@ func (f *Fixture) Image(o ImageOpts) Image {
 	}
 	n := f.seq.Add(1)
 	img := Image{ID: uuid.New(), W: o.W, H: o.H, ContentType: "image/jpeg"}
-	photo := imagingtest.Photo(o.W, o.H, uint64(time.Now().UnixNano())^n)
-	if o.PNG {
-		img.Bytes, img.ContentType = imagingtest.PNG(photo), "image/png"
-	} else {
-		img.Bytes = imagingtest.JPEG(photo)
+	switch {
+	case o.Bytes != nil:
+		img.Bytes = o.Bytes
+		if o.PNG {
+			img.ContentType = "image/png"
+		}
+	case o.PNG:
+		img.Bytes, img.ContentType = imagingtest.PNG(imagingtest.Photo(o.W, o.H, uint64(time.Now().UnixNano())^n)), "image/png"
+	default:
+		img.Bytes = imagingtest.JPEG(imagingtest.Photo(o.W, o.H, uint64(time.Now().UnixNano())^n))
 	}
 	sum := sha256.Sum256(img.Bytes)
 	img.SHA = sum[:]

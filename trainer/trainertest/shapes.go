@@ -138,3 +138,39 @@ func rgb(r, g, b float64) color.RGBA {
 	c := func(v float64) uint8 { return uint8(min(255, max(0, math.Round(v)))) }
 	return color.RGBA{c(r), c(g), c(b), 255}
 }
+
+// Instance is one annotated shape of a Sample.
+type Instance struct {
+	Label string
+	Mask  *mask.Bitmap
+}
+
+// Sample is one generated image, PNG-encoded, with its annotated shapes.
+type Sample struct {
+	PNG       []byte
+	Size      int
+	Instances []Instance
+}
+
+// Samples draws n images of size×size pixels as Shapes does (the same
+// images for the same firstID and seed), for tests that store them in a
+// hub themselves rather than read a zip.
+func Samples(n, size, firstID int, seed uint64) []Sample {
+	rng := rand.New(rand.NewPCG(seed, uint64(firstID)))
+	out := make([]Sample, 0, n)
+	for range n {
+		img, masks, cats := draw(rng, size)
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			panic(err)
+		}
+		s := Sample{PNG: buf.Bytes(), Size: size}
+		for i, m := range masks {
+			if m.Area() > 0 {
+				s.Instances = append(s.Instances, Instance{Label: Labels[cats[i]-1], Mask: m})
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
