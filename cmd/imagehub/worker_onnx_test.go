@@ -49,6 +49,18 @@ type onnxWorker struct {
 // for the line that says where it serves, checking the model's name.
 func startONNXWorker(t *testing.T, model string, args ...string) *onnxWorker {
 	t.Helper()
+	w, line := startWorkerProcess(t, args...)
+	m := workerURL.FindStringSubmatch(line)
+	require.NotNil(t, m, "first line: %q", line)
+	require.Equal(t, []string{model, "1"}, m[1:3])
+	w.base = m[3]
+	return w
+}
+
+// startWorkerProcess runs `imagehub worker` with args on a free port and
+// returns it with the first line it writes, once written.
+func startWorkerProcess(t *testing.T, args ...string) (*onnxWorker, string) {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"worker", "--addr", "127.0.0.1:0", "--threads", "1"}, args...)...)
 	cmd.Env = environ(onnxEnv())
 	stdout, err := cmd.StdoutPipe()
@@ -76,16 +88,13 @@ func startONNXWorker(t *testing.T, model string, args ...string) *onnxWorker {
 	})
 	select {
 	case line := <-first:
-		m := workerURL.FindStringSubmatch(line)
-		require.NotNil(t, m, "first line: %q", line)
-		require.Equal(t, []string{model, "1"}, m[1:3])
-		w.base = m[3]
+		return w, line
 	case <-w.exited:
 		t.Fatalf("imagehub worker exited early: %v\n%s", w.waitErr, w.logs)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("imagehub worker did not start in time\n%s", w.logs)
 	}
-	return w
+	panic("unreachable")
 }
 
 // stop sends SIGTERM and checks that the worker exits cleanly.

@@ -63,7 +63,7 @@ const (
 )
 
 // Layouts lists the layouts in the order usage messages give them.
-var Layouts = []string{LayoutYOLOSeg, LayoutMaskRCNN}
+var Layouts = []string{LayoutYOLOSeg, LayoutMaskRCNN, LayoutSAM}
 
 // The keys of the model metadata's parameters.
 const (
