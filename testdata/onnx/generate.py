@@ -89,6 +89,10 @@ sam-decoder.onnx (segment-anything's scripts/export_onnx_model.py, with
   so the mask is a disc round the first point (radius sqrt(300) px for an
   object click, sqrt(400) for a box's first corner) and the score shows the
   padding point, the mask input and the embedding reached the decoder.
+  sam-decoder-multimask.onnx: the same exported without --return-single-mask,
+  masks [1, 4, H, W] and iou_predictions [1, 4]: mask k is the disc with
+  radius² + MO[k] (MO = 0, -100, 100, -150), scored iou · MS[k] (MS = 0.5,
+  0.25, 1, 0.75), so the best-scored mask is the third.
 Opset 17 and IR version 8, which ONNX Runtime 1.24 loads.
 """
 
@@ -364,6 +368,11 @@ def maskrcnn():
     return model, spec
 
 
+# sam-decoder-multimask.onnx: mask k's radius² offsets and score factors.
+SAM_MO = [0, -100, 100, -150]
+SAM_MS = [0.5, 0.25, 1, 0.75]
+
+
 def sam_encoder():
     w = np.zeros((256, 3, 1, 1), np.float32)
     for c in range(256):
@@ -382,7 +391,7 @@ def sam_encoder():
     return finish(graph, "imagehub-testdata"), None
 
 
-def sam_decoder():
+def sam_decoder(multimask=False):
     f = lambda v: np.array(v, np.float32)
     i = lambda v: np.array(v, np.int64)
     nodes = [
@@ -414,7 +423,7 @@ def sam_decoder():
         helper.make_node("Mul", ["l0", "hundred"], ["l100"]),
         helper.make_node("Add", ["l100", "base"], ["r2"]),
         helper.make_node("Sub", ["r2", "d2"], ["logits"]),
-        helper.make_node("Unsqueeze", ["logits", "lead"], ["masks"]),  # [1, 1, H, W]
+        helper.make_node("Unsqueeze", ["logits", "lead"], ["masks1"]),  # [1, 1, H, W]
         # The score.
         helper.make_node("ReduceSum", ["point_labels"], ["lsum"], keepdims=0),
         helper.make_node("Mul", ["lsum", "tenth"], ["lpart"]),
@@ -425,9 +434,24 @@ def sam_decoder():
         helper.make_node("Add", ["t1", "mpart"], ["t2"]),
         helper.make_node("Add", ["t2", "has_mask_input"], ["t3"]),  # [1]
         helper.make_node("Sigmoid", ["t3"], ["sig"]),
-        helper.make_node("Unsqueeze", ["sig", "zero1"], ["iou_predictions"]),  # [1, 1]
-        helper.make_node("Identity", ["mask_input"], ["low_res_masks"]),
+        helper.make_node("Unsqueeze", ["sig", "zero1"], ["iou1"]),  # [1, 1]
+        helper.make_node("Identity", ["mask_input"], ["low_res_masks1"]),
     ]
+    m = 1
+    if multimask:
+        # Four masks: the disc with radius² + MO[k], scored sigmoid · MS[k].
+        m = 4
+        nodes += [
+            helper.make_node("Add", ["masks1", "MO"], ["masks"]),  # [1, 4, H, W]
+            helper.make_node("Mul", ["iou1", "MS"], ["iou_predictions"]),  # [1, 4]
+            helper.make_node("Concat", ["low_res_masks1"] * 4, ["low_res_masks"], axis=1),
+        ]
+    else:
+        nodes += [
+            helper.make_node("Identity", ["masks1"], ["masks"]),
+            helper.make_node("Identity", ["iou1"], ["iou_predictions"]),
+            helper.make_node("Identity", ["low_res_masks1"], ["low_res_masks"]),
+        ]
     inits = [
         const("zero", i(0)),
         const("one", i(1)),
@@ -441,6 +465,8 @@ def sam_decoder():
         const("lead", i([0, 1])),
         const("zero1", i([0])),
     ]
+    if multimask:
+        inits += [const("MO", f(SAM_MO).reshape(1, 4, 1, 1)), const("MS", f(SAM_MS).reshape(1, 4))]
     fl = TensorProto.FLOAT
     graph = helper.make_graph(
         nodes,
@@ -454,9 +480,9 @@ def sam_decoder():
             helper.make_tensor_value_info("orig_im_size", fl, [2]),
         ],
         [
-            helper.make_tensor_value_info("masks", fl, [1, 1, "height", "width"]),
-            helper.make_tensor_value_info("iou_predictions", fl, [1, 1]),
-            helper.make_tensor_value_info("low_res_masks", fl, [1, 1, 256, 256]),
+            helper.make_tensor_value_info("masks", fl, [1, m, "height", "width"]),
+            helper.make_tensor_value_info("iou_predictions", fl, [1, m]),
+            helper.make_tensor_value_info("low_res_masks", fl, [1, m, 256, 256]),
         ],
         inits,
     )
@@ -491,3 +517,4 @@ if __name__ == "__main__":
     write("maskrcnn", *maskrcnn())
     write("sam-encoder", *sam_encoder())
     write("sam-decoder", *sam_decoder())
+    write("sam-decoder-multimask", *sam_decoder(True))

@@ -157,7 +157,8 @@ func NewSAM(enc, dec *Model, cfg SAMConfig) (*SAMServer, error) {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ins := enc.Inputs()
-	if len(ins) != 1 || ins[0].Datatype != oip.FP32 || !slices.Equal(ins[0].Shape, []int64{1, 3, samSide, samSide}) {
+	// A batch dimension exported as dynamic (-1) takes the one image too.
+	if len(ins) != 1 || ins[0].Datatype != oip.FP32 || len(ins[0].Shape) != 4 || (ins[0].Shape[0] != 1 && ins[0].Shape[0] != -1) || !slices.Equal(ins[0].Shape[1:], []int64{3, samSide, samSide}) {
 		return nil, fmt.Errorf("the encoder takes %s; a SAM encoder for this worker takes one input, the pre-processed image FP32 [1,3,1024,1024]", describe(ins))
 	}
 	s.encIn = ins[0].Name

@@ -8,7 +8,9 @@ import (
 	stdimage "image"
 	"image/color"
 	"image/png"
+	"io"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -17,17 +19,22 @@ import (
 
 	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/mask"
+	"github.com/deepimageshub/imagehub/oip"
 	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
 
 // samSetup serves testdata/onnx/sam-encoder.onnx and sam-decoder.onnx (see
 // generate.py for what they compute) as the embed and interactive models.
 func samSetup(t testing.TB) (*onnxworker.SAMServer, *httptest.Server) {
+	return samSetupWith(t, "sam-decoder.onnx")
+}
+
+func samSetupWith(t testing.TB, decoder string) (*onnxworker.SAMServer, *httptest.Server) {
 	t.Helper()
 	enc, err := onnxworker.Open(filepath.Join(testdata, "sam-encoder.onnx"), onnxworker.Options{Threads: 1})
 	require.NoError(t, err, "these tests load ONNX Runtime: run `make onnxruntime` or set ONNXRUNTIME_LIB")
 	t.Cleanup(func() { _ = enc.Close() })
-	dec, err := onnxworker.Open(filepath.Join(testdata, "sam-decoder.onnx"), onnxworker.Options{Threads: 1})
+	dec, err := onnxworker.Open(filepath.Join(testdata, decoder), onnxworker.Options{Threads: 1})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = dec.Close() })
 	s, err := onnxworker.NewSAM(enc, dec, onnxworker.SAMConfig{EmbedModel: "sam-enc", InteractiveModel: "sam-dec"})
@@ -225,4 +232,65 @@ func TestSAMRefusesBadPrompts(t *testing.T) {
 	require.ErrorContains(t, err, "IMAGE")
 	_, _, err = client.Embed(ctx, inference.Endpoint{Base: srv.URL, Model: "sam-dec"}, []byte("x"))
 	require.Error(t, err, "the decoder is no embed model")
+}
+
+// TestSAMMultimask: a decoder exported without --return-single-mask answers
+// four masks, all returned with their scores; the hub's client keeps the
+// best-scored, the third (generate.py: radius² + 100, score × 1).
+func TestSAMMultimask(t *testing.T) {
+	_, srv := samSetupWith(t, "sam-decoder-multimask.onnx")
+	client := inference.New(srv.Client())
+	ctx := context.Background()
+	const w, h = 512, 256
+	emb, shape, err := client.Embed(ctx, inference.Endpoint{Base: srv.URL, Model: "sam-enc", Binary: true}, twoColours(t, w, h, color.RGBA{200, 100, 50, 255}, color.RGBA{10, 240, 128, 255}))
+	require.NoError(t, err)
+	var emean float64
+	for _, f := range emb[2:] {
+		emean += float64(f)
+	}
+	emean /= float64(len(emb) - 2)
+	ans, err := client.Prompt(ctx, inference.Endpoint{Base: srv.URL, Model: "sam-dec", Binary: true}, inference.Prompt{Embedding: emb, EmbeddingShape: shape, Points: []inference.Point{{X: 200, Y: 100, Object: true}}}, inference.Expect{Height: h, Width: w})
+	require.NoError(t, err)
+	require.Equal(t, samDisc(w, h, 200, 100, 400), ans.Mask)
+	require.InDelta(t, sigmoid(emean), ans.Score, 1e-5)
+
+	// The worker's own answer has all four, in the decoder's order.
+	body, err := oip.EncodeRequest(&oip.InferRequest{ID: "m", Inputs: []oip.Tensor{
+		oip.FP32Tensor("EMBEDDING", shape, emb),
+		oip.FP32Tensor("POINTS", []int64{1, 2}, []float32{200, 100}),
+		oip.Int32Tensor("POINT_LABELS", []int64{1}, []int32{1}),
+	}}, false)
+	require.NoError(t, err)
+	res, err := srv.Client().Post(srv.URL+"/v2/models/sam-dec/versions/1/infer", "application/json", bytes.NewReader(body.Bytes))
+	require.NoError(t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(raw))
+	out, err := oip.DecodeResponse(raw, len(raw), oip.Limits{})
+	require.NoError(t, err)
+	sc, err := out.Output("SCORES").Float32s()
+	require.NoError(t, err)
+	s := sigmoid(emean)
+	require.InDeltaSlice(t, []float64{0.5 * s, 0.25 * s, s, 0.75 * s}, []float64{float64(sc[0]), float64(sc[1]), float64(sc[2]), float64(sc[3])}, 1e-5)
+	require.Len(t, out.Output("MASKS").Elems, 4)
+}
+
+// TestSAMRoutes: both models answer metadata and readiness; anything else
+// is a 404 naming what is served.
+func TestSAMRoutes(t *testing.T) {
+	_, srv := samSetup(t)
+	b := &testBundle{srv: srv}
+	var meta oip.ModelMetadata
+	require.Equal(t, http.StatusOK, b.get(t, "/v2/models/sam-enc", &meta))
+	require.Equal(t, oip.Parameters{"layout": "sam"}, meta.Parameters)
+	require.Equal(t, []oip.TensorMetadata{{Name: "EMBEDDING", Datatype: oip.FP32, Shape: []int64{2 + 256*64*64}}}, meta.Outputs)
+	require.Equal(t, http.StatusOK, b.get(t, "/v2/models/sam-dec/versions/1", &meta))
+	require.Equal(t, "sam-dec", meta.Name)
+	var ready map[string]bool
+	require.Equal(t, http.StatusOK, b.get(t, "/v2/models/sam-dec/ready", &ready))
+	var e oip.ErrorBody
+	require.Equal(t, http.StatusNotFound, b.get(t, "/v2/models/other", &e))
+	require.Contains(t, e.Error, "sam-enc and sam-dec")
+	require.Equal(t, http.StatusNotFound, b.get(t, "/v2/models/sam-enc/versions/2", &e))
 }
