@@ -2,6 +2,7 @@ package onnxworker
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -423,14 +424,17 @@ func (s *SAMServer) embed(req *oip.InferRequest) ([]oip.Tensor, error) {
 		return nil, fmt.Errorf("the encoder failed: %w", err)
 	}
 	e := outs[s.encOut]
-	v, err := e.Float32s()
-	if err != nil || !slices.Equal(e.Shape, s.embShape) {
+	if e.Datatype != oip.FP32 || !slices.Equal(e.Shape, s.embShape) || int64(len(e.Raw)) != 4*s.embCount {
 		return nil, fmt.Errorf("the encoder returned image_embeddings %s %s; the decoder takes FP32 %s", e.Datatype, shapeString(e.Shape), shapeString(s.embShape))
 	}
+	// The header, then the encoder's bytes as they are (both little-endian
+	// float32): a megabyte-sized tensor is copied once, not converted.
 	b := img.Bounds()
-	emb := make([]float32, 0, samHeader+len(v))
-	emb = append(append(emb, float32(b.Dy()), float32(b.Dx())), v...)
-	return []oip.Tensor{oip.FP32Tensor(tEmbedding, []int64{int64(len(emb))}, emb)}, nil
+	raw := make([]byte, 0, 4*samHeader+len(e.Raw))
+	raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(b.Dy())))
+	raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(b.Dx())))
+	raw = append(raw, e.Raw...)
+	return []oip.Tensor{{Name: tEmbedding, Datatype: oip.FP32, Shape: []int64{samHeader + s.embCount}, Raw: raw}}, nil
 }
 
 // SAMResized is the size of an image of w×h pixels in SAM's 1024 frame:
@@ -469,11 +473,12 @@ func (s *SAMServer) prompt(req *oip.InferRequest) ([]oip.Tensor, error) {
 	if et == nil {
 		return nil, bad("input EMBEDDING is missing: this model takes what %s returns for the image", s.cfg.EmbedModel)
 	}
-	ev, err := et.Float32s()
-	if err != nil || int64(len(ev)) != samHeader+s.embCount {
+	if et.Datatype != oip.FP32 || int64(len(et.Raw)) != 4*(samHeader+s.embCount) {
 		return nil, bad("input EMBEDDING must be FP32 [%d], what %s returns: the image's height and width, then image_embeddings %s", samHeader+s.embCount, s.cfg.EmbedModel, shapeString(s.embShape))
 	}
-	hf, wf := ev[0], ev[1]
+	// Only the header is read; the rest goes to the decoder as it came.
+	hf := math.Float32frombits(binary.LittleEndian.Uint32(et.Raw[0:]))
+	wf := math.Float32frombits(binary.LittleEndian.Uint32(et.Raw[4:]))
 	if hf != float32(math.Trunc(float64(hf))) || wf != float32(math.Trunc(float64(wf))) || hf < 1 || wf < 1 || hf > mask.MaxSide || wf > mask.MaxSide {
 		return nil, bad("EMBEDDING starts with %v, %v; it must start with the image's height and width in pixels", hf, wf)
 	}
@@ -563,7 +568,7 @@ func (s *SAMServer) prompt(req *oip.InferRequest) ([]oip.Tensor, error) {
 	}
 	n := int64(len(labels))
 	byName := map[string]oip.Tensor{
-		samEmbeddings:   oip.FP32Tensor(samEmbeddings, s.embShape, ev[samHeader:]),
+		samEmbeddings:   {Name: samEmbeddings, Datatype: oip.FP32, Shape: s.embShape, Raw: et.Raw[4*samHeader:]},
 		samPointCoords:  oip.FP32Tensor(samPointCoords, []int64{1, n, 2}, coords),
 		samPointLabels:  oip.FP32Tensor(samPointLabels, []int64{1, n}, labels),
 		samMaskInput:    oip.FP32Tensor(samMaskInput, []int64{1, 1, samMaskSide, samMaskSide}, maskIn),

@@ -294,3 +294,33 @@ func TestSAMRoutes(t *testing.T) {
 	require.Contains(t, e.Error, "sam-enc and sam-dec")
 	require.Equal(t, http.StatusNotFound, b.get(t, "/v2/models/sam-enc/versions/2", &e))
 }
+
+// BenchmarkSAM times the embed model on a 1024 × 768 photo (decoding, SAM's
+// pre-processing, the tiny test encoder, 4 MiB of EMBEDDING back) and one
+// click on the interactive model (4 MiB of EMBEDDING sent, the test
+// decoder, the mask's RLE), both over HTTP in binary form.
+func BenchmarkSAM(b *testing.B) {
+	_, srv := samSetup(b)
+	client := inference.New(srv.Client())
+	ctx := context.Background()
+	photo := twoColours(b, 1024, 768, color.RGBA{200, 100, 50, 255}, color.RGBA{10, 240, 128, 255})
+	enc := inference.Endpoint{Base: srv.URL, Model: "sam-enc", Binary: true}
+	dec := inference.Endpoint{Base: srv.URL, Model: "sam-dec", Binary: true}
+	emb, shape, err := client.Embed(ctx, enc, photo)
+	require.NoError(b, err)
+	b.Run("embed", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := client.Embed(ctx, enc, photo); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("prompt", func(b *testing.B) {
+		p := inference.Prompt{Embedding: emb, EmbeddingShape: shape, Points: []inference.Point{{X: 500, Y: 400, Object: true}}}
+		for b.Loop() {
+			if _, err := client.Prompt(ctx, dec, p, inference.Expect{Height: 768, Width: 1024}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
