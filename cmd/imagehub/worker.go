@@ -45,12 +45,13 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	shutdownTimeout := fset.Duration("shutdown-timeout", 30*time.Second, "how long Ctrl-C/SIGTERM waits for inferences in flight")
 
 	onnxPath := fset.String("onnx", "", "serve this ONNX model file with ONNX Runtime (ONNXRUNTIME_LIB, else `make onnxruntime`'s .bin/onnxruntime/) instead of the built-in segmenter")
-	layout := fset.String("layout", "", "with --onnx: the model's output layout, "+strings.Join(onnxworker.Layouts, " or "))
+	layout := fset.String("layout", "", "with --onnx: the model's layout, "+strings.Join(onnxworker.Layouts, " or ")+" (sam: --onnx is the encoder, --onnx-decoder the decoder)")
+	decoderPath := fset.String("onnx-decoder", "", "with --layout sam: the SAM prompt decoder's ONNX file (segment-anything's export_onnx_model.py), served as the interactive model beside the encoder's embed model (docs/interactive.md)")
 	labelsPath := fset.String("labels", "", "with --onnx: file of class names, one per line in output order (default: the file's Ultralytics names)")
 	threads := fset.Int("threads", 0, "with --onnx: ONNX Runtime's intra-op threads (0: one per core)")
 
 	modelFile := fset.String("model-file", "", "serve this model file of the project's own trainer (.ihrm, package regionmodel) instead of the built-in segmenter")
-	interactiveModel := fset.String("interactive-model", "imagehub-interactive", "name of the click-to-segment model served beside the segmenter (docs/interactive.md); - serves none")
+	interactiveModel := fset.String("interactive-model", "imagehub-interactive", "name of the click-to-segment model served beside the segmenter (docs/interactive.md); - serves none. With --layout sam: the decoder's name (default the decoder file's name)")
 	dense := fset.Bool("dense-masks", false, "answer MASKS as UINT8 [N, H, W] instead of COCO RLE")
 	latency := fset.Duration("simulate-latency", 0, "added to every inference, e.g. 50ms")
 	synthetic := fset.Bool("synthetic", false, "answer one synthetic instance per image instead of segmenting (stands in for a GPU model in benchmarks)")
@@ -64,6 +65,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "usage: imagehub worker [flags]")
 		fmt.Fprintln(stderr, "       imagehub worker --onnx model.onnx --layout yolo-seg|maskrcnn [--labels labels.txt] [flags]")
+		fmt.Fprintln(stderr, "       imagehub worker --onnx encoder.onnx --onnx-decoder decoder.onnx --layout sam [flags]")
 		fmt.Fprintln(stderr, "       imagehub worker --model-file model.ihrm [flags]")
 		fset.PrintDefaults()
 	}
@@ -76,7 +78,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	set := map[string]bool{}
 	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	onnxOnly := []string{"layout", "labels", "threads"}
+	onnxOnly := []string{"layout", "labels", "threads", "onnx-decoder"}
 	segmenterOnly := []string{"dense-masks", "simulate-latency", "synthetic", "fail-rate", "timeout-rate", "malformed-rate", "hang", "seed"}
 	if *modelFile != "" && *onnxPath != "" {
 		return bad("--model-file and --onnx name two models; give one")
@@ -132,6 +134,12 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return bad("--shutdown-timeout %v: must be positive", *shutdownTimeout)
 	case *onnxPath != "" && !slices.Contains(onnxworker.Layouts, *layout):
 		return bad("--layout %q: --onnx needs the model's layout, %s", *layout, strings.Join(onnxworker.Layouts, " or "))
+	case *layout == onnxworker.LayoutSAM && *decoderPath == "":
+		return bad("--layout sam needs --onnx-decoder, the decoder's file (--onnx is the encoder's)")
+	case *layout != onnxworker.LayoutSAM && *decoderPath != "":
+		return bad("--onnx-decoder is for --layout sam")
+	case *layout == onnxworker.LayoutSAM && *labelsPath != "":
+		return bad("--labels is for a segmentation layout; a SAM model has no classes")
 	case *threads < 0:
 		return bad("--threads %d: must be 0 (one per core) or more", *threads)
 	}
@@ -155,7 +163,35 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		// segmenter, the simulated latency and hang.
 		writeTimeout = 2 * time.Minute
 	)
-	if *onnxPath != "" {
+	if *layout == onnxworker.LayoutSAM {
+		if !set["interactive-model"] {
+			*interactiveModel = strings.TrimSuffix(filepath.Base(*decoderPath), filepath.Ext(*decoderPath))
+			if !modelName.MatchString(*interactiveModel) {
+				return bad("--interactive-model is needed: the decoder file's name %q is not a model name", *interactiveModel)
+			}
+		}
+		if !modelName.MatchString(*interactiveModel) {
+			return bad("--interactive-model %q: a model name is 1 to 128 letters, digits, '_', '.' or '-', starting with a letter or digit", *interactiveModel)
+		}
+		opts := onnxworker.Options{Library: onnxworker.Library(getenv), Threads: *threads}
+		enc, err := onnxworker.Open(*onnxPath, opts)
+		if err != nil {
+			return err
+		}
+		defer enc.Close()
+		dec, err := onnxworker.Open(*decoderPath, opts)
+		if err != nil {
+			return err
+		}
+		defer dec.Close()
+		sam, err := onnxworker.NewSAM(enc, dec, onnxworker.SAMConfig{EmbedModel: *model, InteractiveModel: *interactiveModel, Version: *version, Capacity: *capacity, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("error serving %s and %s as a SAM model: %w", *onnxPath, *decoderPath, err)
+		}
+		handler = sam
+		stats = func() any { return nil }
+		logger.Info("loaded the SAM model", "encoder", *onnxPath, "decoder", *decoderPath, "embed_model", *model, "interactive_model", *interactiveModel)
+	} else if *onnxPath != "" {
 		var labels []string
 		if *labelsPath != "" {
 			if labels, err = onnxworker.ReadLabels(*labelsPath); err != nil {
@@ -220,7 +256,11 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "imagehub worker: serving model %s version %s on http://%s\n", *model, *version, ln.Addr())
+	if *layout == onnxworker.LayoutSAM {
+		fmt.Fprintf(stdout, "imagehub worker: serving models %s (embed) and %s (interactive) version %s on http://%s\n", *model, *interactiveModel, *version, ln.Addr())
+	} else {
+		fmt.Fprintf(stdout, "imagehub worker: serving model %s version %s on http://%s\n", *model, *version, ln.Addr())
+	}
 
 	select {
 	case <-ctx.Done():

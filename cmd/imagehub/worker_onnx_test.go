@@ -49,6 +49,18 @@ type onnxWorker struct {
 // for the line that says where it serves, checking the model's name.
 func startONNXWorker(t *testing.T, model string, args ...string) *onnxWorker {
 	t.Helper()
+	w, line := startWorkerProcess(t, args...)
+	m := workerURL.FindStringSubmatch(line)
+	require.NotNil(t, m, "first line: %q", line)
+	require.Equal(t, []string{model, "1"}, m[1:3])
+	w.base = m[3]
+	return w
+}
+
+// startWorkerProcess runs `imagehub worker` with args on a free port and
+// returns it with the first line it writes, once written.
+func startWorkerProcess(t *testing.T, args ...string) (*onnxWorker, string) {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"worker", "--addr", "127.0.0.1:0", "--threads", "1"}, args...)...)
 	cmd.Env = environ(onnxEnv())
 	stdout, err := cmd.StdoutPipe()
@@ -76,16 +88,13 @@ func startONNXWorker(t *testing.T, model string, args ...string) *onnxWorker {
 	})
 	select {
 	case line := <-first:
-		m := workerURL.FindStringSubmatch(line)
-		require.NotNil(t, m, "first line: %q", line)
-		require.Equal(t, []string{model, "1"}, m[1:3])
-		w.base = m[3]
+		return w, line
 	case <-w.exited:
 		t.Fatalf("imagehub worker exited early: %v\n%s", w.waitErr, w.logs)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("imagehub worker did not start in time\n%s", w.logs)
 	}
-	return w
+	panic("unreachable")
 }
 
 // stop sends SIGTERM and checks that the worker exits cleanly.
@@ -167,6 +176,7 @@ func TestWorkerCommandONNXLabels(t *testing.T) {
 func TestWorkerCommandONNXRefuses(t *testing.T) {
 	t.Parallel()
 	yolo := filepath.Join(onnxTestdata, "yolo-seg.onnx")
+	enc, dec := filepath.Join(onnxTestdata, "sam-encoder.onnx"), filepath.Join(onnxTestdata, "sam-decoder.onnx")
 	labels := filepath.Join(t.TempDir(), "labels.txt")
 	require.NoError(t, os.WriteFile(labels, []byte("person\ncar\n"), 0o600))
 	cases := []struct {
@@ -176,13 +186,20 @@ func TestWorkerCommandONNXRefuses(t *testing.T) {
 	}{
 		{[]string{"--layout", "yolo-seg"}, 2, "--layout needs --onnx"},
 		{[]string{"--threads", "2"}, 2, "--threads needs --onnx"},
-		{[]string{"--onnx", yolo}, 2, `--layout "": --onnx needs the model's layout, yolo-seg or maskrcnn`},
+		{[]string{"--onnx", yolo}, 2, `--layout "": --onnx needs the model's layout, yolo-seg or maskrcnn or sam`},
 		{[]string{"--onnx", yolo, "--layout", "ssd"}, 2, `--layout "ssd"`},
 		{[]string{"--onnx", yolo, "--layout", "yolo-seg", "--dense-masks"}, 2, "--dense-masks is for the built-in segmenter"},
 		{[]string{"--onnx", yolo, "--layout", "yolo-seg", "--threads", "-1"}, 2, "--threads -1"},
 		{[]string{"--onnx", "../../testdata/onnx/generate.py", "--layout", "yolo-seg", "--model", "x"}, 1, "error loading ../../testdata/onnx/generate.py"},
 		{[]string{"--onnx", "absent.onnx", "--layout", "maskrcnn"}, 1, "error loading absent.onnx"},
 		{[]string{"--onnx", yolo, "--layout", "yolo-seg", "--labels", labels}, 1, "has 3 classes (4 box rows, 3 class rows, 32 mask coefficients) but 2 labels were given"},
+		{[]string{"--onnx", enc, "--layout", "sam"}, 2, "--layout sam needs --onnx-decoder"},
+		{[]string{"--onnx", yolo, "--layout", "yolo-seg", "--onnx-decoder", dec}, 2, "--onnx-decoder is for --layout sam"},
+		{[]string{"--onnx-decoder", dec}, 2, "--onnx-decoder needs --onnx"},
+		{[]string{"--onnx", enc, "--onnx-decoder", dec, "--layout", "sam", "--labels", labels}, 2, "a SAM model has no classes"},
+		{[]string{"--onnx", enc, "--onnx-decoder", enc, "--layout", "sam", "--interactive-model", "d"}, 1, "segment-anything's export takes image_embeddings"},
+		{[]string{"--onnx", dec, "--onnx-decoder", dec, "--layout", "sam", "--model", "e"}, 1, "a SAM encoder for this worker takes one input"},
+		{[]string{"--onnx", enc, "--onnx-decoder", dec, "--layout", "sam", "--model", "x", "--interactive-model", "x"}, 1, "they are two models"},
 	}
 	for _, c := range cases {
 		out, errOut, err := runCmd(t, onnxEnv(), append([]string{"worker", "--addr", "127.0.0.1:0"}, c.args...)...)

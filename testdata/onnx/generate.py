@@ -63,6 +63,36 @@ maskrcnn.onnx (torchvision Mask R-CNN export):
   depends on the input as in the real export: an all-black image gives N = 0.
   maskrcnn-labels.txt (written by hand) names its classes 1 to 3.
 
+sam-encoder.onnx (a SAM image encoder, as the common exports of
+  segment-anything's image_encoder take it: the pre-processed image):
+    input  image            FP32 [1, 3, 1024, 1024]  resized, normalised, padded
+    output image_embeddings FP32 [1, 256, 64, 64]
+  with image_embeddings[0, c, y, x] = mean of image[0, c % 3, 16y..16y+15,
+  16x..16x+15] (an average pool and a 1 x 1 convolution of 0/1 weights).
+sam-decoder.onnx (segment-anything's scripts/export_onnx_model.py, with
+  exactly its inputs and outputs; --return-single-mask):
+    input  image_embeddings FP32 [1, 256, 64, 64]
+    input  point_coords     FP32 [1, num_points, 2]   in the 1024-resized frame
+    input  point_labels     FP32 [1, num_points]
+    input  mask_input       FP32 [1, 1, 256, 256]
+    input  has_mask_input   FP32 [1]
+    input  orig_im_size     FP32 [2]                  height, width
+    output masks            FP32 [1, 1, H, W]         logits at orig_im_size
+    output iou_predictions  FP32 [1, 1]
+    output low_res_masks    FP32 [1, 1, 256, 256]
+  with s = max(orig_im_size) / 1024, (px, py) = point_coords[0, 0] * s (the
+  first point back in the original frame), l0 = point_labels[0, 0]:
+    masks[0, 0, y, x]     = 200 + 100 * l0 - ((x + 0.5 - px)^2 + (y + 0.5 - py)^2)
+    iou_predictions[0, 0] = sigmoid(0.1 * sum(point_labels) + has_mask_input[0]
+                                    + mean(image_embeddings) + mean(mask_input) / 16)
+    low_res_masks         = mask_input
+  so the mask is a disc round the first point (radius sqrt(300) px for an
+  object click, sqrt(400) for a box's first corner) and the score shows the
+  padding point, the mask input and the embedding reached the decoder.
+  sam-decoder-multimask.onnx: the same exported without --return-single-mask,
+  masks [1, 4, H, W] and iou_predictions [1, 4]: mask k is the disc with
+  radius² + MO[k] (MO = 0, -100, 100, -150), scored iou · MS[k] (MS = 0.5,
+  0.25, 1, 0.75), so the best-scored mask is the third.
 Opset 17 and IR version 8, which ONNX Runtime 1.24 loads.
 """
 
@@ -338,6 +368,127 @@ def maskrcnn():
     return model, spec
 
 
+# sam-decoder-multimask.onnx: mask k's radius² offsets and score factors.
+SAM_MO = [0, -100, 100, -150]
+SAM_MS = [0.5, 0.25, 1, 0.75]
+
+
+def sam_encoder():
+    w = np.zeros((256, 3, 1, 1), np.float32)
+    for c in range(256):
+        w[c, c % 3, 0, 0] = 1
+    nodes = [
+        helper.make_node("AveragePool", ["image"], ["pooled"], kernel_shape=[16, 16], strides=[16, 16]),
+        helper.make_node("Conv", ["pooled", "W"], ["image_embeddings"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "sam_image_encoder",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 1024, 1024])],
+        [helper.make_tensor_value_info("image_embeddings", TensorProto.FLOAT, [1, 256, 64, 64])],
+        [const("W", w)],
+    )
+    return finish(graph, "imagehub-testdata"), None
+
+
+def sam_decoder(multimask=False):
+    f = lambda v: np.array(v, np.float32)
+    i = lambda v: np.array(v, np.int64)
+    nodes = [
+        # The original size, as int64 sides for the pixel grid.
+        helper.make_node("Cast", ["orig_im_size"], ["hw"], to=TensorProto.INT64),
+        helper.make_node("Gather", ["hw", "zero"], ["H"], axis=0),
+        helper.make_node("Gather", ["hw", "one"], ["W"], axis=0),
+        helper.make_node("ReduceMax", ["orig_im_size"], ["long"], keepdims=0),
+        helper.make_node("Div", ["long", "side"], ["s"]),
+        # The first point back in the original frame.
+        helper.make_node("Gather", ["point_coords", "zero"], ["p0"], axis=1),  # [1, 2]
+        helper.make_node("Gather", ["p0", "zero"], ["x0"], axis=1),  # [1]
+        helper.make_node("Gather", ["p0", "one"], ["y0"], axis=1),
+        helper.make_node("Mul", ["x0", "s"], ["px"]),
+        helper.make_node("Mul", ["y0", "s"], ["py"]),
+        helper.make_node("Range", ["zero", "H", "one"], ["ys"]),
+        helper.make_node("Range", ["zero", "W", "one"], ["xs"]),
+        helper.make_node("Cast", ["ys"], ["ysf"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["xs"], ["xsf"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["ysf", "half"], ["yc"]),
+        helper.make_node("Add", ["xsf", "half"], ["xc"]),
+        helper.make_node("Sub", ["yc", "py"], ["dy"]),
+        helper.make_node("Sub", ["xc", "px"], ["dx"]),
+        helper.make_node("Mul", ["dy", "dy"], ["dy2"]),
+        helper.make_node("Mul", ["dx", "dx"], ["dx2"]),
+        helper.make_node("Unsqueeze", ["dy2", "col"], ["dy2c"]),  # [H, 1]
+        helper.make_node("Add", ["dy2c", "dx2"], ["d2"]),  # [H, W]
+        helper.make_node("Gather", ["point_labels", "zero"], ["l0"], axis=1),  # [1]
+        helper.make_node("Mul", ["l0", "hundred"], ["l100"]),
+        helper.make_node("Add", ["l100", "base"], ["r2"]),
+        helper.make_node("Sub", ["r2", "d2"], ["logits"]),
+        helper.make_node("Unsqueeze", ["logits", "lead"], ["masks1"]),  # [1, 1, H, W]
+        # The score.
+        helper.make_node("ReduceSum", ["point_labels"], ["lsum"], keepdims=0),
+        helper.make_node("Mul", ["lsum", "tenth"], ["lpart"]),
+        helper.make_node("ReduceMean", ["image_embeddings"], ["emean"], keepdims=0),
+        helper.make_node("ReduceMean", ["mask_input"], ["mmean"], keepdims=0),
+        helper.make_node("Div", ["mmean", "sixteen"], ["mpart"]),
+        helper.make_node("Add", ["lpart", "emean"], ["t1"]),
+        helper.make_node("Add", ["t1", "mpart"], ["t2"]),
+        helper.make_node("Add", ["t2", "has_mask_input"], ["t3"]),  # [1]
+        helper.make_node("Sigmoid", ["t3"], ["sig"]),
+        helper.make_node("Unsqueeze", ["sig", "zero1"], ["iou1"]),  # [1, 1]
+        helper.make_node("Identity", ["mask_input"], ["low_res_masks1"]),
+    ]
+    m = 1
+    if multimask:
+        # Four masks: the disc with radius² + MO[k], scored sigmoid · MS[k].
+        m = 4
+        nodes += [
+            helper.make_node("Add", ["masks1", "MO"], ["masks"]),  # [1, 4, H, W]
+            helper.make_node("Mul", ["iou1", "MS"], ["iou_predictions"]),  # [1, 4]
+            helper.make_node("Concat", ["low_res_masks1"] * 4, ["low_res_masks"], axis=1),
+        ]
+    else:
+        nodes += [
+            helper.make_node("Identity", ["masks1"], ["masks"]),
+            helper.make_node("Identity", ["iou1"], ["iou_predictions"]),
+            helper.make_node("Identity", ["low_res_masks1"], ["low_res_masks"]),
+        ]
+    inits = [
+        const("zero", i(0)),
+        const("one", i(1)),
+        const("side", f(1024)),
+        const("half", f(0.5)),
+        const("hundred", f(100)),
+        const("base", f(200)),
+        const("tenth", f(0.1)),
+        const("sixteen", f(16)),
+        const("col", i([1])),
+        const("lead", i([0, 1])),
+        const("zero1", i([0])),
+    ]
+    if multimask:
+        inits += [const("MO", f(SAM_MO).reshape(1, 4, 1, 1)), const("MS", f(SAM_MS).reshape(1, 4))]
+    fl = TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes,
+        "sam_mask_decoder",
+        [
+            helper.make_tensor_value_info("image_embeddings", fl, [1, 256, 64, 64]),
+            helper.make_tensor_value_info("point_coords", fl, [1, "num_points", 2]),
+            helper.make_tensor_value_info("point_labels", fl, [1, "num_points"]),
+            helper.make_tensor_value_info("mask_input", fl, [1, 1, 256, 256]),
+            helper.make_tensor_value_info("has_mask_input", fl, [1]),
+            helper.make_tensor_value_info("orig_im_size", fl, [2]),
+        ],
+        [
+            helper.make_tensor_value_info("masks", fl, [1, m, "height", "width"]),
+            helper.make_tensor_value_info("iou_predictions", fl, [1, m]),
+            helper.make_tensor_value_info("low_res_masks", fl, [1, m, 256, 256]),
+        ],
+        inits,
+    )
+    return finish(graph, "imagehub-testdata"), None
+
+
 def finish(graph, producer):
     model = helper.make_model(graph, producer_name=producer, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
@@ -364,3 +515,6 @@ if __name__ == "__main__":
     write("yolo-seg-dynamic", yolo("batch", ("height", "width"), "anchors", ("mask_height", "mask_width"))[0], None)
     write("yolo-seg-640", *yolo640())
     write("maskrcnn", *maskrcnn())
+    write("sam-encoder", *sam_encoder())
+    write("sam-decoder", *sam_decoder())
+    write("sam-decoder-multimask", *sam_decoder(True))

@@ -9,7 +9,10 @@
 // the file on a laptop and on a GPU server are the same.
 //
 // `imagehub worker --onnx model.onnx --layout yolo-seg` starts it; package
-// worker is the pure-Go segmenter that needs no library.
+// worker is the pure-Go segmenter that needs no library. The one exception
+// to "the model's own tensors" is LayoutSAM (sam.go): a Segment Anything
+// encoder and decoder pair served as two models of the hub's prompt
+// protocol, the worker doing SAM's pre-processing and prompt mapping.
 //
 // Routes (errors are {"error": "…"} with a 4xx or 5xx status):
 //
@@ -22,7 +25,7 @@
 // The model metadata's "parameters" carry what the hub needs to read the
 // outputs, as strings (the way Triton's model config parameters are):
 //
-//	"layout": "yolo-seg" or "maskrcnn"
+//	"layout": "yolo-seg" or "maskrcnn" ("sam" for SAMServer's two models)
 //	"labels": a JSON array of the class names in output order, as a string,
 //	          e.g. "[\"person\",\"car\"]"; absent when none are known
 //
@@ -63,7 +66,7 @@ const (
 )
 
 // Layouts lists the layouts in the order usage messages give them.
-var Layouts = []string{LayoutYOLOSeg, LayoutMaskRCNN}
+var Layouts = []string{LayoutYOLOSeg, LayoutMaskRCNN, LayoutSAM}
 
 // The keys of the model metadata's parameters.
 const (

@@ -1,0 +1,640 @@
+package onnxworker
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+
+	xdraw "golang.org/x/image/draw"
+
+	_ "image/jpeg" // IMAGE may be a JPEG,
+	_ "image/png"  // a PNG
+
+	_ "golang.org/x/image/webp" // or a WebP.
+
+	"github.com/deepimageshub/imagehub/mask"
+	"github.com/deepimageshub/imagehub/oip"
+)
+
+// LayoutSAM is a two-stage Segment Anything model: an image encoder and a
+// prompt decoder, two ONNX files, served as two models that speak the hub's
+// prompt protocol (docs/interactive.md) rather than their own tensors: an
+// embed model (IMAGE → EMBEDDING) and an interactive model (EMBEDDING and a
+// prompt → MASKS and SCORES). The worker does what segment-anything's
+// SamPredictor does around the two networks:
+//
+//   - the encoder takes the pre-processed image, `image` (any name) FP32
+//     [1, 3, 1024, 1024]: the photo resized so that its long side is 1024
+//     (ResizeLongestSide: each side times 1024/long side, rounded), bilinear,
+//     normalised with SAM's pixel mean and standard deviation (of 0–255 RGB),
+//     zero-padded at the right and bottom; it returns `image_embeddings` FP32
+//     [1, 256, 64, 64];
+//   - the decoder is the file segment-anything's scripts/export_onnx_model.py
+//     writes: image_embeddings, point_coords [1, N, 2] in the resized frame,
+//     point_labels [1, N] (1 object, 0 background, 2 and 3 the box's corners,
+//     -1 a padding point when there is no box), mask_input [1, 1, 256, 256]
+//     logits with has_mask_input [1], orig_im_size [2] (height, width); it
+//     returns masks [1, M, H, W] logits at the original size and
+//     iou_predictions [1, M] (M = 1 with --return-single-mask, else 4).
+//
+// EMBEDDING is FP32 [2 + 256·64·64]: the original height and width, then the
+// encoder's image_embeddings in row-major order. The decoder needs the
+// original size (orig_im_size, and the scale of the clicks), and the hub
+// keeps and sends EMBEDDING as it is, so the size travels in it.
+const LayoutSAM = "sam"
+
+// The conventions of segment-anything's predictor.
+const (
+	samSide     = 1024 // the encoder's input side
+	samMaskSide = 256  // the decoder's mask_input side (samSide / 4)
+	// samMaskLogit is the logit a refined instance's pixels get in
+	// mask_input (minus it outside). SAM feeds back its own low-res
+	// logits; the hub sends a binary mask, so inside and outside get a
+	// confident logit of either sign.
+	samMaskLogit = 10
+	// samHeader is the number of values ahead of the encoder's tensor in
+	// EMBEDDING: height, width.
+	samHeader = 2
+)
+
+// SAM's pixel mean and standard deviation, per RGB channel on 0–255.
+var (
+	samMean = [3]float32{123.675, 116.28, 103.53}
+	samStd  = [3]float32{58.395, 57.12, 57.375}
+)
+
+// The stock decoder's tensor names.
+const (
+	samEmbeddings   = "image_embeddings"
+	samPointCoords  = "point_coords"
+	samPointLabels  = "point_labels"
+	samMaskInput    = "mask_input"
+	samHasMaskInput = "has_mask_input"
+	samOrigImSize   = "orig_im_size"
+	samMasks        = "masks"
+	samIoU          = "iou_predictions"
+)
+
+// The prompt protocol's tensors (docs/interactive.md).
+const (
+	tImage       = "IMAGE"
+	tEmbedding   = "EMBEDDING"
+	tPoints      = "POINTS"
+	tPointLabels = "POINT_LABELS"
+	tBox         = "BOX"
+	tMaskInput   = "MASK_INPUT"
+	tMasks       = "MASKS"
+	tScores      = "SCORES"
+	// samMaxPoints bounds the clicks of one prompt.
+	samMaxPoints = 256
+)
+
+// SAMConfig configures a SAMServer.
+type SAMConfig struct {
+	EmbedModel       string // the encoder's model name; default "sam-encoder"
+	InteractiveModel string // the decoder's; default "sam-decoder"
+	Version          string // of both; default "1"
+	// Capacity bounds the inferences in flight, of both models together;
+	// a request beyond it is answered 503 with Retry-After: 1. 0 is
+	// unbounded.
+	Capacity     int
+	MaxBodyBytes int64 // default 64 MiB
+	MaxPixels    int64 // of an image; default 50 million
+	Logger       *slog.Logger
+}
+
+// SAMServer serves a SAM encoder and decoder as an embed model and an
+// interactive model of the prompt protocol.
+type SAMServer struct {
+	cfg        SAMConfig
+	enc, dec   *Model
+	encIn      string // the encoder's input
+	encOut     int    // index of image_embeddings among the encoder's outputs
+	embShape   []int64
+	embCount   int64
+	decMasks   int // index of masks among the decoder's outputs
+	decIoU     int
+	embedMeta  oip.ModelMetadata
+	promptMeta oip.ModelMetadata
+	mux        *http.ServeMux
+	log        *slog.Logger
+	inFlight   atomic.Int64
+}
+
+// NewSAM makes a SAMServer for the encoder enc and the decoder dec, which
+// stay the caller's to close. It refuses files whose tensors are not those
+// of segment-anything's exports.
+func NewSAM(enc, dec *Model, cfg SAMConfig) (*SAMServer, error) {
+	if cfg.EmbedModel == "" {
+		cfg.EmbedModel = "sam-encoder"
+	}
+	if cfg.InteractiveModel == "" {
+		cfg.InteractiveModel = "sam-decoder"
+	}
+	if cfg.EmbedModel == cfg.InteractiveModel {
+		return nil, fmt.Errorf("the encoder and the decoder are both named %q; they are two models", cfg.EmbedModel)
+	}
+	if cfg.Version == "" {
+		cfg.Version = "1"
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = oip.DefaultMaxBodyBytes
+	}
+	if cfg.MaxPixels <= 0 {
+		cfg.MaxPixels = 50_000_000
+	}
+	s := &SAMServer{cfg: cfg, enc: enc, dec: dec, mux: http.NewServeMux(), log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ins := enc.Inputs()
+	// A batch dimension exported as dynamic (-1) takes the one image too.
+	if len(ins) != 1 || ins[0].Datatype != oip.FP32 || len(ins[0].Shape) != 4 || (ins[0].Shape[0] != 1 && ins[0].Shape[0] != -1) || !slices.Equal(ins[0].Shape[1:], []int64{3, samSide, samSide}) {
+		return nil, fmt.Errorf("the encoder takes %s; a SAM encoder for this worker takes one input, the pre-processed image FP32 [1,3,1024,1024]", describe(ins))
+	}
+	s.encIn = ins[0].Name
+	s.encOut = -1
+	outs := enc.Outputs()
+	for i, o := range outs {
+		if o.Name == samEmbeddings || len(outs) == 1 {
+			s.encOut = i
+		}
+	}
+	if s.encOut < 0 || outs[s.encOut].Datatype != oip.FP32 {
+		return nil, fmt.Errorf("the encoder returns %s; a SAM encoder returns image_embeddings FP32", describe(outs))
+	}
+	decl := map[string]oip.TensorMetadata{}
+	for _, in := range dec.Inputs() {
+		decl[in.Name] = in
+	}
+	for _, want := range []struct {
+		name string
+		rank int
+	}{{samEmbeddings, 4}, {samPointCoords, 3}, {samPointLabels, 2}, {samMaskInput, 4}, {samHasMaskInput, 1}, {samOrigImSize, 1}} {
+		d, ok := decl[want.name]
+		if !ok || d.Datatype != oip.FP32 || len(d.Shape) != want.rank {
+			return nil, fmt.Errorf("the decoder takes %s; segment-anything's export takes image_embeddings, point_coords, point_labels, mask_input, has_mask_input and orig_im_size, all FP32 (input %s of rank %d)", describe(dec.Inputs()), want.name, want.rank)
+		}
+	}
+	if len(decl) != 6 {
+		return nil, fmt.Errorf("the decoder takes %s; segment-anything's export takes exactly image_embeddings, point_coords, point_labels, mask_input, has_mask_input and orig_im_size", describe(dec.Inputs()))
+	}
+	if d := decl[samMaskInput]; !slices.Equal(d.Shape, []int64{1, 1, samMaskSide, samMaskSide}) {
+		return nil, fmt.Errorf("the decoder's mask_input is %s; SAM's is [1,1,256,256]", shapeString(d.Shape))
+	}
+	// The embedding's shape is the decoder's, which must be fixed, and the
+	// encoder's when that is declared.
+	s.embShape = decl[samEmbeddings].Shape
+	n, err := oip.Count(s.embShape, 1<<28)
+	if err != nil || slices.Contains(s.embShape, -1) {
+		return nil, fmt.Errorf("the decoder's image_embeddings is %s; it must have fixed dimensions", shapeString(s.embShape))
+	}
+	s.embCount = n
+	if es := outs[s.encOut].Shape; !slices.Contains(es, -1) && !slices.Equal(es, s.embShape) {
+		return nil, fmt.Errorf("the encoder returns image_embeddings %s but the decoder takes %s: they are not one model's two halves", shapeString(es), shapeString(s.embShape))
+	}
+	s.decMasks, s.decIoU = -1, -1
+	for i, o := range dec.Outputs() {
+		switch o.Name {
+		case samMasks:
+			s.decMasks = i
+		case samIoU:
+			s.decIoU = i
+		}
+	}
+	if s.decMasks < 0 || s.decIoU < 0 {
+		return nil, fmt.Errorf("the decoder returns %s; segment-anything's export returns masks and iou_predictions", describe(dec.Outputs()))
+	}
+
+	params := oip.Parameters{ParamLayout: LayoutSAM}
+	s.embedMeta = oip.ModelMetadata{
+		Name: cfg.EmbedModel, Versions: []string{cfg.Version}, Platform: "onnxruntime_onnx",
+		Inputs:     []oip.TensorMetadata{{Name: tImage, Datatype: oip.BYTES, Shape: []int64{1}}},
+		Outputs:    []oip.TensorMetadata{{Name: tEmbedding, Datatype: oip.FP32, Shape: []int64{samHeader + n}}},
+		Parameters: params,
+	}
+	s.promptMeta = oip.ModelMetadata{
+		Name: cfg.InteractiveModel, Versions: []string{cfg.Version}, Platform: "onnxruntime_onnx",
+		Inputs: []oip.TensorMetadata{
+			{Name: tEmbedding, Datatype: oip.FP32, Shape: []int64{samHeader + n}},
+			{Name: tPoints, Datatype: oip.FP32, Shape: []int64{-1, 2}},
+			{Name: tPointLabels, Datatype: oip.INT32, Shape: []int64{-1}},
+			{Name: tBox, Datatype: oip.FP32, Shape: []int64{4}},
+			{Name: tMaskInput, Datatype: oip.BYTES, Shape: []int64{1}},
+		},
+		Outputs: []oip.TensorMetadata{
+			{Name: tMasks, Datatype: oip.BYTES, Shape: []int64{-1}},
+			{Name: tScores, Datatype: oip.FP32, Shape: []int64{-1}},
+		},
+		Parameters: params,
+	}
+	s.routes()
+	return s, nil
+}
+
+// EmbedMetadata is what GET /v2/models/{embed model} answers.
+func (s *SAMServer) EmbedMetadata() oip.ModelMetadata { return s.embedMeta }
+
+// InteractiveMetadata is what GET /v2/models/{interactive model} answers.
+func (s *SAMServer) InteractiveMetadata() oip.ModelMetadata { return s.promptMeta }
+
+// ServeHTTP serves the protocol.
+func (s *SAMServer) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *SAMServer) routes() {
+	ok := func(key string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]bool{key: true}) }
+	}
+	s.mux.HandleFunc("GET /v2/health/live", ok("live"))
+	s.mux.HandleFunc("GET /v2/health/ready", ok("ready"))
+	s.mux.HandleFunc("GET /v2", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, oip.ServerMetadata{Name: "imagehub-onnx-worker", Version: RuntimeVersion, Extensions: []string{oip.ExtensionBinaryTensorData}})
+	})
+	meta := func(w http.ResponseWriter, r *http.Request) {
+		if m := s.served(w, r); m != nil {
+			writeJSON(w, http.StatusOK, m)
+		}
+	}
+	ready := func(w http.ResponseWriter, r *http.Request) {
+		if s.served(w, r) != nil {
+			writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+		}
+	}
+	s.mux.HandleFunc("GET /v2/models/{model}", meta)
+	s.mux.HandleFunc("GET /v2/models/{model}/versions/{version}", meta)
+	s.mux.HandleFunc("GET /v2/models/{model}/ready", ready)
+	s.mux.HandleFunc("GET /v2/models/{model}/versions/{version}/ready", ready)
+	s.mux.HandleFunc("POST /v2/models/{model}/infer", s.infer)
+	s.mux.HandleFunc("POST /v2/models/{model}/versions/{version}/infer", s.infer)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no route "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// served returns the metadata of the model the path names, or answers 404.
+func (s *SAMServer) served(w http.ResponseWriter, r *http.Request) *oip.ModelMetadata {
+	var m *oip.ModelMetadata
+	switch r.PathValue("model") {
+	case s.cfg.EmbedModel:
+		m = &s.embedMeta
+	case s.cfg.InteractiveModel:
+		m = &s.promptMeta
+	default:
+		writeError(w, http.StatusNotFound, "unknown model "+r.PathValue("model")+"; this worker serves "+s.cfg.EmbedModel+" and "+s.cfg.InteractiveModel)
+		return nil
+	}
+	if v := r.PathValue("version"); v != "" && v != s.cfg.Version {
+		writeError(w, http.StatusNotFound, "unknown version "+v+" of "+m.Name+"; this worker serves version "+s.cfg.Version)
+		return nil
+	}
+	return m
+}
+
+// badInput is a request that breaks the protocol: a 400.
+type badInput struct{ msg string }
+
+func (e *badInput) Error() string { return e.msg }
+
+func bad(format string, a ...any) error { return &badInput{fmt.Sprintf(format, a...)} }
+
+func (s *SAMServer) infer(w http.ResponseWriter, r *http.Request) {
+	m := s.served(w, r)
+	if m == nil {
+		return
+	}
+	body, err := oip.ReadBody(r.Body, s.cfg.MaxBodyBytes)
+	if err != nil {
+		if errors.Is(err, oip.ErrTooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %d bytes", s.cfg.MaxBodyBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "error reading the request: "+err.Error())
+		return
+	}
+	if n := s.inFlight.Add(1); s.cfg.Capacity > 0 && n > int64(s.cfg.Capacity) {
+		s.inFlight.Add(-1)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the worker is at capacity (%d inferences in flight); try again shortly", s.cfg.Capacity))
+		return
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			s.inFlight.Add(-1)
+		}
+	}
+	defer release()
+	jsonLen, err := oip.JSONLength(r.Header, len(body))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	req, err := oip.DecodeRequest(body, jsonLen, oip.Limits{MaxBodyBytes: s.cfg.MaxBodyBytes})
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	for _, in := range req.Inputs {
+		if !slices.ContainsFunc(m.Inputs, func(d oip.TensorMetadata) bool { return d.Name == in.Name }) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unexpected input %q: this model takes %s", in.Name, describe(m.Inputs)))
+			return
+		}
+	}
+	for _, o := range req.Outputs {
+		if !slices.ContainsFunc(m.Outputs, func(d oip.TensorMetadata) bool { return d.Name == o.Name }) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown output %q: this model returns %s", o.Name, describe(m.Outputs)))
+			return
+		}
+	}
+	var outs []oip.Tensor
+	if m == &s.embedMeta {
+		outs, err = s.embed(req)
+	} else {
+		outs, err = s.prompt(req)
+	}
+	if err != nil {
+		var bi *badInput
+		var run *RunError
+		switch {
+		case errors.As(err, &bi), errors.As(err, &run):
+			writeError(w, http.StatusBadRequest, err.Error())
+		default:
+			s.log.Warn("inference failed", "model", m.Name, "id", req.ID, "error", err)
+			writeError(w, http.StatusInternalServerError, err.Error())
+		}
+		return
+	}
+	resp := &oip.InferResponse{ModelName: m.Name, ModelVersion: s.cfg.Version, ID: req.ID}
+	if len(req.Outputs) == 0 {
+		resp.Outputs = outs
+	} else {
+		for _, o := range req.Outputs {
+			for _, t := range outs {
+				if t.Name == o.Name && !slices.ContainsFunc(resp.Outputs, func(x oip.Tensor) bool { return x.Name == o.Name }) {
+					resp.Outputs = append(resp.Outputs, t)
+				}
+			}
+		}
+	}
+	out, err := oip.EncodeResponse(resp, req.OutputBinary)
+	if err != nil {
+		s.log.Warn("error encoding an answer", "id", req.ID, "error", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	release()
+	out.SetHeaders(w.Header())
+	w.Header().Set("Content-Length", strconv.Itoa(len(out.Bytes)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out.Bytes)
+}
+
+// embed runs the encoder on IMAGE and returns EMBEDDING.
+func (s *SAMServer) embed(req *oip.InferRequest) ([]oip.Tensor, error) {
+	t := req.Input(tImage)
+	if t == nil || t.Datatype != oip.BYTES || len(t.Elems) != 1 {
+		return nil, bad("input IMAGE must be BYTES [1], one encoded image file")
+	}
+	data := t.Elems[0]
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, bad("IMAGE is not a JPEG, PNG or WebP image")
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > mask.MaxSide || cfg.Height > mask.MaxSide || int64(cfg.Width)*int64(cfg.Height) > s.cfg.MaxPixels {
+		return nil, bad("IMAGE is %d×%d pixels; at most %d pixels and %d on a side", cfg.Width, cfg.Height, s.cfg.MaxPixels, mask.MaxSide)
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, bad("IMAGE cannot be decoded: %v", err)
+	}
+	pre := SAMPreprocess(img)
+	outs, err := s.enc.Run([]oip.Tensor{oip.FP32Tensor(s.encIn, []int64{1, 3, samSide, samSide}, pre)})
+	if err != nil {
+		return nil, fmt.Errorf("the encoder failed: %w", err)
+	}
+	e := outs[s.encOut]
+	if e.Datatype != oip.FP32 || !slices.Equal(e.Shape, s.embShape) || int64(len(e.Raw)) != 4*s.embCount {
+		return nil, fmt.Errorf("the encoder returned image_embeddings %s %s; the decoder takes FP32 %s", e.Datatype, shapeString(e.Shape), shapeString(s.embShape))
+	}
+	// The header, then the encoder's bytes as they are (both little-endian
+	// float32): a megabyte-sized tensor is copied once, not converted.
+	b := img.Bounds()
+	raw := make([]byte, 0, 4*samHeader+len(e.Raw))
+	raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(b.Dy())))
+	raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(b.Dx())))
+	raw = append(raw, e.Raw...)
+	return []oip.Tensor{{Name: tEmbedding, Datatype: oip.FP32, Shape: []int64{samHeader + s.embCount}, Raw: raw}}, nil
+}
+
+// SAMResized is the size of an image of w×h pixels in SAM's 1024 frame:
+// each side times 1024 / the long side, rounded half up, as
+// ResizeLongestSide.get_preprocess_shape.
+func SAMResized(w, h int) (int, int) {
+	scale := float64(samSide) / float64(max(w, h))
+	return int(float64(w)*scale + 0.5), int(float64(h)*scale + 0.5)
+}
+
+// SAMPreprocess is the encoder's input for img, [3, 1024, 1024] row-major:
+// resized (bilinear) to SAMResized, (pixel − mean) / std per RGB channel,
+// zero elsewhere.
+func SAMPreprocess(img image.Image) []float32 {
+	b := img.Bounds()
+	nw, nh := SAMResized(b.Dx(), b.Dy())
+	rgba := image.NewRGBA(image.Rect(0, 0, nw, nh))
+	xdraw.BiLinear.Scale(rgba, rgba.Bounds(), img, b, xdraw.Src, nil)
+	const plane = samSide * samSide
+	out := make([]float32, 3*plane)
+	for y := range nh {
+		row := rgba.Pix[y*rgba.Stride:]
+		for x := range nw {
+			for c := range 3 {
+				out[c*plane+y*samSide+x] = (float32(row[4*x+c]) - samMean[c]) / samStd[c]
+			}
+		}
+	}
+	return out
+}
+
+// prompt maps a prompt to the decoder's inputs, runs it and returns MASKS
+// and SCORES.
+func (s *SAMServer) prompt(req *oip.InferRequest) ([]oip.Tensor, error) {
+	et := req.Input(tEmbedding)
+	if et == nil {
+		return nil, bad("input EMBEDDING is missing: this model takes what %s returns for the image", s.cfg.EmbedModel)
+	}
+	if et.Datatype != oip.FP32 || int64(len(et.Raw)) != 4*(samHeader+s.embCount) {
+		return nil, bad("input EMBEDDING must be FP32 [%d], what %s returns: the image's height and width, then image_embeddings %s", samHeader+s.embCount, s.cfg.EmbedModel, shapeString(s.embShape))
+	}
+	// Only the header is read; the rest goes to the decoder as it came.
+	hf := math.Float32frombits(binary.LittleEndian.Uint32(et.Raw[0:]))
+	wf := math.Float32frombits(binary.LittleEndian.Uint32(et.Raw[4:]))
+	if hf != float32(math.Trunc(float64(hf))) || wf != float32(math.Trunc(float64(wf))) || hf < 1 || wf < 1 || hf > mask.MaxSide || wf > mask.MaxSide {
+		return nil, bad("EMBEDDING starts with %v, %v; it must start with the image's height and width in pixels", hf, wf)
+	}
+	h, w := int(hf), int(wf)
+	nw, nh := SAMResized(w, h)
+	sx, sy := float32(nw)/float32(w), float32(nh)/float32(h)
+
+	var coords, labels []float32
+	if pt := req.Input(tPoints); pt != nil {
+		v, err := pt.Float32s()
+		if err != nil || len(pt.Shape) != 2 || pt.Shape[1] != 2 {
+			return nil, bad("input POINTS must be FP32 [K, 2]")
+		}
+		k := int(pt.Shape[0])
+		if k > samMaxPoints {
+			return nil, bad("input POINTS holds %d points; at most %d", k, samMaxPoints)
+		}
+		lt := req.Input(tPointLabels)
+		if lt == nil {
+			return nil, bad("input POINT_LABELS is missing: POINTS needs one label per point")
+		}
+		ls, err := lt.Int32s()
+		if err != nil || len(lt.Shape) != 1 || len(ls) != k {
+			return nil, bad("input POINT_LABELS must be INT32 [%d], one per point", k)
+		}
+		for i := range k {
+			x, y := v[2*i], v[2*i+1]
+			if !finite(x) || !finite(y) {
+				return nil, bad("POINTS element %d is not a pair of numbers", i)
+			}
+			if ls[i] != 0 && ls[i] != 1 {
+				return nil, bad("POINT_LABELS element %d is %d; a label is 1 (object) or 0 (background)", i, ls[i])
+			}
+			coords = append(coords, x*sx, y*sy)
+			labels = append(labels, float32(ls[i]))
+		}
+	} else if req.Input(tPointLabels) != nil {
+		return nil, bad("input POINT_LABELS came without POINTS")
+	}
+	boxed := false
+	if bt := req.Input(tBox); bt != nil {
+		v, err := bt.Float32s()
+		if err != nil || len(v) != 4 || !finite(v[0]) || !finite(v[1]) || !finite(v[2]) || !finite(v[3]) {
+			return nil, bad("input BOX must be FP32 [4], x1 y1 x2 y2")
+		}
+		if !(v[0] < v[2] && v[1] < v[3]) {
+			return nil, bad("input BOX must have x1 < x2 and y1 < y2")
+		}
+		// SAM's box is two points after the clicks, labelled 2 and 3.
+		coords = append(coords, v[0]*sx, v[1]*sy, v[2]*sx, v[3]*sy)
+		labels = append(labels, 2, 3)
+		boxed = true
+	}
+	maskIn := make([]float32, samMaskSide*samMaskSide)
+	var hasMask float32
+	if mt := req.Input(tMaskInput); mt != nil {
+		if mt.Datatype != oip.BYTES || len(mt.Elems) != 1 {
+			return nil, bad("input MASK_INPUT must be BYTES [1], one COCO RLE JSON object")
+		}
+		var rle mask.RLE
+		if err := json.Unmarshal(mt.Elems[0], &rle); err != nil {
+			return nil, bad("MASK_INPUT is not a COCO RLE JSON object: %v", err)
+		}
+		if rle.Size != [2]int{h, w} {
+			return nil, bad("MASK_INPUT has size %v but the image is [%d, %d]", rle.Size, h, w)
+		}
+		bm, err := rle.Decode()
+		if err != nil {
+			return nil, bad("MASK_INPUT is not a valid mask: %v", err)
+		}
+		maskInputGrid(bm, nw, nh, maskIn)
+		hasMask = 1
+	}
+	if len(labels) == 0 {
+		// A warm-up (no clicks, no box, as the hub's client and the
+		// built-in model take it): the embedding is the per-image work,
+		// and the hub has it already.
+		return []oip.Tensor{oip.BytesTensor(tMasks), oip.FP32Tensor(tScores, []int64{0}, nil)}, nil
+	}
+	if !slices.Contains(labels, 1) && !boxed && hasMask == 0 {
+		return nil, bad("the prompt has no object point, box or instance: nothing says what to segment")
+	}
+	if !boxed {
+		// Without a box the export expects a padding point.
+		coords = append(coords, 0, 0)
+		labels = append(labels, -1)
+	}
+	n := int64(len(labels))
+	byName := map[string]oip.Tensor{
+		samEmbeddings:   {Name: samEmbeddings, Datatype: oip.FP32, Shape: s.embShape, Raw: et.Raw[4*samHeader:]},
+		samPointCoords:  oip.FP32Tensor(samPointCoords, []int64{1, n, 2}, coords),
+		samPointLabels:  oip.FP32Tensor(samPointLabels, []int64{1, n}, labels),
+		samMaskInput:    oip.FP32Tensor(samMaskInput, []int64{1, 1, samMaskSide, samMaskSide}, maskIn),
+		samHasMaskInput: oip.FP32Tensor(samHasMaskInput, []int64{1}, []float32{hasMask}),
+		samOrigImSize:   oip.FP32Tensor(samOrigImSize, []int64{2}, []float32{hf, wf}),
+	}
+	ins := make([]oip.Tensor, 0, len(byName))
+	for _, d := range s.dec.Inputs() {
+		ins = append(ins, byName[d.Name])
+	}
+	outs, err := s.dec.Run(ins)
+	if err != nil {
+		return nil, fmt.Errorf("the decoder failed: %w", err)
+	}
+	mt, it := outs[s.decMasks], outs[s.decIoU]
+	logits, err := mt.Float32s()
+	if err != nil || len(mt.Shape) != 4 || mt.Shape[0] != 1 || mt.Shape[2] != int64(h) || mt.Shape[3] != int64(w) {
+		return nil, fmt.Errorf("the decoder returned masks %s %s; it must be FP32 [1, M, %d, %d]", mt.Datatype, shapeString(mt.Shape), h, w)
+	}
+	m := int(mt.Shape[1])
+	ious, err := it.Float32s()
+	if err != nil || len(ious) != m {
+		return nil, fmt.Errorf("the decoder returned iou_predictions %s %s for %d masks", it.Datatype, shapeString(it.Shape), m)
+	}
+	elems := make([][]byte, m)
+	scores := make([]float32, m)
+	for i := range m {
+		bm := mask.NewBitmap(w, h)
+		for j, l := range logits[i*w*h : (i+1)*w*h] {
+			if l > 0 {
+				bm.Pix[j] = 1
+			}
+		}
+		if elems[i], err = json.Marshal(mask.Encode(bm)); err != nil {
+			return nil, err
+		}
+		// SAM's IoU head is a regression and may leave [0, 1] a little.
+		scores[i] = min(max(ious[i], 0), 1)
+		if !finite(ious[i]) {
+			scores[i] = 0
+		}
+	}
+	return []oip.Tensor{oip.BytesTensor(tMasks, elems...), oip.FP32Tensor(tScores, []int64{int64(m)}, scores)}, nil
+}
+
+// maskInputGrid writes the instance bm (at the image's size) as the
+// decoder's mask_input: a 256×256 grid over the padded 1024 frame, each cell
+// the logit of the instance's pixel under its centre (−samMaskLogit in the
+// padding).
+func maskInputGrid(bm *mask.Bitmap, nw, nh int, out []float32) {
+	const cell = samSide / samMaskSide
+	for i := range samMaskSide {
+		cy := i*cell + cell/2
+		for j := range samMaskSide {
+			cx := j*cell + cell/2
+			v := float32(-samMaskLogit)
+			if cx < nw && cy < nh {
+				x := min(cx*bm.W/nw, bm.W-1)
+				y := min(cy*bm.H/nh, bm.H-1)
+				if bm.Pix[y*bm.W+x] != 0 {
+					v = samMaskLogit
+				}
+			}
+			out[i*samMaskSide+j] = v
+		}
+	}
+}
+
+func finite(f float32) bool { return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) }
