@@ -145,7 +145,7 @@ test: chromium unzip ## vet, eslint, Node's tests, check generated code, run eve
 	wait $$ort || { cat "$$ortlog" >&2; echo "error installing ONNX Runtime (make onnxruntime)" >&2; exit 1; }; \
 	wait $$hlm || { cat "$$helmlog" >&2; echo "error building helm" >&2; exit 1; }; \
 	rm -f "$$vgwlog" "$$oplog" "$$ortlog" "$$helmlog"; \
-	$(GO) test -race -count=1 -timeout 12m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Native Go fuzz targets (package:function). Their seed corpora, and the
 # inputs they found (testdata/fuzz/<Func>/), run as ordinary tests in make test.
