@@ -56,11 +56,12 @@ func seedImages(tb testing.TB, pool *pgxpool.Pool, by uuid.UUID, n int) []labeli
 func imageLabels(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `
-		SELECT split_part(i.filename, '.', 1) || ' ' || l.external_id FROM image_labels il
-		JOIN images i ON i.id = il.image_id JOIN labels l ON l.id = il.label_id ORDER BY 1 COLLATE "C"`)
+		SELECT split_part(i.filename, '.', 1) || ' ' || l.external_id AS pair FROM image_labels il
+		JOIN images i ON i.id = il.image_id JOIN labels l ON l.id = il.label_id`)
 	require.NoError(t, err)
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
+	sort.Strings(out) // byte order, as Go sorts the expected pairs
 	return out
 }
 
