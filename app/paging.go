@@ -16,10 +16,12 @@ const (
 )
 
 // cursor is the position after the last row of a page in (created_at, id)
-// order. Clients see it as an opaque string.
+// order, or in (K, id) order for lists sorted by name (K the sort key).
+// Clients see it as an opaque string.
 type cursor struct {
 	T  time.Time `json:"t"`
 	ID uuid.UUID `json:"id"`
+	K  string    `json:"k,omitempty"`
 }
 
 func (k cursor) String() string {
