@@ -116,12 +116,20 @@ func (s *Staged) Apply(ctx context.Context, images []Image, addedBy uuid.UUID) (
 		if _, err := tx.Exec(ctx, `ANALYZE run_images`); err != nil {
 			return fmt.Errorf("error analysing run images: %w", err)
 		}
+		// Sorted by the primary key, the inserts walk image_labels' index
+		// and the images' foreign-key lookups in order rather than at
+		// random; the sort of a million rows wants more than the default
+		// work_mem to stay off disk.
+		if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '128MB'`); err != nil {
+			return fmt.Errorf("error setting work_mem: %w", err)
+		}
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO image_labels (image_id, label_id, added_by)
 			SELECT DISTINCT r.image_id, l.id, $1::uuid
 			FROM run_images r
 			JOIN staged_image_labels s ON s.image_key = r.image_key
 			JOIN labels l ON l.external_id = s.mid
+			ORDER BY r.image_id, l.id
 			ON CONFLICT (image_id, label_id) DO NOTHING`, addedBy)
 		if err != nil {
 			return fmt.Errorf("error adding image labels: %w", err)
