@@ -4,10 +4,14 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/deepimageshub/imagehub/queries"
 )
 
 // pageAll walks a list with ?limit=per and returns field of every item,
@@ -17,7 +21,11 @@ func pageAll(t *testing.T, c *client, path string, per int, field string) []stri
 	var seen []string
 	next := ""
 	for range 100 {
-		p := path + "?limit=" + strconv.Itoa(per)
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		p := path + sep + "limit=" + strconv.Itoa(per)
 		if next != "" {
 			p += "&cursor=" + next
 		}
@@ -38,9 +46,9 @@ func pageAll(t *testing.T, c *client, path string, per int, field string) []stri
 	return nil
 }
 
-// Labels and datasets page like images: limit 1–500 (400 naming limit
+// Labels, datasets and campaigns page like images: limit 1–500 (400 naming limit
 // beyond), default 50, keyset cursors that visit each item once in order.
-func TestLabelAndDatasetListPaging(t *testing.T) {
+func TestListPagingLabelsDatasetsCampaigns(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	admin := tb.client(t)
@@ -63,7 +71,29 @@ func TestLabelAndDatasetListPaging(t *testing.T) {
 	}
 	require.Equal(t, []string{"Alpha", "beta", "Delta", "epsilon", "gamma"}, pageAll(t, admin, "/api/v1/datasets", 2, "name"))
 
-	for _, path := range []string{"/api/v1/labels", "/api/v1/datasets"} {
+	// Campaigns: open ones first by priority and closing date, then closed
+	// ones newest first, the order of the unpaged list the pages show.
+	for i, p := range []int{0, 2, 0, 1, 2, 0} {
+		res := admin.json(http.MethodPost, "/api/v1/campaigns", map[string]any{
+			"title": "c" + strconv.Itoa(i), "labels": []string{"cat"}, "target_count": 10, "priority": p,
+			"closes_at": time.Now().Add(time.Duration(24*(1+i%3)) * time.Hour).UTC().Format(time.RFC3339),
+		})
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
+	}
+	_, err = tb.pool.Exec(ctx, `UPDATE campaigns SET closes_at = now() - interval '1 hour' WHERE title IN ('c1', 'c3')`)
+	require.NoError(t, err)
+	all, err := queries.New().CampaignList(ctx, tb.pool, false)
+	require.NoError(t, err)
+	var wantCamps []string
+	for _, c := range all {
+		wantCamps = append(wantCamps, c.Title)
+	}
+	require.Len(t, wantCamps, 6)
+	require.ElementsMatch(t, []string{"c1", "c3"}, wantCamps[4:], "closed ones last")
+	require.Equal(t, wantCamps, pageAll(t, admin, "/api/v1/campaigns", 2, "title"))
+	require.Equal(t, wantCamps[:4], pageAll(t, admin, "/api/v1/campaigns?open=true", 3, "title"))
+
+	for _, path := range []string{"/api/v1/labels", "/api/v1/datasets", "/api/v1/campaigns"} {
 		for _, q := range []string{"?limit=501", "?limit=0", "?limit=x"} {
 			res := admin.get(path + q)
 			require.Equal(t, http.StatusBadRequest, res.StatusCode, path+q)
