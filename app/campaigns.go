@@ -116,14 +116,21 @@ func (s *Server) campaigns(ctx context.Context, openOnly bool) ([]campaignJSON, 
 	if err != nil {
 		return nil, fmt.Errorf("error listing campaigns: %w", err)
 	}
-	out := make([]campaignJSON, len(rows))
+	return s.campaignItems(ctx, len(rows), func(i int) queries.CampaignListRow { return rows[i] })
+}
+
+// campaignItems renders n campaign rows with their progress.
+func (s *Server) campaignItems(ctx context.Context, n int, row func(int) queries.CampaignListRow) ([]campaignJSON, error) {
+	out := make([]campaignJSON, n)
 	now := time.Now()
-	for i, r := range rows {
+	for i := range n {
+		r := row(i)
 		out[i] = campaignJSON{
 			ID: r.ID.String(), Title: r.Title, Description: r.Description, Labels: r.LabelNames,
 			TargetCount: r.TargetCount, ImageCount: r.ImageCount, Priority: r.Priority,
 			ClosesAt: r.ClosesAt.UTC(), Open: r.ClosesAt.After(now), CreatedAt: r.CreatedAt.UTC(),
 		}
+		var err error
 		if out[i].Progress, err = s.campaignProgress(ctx, r.ID); err != nil {
 			return nil, err
 		}
@@ -131,13 +138,32 @@ func (s *Server) campaigns(ctx context.Context, openOnly bool) ([]campaignJSON, 
 	return out, nil
 }
 
-// apiCampaignList: GET /api/v1/campaigns (?open=true for open ones only).
+// apiCampaignList: GET /api/v1/campaigns (?open=true for open ones only),
+// open ones first, a page at a time.
 func (s *Server) apiCampaignList(c *fiber.Ctx) error {
-	items, err := s.campaigns(c.UserContext(), c.Query("open") == "true")
+	limit, after, err := pageParams(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"items": items, "next_cursor": nil})
+	ctx := c.UserContext()
+	p := queries.CampaignPageParams{OpenOnly: c.Query("open") == "true", Lim: int32(limit + 1)}
+	if after != nil {
+		p.AfterID, p.AfterClosed, p.AfterPriority, p.AfterClosesAt, p.AfterCreatedAt = &after.ID, after.Closed, after.P, after.U, after.T
+	}
+	rows, err := s.q.CampaignPage(ctx, s.pool, p)
+	if err != nil {
+		return fmt.Errorf("error listing campaigns: %w", err)
+	}
+	items, err := s.campaignItems(ctx, min(len(rows), limit), func(i int) queries.CampaignListRow { return queries.CampaignListRow(rows[i]) })
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(rows) > limit {
+		last := items[limit-1]
+		next = cursor{T: rows[limit-1].CreatedAt, ID: rows[limit-1].ID, P: last.Priority, Closed: !last.Open, U: rows[limit-1].ClosesAt}.String()
+	}
+	return c.JSON(fiber.Map{"items": items, "next_cursor": nullIfEmpty(next)})
 }
 
 // apiCampaignCreate: POST /api/v1/campaigns (admin) → 201 {campaign}.

@@ -217,11 +217,26 @@ func (s *Server) publishVersion(ctx context.Context, datasetID uuid.UUID, by uui
 	return v, v.JobID, nil
 }
 
-// apiDatasetList: GET /api/v1/datasets (premium).
+// apiDatasetList: GET /api/v1/datasets (premium), by name, a page at a time.
 func (s *Server) apiDatasetList(c *fiber.Ctx) error {
-	rows, err := s.q.DatasetList(c.UserContext(), s.pool)
+	limit, after, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	p := queries.DatasetPageParams{Lim: int32(limit + 1)}
+	if after != nil {
+		p.AfterName, p.AfterID = &after.K, after.ID
+	}
+	rows, err := s.q.DatasetPage(c.UserContext(), s.pool, p)
 	if err != nil {
 		return fmt.Errorf("error listing datasets: %w", err)
+	}
+	next := ""
+	if len(rows) > limit {
+		rows = rows[:limit]
+		// The database's lower(), which the order uses, not Go's.
+		last := rows[limit-1]
+		next = cursor{K: last.SortName, ID: last.Dataset.ID}.String()
 	}
 	items := make([]datasetJSON, 0, len(rows))
 	for _, r := range rows {
@@ -231,7 +246,7 @@ func (s *Server) apiDatasetList(c *fiber.Ctx) error {
 		}
 		items = append(items, j)
 	}
-	return c.JSON(fiber.Map{"items": items, "next_cursor": nil})
+	return c.JSON(fiber.Map{"items": items, "next_cursor": nullIfEmpty(next)})
 }
 
 // apiDatasetCreate: POST /api/v1/datasets (admin) → 201 {dataset}.

@@ -28,17 +28,31 @@ func toLabelJSON(l queries.Label) labelJSON {
 	return labelJSON{ID: l.ID.String(), Name: l.Name, DisplayName: l.DisplayName, ExternalID: l.ExternalID}
 }
 
-// apiLabelList: GET /api/v1/labels → the whole taxonomy (it is small; no paging).
+// apiLabelList: GET /api/v1/labels → the taxonomy in name order, a page at
+// a time (an Open Images taxonomy is 20,000 labels).
 func (s *Server) apiLabelList(c *fiber.Ctx) error {
-	labels, err := s.q.LabelList(c.UserContext(), s.pool)
+	limit, after, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	p := queries.LabelPageParams{Lim: int32(limit + 1)}
+	if after != nil {
+		p.AfterName = after.K
+	}
+	labels, err := s.q.LabelPage(c.UserContext(), s.pool, p)
 	if err != nil {
 		return fmt.Errorf("error listing labels: %w", err)
+	}
+	next := ""
+	if len(labels) > limit {
+		labels = labels[:limit]
+		next = cursor{K: labels[limit-1].Name, ID: labels[limit-1].ID}.String()
 	}
 	items := make([]labelJSON, len(labels))
 	for i, l := range labels {
 		items[i] = toLabelJSON(l)
 	}
-	return c.JSON(fiber.Map{"items": items, "next_cursor": nil})
+	return c.JSON(fiber.Map{"items": items, "next_cursor": nullIfEmpty(next)})
 }
 
 // labelInput is the label form and API body.

@@ -95,7 +95,7 @@ func TestLabels(t *testing.T) {
 	admin.signup("ada@example.com", "Ada")
 	c, _ := tb.userWithRole(t, "c@example.com", "contributor")
 
-	items := c.get("/api/v1/labels").json(t)["items"].([]any)
+	items := c.get("/api/v1/labels?limit=500").json(t)["items"].([]any) // pages of 50 by default
 	require.Len(t, items, 81, "seeded with the 80 COCO categories and \"object\", for what a model cannot name")
 
 	res := admin.json(http.MethodPost, "/api/v1/labels", map[string]string{"name": "Red Panda", "display_name": "Red panda", "external_id": "/m/0p9z"})

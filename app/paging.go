@@ -16,10 +16,17 @@ const (
 )
 
 // cursor is the position after the last row of a page in (created_at, id)
-// order. Clients see it as an opaque string.
+// order, or in (K, id) order for lists sorted by name (K the sort key), or
+// in the campaigns' order.
+// Clients see it as an opaque string.
 type cursor struct {
 	T  time.Time `json:"t"`
 	ID uuid.UUID `json:"id"`
+	K  string    `json:"k,omitempty"`
+	// Campaigns sort on more: priority, whether closed, closes_at.
+	P      int32     `json:"p,omitempty"`
+	Closed bool      `json:"c,omitempty"`
+	U      time.Time `json:"u,omitzero"`
 }
 
 func (k cursor) String() string {

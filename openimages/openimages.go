@@ -70,8 +70,37 @@ type ImageLabel struct {
 // ReadImageLabels reads an image-level labels CSV
 // (ImageID,Source,LabelName,Confidence) and returns, for each image, the MIDs
 // it is labelled with. Rows with Confidence 0 say the class was verified
-// absent: they are not labels and are skipped.
+// absent: they are not labels and are skipped. It holds the whole file in
+// memory; bulk import streams it with ImageLabelReader instead.
 func ReadImageLabels(r io.Reader) (map[string][]string, error) {
+	lr, err := NewImageLabelReader(r)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for {
+		id, mid, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = append(out[id], mid)
+	}
+}
+
+// ImageLabelReader reads an image-level labels CSV one row at a time, so a
+// file of millions of rows is never held in memory.
+type ImageLabelReader struct {
+	cr                  *csv.Reader
+	line                int
+	idCol, midCol, conf int
+}
+
+// NewImageLabelReader reads the header row and finds the ImageID, LabelName
+// and Confidence columns (in any order, Source and others ignored).
+func NewImageLabelReader(r io.Reader) (*ImageLabelReader, error) {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -87,31 +116,38 @@ func ReadImageLabels(r io.Reader) (map[string][]string, error) {
 			return nil, fmt.Errorf("image labels: no %s column in header %v", need, header)
 		}
 	}
-	out := map[string][]string{}
-	for line := 2; ; line++ {
-		rec, err := cr.Read()
+	return &ImageLabelReader{cr: cr, line: 1, idCol: col["ImageID"], midCol: col["LabelName"], conf: col["Confidence"]}, nil
+}
+
+// Next returns the next label row's image id and MID, skipping rows with
+// Confidence 0 (the class verified absent: not a label). At the end of the
+// file it returns io.EOF; a bad row is an error naming its line.
+func (lr *ImageLabelReader) Next() (imageID, mid string, err error) {
+	for {
+		lr.line++
+		rec, err := lr.cr.Read()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return "", "", io.EOF
 		}
 		if err != nil {
-			return nil, fmt.Errorf("image labels line %d: %w", line, err)
+			return "", "", fmt.Errorf("image labels line %d: %w", lr.line, err)
 		}
-		conf, err := strconv.ParseFloat(strings.TrimSpace(rec[col["Confidence"]]), 64)
+		conf, err := strconv.ParseFloat(strings.TrimSpace(rec[lr.conf]), 64)
 		// ParseFloat reads "NaN" and "Inf" too; neither is a confidence.
 		if err != nil || math.IsNaN(conf) || math.IsInf(conf, 0) {
-			return nil, fmt.Errorf("image labels line %d: confidence %q is not a number", line, rec[col["Confidence"]])
+			return "", "", fmt.Errorf("image labels line %d: confidence %q is not a number", lr.line, rec[lr.conf])
 		}
 		if conf <= 0 {
 			continue
 		}
-		id, mid := strings.TrimSpace(rec[col["ImageID"]]), strings.TrimSpace(rec[col["LabelName"]])
+		id, mid := strings.TrimSpace(rec[lr.idCol]), strings.TrimSpace(rec[lr.midCol])
 		if id == "" || mid == "" {
-			return nil, fmt.Errorf("image labels line %d: empty ImageID or LabelName", line)
+			return "", "", fmt.Errorf("image labels line %d: empty ImageID or LabelName", lr.line)
 		}
 		if err := printable(id, mid); err != nil {
-			return nil, fmt.Errorf("image labels line %d: %w", line, err)
+			return "", "", fmt.Errorf("image labels line %d: %w", lr.line, err)
 		}
-		out[id] = append(out[id], mid)
+		return id, mid, nil
 	}
 }
 

@@ -143,3 +143,90 @@ func (q *Queries) CampaignList(ctx context.Context, db DBTX, openOnly bool) ([]C
 	}
 	return items, nil
 }
+
+const campaignPage = `-- name: CampaignPage :many
+SELECT c.id, c.title, c.description, c.target_count, c.priority, c.closes_at, c.created_by, c.created_at,
+       (SELECT count(DISTINCT u.image_id) FROM image_uploads u
+         JOIN images i ON i.id = u.image_id
+        WHERE u.campaign_id = c.id AND i.status NOT IN ('rejected', 'failed'))::bigint AS image_count,
+       coalesce((SELECT array_agg(l.name ORDER BY l.name) FROM campaign_labels cl JOIN labels l ON l.id = cl.label_id
+                  WHERE cl.campaign_id = c.id), '{}')::text[] AS label_names
+FROM campaigns c
+WHERE (NOT $1::boolean OR c.closes_at > now())
+  AND ($2::uuid IS NULL OR
+       (c.closes_at <= now(), -c.priority, CASE WHEN c.closes_at > now() THEN c.closes_at ELSE 'infinity' END,
+        -extract(epoch FROM c.created_at), c.id)
+       > ($3::boolean, -($4::int),
+          CASE WHEN $3::boolean THEN 'infinity' ELSE $5::timestamptz END,
+          -extract(epoch FROM $6::timestamptz), $2::uuid))
+ORDER BY c.closes_at <= now(), c.priority DESC,
+         CASE WHEN c.closes_at > now() THEN c.closes_at ELSE 'infinity' END,
+         c.created_at DESC, c.id
+LIMIT $7
+`
+
+type CampaignPageParams struct {
+	OpenOnly       bool
+	AfterID        *uuid.UUID
+	AfterClosed    bool
+	AfterPriority  int32
+	AfterClosesAt  time.Time
+	AfterCreatedAt time.Time
+	Lim            int32
+}
+
+type CampaignPageRow struct {
+	ID          uuid.UUID
+	Title       string
+	Description string
+	TargetCount int32
+	Priority    int32
+	ClosesAt    time.Time
+	CreatedBy   uuid.UUID
+	CreatedAt   time.Time
+	ImageCount  int64
+	LabelNames  []string
+}
+
+// One page of CampaignList's order, after the cursor's campaign: the order
+// written as one ascending key (closed, -priority, closes_at of an open one
+// else infinity, -created_at, id) so that a row comparison can resume it.
+// after_closed is whether that campaign was closed when its page was made.
+func (q *Queries) CampaignPage(ctx context.Context, db DBTX, arg CampaignPageParams) ([]CampaignPageRow, error) {
+	rows, err := db.Query(ctx, campaignPage,
+		arg.OpenOnly,
+		arg.AfterID,
+		arg.AfterClosed,
+		arg.AfterPriority,
+		arg.AfterClosesAt,
+		arg.AfterCreatedAt,
+		arg.Lim,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CampaignPageRow
+	for rows.Next() {
+		var i CampaignPageRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Title,
+			&i.Description,
+			&i.TargetCount,
+			&i.Priority,
+			&i.ClosesAt,
+			&i.CreatedBy,
+			&i.CreatedAt,
+			&i.ImageCount,
+			&i.LabelNames,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -321,3 +321,15 @@ WHERE id = @id;
 -- name: ExportFail :exec
 UPDATE dataset_exports SET state = 'failed', error = @error, finished_at = now()
 WHERE id = @id AND state IN ('queued', 'running');
+
+-- name: DatasetPage :many
+-- One page of DatasetList, after (lower(name), id) of the page before.
+SELECT sqlc.embed(d),
+    coalesce((SELECT max(v.number) FROM dataset_versions v
+              WHERE v.dataset_id = d.id AND v.state = 'published'), 0)::int AS latest_version,
+    (SELECT count(*) FROM dataset_versions v WHERE v.dataset_id = d.id)::int AS versions,
+    lower(d.name)::text AS sort_name
+FROM datasets d
+WHERE sqlc.narg(after_name)::text IS NULL OR (lower(d.name), d.id) > (sqlc.narg(after_name)::text, @after_id::uuid)
+ORDER BY lower(d.name), d.id
+LIMIT @lim;

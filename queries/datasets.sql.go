@@ -224,6 +224,71 @@ func (q *Queries) DatasetList(ctx context.Context, db DBTX) ([]DatasetListRow, e
 	return items, nil
 }
 
+const datasetPage = `-- name: DatasetPage :many
+SELECT d.id, d.name, d.description, d.label_ids, d.campaign_ids, d.min_sharpness, d.min_short_side, d.since, d.until, d.train_ppm, d.val_ppm, d.test_ppm, d.seed, d.created_by, d.created_at,
+    coalesce((SELECT max(v.number) FROM dataset_versions v
+              WHERE v.dataset_id = d.id AND v.state = 'published'), 0)::int AS latest_version,
+    (SELECT count(*) FROM dataset_versions v WHERE v.dataset_id = d.id)::int AS versions,
+    lower(d.name)::text AS sort_name
+FROM datasets d
+WHERE $1::text IS NULL OR (lower(d.name), d.id) > ($1::text, $2::uuid)
+ORDER BY lower(d.name), d.id
+LIMIT $3
+`
+
+type DatasetPageParams struct {
+	AfterName *string
+	AfterID   uuid.UUID
+	Lim       int32
+}
+
+type DatasetPageRow struct {
+	Dataset       Dataset
+	LatestVersion int32
+	Versions      int32
+	SortName      string
+}
+
+// One page of DatasetList, after (lower(name), id) of the page before.
+func (q *Queries) DatasetPage(ctx context.Context, db DBTX, arg DatasetPageParams) ([]DatasetPageRow, error) {
+	rows, err := db.Query(ctx, datasetPage, arg.AfterName, arg.AfterID, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DatasetPageRow
+	for rows.Next() {
+		var i DatasetPageRow
+		if err := rows.Scan(
+			&i.Dataset.ID,
+			&i.Dataset.Name,
+			&i.Dataset.Description,
+			&i.Dataset.LabelIds,
+			&i.Dataset.CampaignIds,
+			&i.Dataset.MinSharpness,
+			&i.Dataset.MinShortSide,
+			&i.Dataset.Since,
+			&i.Dataset.Until,
+			&i.Dataset.TrainPpm,
+			&i.Dataset.ValPpm,
+			&i.Dataset.TestPpm,
+			&i.Dataset.Seed,
+			&i.Dataset.CreatedBy,
+			&i.Dataset.CreatedAt,
+			&i.LatestVersion,
+			&i.Versions,
+			&i.SortName,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const exportBegin = `-- name: ExportBegin :one
 UPDATE dataset_exports SET state = 'running', progress = 0
 WHERE id = $1 AND state IN ('queued', 'running')

@@ -27,3 +27,8 @@ RETURNING *;
 
 -- name: LabelGetByExternalID :one
 SELECT * FROM labels WHERE external_id = @external_id;
+
+-- name: LabelPage :many
+-- One page of the taxonomy in name order, after the name of the last label
+-- of the page before (names are unique; '' sorts before every valid name).
+SELECT * FROM labels WHERE name > @after_name::text ORDER BY name LIMIT @lim;

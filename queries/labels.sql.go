@@ -130,6 +130,43 @@ func (q *Queries) LabelList(ctx context.Context, db DBTX) ([]Label, error) {
 	return items, nil
 }
 
+const labelPage = `-- name: LabelPage :many
+SELECT id, name, display_name, external_id, created_at FROM labels WHERE name > $1::text ORDER BY name LIMIT $2
+`
+
+type LabelPageParams struct {
+	AfterName string
+	Lim       int32
+}
+
+// One page of the taxonomy in name order, after the name of the last label
+// of the page before (names are unique; ” sorts before every valid name).
+func (q *Queries) LabelPage(ctx context.Context, db DBTX, arg LabelPageParams) ([]Label, error) {
+	rows, err := db.Query(ctx, labelPage, arg.AfterName, arg.Lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Label
+	for rows.Next() {
+		var i Label
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.DisplayName,
+			&i.ExternalID,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const labelUpdate = `-- name: LabelUpdate :one
 UPDATE labels SET display_name = $1, external_id = $2
 WHERE id = $3 RETURNING id, name, display_name, external_id, created_at

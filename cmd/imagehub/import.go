@@ -26,6 +26,7 @@ import (
 	"github.com/deepimageshub/imagehub/importer"
 	"github.com/deepimageshub/imagehub/intake"
 	"github.com/deepimageshub/imagehub/jobs"
+	"github.com/deepimageshub/imagehub/labelimport"
 	"github.com/deepimageshub/imagehub/openimages"
 	"github.com/deepimageshub/imagehub/queries"
 )
@@ -135,11 +136,14 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return explain(err)
 	}
-	perImage := map[string][]queries.Label{}
+	// The labels CSV is staged before any image is taken in, so that a bad
+	// row stops the run with nothing imported, as a read into memory did.
+	var staged *labelimport.Staged
 	if *labelsCSV != "" {
-		if perImage, err = imageLabels(ctx, e, *labelsCSV, stderr); err != nil {
+		if staged, err = stageLabels(ctx, e, *labelsCSV, stderr); err != nil {
 			return err
 		}
+		defer staged.Close()
 	}
 
 	var paths []string
@@ -170,6 +174,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	var created, skipped atomic.Int64
 	var mu sync.Mutex
 	var refused []string
+	var taken []labelimport.Image // images of this run, created or already stored, for the staged labels
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(*workers, 1))
@@ -181,8 +186,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 			if err != nil {
 				return err
 			}
-			labels := append(append([]queries.Label(nil), common...), perImage[strings.TrimSuffix(name, filepath.Ext(name))]...)
-			out, err := in.Add(gctx, uploader.ID, f, labels, campaignID)
+			out, err := in.Add(gctx, uploader.ID, f, common, campaignID)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p, err)
 			}
@@ -195,14 +199,33 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 				mu.Lock()
 				refused = append(refused, p+": "+out.Refusal.Message)
 				mu.Unlock()
+				return nil
+			}
+			if staged != nil {
+				mu.Lock()
+				taken = append(taken, labelimport.Image{ID: out.Image.ID, Key: strings.TrimSuffix(name, filepath.Ext(name))})
+				mu.Unlock()
 			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	_ = bar.Finish()
+	if staged != nil {
+		// Applied also when the run stopped early, for the images it did
+		// take in (an image and its labels used to commit together); a
+		// second run adds whatever is still missing.
+		added, applyErr := staged.Apply(ctx, taken, uploader.ID)
+		if applyErr != nil {
+			return errors.Join(err, applyErr)
+		}
+		if err == nil {
+			fmt.Fprintf(stderr, "image labels: %d added\n", added)
+		}
+	}
+	if err != nil {
 		return err
 	}
-	_ = bar.Finish()
 	sort.Strings(refused)
 	for _, r := range refused {
 		fmt.Fprintln(stderr, "refused", r)
@@ -213,44 +236,23 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-// imageLabels reads an image-level labels CSV and maps each image id to the
-// taxonomy's labels by their external id (MID). MIDs the taxonomy lacks are
-// counted and reported, not fatal: pass --classes-csv to add them.
-func imageLabels(ctx context.Context, e *env, path string, stderr io.Writer) (map[string][]queries.Label, error) {
+// stageLabels streams an image-level labels CSV into a staging table.
+// MIDs the taxonomy lacks are counted and reported, not fatal: pass
+// --classes-csv to add them.
+func stageLabels(ctx context.Context, e *env, path string, stderr io.Writer) (*labelimport.Staged, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	mids, err := openimages.ReadImageLabels(f)
+	staged, err := labelimport.Stage(ctx, e.pool, f)
 	if err != nil {
 		return nil, err
 	}
-	all, err := queries.New().LabelList(ctx, e.pool)
-	if err != nil {
-		return nil, fmt.Errorf("error listing labels: %w", err)
+	if staged.UnknownMIDs > 0 {
+		fmt.Fprintf(stderr, "note: %d label ids are not in the taxonomy and were skipped (import them with --classes-csv)\n", staged.UnknownMIDs)
 	}
-	byMID := map[string]queries.Label{}
-	for _, l := range all {
-		if l.ExternalID != nil {
-			byMID[*l.ExternalID] = l
-		}
-	}
-	out := map[string][]queries.Label{}
-	unknown := map[string]bool{}
-	for img, ms := range mids {
-		for _, m := range ms {
-			if l, ok := byMID[m]; ok {
-				out[img] = append(out[img], l)
-			} else {
-				unknown[m] = true
-			}
-		}
-	}
-	if len(unknown) > 0 {
-		fmt.Fprintf(stderr, "note: %d label ids are not in the taxonomy and were skipped (import them with --classes-csv)\n", len(unknown))
-	}
-	return out, nil
+	return staged, nil
 }
 
 // importAnnotations runs imagehub import --coco or --oi-masks: the

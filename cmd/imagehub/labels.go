@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/deepimageshub/imagehub/labelimport"
 	"github.com/deepimageshub/imagehub/openimages"
-	"github.com/deepimageshub/imagehub/queries"
 )
 
 // labelsCmd: imagehub labels import FILE — add or update labels from an Open
@@ -43,36 +40,7 @@ func labelsCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return nil
 }
 
-func importClasses(ctx context.Context, e *env, classes []openimages.Class) (added, updated int, err error) {
-	q := queries.New()
-	err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
-		for _, c := range classes {
-			mid := c.MID
-			existing, err := q.LabelGetByExternalID(ctx, tx, &mid)
-			switch {
-			case err == nil:
-				if _, err := q.LabelUpdate(ctx, tx, queries.LabelUpdateParams{ID: existing.ID, DisplayName: c.DisplayName, ExternalID: &mid}); err != nil {
-					return fmt.Errorf("error updating %s: %w", c.MID, err)
-				}
-				updated++
-				continue
-			case !errors.Is(err, pgx.ErrNoRows):
-				return fmt.Errorf("error reading label %s: %w", c.MID, err)
-			}
-			before, err := q.LabelGetByNames(ctx, tx, []string{c.Name()})
-			if err != nil {
-				return fmt.Errorf("error reading label %q: %w", c.Name(), err)
-			}
-			if _, err := q.LabelUpsert(ctx, tx, queries.LabelUpsertParams{Name: c.Name(), DisplayName: c.DisplayName, ExternalID: &mid}); err != nil {
-				return fmt.Errorf("error importing %s (%s): %w", c.MID, c.DisplayName, err)
-			}
-			if len(before) > 0 {
-				updated++
-			} else {
-				added++
-			}
-		}
-		return nil
-	})
-	return added, updated, err
+// importClasses adds or updates the classes' labels in one batch.
+func importClasses(ctx context.Context, e *env, classes []openimages.Class) (added, updated int64, err error) {
+	return labelimport.Classes(ctx, e.pool, classes)
 }

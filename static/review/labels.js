@@ -11,12 +11,21 @@ export function loadLabels() {
   for (const o of $("review-label").options) {
     if (o.value) addLabel({ name: o.value, display_name: o.textContent });
   }
-  api("GET", "/api/v1/labels").then((res) => {
-    if (res.status !== 200 || !res.body || !res.body.items) return;
-    labels.length = 0;
-    labelByName.clear();
-    res.body.items.forEach(addLabel);
-  }, () => { /* the page's list will do */ });
+  // The API pages the taxonomy (an Open Images one is 20,000 labels):
+  // follow the cursors, and replace the page's list only once all is in.
+  const fresh = [];
+  const page = (cursor) => {
+    const q = "?limit=500" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+    return api("GET", "/api/v1/labels" + q).then((res) => {
+      if (res.status !== 200 || !res.body || !res.body.items) return;
+      fresh.push(...res.body.items);
+      if (res.body.next_cursor) return page(res.body.next_cursor);
+      labels.length = 0;
+      labelByName.clear();
+      fresh.forEach(addLabel);
+    });
+  };
+  page("").catch(() => { /* the page's list will do */ });
 }
 
 function addLabel(l) {
