@@ -65,7 +65,7 @@ func BenchmarkNearDuplicateLookup(b *testing.B) {
 				h ^= 1 << bit
 			}
 		}
-		id, err := w.nearDuplicate(ctx, uuid.New(), h)
+		id, err := w.nearDuplicate(ctx, uuid.New(), h, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
