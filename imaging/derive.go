@@ -4,9 +4,9 @@ import "image"
 
 // Derived is what ingest computes from an image besides its canonical bytes.
 type Derived struct {
-	Grid    []byte // JPEG, longest side GridSize
-	Review  []byte // JPEG, longest side ReviewSize; nil when the canonical file is a JPEG no larger, which then serves as it is
-	PHash   uint64
+	Grid   []byte // JPEG, longest side GridSize
+	Review []byte // JPEG, longest side ReviewSize; nil when the canonical file is a JPEG no larger, which then serves as it is
+	PHash  uint64
 	// Windows are the hashes of parts of the picture (WindowHashes), so
 	// that crops of it are found too.
 	Windows []uint64
