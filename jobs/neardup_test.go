@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dbtest"
 	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
@@ -192,4 +195,62 @@ func TestNearDuplicatesSurviveCrops(t *testing.T) {
 	require.GreaterOrEqual(t, s.cropRecall(), 0.95, "crops found among their originals")
 	require.GreaterOrEqual(t, s.reverseRecall(), 0.95, "originals found among their crops")
 	require.GreaterOrEqual(t, s.recall(), 0.95)
+}
+
+// TestBackfillWindowHashes: an image ingested before window hashes existed
+// gets them from its grid thumbnail, and from then on its crops are found;
+// an image whose thumbnail is gone is skipped, and a second run has
+// nothing to do.
+func TestBackfillWindowHashes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.NewPool(t)
+	store, err := blob.NewFS(t.TempDir())
+	require.NoError(t, err)
+	var owner uuid.UUID
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO users (email, name, password_hash)
+		VALUES ('old@example.com', 'Old', 'x') RETURNING id`).Scan(&owner))
+	old := func(photo *image.RGBA, withThumb bool) uuid.UUID {
+		d, err := imaging.Derive(&imaging.Result{Image: photo, Format: "png"})
+		require.NoError(t, err)
+		sha := make([]byte, 32)
+		_, _ = rand.Read(sha)
+		b := imaging.Bands(d.PHash)
+		var id uuid.UUID
+		require.NoError(t, pool.QueryRow(ctx, `
+			INSERT INTO images (upload_sha256, sha256, owner_id, filename, content_type, byte_size, width, height, status,
+			                    phash, phash_b0, phash_b1, phash_b2, phash_b3)
+			VALUES ($1, $1, $2, 'x.jpg', 'image/jpeg', 1, 1, 1, 'awaiting_review', $3, $4, $5, $6, $7) RETURNING id`,
+			sha, owner, int64(d.PHash), int32(b[0]), int32(b[1]), int32(b[2]), int32(b[3])).Scan(&id))
+		if withThumb {
+			require.NoError(t, store.Put(ctx, blob.ThumbKey(blob.ThumbGrid, sha), bytes.NewReader(d.Grid), int64(len(d.Grid)), "image/jpeg"))
+		}
+		return id
+	}
+	photo := imagingtest.Photo(800, 600, 4242)
+	kept := old(photo, true)
+	lost := old(imagingtest.Photo(800, 600, 4343), false)
+	count := func(id uuid.UUID) (n int) {
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM image_window_hashes WHERE image_id = $1", id).Scan(&n))
+		return n
+	}
+
+	ingest := &IngestWorker{pool: pool, q: queries.New(), logger: slog.New(slog.NewTextHandler(io.Discard, nil)), nearDist: 6}
+	crop := hashesOf(t, photo.SubImage(image.Rect(0, 0, 640, 480)))
+	got, err := ingest.nearDuplicate(ctx, uuid.New(), crop.whole, crop.windows)
+	require.NoError(t, err)
+	require.Nil(t, got, "without window hashes a crop is not found")
+
+	w := &BackfillWindowHashesWorker{pool: pool, q: queries.New(), blobs: store, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	require.NoError(t, w.Work(ctx, &river.Job[BackfillWindowHashesArgs]{}))
+	require.Equal(t, len(imaging.Windows), count(kept))
+	require.Zero(t, count(lost), "no thumbnail, nothing to hash")
+
+	got, err = ingest.nearDuplicate(ctx, uuid.New(), crop.whole, crop.windows)
+	require.NoError(t, err)
+	require.NotNil(t, got, "the crop is found once the original has window hashes")
+	require.Equal(t, kept, *got)
+
+	require.NoError(t, w.Work(ctx, &river.Job[BackfillWindowHashesArgs]{}))
+	require.Equal(t, len(imaging.Windows), count(kept), "a second run adds nothing")
 }

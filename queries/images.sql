@@ -107,6 +107,15 @@ WHERE c.distance <= @max_distance::int
 ORDER BY c.distance, c.created_at
 LIMIT 10;
 
+-- name: ImageListMissingWindowHashes :many
+-- Images ingested before window hashes were (migration 00019) that have a
+-- grid thumbnail to compute them from, in id order after after_id.
+SELECT i.id, i.sha256 FROM images i
+WHERE i.id > @after_id AND i.phash IS NOT NULL AND i.sha256 IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM image_window_hashes w WHERE w.image_id = i.id)
+ORDER BY i.id
+LIMIT @max_rows;
+
 -- name: ImageListByUploader :many
 -- A contributor's own uploads, newest first, keyset paged.
 SELECT sqlc.embed(i), u.created_at AS uploaded_at, u.filename AS upload_filename, u.campaign_id AS upload_campaign_id

@@ -497,6 +497,46 @@ func (q *Queries) ImageListByUploader(ctx context.Context, db DBTX, arg ImageLis
 	return items, nil
 }
 
+const imageListMissingWindowHashes = `-- name: ImageListMissingWindowHashes :many
+SELECT i.id, i.sha256 FROM images i
+WHERE i.id > $1 AND i.phash IS NOT NULL AND i.sha256 IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM image_window_hashes w WHERE w.image_id = i.id)
+ORDER BY i.id
+LIMIT $2
+`
+
+type ImageListMissingWindowHashesParams struct {
+	AfterID uuid.UUID
+	MaxRows int32
+}
+
+type ImageListMissingWindowHashesRow struct {
+	ID     uuid.UUID
+	Sha256 []byte
+}
+
+// Images ingested before window hashes were (migration 00019) that have a
+// grid thumbnail to compute them from, in id order after after_id.
+func (q *Queries) ImageListMissingWindowHashes(ctx context.Context, db DBTX, arg ImageListMissingWindowHashesParams) ([]ImageListMissingWindowHashesRow, error) {
+	rows, err := db.Query(ctx, imageListMissingWindowHashes, arg.AfterID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ImageListMissingWindowHashesRow
+	for rows.Next() {
+		var i ImageListMissingWindowHashesRow
+		if err := rows.Scan(&i.ID, &i.Sha256); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const imageNearDuplicates = `-- name: ImageNearDuplicates :many
 SELECT id, phash, bit_count(int8send(phash # $1::bigint))::int AS distance
 FROM images
