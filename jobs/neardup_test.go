@@ -109,8 +109,12 @@ func scoreNearDuplicates(tb testing.TB, pool *pgxpool.Pool, photos, w, h int) ne
 		origIDs[i] = storeHashes(tb, pool, owner, origHashes[i])
 		group[origIDs[i]] = i
 	}
-	for _, v := range variants {
-		found, alarm := lookup(uuid.New(), hashesOf(tb, v.Image), v.Of, fmt.Sprintf("%s of photo %d", v.Name, v.Of))
+	varHashes := make([]nearDupHashes, len(variants))
+	for k, v := range variants {
+		varHashes[k] = hashesOf(tb, v.Image)
+	}
+	for k, v := range variants {
+		found, alarm := lookup(uuid.New(), varHashes[k], v.Of, fmt.Sprintf("%s of photo %d", v.Name, v.Of))
 		switch {
 		case found:
 			s.found++
@@ -137,9 +141,9 @@ func scoreNearDuplicates(tb testing.TB, pool *pgxpool.Pool, photos, w, h int) ne
 	_, err := pool.Exec(ctx, "DELETE FROM images WHERE id = ANY($1)", origIDs)
 	require.NoError(tb, err)
 	clear(group)
-	for _, v := range variants {
+	for k, v := range variants {
 		if v.Crop {
-			group[storeHashes(tb, pool, owner, hashesOf(tb, v.Image))] = v.Of
+			group[storeHashes(tb, pool, owner, varHashes[k])] = v.Of
 		}
 	}
 	for i := range originals {
