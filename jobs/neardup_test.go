@@ -8,6 +8,8 @@ import (
 	"image"
 	"io"
 	"log/slog"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,17 +25,50 @@ import (
 	"github.com/deepimageshub/imagehub/queries"
 )
 
-// nearDupHashes are an image's hashes as ingest computes them (imaging.Derive).
+// nearDupHashes are an image's hashes as ingest computes them.
 type nearDupHashes struct {
 	whole   uint64
 	windows []uint64
 }
 
+// hashesOf hashes img as imaging.Derive does (the grid thumbnail made from
+// the review one), without the thumbnails' JPEG encoding and the quality
+// measures, which would take most of the test's time;
+// TestNearDuplicateHashesAreIngests checks they agree.
 func hashesOf(tb testing.TB, img image.Image) nearDupHashes {
 	tb.Helper()
-	d, err := imaging.Derive(&imaging.Result{Image: img, Format: "png"})
-	require.NoError(tb, err)
-	return nearDupHashes{d.PHash, d.Windows}
+	grid := imaging.Thumbnail(imaging.Thumbnail(img, imaging.ReviewSize), imaging.GridSize)
+	return nearDupHashes{imaging.PHash(grid), imaging.WindowHashes(grid)}
+}
+
+// hashAll hashes images on every core.
+func hashAll(tb testing.TB, imgs []image.Image) []nearDupHashes {
+	tb.Helper()
+	out := make([]nearDupHashes, len(imgs))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = hashesOf(tb, imgs[i])
+			}
+		})
+	}
+	for i := range imgs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+func TestNearDuplicateHashesAreIngests(t *testing.T) {
+	t.Parallel()
+	for _, img := range []image.Image{imagingtest.Photo(400, 300, 1), imagingtest.Scene(2000, 1500, 1, 1)} {
+		d, err := imaging.Derive(&imaging.Result{Image: img, Format: "png"})
+		require.NoError(t, err)
+		require.Equal(t, nearDupHashes{d.PHash, d.Windows}, hashesOf(t, img))
+	}
 }
 
 // nearDupScore counts the outcomes of near-duplicate lookups on a
@@ -102,16 +137,19 @@ func scoreNearDuplicates(tb testing.TB, pool *pgxpool.Pool, photos, w, h int) ne
 		return true, false
 	}
 
-	origHashes := make([]nearDupHashes, len(originals))
+	var imgs []image.Image
+	for _, o := range originals {
+		imgs = append(imgs, o)
+	}
+	for _, v := range variants {
+		imgs = append(imgs, v.Image)
+	}
+	all := hashAll(tb, imgs)
+	origHashes, varHashes := all[:len(originals)], all[len(originals):]
 	origIDs := make([]uuid.UUID, len(originals))
-	for i, o := range originals {
-		origHashes[i] = hashesOf(tb, o)
+	for i := range originals {
 		origIDs[i] = storeHashes(tb, pool, owner, origHashes[i])
 		group[origIDs[i]] = i
-	}
-	varHashes := make([]nearDupHashes, len(variants))
-	for k, v := range variants {
-		varHashes[k] = hashesOf(tb, v.Image)
 	}
 	for k, v := range variants {
 		found, alarm := lookup(uuid.New(), varHashes[k], v.Of, fmt.Sprintf("%s of photo %d", v.Name, v.Of))
