@@ -38,6 +38,30 @@ func seedHashes(b *testing.B, rows int) *pgxpool.Pool {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Ten million rows load far faster into a table without indexes, which
+	// are then built once each, from their own definitions.
+	var names, indexes []string
+	r, err := pool.Query(ctx, `SELECT indexname, indexdef FROM pg_indexes
+		WHERE tablename = 'image_window_hashes' AND indexname LIKE '%_b_\_idx'`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for r.Next() {
+		var name, def string
+		if err := r.Scan(&name, &def); err != nil {
+			b.Fatal(err)
+		}
+		names, indexes = append(names, name), append(indexes, def)
+	}
+	r.Close()
+	for _, name := range names {
+		if _, err := pool.Exec(ctx, "DROP INDEX "+name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if len(indexes) != 4 {
+		b.Fatalf("found %d band indexes on image_window_hashes, want 4", len(indexes))
+	}
 	_, err = pool.Exec(ctx, `
 		INSERT INTO image_window_hashes (image_id, window_no, hash, b0, b1, b2, b3)
 		SELECT id, n, h, (h >> 48) & 65535, (h >> 32) & 65535, (h >> 16) & 65535, h & 65535
@@ -46,8 +70,15 @@ func seedHashes(b *testing.B, rows int) *pgxpool.Pool {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, "ANALYZE images; ANALYZE image_window_hashes"); err != nil {
-		b.Fatal(err)
+	for _, def := range indexes {
+		if _, err := pool.Exec(ctx, def); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, table := range []string{"images", "image_window_hashes"} {
+		if _, err := pool.Exec(ctx, "VACUUM ANALYZE "+table); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.Logf("loaded %d images with %d hashes each in %s", rows, 1+len(imaging.Windows), time.Since(start).Round(time.Second))
 	return pool
@@ -111,8 +142,8 @@ func BenchmarkNearDuplicateLookup(b *testing.B) {
 // of them pairs of different photos of one scene, and 11 edited copies of
 // each: JPEG q45, 60%, crops to 80% at the centre and the corners,
 // brightness and contrast up and down), stored among a million other
-// images (BENCH_NEARDUP_ROWS), as TestNearDuplicatesSurviveCrops does on
-// its own. It reports precision, recall (all copies; crops looked up among
+// images (ten thousand with -short), as TestNearDuplicatesSurviveCrops
+// does on its own. It reports precision, recall (all copies; crops looked up among
 // originals; originals uploaded after their crops) and the mean lookup
 // time.
 func BenchmarkNearDuplicateQuality(b *testing.B) {
