@@ -58,3 +58,39 @@ func TestIngestVerdicts(t *testing.T) {
 	page := c.get("/uploads").doc(t)
 	require.Contains(t, page.Find("#image-"+img["id"].(string)+" .reason").Text(), "too dark")
 }
+
+// TestIngestFlagsCrops: a photo cropped to 80% (here its top-right corner)
+// is flagged as a near-duplicate of the photo it was cut from, and so is a
+// photo uploaded after a crop of it; another photo of the same scene is
+// not.
+func TestIngestFlagsCrops(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	c := tb.client(t)
+	c.signup("crop@example.com", "Crop")
+	upload := func(name string, img image.Image) map[string]any {
+		t.Helper()
+		res := c.upload([]file{{name, imagingtest.JPEG(img)}}, nil)
+		require.Equal(t, http.StatusCreated, res.StatusCode)
+		return c.waitStatus(res.json(t)["results"].([]any)[0].(map[string]any)["image"].(map[string]any)["id"].(string))
+	}
+
+	scene := imagingtest.Scene(1024, 768, 5, 1)
+	orig := upload("scene.jpg", scene)
+	require.Equal(t, "awaiting_inference", orig["status"])
+	crop := upload("crop.jpg", scene.SubImage(image.Rect(1024-819, 0, 1024, 614)))
+	require.Equal(t, "flagged", crop["status"])
+	require.Equal(t, orig["id"], crop["near_duplicate_of"])
+	require.Contains(t, crop["reason"], "near-duplicate")
+
+	other := upload("same-place.jpg", imagingtest.Scene(1024, 768, 5, 2))
+	require.Equal(t, "awaiting_inference", other["status"], "another photo of the scene is no near-duplicate")
+	require.Nil(t, other["near_duplicate_of"])
+
+	photo := imagingtest.Photo(1024, 768, 4711)
+	first := upload("centre.jpg", photo.SubImage(image.Rect(102, 77, 102+819, 77+614)))
+	require.Equal(t, "awaiting_inference", first["status"])
+	later := upload("whole.jpg", photo)
+	require.Equal(t, "flagged", later["status"])
+	require.Equal(t, first["id"], later["near_duplicate_of"])
+}

@@ -4,9 +4,12 @@ import "image"
 
 // Derived is what ingest computes from an image besides its canonical bytes.
 type Derived struct {
-	Grid    []byte // JPEG, longest side GridSize
-	Review  []byte // JPEG, longest side ReviewSize; nil when the canonical file is a JPEG no larger, which then serves as it is
-	PHash   uint64
+	Grid   []byte // JPEG, longest side GridSize
+	Review []byte // JPEG, longest side ReviewSize; nil when the canonical file is a JPEG no larger, which then serves as it is
+	PHash  uint64
+	// Windows are the hashes of parts of the picture (WindowHashes), so
+	// that crops of it are found too.
+	Windows []uint64
 	Quality QualityReport
 }
 
@@ -24,7 +27,7 @@ func Derive(res *Result) (*Derived, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Derived{Grid: gridJPEG, PHash: PHash(grid), Quality: qualityOf(review, res.Image.Bounds())}
+	d := &Derived{Grid: gridJPEG, PHash: PHash(grid), Windows: WindowHashes(grid), Quality: qualityOf(review, res.Image.Bounds())}
 	if res.Format != "jpeg" || review.Bounds().Size() != res.Image.Bounds().Size() {
 		if d.Review, err = EncodeJPEG(review, 85); err != nil {
 			return nil, err

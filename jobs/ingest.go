@@ -168,7 +168,7 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 		return verdict{}, fmt.Errorf("error looking for identical image: %w", err)
 	}
 
-	near, err := w.nearDuplicate(ctx, img.ID, d.PHash)
+	near, err := w.nearDuplicate(ctx, img.ID, d.PHash, d.Windows)
 	if err != nil {
 		return verdict{}, err
 	}
@@ -231,28 +231,78 @@ func (w *IngestWorker) decode(ctx context.Context, prep *imaging.Prepared) (*ima
 	return res, d, nil
 }
 
-// nearDuplicate finds the closest earlier image within the Hamming distance,
-// through the banded index (imaging.Probes).
-func (w *IngestWorker) nearDuplicate(ctx context.Context, id uuid.UUID, h uint64) (*uuid.UUID, error) {
+// nearDuplicate finds the closest earlier image that h (the image's whole
+// hash) and windows (its window hashes) say is a near-duplicate, through
+// the banded indexes (imaging.Probes): first one whose whole hash is within
+// the configured distance of h (a re-encoded, resized or retouched copy);
+// else, within imaging.WindowDistance, one with a window near h (the image
+// is a crop of it) or one whose whole hash is near one of windows (it is a
+// crop of the image). Windows are never compared with windows: that would
+// take a crop of a crop, and multiply the chances of a false alarm.
+func (w *IngestWorker) nearDuplicate(ctx context.Context, id uuid.UUID, h uint64, windows []uint64) (*uuid.UUID, error) {
 	probes := imaging.Probes(h, w.nearDist)
-	toInts := func(v []uint16) []int32 {
-		out := make([]int32, len(v))
-		for i, x := range v {
-			out[i] = int32(x)
-		}
-		return out
-	}
 	rows, err := w.q.ImageNearDuplicates(ctx, w.pool, queries.ImageNearDuplicatesParams{
 		Phash: int64(h), ID: id, MaxDistance: int32(w.nearDist),
-		P0: toInts(probes[0]), P1: toInts(probes[1]), P2: toInts(probes[2]), P3: toInts(probes[3]),
+		P0: bandInts(probes[0]), P1: bandInts(probes[1]), P2: bandInts(probes[2]), P3: bandInts(probes[3]),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error looking for near-duplicates: %w", err)
 	}
-	if len(rows) == 0 {
-		return nil, nil
+	if len(rows) > 0 {
+		return &rows[0].ID, nil
 	}
-	return &rows[0].ID, nil
+
+	probes = imaging.Probes(h, imaging.WindowProbeDistance)
+	in, err := w.q.ImageNearDuplicatesInWindows(ctx, w.pool, queries.ImageNearDuplicatesInWindowsParams{
+		Phash: int64(h), ID: id, MaxDistance: imaging.WindowDistance,
+		P0: bandInts(probes[0]), P1: bandInts(probes[1]), P2: bandInts(probes[2]), P3: bandInts(probes[3]),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error looking for images this is a crop of: %w", err)
+	}
+	var best *uuid.UUID
+	bestDist := int32(imaging.WindowDistance + 1)
+	if len(in) > 0 {
+		best, bestDist = &in[0].ID, in[0].Distance
+	}
+	if len(windows) == 0 {
+		return best, nil
+	}
+	var union [4][]int32
+	hashes := make([]int64, len(windows))
+	for i, wh := range windows {
+		hashes[i] = int64(wh)
+		for b, p := range imaging.Probes(wh, imaging.WindowProbeDistance) {
+			union[b] = append(union[b], bandInts(p)...)
+		}
+	}
+	of, err := w.q.ImageNearDuplicatesOfWindows(ctx, w.pool, queries.ImageNearDuplicatesOfWindowsParams{
+		Hashes: hashes, ID: id, MaxDistance: imaging.WindowDistance,
+		P0: union[0], P1: union[1], P2: union[2], P3: union[3],
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error looking for crops of this image: %w", err)
+	}
+	if len(of) > 0 && of[0].Distance < bestDist {
+		best = &of[0].ID
+	}
+	return best, nil
+}
+
+func windowInts(hs []uint64) []int64 {
+	out := make([]int64, len(hs))
+	for i, h := range hs {
+		out[i] = int64(h)
+	}
+	return out
+}
+
+func bandInts(v []uint16) []int32 {
+	out := make([]int32, len(v))
+	for i, x := range v {
+		out[i] = int32(x)
+	}
+	return out
 }
 
 // finish records the verdict, only if the image is still being ingested.
@@ -283,6 +333,13 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 		finished = n > 0
 		if err != nil {
 			return fmt.Errorf("error recording ingest: %w", err)
+		}
+		if n > 0 && v.derived != nil && len(v.derived.Windows) > 0 {
+			if err := w.q.ImageWindowHashesInsert(ctx, tx, queries.ImageWindowHashesInsertParams{
+				ImageID: img.ID, Hashes: windowInts(v.derived.Windows),
+			}); err != nil {
+				return fmt.Errorf("error recording window hashes: %w", err)
+			}
 		}
 		if n == 0 || v.status != queries.ImageStatusAwaitingInference {
 			return nil

@@ -119,6 +119,9 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			return river.AddWorkerSafely(workers, &CompactSummariesWorker{pool: d.Pool, q: q, logger: d.Logger})
 		},
 		func() error {
+			return river.AddWorkerSafely(workers, &BackfillWindowHashesWorker{pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger})
+		},
+		func() error {
 			return river.AddWorkerSafely(workers, &SweepWorker{
 				q: q, pool: d.Pool, blobs: d.Blobs, logger: d.Logger, grace: d.Config.BlobGracePeriod,
 			})
@@ -162,6 +165,11 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 				return SweepArgs{}, nil
 			}, nil),
+			// At start and hourly: after migration 00019 the first runs do
+			// the work; later ones find nothing to do in one scan.
+			river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {
+				return BackfillWindowHashesArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(compactSummariesEvery), func() (river.JobArgs, *river.InsertOpts) {
 				return CompactSummariesArgs{}, nil
 			}, nil),

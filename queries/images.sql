@@ -68,6 +68,54 @@ WHERE id <> @id AND phash IS NOT NULL
 ORDER BY distance, created_at
 LIMIT 10;
 
+-- name: ImageWindowHashesInsert :exec
+-- An image's window hashes (imaging.WindowHashes), in imaging.Windows'
+-- order; banded as images.phash is (imaging.Bands).
+INSERT INTO image_window_hashes (image_id, window_no, hash, b0, b1, b2, b3)
+SELECT @image_id, (t.n - 1)::smallint, t.h, (t.h >> 48) & 65535, (t.h >> 32) & 65535, (t.h >> 16) & 65535, t.h & 65535
+FROM unnest(@hashes::bigint[]) WITH ORDINALITY AS t(h, n)
+ON CONFLICT (image_id, window_no) DO NOTHING;
+
+-- name: ImageNearDuplicatesInWindows :many
+-- Images with a window whose hash is within max_distance of phash: the
+-- image looked up may be a crop of them. Candidates share a band with the
+-- probe sets (imaging.Probes), then the exact distance filters them.
+SELECT i.id, min(bit_count(int8send(w.hash # @phash::bigint)))::int AS distance
+FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+WHERE w.image_id <> @id
+  AND (w.b0 = ANY(@p0::int[]) OR w.b1 = ANY(@p1::int[]) OR w.b2 = ANY(@p2::int[]) OR w.b3 = ANY(@p3::int[]))
+  AND bit_count(int8send(w.hash # @phash::bigint)) <= @max_distance::int
+GROUP BY i.id, i.created_at
+ORDER BY distance, i.created_at
+LIMIT 10;
+
+-- name: ImageNearDuplicatesOfWindows :many
+-- Images whose whole hash is within max_distance of one of hashes (the
+-- window hashes of the image looked up, which may be the original of a
+-- crop already stored). The probe sets are the union of each hash's, so a
+-- candidate shares a band with the probes of the hash it is near.
+SELECT c.id, c.distance
+FROM (
+    SELECT i.id, i.created_at,
+        (SELECT min(bit_count(int8send(i.phash # h))) FROM unnest(@hashes::bigint[]) h)::int AS distance
+    FROM images i
+    WHERE i.id <> @id AND i.phash IS NOT NULL
+      AND (i.phash_b0 = ANY(@p0::int[]) OR i.phash_b1 = ANY(@p1::int[])
+           OR i.phash_b2 = ANY(@p2::int[]) OR i.phash_b3 = ANY(@p3::int[]))
+) c
+WHERE c.distance <= @max_distance::int
+ORDER BY c.distance, c.created_at
+LIMIT 10;
+
+-- name: ImageListMissingWindowHashes :many
+-- Images ingested before window hashes were (migration 00019) that have a
+-- grid thumbnail to compute them from, in id order after after_id.
+SELECT i.id, i.sha256 FROM images i
+WHERE i.id > @after_id AND i.phash IS NOT NULL AND i.sha256 IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM image_window_hashes w WHERE w.image_id = i.id)
+ORDER BY i.id
+LIMIT @max_rows;
+
 -- name: ImageListByUploader :many
 -- A contributor's own uploads, newest first, keyset paged.
 SELECT sqlc.embed(i), u.created_at AS uploaded_at, u.filename AS upload_filename, u.campaign_id AS upload_campaign_id

@@ -497,6 +497,46 @@ func (q *Queries) ImageListByUploader(ctx context.Context, db DBTX, arg ImageLis
 	return items, nil
 }
 
+const imageListMissingWindowHashes = `-- name: ImageListMissingWindowHashes :many
+SELECT i.id, i.sha256 FROM images i
+WHERE i.id > $1 AND i.phash IS NOT NULL AND i.sha256 IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM image_window_hashes w WHERE w.image_id = i.id)
+ORDER BY i.id
+LIMIT $2
+`
+
+type ImageListMissingWindowHashesParams struct {
+	AfterID uuid.UUID
+	MaxRows int32
+}
+
+type ImageListMissingWindowHashesRow struct {
+	ID     uuid.UUID
+	Sha256 []byte
+}
+
+// Images ingested before window hashes were (migration 00019) that have a
+// grid thumbnail to compute them from, in id order after after_id.
+func (q *Queries) ImageListMissingWindowHashes(ctx context.Context, db DBTX, arg ImageListMissingWindowHashesParams) ([]ImageListMissingWindowHashesRow, error) {
+	rows, err := db.Query(ctx, imageListMissingWindowHashes, arg.AfterID, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ImageListMissingWindowHashesRow
+	for rows.Next() {
+		var i ImageListMissingWindowHashesRow
+		if err := rows.Scan(&i.ID, &i.Sha256); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const imageNearDuplicates = `-- name: ImageNearDuplicates :many
 SELECT id, phash, bit_count(int8send(phash # $1::bigint))::int AS distance
 FROM images
@@ -544,6 +584,125 @@ func (q *Queries) ImageNearDuplicates(ctx context.Context, db DBTX, arg ImageNea
 	for rows.Next() {
 		var i ImageNearDuplicatesRow
 		if err := rows.Scan(&i.ID, &i.Phash, &i.Distance); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const imageNearDuplicatesInWindows = `-- name: ImageNearDuplicatesInWindows :many
+SELECT i.id, min(bit_count(int8send(w.hash # $1::bigint)))::int AS distance
+FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+WHERE w.image_id <> $2
+  AND (w.b0 = ANY($3::int[]) OR w.b1 = ANY($4::int[]) OR w.b2 = ANY($5::int[]) OR w.b3 = ANY($6::int[]))
+  AND bit_count(int8send(w.hash # $1::bigint)) <= $7::int
+GROUP BY i.id, i.created_at
+ORDER BY distance, i.created_at
+LIMIT 10
+`
+
+type ImageNearDuplicatesInWindowsParams struct {
+	Phash       int64
+	ID          uuid.UUID
+	P0          []int32
+	P1          []int32
+	P2          []int32
+	P3          []int32
+	MaxDistance int32
+}
+
+type ImageNearDuplicatesInWindowsRow struct {
+	ID       uuid.UUID
+	Distance int32
+}
+
+// Images with a window whose hash is within max_distance of phash: the
+// image looked up may be a crop of them. Candidates share a band with the
+// probe sets (imaging.Probes), then the exact distance filters them.
+func (q *Queries) ImageNearDuplicatesInWindows(ctx context.Context, db DBTX, arg ImageNearDuplicatesInWindowsParams) ([]ImageNearDuplicatesInWindowsRow, error) {
+	rows, err := db.Query(ctx, imageNearDuplicatesInWindows,
+		arg.Phash,
+		arg.ID,
+		arg.P0,
+		arg.P1,
+		arg.P2,
+		arg.P3,
+		arg.MaxDistance,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ImageNearDuplicatesInWindowsRow
+	for rows.Next() {
+		var i ImageNearDuplicatesInWindowsRow
+		if err := rows.Scan(&i.ID, &i.Distance); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const imageNearDuplicatesOfWindows = `-- name: ImageNearDuplicatesOfWindows :many
+SELECT c.id, c.distance
+FROM (
+    SELECT i.id, i.created_at,
+        (SELECT min(bit_count(int8send(i.phash # h))) FROM unnest($1::bigint[]) h)::int AS distance
+    FROM images i
+    WHERE i.id <> $2 AND i.phash IS NOT NULL
+      AND (i.phash_b0 = ANY($3::int[]) OR i.phash_b1 = ANY($4::int[])
+           OR i.phash_b2 = ANY($5::int[]) OR i.phash_b3 = ANY($6::int[]))
+) c
+WHERE c.distance <= $7::int
+ORDER BY c.distance, c.created_at
+LIMIT 10
+`
+
+type ImageNearDuplicatesOfWindowsParams struct {
+	Hashes      []int64
+	ID          uuid.UUID
+	P0          []int32
+	P1          []int32
+	P2          []int32
+	P3          []int32
+	MaxDistance int32
+}
+
+type ImageNearDuplicatesOfWindowsRow struct {
+	ID       uuid.UUID
+	Distance int32
+}
+
+// Images whose whole hash is within max_distance of one of hashes (the
+// window hashes of the image looked up, which may be the original of a
+// crop already stored). The probe sets are the union of each hash's, so a
+// candidate shares a band with the probes of the hash it is near.
+func (q *Queries) ImageNearDuplicatesOfWindows(ctx context.Context, db DBTX, arg ImageNearDuplicatesOfWindowsParams) ([]ImageNearDuplicatesOfWindowsRow, error) {
+	rows, err := db.Query(ctx, imageNearDuplicatesOfWindows,
+		arg.Hashes,
+		arg.ID,
+		arg.P0,
+		arg.P1,
+		arg.P2,
+		arg.P3,
+		arg.MaxDistance,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ImageNearDuplicatesOfWindowsRow
+	for rows.Next() {
+		var i ImageNearDuplicatesOfWindowsRow
+		if err := rows.Scan(&i.ID, &i.Distance); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -659,4 +818,23 @@ func (q *Queries) ImageUploadedBy(ctx context.Context, db DBTX, arg ImageUploade
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err
+}
+
+const imageWindowHashesInsert = `-- name: ImageWindowHashesInsert :exec
+INSERT INTO image_window_hashes (image_id, window_no, hash, b0, b1, b2, b3)
+SELECT $1, (t.n - 1)::smallint, t.h, (t.h >> 48) & 65535, (t.h >> 32) & 65535, (t.h >> 16) & 65535, t.h & 65535
+FROM unnest($2::bigint[]) WITH ORDINALITY AS t(h, n)
+ON CONFLICT (image_id, window_no) DO NOTHING
+`
+
+type ImageWindowHashesInsertParams struct {
+	ImageID uuid.UUID
+	Hashes  []int64
+}
+
+// An image's window hashes (imaging.WindowHashes), in imaging.Windows'
+// order; banded as images.phash is (imaging.Bands).
+func (q *Queries) ImageWindowHashesInsert(ctx context.Context, db DBTX, arg ImageWindowHashesInsertParams) error {
+	_, err := db.Exec(ctx, imageWindowHashesInsert, arg.ImageID, arg.Hashes)
+	return err
 }

@@ -905,6 +905,16 @@ type ImageUpload struct {
 	CreatedAt  time.Time
 }
 
+type ImageWindowHash struct {
+	ImageID  uuid.UUID
+	WindowNo int16
+	Hash     int64
+	B0       int32
+	B1       int32
+	B2       int32
+	B3       int32
+}
+
 type Import struct {
 	ID          uuid.UUID
 	CreatedBy   uuid.UUID

@@ -277,3 +277,81 @@ func pngChunk(typ string, data []byte) []byte {
 	out = append(out, data...)
 	return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[4:]))
 }
+
+// Scene draws a w×h photo of a scene with objects in it: the background
+// (light, a horizon, large patches and texture) depends only on scene, and
+// the three objects standing in front of it (their places, sizes and
+// colours) only on placement. Two placements of one scene are different
+// photos taken in the same spot, which a near-duplicate check must tell
+// apart: most of their pixels are the same.
+func Scene(w, h int, scene, placement uint64) *image.RGBA {
+	bg := rand.New(rand.NewPCG(scene, 0x5ce7e))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	sky := [3]float64{120 + bg.Float64()*100, 130 + bg.Float64()*100, 150 + bg.Float64()*90}
+	ground := [3]float64{40 + bg.Float64()*80, 50 + bg.Float64()*80, 30 + bg.Float64()*60}
+	horizon := 0.3 + 0.4*bg.Float64()
+	tilt := (bg.Float64() - 0.5) * 0.3
+	type patch struct {
+		x0, y0, x1, y1 float64
+		c              [3]float64
+	}
+	patches := make([]patch, 3+bg.IntN(3))
+	for i := range patches {
+		x, y := bg.Float64(), horizon-0.25*bg.Float64()
+		patches[i] = patch{x, y, x + 0.1 + 0.25*bg.Float64(), horizon + 0.02,
+			[3]float64{float64(bg.IntN(200)), float64(bg.IntN(200)), float64(bg.IntN(200))}}
+	}
+	fg := rand.New(rand.NewPCG(placement, scene^0x0b1ec7))
+	type object struct {
+		x, y, rx, ry float64
+		c            [3]float64
+		round        bool
+	}
+	objects := make([]object, 3)
+	for i := range objects {
+		r := 0.08 + 0.08*fg.Float64()
+		objects[i] = object{fg.Float64(), horizon + (1-horizon)*fg.Float64(), r, r * (0.6 + 0.8*fg.Float64()),
+			[3]float64{float64(fg.IntN(256)), float64(fg.IntN(256)), float64(fg.IntN(256))}, fg.IntN(2) == 0}
+	}
+	noise := rand.New(rand.NewPCG(scene^placement, 7))
+	tf := 2 * math.Pi / float64(max(4, min(w, h)/40))
+	aspect := float64(w) / float64(h)
+	for y := range h {
+		for x := range w {
+			fx, fy := float64(x)/float64(w), float64(y)/float64(h)
+			var c [3]float64
+			if fy < horizon+tilt*(fx-0.5) {
+				for i := range c {
+					c[i] = sky[i] * (0.8 + 0.4*fy)
+				}
+			} else {
+				t := 1 + 0.1*math.Sin(float64(x+3*y)*tf)
+				for i := range c {
+					c[i] = ground[i] * t * (0.7 + 0.5*fy)
+				}
+			}
+			for _, p := range patches {
+				if fx >= p.x0 && fx < p.x1 && fy >= p.y0 && fy < p.y1 {
+					c = p.c
+				}
+			}
+			for _, o := range objects {
+				dx, dy := (fx-o.x)*aspect, fy-o.y
+				var inside bool
+				if o.round {
+					inside = dx*dx/(o.rx*o.rx)+dy*dy/(o.ry*o.ry) < 1
+				} else {
+					inside = math.Abs(dx) < o.rx && math.Abs(dy) < o.ry
+				}
+				if inside {
+					t := 1 + 0.15*math.Sin(float64(2*x+y)*tf)
+					c = [3]float64{o.c[0] * t, o.c[1] * t, o.c[2] * t}
+				}
+			}
+			n := noise.NormFloat64() * 5
+			i := img.PixOffset(x, y)
+			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = clamp(c[0]+n), clamp(c[1]+n), clamp(c[2]+n), 255
+		}
+	}
+	return img
+}
