@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -256,7 +257,9 @@ func (s *Server) trainerData(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	split := c.Params("split")
+	// A copy: Fiber's strings point into a buffer it reuses once the
+	// handler returns, and the stream below runs after that.
+	split := strings.Clone(c.Params("split"))
 	if err := s.training.DataReady(c.UserContext(), id, split, c.Query("key")); err != nil {
 		return err
 	}
