@@ -312,39 +312,11 @@ func (s *SAMServer) infer(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	body, err := oip.ReadBody(r.Body, s.cfg.MaxBodyBytes)
-	if err != nil {
-		if errors.Is(err, oip.ErrTooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %d bytes", s.cfg.MaxBodyBytes))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "error reading the request: "+err.Error())
+	req, release, ok := readRequest(w, r, s.cfg.MaxBodyBytes, s.cfg.Capacity, &s.inFlight)
+	if !ok {
 		return
-	}
-	if n := s.inFlight.Add(1); s.cfg.Capacity > 0 && n > int64(s.cfg.Capacity) {
-		s.inFlight.Add(-1)
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the worker is at capacity (%d inferences in flight); try again shortly", s.cfg.Capacity))
-		return
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			s.inFlight.Add(-1)
-		}
 	}
 	defer release()
-	jsonLen, err := oip.JSONLength(r.Header, len(body))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	req, err := oip.DecodeRequest(body, jsonLen, oip.Limits{MaxBodyBytes: s.cfg.MaxBodyBytes})
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
 	for _, in := range req.Inputs {
 		if !slices.ContainsFunc(m.Inputs, func(d oip.TensorMetadata) bool { return d.Name == in.Name }) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("unexpected input %q: this model takes %s", in.Name, describe(m.Inputs)))
@@ -357,7 +329,10 @@ func (s *SAMServer) infer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var outs []oip.Tensor
+	var (
+		outs []oip.Tensor
+		err  error
+	)
 	if m == &s.embedMeta {
 		outs, err = s.embed(req)
 	} else {

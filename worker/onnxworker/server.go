@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/deepimageshub/imagehub/oip"
@@ -130,40 +131,11 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	if !s.served(w, r) {
 		return
 	}
-	body, err := oip.ReadBody(r.Body, s.cfg.MaxBodyBytes)
-	if err != nil {
-		if errors.Is(err, oip.ErrTooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %d bytes", s.cfg.MaxBodyBytes))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "error reading the request: "+err.Error())
+	req, release, ok := readRequest(w, r, s.cfg.MaxBodyBytes, s.cfg.Capacity, &s.inFlight)
+	if !ok {
 		return
-	}
-	if n := s.inFlight.Add(1); s.cfg.Capacity > 0 && n > int64(s.cfg.Capacity) {
-		s.inFlight.Add(-1)
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the worker is at capacity (%d inferences in flight); try again shortly", s.cfg.Capacity))
-		return
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			s.inFlight.Add(-1)
-		}
 	}
 	defer release()
-
-	jsonLen, err := oip.JSONLength(r.Header, len(body))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	req, err := oip.DecodeRequest(body, jsonLen, oip.Limits{MaxBodyBytes: s.cfg.MaxBodyBytes})
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
 	ins, err := s.checkInputs(req)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -295,4 +267,39 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, oip.ErrorBody{Error: msg})
+}
+
+// readRequest reads and decodes an inference request for either server,
+// taking one of capacity's slots in inFlight (0 is unbounded). It answers
+// the error itself and reports ok false; otherwise release gives the slot
+// back, once however often it is called, so a handler may free it before
+// writing a long answer and defer it as well.
+func readRequest(w http.ResponseWriter, r *http.Request, maxBody int64, capacity int, inFlight *atomic.Int64) (req *oip.InferRequest, release func(), ok bool) {
+	body, err := oip.ReadBody(r.Body, maxBody)
+	if err != nil {
+		if errors.Is(err, oip.ErrTooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the request is larger than %d bytes", maxBody))
+			return nil, nil, false
+		}
+		writeError(w, http.StatusBadRequest, "error reading the request: "+err.Error())
+		return nil, nil, false
+	}
+	if n := inFlight.Add(1); capacity > 0 && n > int64(capacity) {
+		inFlight.Add(-1)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the worker is at capacity (%d inferences in flight); try again shortly", capacity))
+		return nil, nil, false
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { inFlight.Add(-1) }) }
+	jsonLen, err := oip.JSONLength(r.Header, len(body))
+	if err == nil {
+		req, err = oip.DecodeRequest(body, jsonLen, oip.Limits{MaxBodyBytes: maxBody})
+	}
+	if err != nil {
+		release()
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, nil, false
+	}
+	return req, release, true
 }
