@@ -37,6 +37,9 @@ type Limits struct {
 	FailureMemory         time.Duration // a count with no failure for this long starts again
 	SignupsPerClient      int           // sign-ups per client inside SignupWindow
 	SignupWindow          time.Duration
+	// PasswordCost is the bcrypt cost of new password hashes; 0 means
+	// auth.DefaultPasswordCost.
+	PasswordCost int
 }
 
 // Service carries out account operations.
@@ -44,11 +47,12 @@ type Service struct {
 	pool   *pgxpool.Pool
 	q      *queries.Queries
 	limits Limits
+	pw     *auth.Passwords
 }
 
 // NewService returns a Service.
 func NewService(pool *pgxpool.Pool, limits Limits) *Service {
-	return &Service{pool: pool, q: queries.New(), limits: limits}
+	return &Service{pool: pool, q: queries.New(), limits: limits, pw: auth.NewPasswords(limits.PasswordCost)}
 }
 
 // SignUp is the sign-up form and API body.
@@ -104,7 +108,7 @@ func (s *Service) Create(ctx context.Context, in SignUp, role auth.Role) (querie
 	if !role.Valid() {
 		return queries.User{}, problem.BadInput("invalid_role", "role", "role must be one of contributor, reviewer, premium, admin.")
 	}
-	hash, err := auth.HashPassword(in.Password)
+	hash, err := s.pw.Hash(in.Password)
 	if err != nil {
 		return queries.User{}, err
 	}
@@ -156,7 +160,7 @@ func (s *Service) Register(ctx context.Context, in SignUp, client string) (queri
 	if err := s.countSignup(ctx, client); err != nil {
 		return queries.User{}, err
 	}
-	hash, err := auth.HashPassword(in.Password)
+	hash, err := s.pw.Hash(in.Password)
 	if err != nil {
 		return queries.User{}, err
 	}
@@ -226,10 +230,10 @@ func (s *Service) Authenticate(ctx context.Context, in Login, client string) (qu
 		return queries.User{}, fmt.Errorf("error reading user: %w", err)
 	}
 	if !found {
-		auth.WasteTime(in.Password) // as slow as a wrong password
+		s.pw.WasteTime(in.Password) // as slow as a wrong password
 		return queries.User{}, errBadCredentials
 	}
-	if !auth.CheckPassword(u.PasswordHash, in.Password) {
+	if !s.pw.Check(u.PasswordHash, in.Password) {
 		return queries.User{}, errBadCredentials
 	}
 	if err := s.forgetFailure(ctx, client, account); err != nil {

@@ -24,6 +24,7 @@ type testBundle struct {
 func setup(t *testing.T, limits account.Limits) *testBundle {
 	t.Helper()
 	pool := dbtest.NewPool(t)
+	limits.PasswordCost = auth.MinPasswordCost // cheap under the race detector
 	return &testBundle{pool: pool, accounts: account.NewService(pool, limits)}
 }
 

@@ -51,13 +51,13 @@ func (s *Service) ChangePassword(ctx context.Context, userID uuid.UUID, in Passw
 	if err := s.admitSignIn(ctx, client, account); err != nil {
 		return err
 	}
-	if len(in.CurrentPassword) > 1024 || !auth.CheckPassword(u.PasswordHash, in.CurrentPassword) {
+	if len(in.CurrentPassword) > 1024 || !s.pw.Check(u.PasswordHash, in.CurrentPassword) {
 		return errWrongPassword
 	}
 	if err := s.forgetFailure(ctx, client, account); err != nil {
 		return err
 	}
-	hash, err := auth.HashPassword(in.NewPassword)
+	hash, err := s.pw.Hash(in.NewPassword)
 	if err != nil {
 		return err
 	}

@@ -41,8 +41,14 @@ func testConfig(t testing.TB) config.Config {
 	t.Helper()
 	cfg, err := config.Load(func(string) string { return "" })
 	require.NoError(t, err)
+	// bcrypt at cost 10 takes about a second of CPU under the race
+	// detector, and nearly every test signs someone in.
+	cfg.PasswordHashCost = auth.MinPasswordCost
 	return cfg
 }
+
+// testPasswords hashes like the test servers do.
+var testPasswords = auth.NewPasswords(auth.MinPasswordCost)
 
 func setup(t testing.TB, mods ...func(*config.Config)) *testBundle {
 	t.Helper()
@@ -249,7 +255,7 @@ func (tb *testBundle) setupCode(t testing.TB) string {
 // client signed in as it.
 func (tb *testBundle) userWithRole(t testing.TB, email string, role auth.Role) (*client, queries.User) {
 	t.Helper()
-	hash, err := auth.HashPassword(testPassword)
+	hash, err := testPasswords.Hash(testPassword)
 	require.NoError(t, err)
 	u, err := tb.q.UserInsertWithRole(context.Background(), tb.pool, queries.UserInsertWithRoleParams{
 		Email: email, Name: strings.Split(email, "@")[0], PasswordHash: hash, Role: role,

@@ -40,6 +40,7 @@ func setupOIDC(t *testing.T, users []ssotest.User, env map[string]string) *oidcB
 	}
 	cfg, err := config.Load(func(k string) string { return vars[k] })
 	require.NoError(t, err)
+	cfg.PasswordHashCost = auth.MinPasswordCost
 	blobs, err := blob.Open(context.Background(), "file://"+t.TempDir())
 	require.NoError(t, err)
 	return &oidcBundle{testBundle: startBundleOn(t, cfg, dbtest.NewPool(t), blobs, ln), op: op}
@@ -356,6 +357,7 @@ func TestOIDCProviderDownAtStart(t *testing.T) {
 	}
 	cfg, err := config.Load(func(k string) string { return vars[k] })
 	require.NoError(t, err)
+	cfg.PasswordHashCost = auth.MinPasswordCost
 	blobs, err := blob.Open(context.Background(), "file://"+t.TempDir())
 	require.NoError(t, err)
 	tb := startBundleOn(t, cfg, dbtest.NewPool(t), blobs, ln)

@@ -24,7 +24,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	users := map[auth.Role]queries.User{}
 	for _, r := range auth.Roles {
-		hash, err := auth.HashPassword(testPassword)
+		hash, err := testPasswords.Hash(testPassword)
 		require.NoError(t, err)
 		u, err := tb.q.UserInsertWithRole(ctx, tb.pool, queries.UserInsertWithRoleParams{
 			Email: string(r) + "@example.com", Name: string(r), PasswordHash: hash, Role: r,

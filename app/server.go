@@ -109,6 +109,7 @@ func New(d Deps) (*Server, error) {
 			FailureMemory:         d.Config.LoginFailureWindow,
 			SignupsPerClient:      d.Config.SignupMaxPerClient,
 			SignupWindow:          d.Config.SignupWindow,
+			PasswordCost:          d.Config.PasswordHashCost,
 		}),
 		river:     d.River,
 		blobs:     d.Blobs,

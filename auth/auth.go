@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -78,27 +79,56 @@ func CheckPasswordRules(pw string) error {
 	return nil
 }
 
-// HashPassword hashes a password with bcrypt.
-func HashPassword(pw string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+// DefaultPasswordCost is the bcrypt cost of new password hashes unless
+// configured (PASSWORD_HASH_COST): bcrypt's own default.
+const DefaultPasswordCost = bcrypt.DefaultCost
+
+// Password hash costs that may be configured: bcrypt's range.
+const (
+	MinPasswordCost = bcrypt.MinCost
+	MaxPasswordCost = bcrypt.MaxCost
+)
+
+// Passwords hashes and checks passwords with bcrypt at one cost. The cost
+// is a setting because it dominates the CPU time of tests that sign many
+// users in (a cost-10 hash takes ~1 s under the race detector); a server
+// keeps the default.
+type Passwords struct {
+	cost  int
+	dummy func() []byte
+}
+
+// NewPasswords returns a Passwords hashing at cost; 0 means
+// DefaultPasswordCost.
+func NewPasswords(cost int) *Passwords {
+	if cost == 0 {
+		cost = DefaultPasswordCost
+	}
+	return &Passwords{cost: cost, dummy: sync.OnceValue(func() []byte {
+		// Compared against when an email is unknown, so that a sign-in for
+		// a missing account costs as much as one with a wrong password.
+		h, _ := bcrypt.GenerateFromPassword([]byte("not-a-real-password"), cost)
+		return h
+	})}
+}
+
+// Hash hashes a password.
+func (p *Passwords) Hash(pw string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), p.cost)
 	if err != nil {
 		return "", fmt.Errorf("error hashing password: %w", err)
 	}
 	return string(h), nil
 }
 
-// CheckPassword reports whether pw matches hash. It takes as long for a wrong
+// Check reports whether pw matches hash. It takes as long for a wrong
 // password as for a right one.
-func CheckPassword(hash, pw string) bool {
+func (p *Passwords) Check(hash, pw string) bool {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) == nil
 }
 
-// dummyHash is compared against when an email is unknown, so that a sign-in
-// for a missing account costs as much time as one with a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not-a-real-password"), bcrypt.DefaultCost)
-
 // WasteTime spends a password comparison's worth of time.
-func WasteTime(pw string) { _ = bcrypt.CompareHashAndPassword(dummyHash, []byte(pw)) }
+func (p *Passwords) WasteTime(pw string) { _ = bcrypt.CompareHashAndPassword(p.dummy(), []byte(pw)) }
 
 // TokenPrefix marks API tokens so that secret scanners and people recognise them.
 const TokenPrefix = "ihub_"

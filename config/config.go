@@ -53,6 +53,10 @@ type Config struct {
 	LoginDelay                 time.Duration `env:"LOGIN_DELAY" envDefault:"1s"`
 	LoginMaxDelay              time.Duration `env:"LOGIN_MAX_DELAY" envDefault:"15m"`
 	LoginFailureWindow         time.Duration `env:"LOGIN_FAILURE_WINDOW" envDefault:"1h"`
+	// PasswordHashCost is the bcrypt cost of new password hashes. Keep the
+	// default on a server; the tests lower it, since each hash at cost 10
+	// costs about a second of CPU under the race detector.
+	PasswordHashCost int `env:"PASSWORD_HASH_COST" envDefault:"10"`
 	// SignupOpen lets anyone create an account; when false, admins create
 	// them (imagehub users create, POST /api/v1/users).
 	SignupOpen bool `env:"SIGNUP_OPEN" envDefault:"true"`
@@ -224,6 +228,9 @@ func (c *Config) validate() error {
 	}
 	if c.LoginFreeAttempts < 1 || c.LoginFreeAttemptsPerClient < 1 {
 		return fmt.Errorf("LOGIN_FREE_ATTEMPTS and LOGIN_FREE_ATTEMPTS_PER_CLIENT must be at least 1")
+	}
+	if c.PasswordHashCost < auth.MinPasswordCost || c.PasswordHashCost > auth.MaxPasswordCost {
+		return fmt.Errorf("PASSWORD_HASH_COST must be between %d and %d", auth.MinPasswordCost, auth.MaxPasswordCost)
 	}
 	if c.LoginDelay < time.Second || c.LoginMaxDelay < c.LoginDelay || c.LoginFailureWindow < time.Minute {
 		return fmt.Errorf("LOGIN_DELAY must be at least 1s, LOGIN_MAX_DELAY at least LOGIN_DELAY, LOGIN_FAILURE_WINDOW at least 1m")

@@ -55,7 +55,7 @@ func usersCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer e.pool.Close()
-	accounts := account.NewService(e.pool, account.Limits{})
+	accounts := account.NewService(e.pool, account.Limits{PasswordCost: e.cfg.PasswordHashCost})
 	in := account.SignUp{Email: *email, Password: password, Name: *name}
 	u, err := accounts.Create(ctx, in, auth.Role(*role))
 	if err != nil {
@@ -126,7 +126,7 @@ func tokensCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer e.pool.Close()
-	accounts := account.NewService(e.pool, account.Limits{})
+	accounts := account.NewService(e.pool, account.Limits{PasswordCost: e.cfg.PasswordHashCost})
 	u, err := accounts.UserByEmail(ctx, *email)
 	if err != nil {
 		return explain(err)

@@ -77,7 +77,7 @@ const builtinTrainerTokenLife = 24 * time.Hour
 // and it is queued again) and revokes the token; calling it again does
 // nothing.
 func startBuiltinTrainer(ctx context.Context, e *env, base, tmp string) (stop func()) {
-	accounts := account.NewService(e.pool, account.Limits{})
+	accounts := account.NewService(e.pool, account.Limits{PasswordCost: e.cfg.PasswordHashCost})
 	loopback := toLoopback(e.cfg.BaseURL, base)
 	logger := e.logger.With("component", "trainer")
 	ctx, cancel := context.WithCancel(ctx)

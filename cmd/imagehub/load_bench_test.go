@@ -138,7 +138,7 @@ type loadUser struct {
 // rule is involved), and an API token each. One bcrypt hash serves every
 // account: nobody signs in with a password here.
 func loadAccounts(ctx context.Context, pool *pgxpool.Pool, contributors, reviewers int) (admin loadUser, ups, revs []loadUser, err error) {
-	hash, err := auth.HashPassword("a long load-test password")
+	hash, err := auth.NewPasswords(0).Hash("a long load-test password")
 	if err != nil {
 		return admin, nil, nil, err
 	}

@@ -51,6 +51,11 @@ func TestMain(m *testing.M) {
 // process leaks in except PATH and HOME.
 func environ(vars map[string]string) []string {
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	// Cheap password hashes, unless a test sets its own: the program's
+	// default cost spends most of a sign-in's time in bcrypt.
+	if _, ok := vars["PASSWORD_HASH_COST"]; !ok {
+		env = append(env, "PASSWORD_HASH_COST=4")
+	}
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
