@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -188,9 +189,25 @@ func runDispatch(b *testing.B, s dispatchSetup) (float64, float64, time.Duration
 	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_ = client.Stop(stopCtx)
+	var busyMS float64
+	var requests int64
 	for _, st := range stats() {
 		b.Logf("worker: %s", st)
+		var ws struct {
+			Requests int64   `json:"requests"`
+			BusyMS   float64 `json:"busy_ms"`
+		}
+		if err := json.Unmarshal([]byte(st), &ws); err != nil {
+			b.Fatalf("worker stats %q: %v", st, err)
+		}
+		busyMS += ws.BusyMS
+		requests += ws.Requests
 	}
+	// The workers' own time per request beside the simulated latency, and
+	// how much of the run they had a request: the difference between
+	// that and the efficiency is the hub's hand-over between requests.
+	b.ReportMetric(busyMS/float64(max(requests, 1)), "worker-ms/req")
+	b.ReportMetric(busyMS/float64(s.workers)/float64(elapsed.Milliseconds()), "worker-busy")
 	var snoozed int
 	_ = pool.QueryRow(ctx, "SELECT count(*) FROM inference_runs WHERE error_kind IS NOT NULL").Scan(&snoozed)
 	b.Logf("runs that waited or failed once: %d", snoozed)

@@ -78,7 +78,11 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	// a client that has read the whole answer may send its next request at
 	// once, before this handler returns, and must find the slot free. The
 	// defer covers the paths that answer nothing (the client went away).
-	release := sync.OnceFunc(s.release)
+	admitted := time.Now()
+	release := sync.OnceFunc(func() {
+		s.busyNanos.Add(int64(time.Since(admitted)))
+		s.release()
+	})
 	defer release()
 	w = &releasingWriter{ResponseWriter: w, release: release}
 

@@ -147,6 +147,7 @@ type Server struct {
 	requests, succeeded, busy, failed, timedOut atomic.Int64
 	malformed, badRequests                      atomic.Int64
 	images, largestBatch                        atomic.Int64
+	busyNanos                                   atomic.Int64
 }
 
 // New makes a Server.
@@ -336,6 +337,11 @@ type Stats struct {
 	PeakInFlight int64 `json:"peak_in_flight"` // most inferences ever served at once
 	Images       int64 `json:"images"`         // images in the requests that were decoded
 	LargestBatch int64 `json:"largest_batch"`  // most images in one request
+	// BusyMS sums, over admitted inference requests, the time from
+	// admission to the first byte of the answer: a benchmark divides it by
+	// its wall time to tell the worker's own service time from the hub's
+	// hand-over between requests.
+	BusyMS float64 `json:"busy_ms"`
 }
 
 // Stats returns the counters.
@@ -345,6 +351,7 @@ func (s *Server) Stats() Stats {
 		Failed: s.failed.Load(), TimedOut: s.timedOut.Load(), Malformed: s.malformed.Load(),
 		BadRequests: s.badRequests.Load(), InFlight: s.inFlight.Load(), PeakInFlight: s.peak.Load(),
 		Images: s.images.Load(), LargestBatch: s.largestBatch.Load(),
+		BusyMS: float64(s.busyNanos.Load()) / 1e6,
 	}
 }
 
