@@ -145,6 +145,7 @@ test: chromium unzip ## vet, eslint, Node's tests, check generated code, run eve
 	wait $$ort || { cat "$$ortlog" >&2; echo "error installing ONNX Runtime (make onnxruntime)" >&2; exit 1; }; \
 	wait $$hlm || { cat "$$helmlog" >&2; echo "error building helm" >&2; exit 1; }; \
 	rm -f "$$vgwlog" "$$oplog" "$$ortlog" "$$helmlog"; \
+	(cd tools && GOWORK=off $(GO) test -count=1 ./benchtable/); \
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Native Go fuzz targets (package:function). Their seed corpora, and the
@@ -212,7 +213,7 @@ bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside Ima
 	done; \
 	echo; echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"; \
 	grep -E '^load:' "$$out" || true; \
-	grep -E '^Benchmark' "$$out" | awk '{ printf "%-36s", $$1; for (i = 3; i < NF; i += 2) printf "  %12s %s", $$i, $$(i+1); printf "\n" }'; \
+	(cd tools && GOWORK=off $(GO) run ./benchtable) < "$$out"; \
 	rm -f "$$out"
 
 .PHONY: load
