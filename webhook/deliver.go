@@ -84,7 +84,9 @@ func NewWorker(pool *pgxpool.Pool, logger *slog.Logger, set Settings) *Worker {
 }
 
 // Timeout leaves the job time to record a try that took all of its own.
-func (w *Worker) Timeout(*river.Job[DeliverArgs]) time.Duration { return w.set.Timeout + 30*time.Second }
+func (w *Worker) Timeout(*river.Job[DeliverArgs]) time.Duration {
+	return w.set.Timeout + 30*time.Second
+}
 
 // NextRetry is Settings' backoff: Backoff, doubling, capped at MaxBackoff.
 func (w *Worker) NextRetry(job *river.Job[DeliverArgs]) time.Time {
