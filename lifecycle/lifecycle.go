@@ -47,6 +47,10 @@
 //     first review when it was accepted (review.ApplyImported, from Accept);
 //     later reviews keep it reviewed.
 //
+// The moves others hear about are webhook events emitted in the same
+// transaction (package webhook): image.accepted and campaign.target_reached
+// from Accept, image.flagged from ingest's verdict.
+//
 // Only ingest and Moderate change an image that is not yet accepted, and
 // each changes it only from the state it expects (the SQL says so in its
 // WHERE), so a retried job or a second moderator never undoes a later
