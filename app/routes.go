@@ -136,6 +136,7 @@ func (s *Server) routeTable() []route {
 		{get, "/api/v1/images/:id/file", auth.RoleContributor, s.apiImageFile, noBody},
 		{get, "/api/v1/campaigns", auth.RoleContributor, s.apiCampaignList, noBody},
 		{post, "/api/v1/campaigns", auth.RoleAdmin, s.apiCampaignCreate, apiJSON},
+		{get, "/api/v1/campaigns/:id", auth.RoleContributor, s.apiCampaignGet, noBody},
 		{get, "/api/v1/models", auth.RoleAdmin, s.apiModelList, noBody},
 		{post, "/api/v1/models", auth.RoleAdmin, s.apiModelSave, apiJSON},
 		{get, "/api/v1/datasets", auth.RolePremium, s.apiDatasetList, noBody},

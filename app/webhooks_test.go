@@ -126,6 +126,9 @@ func TestWebhooks(t *testing.T) {
 	require.Equal(t, "image.accepted", ps[1].Event)
 	require.Equal(t, webhook.PayloadObject{Type: "image", ID: image, URL: "http://hub.example.com/api/v1/images/" + image}, ps[1].Object)
 	require.Zero(t, recv.bad, "every delivery is signed with the secret")
+	camp := admin.get("/api/v1/campaigns/" + campaign)
+	require.Equal(t, http.StatusOK, camp.StatusCode, "the object's URL answers")
+	require.Equal(t, false, camp.json(t)["open"])
 
 	var ds []any
 	require.Eventually(t, func() bool {
