@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/auth"
@@ -180,4 +181,28 @@ func TestWebhooks(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, res.StatusCode)
 	require.Equal(t, http.StatusNotFound, admin.get("/api/v1/webhooks/"+id).StatusCode)
 	require.Zero(t, tb.count(t, `SELECT count(*) FROM webhook_deliveries`))
+}
+
+// recordEvents subscribes an endpoint to every event, so that a test of a
+// flow can check which events the flow emitted (emitted): their delivery
+// rows are written in the events' own transactions. Its deliveries go to a
+// loopback port the hub refuses to dial, and their jobs wait for retries
+// until the test ends.
+func recordEvents(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	events := make([]string, len(webhook.Events))
+	for i, e := range webhook.Events {
+		events[i] = string(e)
+	}
+	_, err := pool.Exec(context.Background(), `INSERT INTO webhook_endpoints (url, events, secret) VALUES ('http://127.0.0.1:9/', $1, 'a-secret-for-tests')`, events)
+	require.NoError(t, err)
+}
+
+// emitted lists the events recorded since recordEvents, each once, sorted.
+func emitted(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	var out []string
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT coalesce(array_agg(DISTINCT event ORDER BY event), '{}') FROM webhook_deliveries`).Scan(&out))
+	return out
 }
