@@ -62,7 +62,7 @@ RETURNING enabled, consecutive_failures;
 -- One delivery of an event to each enabled endpoint that asked for it.
 INSERT INTO webhook_deliveries (endpoint_id, event, object_type, object_id, object_path, object_state)
 SELECT e.id, @event, @object_type, @object_id, @object_path, sqlc.narg(object_state)
-FROM webhook_endpoints e WHERE e.enabled AND @event::text = ANY (e.events)
+FROM webhook_endpoints e WHERE e.enabled AND e.events @> ARRAY[@event::text]
 RETURNING id;
 
 -- name: WebhookDeliveryGet :one

@@ -112,7 +112,7 @@ func (q *Queries) WebhookDeliveryGet(ctx context.Context, db DBTX, id uuid.UUID)
 const webhookDeliveryInsert = `-- name: WebhookDeliveryInsert :many
 INSERT INTO webhook_deliveries (endpoint_id, event, object_type, object_id, object_path, object_state)
 SELECT e.id, $1, $2, $3, $4, $5
-FROM webhook_endpoints e WHERE e.enabled AND $1::text = ANY (e.events)
+FROM webhook_endpoints e WHERE e.enabled AND e.events @> ARRAY[$1::text]
 RETURNING id
 `
 
