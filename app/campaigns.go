@@ -112,7 +112,7 @@ func (s *Server) createCampaign(ctx context.Context, by queries.User, in campaig
 }
 
 func (s *Server) campaigns(ctx context.Context, openOnly bool) ([]campaignJSON, error) {
-	rows, err := s.q.CampaignList(ctx, s.pool, openOnly)
+	rows, err := s.q.CampaignList(ctx, s.pool, queries.CampaignListParams{OpenOnly: openOnly})
 	if err != nil {
 		return nil, fmt.Errorf("error listing campaigns: %w", err)
 	}
@@ -164,6 +164,27 @@ func (s *Server) apiCampaignList(c *fiber.Ctx) error {
 		next = cursor{T: rows[limit-1].CreatedAt, ID: rows[limit-1].ID, P: last.Priority, Closed: !last.Open, U: rows[limit-1].ClosesAt}.String()
 	}
 	return c.JSON(fiber.Map{"items": items, "next_cursor": nullIfEmpty(next)})
+}
+
+// apiCampaignGet: GET /api/v1/campaigns/{id} → one campaign, as in the
+// list (the URL of campaign.target_reached's object).
+func (s *Server) apiCampaignGet(c *fiber.Ctx) error {
+	id, err := paramID(c, "id")
+	if err != nil {
+		return err
+	}
+	rows, err := s.q.CampaignList(c.UserContext(), s.pool, queries.CampaignListParams{OnlyID: &id})
+	if err != nil {
+		return fmt.Errorf("error reading campaign: %w", err)
+	}
+	if len(rows) == 0 {
+		return errNotFound
+	}
+	items, err := s.campaignItems(c.UserContext(), 1, func(int) queries.CampaignListRow { return rows[0] })
+	if err != nil {
+		return err
+	}
+	return c.JSON(items[0])
 }
 
 // apiCampaignCreate: POST /api/v1/campaigns (admin) → 201 {campaign}.

@@ -384,7 +384,7 @@ func (s *Server) renderAdminDatasets(c *fiber.Ctx, status int, form views.Datase
 	for _, l := range labels {
 		d.AllLabels = append(d.AllLabels, l.Name)
 	}
-	camps, err := s.q.CampaignList(ctx, s.pool, false)
+	camps, err := s.q.CampaignList(ctx, s.pool, queries.CampaignListParams{})
 	if err != nil {
 		return fmt.Errorf("error listing campaigns: %w", err)
 	}

@@ -378,6 +378,7 @@ func TestModelComparison(t *testing.T) {
 func TestNewVersionIsEvaluated(t *testing.T) {
 	t.Parallel()
 	w := newEvalWorld(t)
+	recordEvents(t, w.pool)
 	require.Empty(t, w.admin.get("/api/v1/evaluations").json(t)["items"], "the model was disabled when version 1 came out")
 	srvURL := w.admin.get("/api/v1/models").json(t)["items"].([]any)[0].(map[string]any)["endpoints"].([]any)[0]
 	res := w.admin.json(http.MethodPost, "/api/v1/models", map[string]any{"name": "halves", "version": "1",
@@ -398,6 +399,7 @@ func TestNewVersionIsEvaluated(t *testing.T) {
 	require.Equal(t, "test", e["split"])
 	require.Equal(t, map[string]any{"name": "halves", "version": "1"}, e["model"])
 	require.EqualValues(t, 8, e["images"])
+	require.Equal(t, []string{"evaluation.finished", "version.published"}, emitted(t, w.pool))
 }
 
 // TestClassInsights ranks the classes of the latest version on seeded data

@@ -18,6 +18,7 @@ import (
 func TestIngestVerdicts(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
+	recordEvents(t, tb.pool)
 	c := tb.client(t)
 	c.signup("ada@example.com", "Ada")
 
@@ -57,6 +58,7 @@ func TestIngestVerdicts(t *testing.T) {
 	// The contributor's page shows the reasons.
 	page := c.get("/uploads").doc(t)
 	require.Contains(t, page.Find("#image-"+img["id"].(string)+" .reason").Text(), "too dark")
+	require.Equal(t, []string{"image.accepted", "image.flagged"}, emitted(t, tb.pool))
 }
 
 // TestIngestFlagsCrops: a photo cropped to 80% (here its top-right corner)

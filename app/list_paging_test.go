@@ -82,7 +82,7 @@ func TestListPagingLabelsDatasetsCampaigns(t *testing.T) {
 	}
 	_, err = tb.pool.Exec(ctx, `UPDATE campaigns SET closes_at = now() - interval '1 hour' WHERE title IN ('c1', 'c3')`)
 	require.NoError(t, err)
-	all, err := queries.New().CampaignList(ctx, tb.pool, false)
+	all, err := queries.New().CampaignList(ctx, tb.pool, queries.CampaignListParams{})
 	require.NoError(t, err)
 	var wantCamps []string
 	for _, c := range all {

@@ -125,9 +125,11 @@ func TestModeration(t *testing.T) {
 	require.Equal(t, http.StatusOK, admin.get("/api/v1/moderation").StatusCode)
 
 	// Approve: on to the model and to review, as if it had passed ingest.
+	recordEvents(t, w.pool)
 	res = w.reviewer.json(http.MethodPost, "/api/v1/moderation/"+near.ID.String(), map[string]any{"decision": "approve"})
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	require.Equal(t, "awaiting_inference", res.json(t)["image"].(map[string]any)["status"])
+	require.Equal(t, []string{"image.accepted"}, emitted(t, w.pool))
 	require.Eventually(t, func() bool { st, _ := w.status(t, near.ID); return st == "awaiting_review" }, 30*time.Second, 50*time.Millisecond)
 	img := w.contributor.get("/api/v1/images/" + near.ID.String()).json(t)
 	require.Len(t, img["proposals"], 1)

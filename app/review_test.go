@@ -181,8 +181,10 @@ func TestReviewSubmit(t *testing.T) {
 		"rejected_proposals": []uuid.UUID{f.proposals[3]},
 		"time_spent_ms":      42000,
 	}
+	recordEvents(t, tb.pool)
 	res := rev.json(http.MethodPost, "/api/v1/review/"+f.item.String(), body)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	require.Equal(t, []string{"review.submitted"}, emitted(t, tb.pool))
 	anns := res.json(t)["annotations"].([]any)
 	require.Len(t, anns, 4)
 

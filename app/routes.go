@@ -37,6 +37,7 @@ func (s *Server) routeTable() []route {
 		get    = fiber.MethodGet
 		post   = fiber.MethodPost
 		put    = fiber.MethodPut
+		patch  = fiber.MethodPatch
 		delete = fiber.MethodDelete
 	)
 	return []route{
@@ -100,6 +101,12 @@ func (s *Server) routeTable() []route {
 		{get, "/admin/evaluations", auth.RoleAdmin, s.evaluationsPage, noBody},
 		{post, "/admin/evaluations", auth.RoleAdmin, s.evaluationCreateSubmit, pageForm},
 		{get, "/admin/evaluations/:id", auth.RoleAdmin, s.evaluationPage, noBody},
+		{get, "/admin/webhooks", auth.RoleAdmin, s.adminWebhooksPage, noBody},
+		{post, "/admin/webhooks", auth.RoleAdmin, s.webhookCreateSubmit, pageForm},
+		{get, "/admin/webhooks/:id", auth.RoleAdmin, s.adminWebhookPage, noBody},
+		{post, "/admin/webhooks/:id", auth.RoleAdmin, s.webhookUpdateSubmit, pageForm},
+		{post, "/admin/webhooks/:id/delete", auth.RoleAdmin, s.webhookDeleteSubmit, pageForm},
+		{post, "/admin/webhooks/:id/deliveries/:did/redeliver", auth.RoleAdmin, s.webhookRedeliverSubmit, pageForm},
 		{get, "/insights", auth.RoleAdmin, s.insightsPage, noBody},
 		{get, "/insights/models", auth.RoleAdmin, s.insightsModelsPage, noBody},
 		{get, jobsUIPrefix, auth.RoleAdmin, s.jobsConsole, noBody},
@@ -129,6 +136,7 @@ func (s *Server) routeTable() []route {
 		{get, "/api/v1/images/:id/file", auth.RoleContributor, s.apiImageFile, noBody},
 		{get, "/api/v1/campaigns", auth.RoleContributor, s.apiCampaignList, noBody},
 		{post, "/api/v1/campaigns", auth.RoleAdmin, s.apiCampaignCreate, apiJSON},
+		{get, "/api/v1/campaigns/:id", auth.RoleContributor, s.apiCampaignGet, noBody},
 		{get, "/api/v1/models", auth.RoleAdmin, s.apiModelList, noBody},
 		{post, "/api/v1/models", auth.RoleAdmin, s.apiModelSave, apiJSON},
 		{get, "/api/v1/datasets", auth.RolePremium, s.apiDatasetList, noBody},
@@ -167,6 +175,13 @@ func (s *Server) routeTable() []route {
 		{post, "/api/v1/imports", auth.RoleAdmin, s.apiImportCreate, apiUpload},
 		{get, "/api/v1/imports/:id", auth.RoleAdmin, s.apiImportGet, noBody},
 		{get, "/api/v1/jobs/:id", auth.RoleContributor, s.apiJobGet, noBody},
+		{post, "/api/v1/webhooks", auth.RoleAdmin, s.apiWebhookCreate, apiJSON},
+		{get, "/api/v1/webhooks", auth.RoleAdmin, s.apiWebhookList, noBody},
+		{get, "/api/v1/webhooks/:id", auth.RoleAdmin, s.apiWebhookGet, noBody},
+		{patch, "/api/v1/webhooks/:id", auth.RoleAdmin, s.apiWebhookUpdate, apiJSON},
+		{delete, "/api/v1/webhooks/:id", auth.RoleAdmin, s.apiWebhookDelete, apiJSON},
+		{get, "/api/v1/webhooks/:id/deliveries", auth.RoleAdmin, s.apiWebhookDeliveries, noBody},
+		{post, "/api/v1/webhooks/:id/deliveries/:did/redeliver", auth.RoleAdmin, s.apiWebhookRedeliver, apiJSON},
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/deepimageshub/imagehub/account"
+	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/clientip"
 	"github.com/deepimageshub/imagehub/config"
@@ -37,6 +38,7 @@ import (
 	"github.com/deepimageshub/imagehub/sso"
 	"github.com/deepimageshub/imagehub/training"
 	"github.com/deepimageshub/imagehub/views"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // Deps are the server's dependencies, built by the caller (cmd/imagehub or a
@@ -68,6 +70,7 @@ type Server struct {
 	// prompts answers click-to-segment prompts (package interactive).
 	prompts  *interactive.Service
 	training *training.Service
+	webhooks *webhook.Service
 	// sso is OpenID Connect sign-in; nil when OIDC_ISSUER is unset.
 	sso *sso.Service
 	// inference checks model endpoints when an admin registers them.
@@ -136,6 +139,7 @@ func New(d Deps) (*Server, error) {
 	topts := d.Training
 	topts.MaxConcurrent, topts.MaxAttempts = d.Config.TrainingMaxConcurrent, d.Config.TrainingMaxAttempts
 	topts.Lease, topts.MaxArtifactBytes, topts.BaseURL = d.Config.TrainingLease, d.Config.TrainingArtifactMaxBytes, d.Config.BaseURL
+	s.webhooks = webhook.NewService(d.Pool, d.Config.WebhookAllowPrivate)
 	s.training = training.NewService(d.Pool, d.Blobs, d.River, topts)
 	s.intake = intake.NewService(d.Pool, d.Blobs, d.River, imaging.Limits{
 		MaxPixels: d.Config.UploadMaxPixels, MinShortSide: imaging.DefaultThresholds.MinShortSide,
@@ -304,6 +308,28 @@ func (s *Server) page(c *fiber.Ctx, title string) views.Page {
 	p := views.Page{Title: title, Path: c.Path(), CSRF: csrfToken(c, s.cfg.HTTPS())}
 	if u := currentUser(c); u != nil {
 		p.Viewer = &views.Viewer{ID: u.ID.String(), Name: u.Name, Email: u.Email, Role: u.Role}
+		if u.Role == auth.RoleAdmin {
+			p.Notices = s.adminNotices(c)
+		}
 	}
 	return p
+}
+
+// adminNotices are the standing warnings an admin sees on every page: the
+// webhook endpoints disabled for failing. A failure to read them is
+// logged, not shown: the page itself still works.
+func (s *Server) adminNotices(c *fiber.Ctx) []views.Notice {
+	off, err := s.webhooks.Disabled(c.UserContext())
+	if err != nil {
+		s.logger.WarnContext(c.UserContext(), "error reading disabled webhook endpoints", "error", err)
+		return nil
+	}
+	var out []views.Notice
+	for _, e := range off {
+		out = append(out, views.Notice{
+			Text: "Webhook endpoint " + e.Url + " was disabled after failing; nothing is sent to it until it is enabled again.",
+			Href: "/admin/webhooks/" + e.ID.String(),
+		})
+	}
+	return out
 }

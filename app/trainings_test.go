@@ -207,6 +207,7 @@ func TestTrainingProtocol(t *testing.T) {
 	t.Parallel()
 	w := newTrainingWorld(t)
 	w.registerToday(t)
+	recordEvents(t, w.pool)
 
 	res := w.premium.get("/api/v1/trainings/recipes")
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
@@ -331,6 +332,10 @@ func TestTrainingProtocol(t *testing.T) {
 	res = w.premium.get("/trainings")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Equal(t, 1, res.doc(t).Find(`#trainings tr[data-id="`+id+`"]`).Length())
+	require.Contains(t, emitted(t, w.pool), "training.finished")
+	var state string
+	require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT object_state FROM webhook_deliveries WHERE event = 'training.finished' AND object_id = $1`, id).Scan(&state))
+	require.Equal(t, "succeeded", state)
 }
 
 // TestTrainingForm: the start form queues a training and shows its page,

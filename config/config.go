@@ -15,6 +15,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/clientip"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // Config is every setting of the program. The README's configuration table
@@ -176,6 +177,31 @@ type Config struct {
 	// agreeing less than SecondReviewMinAgreement is flagged to admins.
 	SecondReviewShare        float64 `env:"SECOND_REVIEW_SHARE" envDefault:"0.1"`
 	SecondReviewMinAgreement float64 `env:"SECOND_REVIEW_MIN_AGREEMENT" envDefault:"0.7"`
+
+	// Webhooks (docs/webhooks.md). WebhookTimeout bounds one try of a
+	// delivery; a failed try is tried again after WebhookBackoff, doubling
+	// up to WebhookMaxBackoff, WebhookMaxAttempts tries in all. An endpoint
+	// is disabled once WebhookDisableAfterFailures tries in a row failed
+	// over at least WebhookDisableAfter. WebhookAllowPrivate lets endpoints
+	// be on loopback and private addresses (tests, one private network);
+	// off, they are refused when registered and when dialled.
+	WebhookTimeout              time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"10s"`
+	WebhookMaxAttempts          int           `env:"WEBHOOK_MAX_ATTEMPTS" envDefault:"12"`
+	WebhookBackoff              time.Duration `env:"WEBHOOK_BACKOFF" envDefault:"30s"`
+	WebhookMaxBackoff           time.Duration `env:"WEBHOOK_MAX_BACKOFF" envDefault:"1h"`
+	WebhookDisableAfterFailures int           `env:"WEBHOOK_DISABLE_AFTER_FAILURES" envDefault:"20"`
+	WebhookDisableAfter         time.Duration `env:"WEBHOOK_DISABLE_AFTER" envDefault:"24h"`
+	WebhookAllowPrivate         bool          `env:"WEBHOOK_ALLOW_PRIVATE" envDefault:"false"`
+}
+
+// WebhookSettings are the webhook delivery settings.
+func (c *Config) WebhookSettings() webhook.Settings {
+	return webhook.Settings{
+		BaseURL: c.BaseURL, Timeout: c.WebhookTimeout, MaxAttempts: c.WebhookMaxAttempts,
+		Backoff: c.WebhookBackoff, MaxBackoff: c.WebhookMaxBackoff,
+		DisableAfterFailures: c.WebhookDisableAfterFailures, DisableAfter: c.WebhookDisableAfter,
+		AllowPrivate: c.WebhookAllowPrivate,
+	}
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -222,6 +248,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := url.Parse(c.BaseURL); err != nil {
 		return fmt.Errorf("BASE_URL %q: %w", c.BaseURL, err)
+	}
+	if c.WebhookTimeout <= 0 || c.WebhookMaxAttempts < 1 || c.WebhookBackoff <= 0 || c.WebhookMaxBackoff < c.WebhookBackoff || c.WebhookDisableAfterFailures < 1 {
+		return fmt.Errorf("WEBHOOK_TIMEOUT and WEBHOOK_BACKOFF must be positive, WEBHOOK_MAX_BACKOFF at least WEBHOOK_BACKOFF, WEBHOOK_MAX_ATTEMPTS and WEBHOOK_DISABLE_AFTER_FAILURES at least 1")
 	}
 	if c.DBMaxConns < 5 {
 		return fmt.Errorf("DB_MAX_CONNS %d: want at least 5 (River keeps some connections busy)", c.DBMaxConns)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // ErrPublishing is returned by NewVersion while a version of the dataset is
@@ -130,6 +131,11 @@ func Publish(ctx context.Context, pool *pgxpool.Pool, versionID uuid.UUID) (quer
 	v, err = q.VersionFinish(ctx, tx, queries.VersionFinishParams{ID: v.ID, Previous: previous})
 	if err != nil {
 		return queries.DatasetVersion{}, fmt.Errorf("error finishing the version: %w", err)
+	}
+	if v.State == queries.DatasetVersionStatePublished {
+		if err := webhook.Emit(ctx, tx, webhook.VersionPublished, webhook.Version(v)); err != nil {
+			return queries.DatasetVersion{}, err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return queries.DatasetVersion{}, fmt.Errorf("error committing the version: %w", err)

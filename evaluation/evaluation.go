@@ -29,6 +29,7 @@ import (
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // Request asks for an evaluation (POST /api/v1/evaluations).
@@ -253,6 +254,6 @@ func Score(ctx context.Context, db *pgxpool.Pool, e queries.Evaluation) error {
 		if err := q.EvaluationClassesInsert(ctx, tx, cp); err != nil {
 			return fmt.Errorf("error storing the per-class figures: %w", err)
 		}
-		return nil
+		return webhook.Emit(ctx, tx, webhook.EvaluationFinished, webhook.Evaluation(e.ID, string(queries.EvaluationStateDone)))
 	})
 }

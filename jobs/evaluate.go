@@ -14,6 +14,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/evaluation"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // EvaluateArgs runs one evaluation (package evaluation).
@@ -92,7 +93,14 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 	var snooze *river.JobSnoozeError
 	if err != nil && !errors.As(err, &snooze) && job.Attempt >= job.MaxAttempts {
 		msg := clipText(err.Error())
-		if ferr := w.q.EvaluationFail(ctx, w.pool, queries.EvaluationFailParams{ID: job.Args.EvaluationID, Error: &msg}); ferr != nil {
+		ferr := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+			n, err := w.q.EvaluationFail(ctx, tx, queries.EvaluationFailParams{ID: job.Args.EvaluationID, Error: &msg})
+			if err != nil || n == 0 {
+				return err
+			}
+			return webhook.Emit(ctx, tx, webhook.EvaluationFinished, webhook.Evaluation(job.Args.EvaluationID, string(queries.EvaluationStateFailed)))
+		})
+		if ferr != nil {
 			w.logger.WarnContext(ctx, "error recording a failed evaluation", "error", ferr)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // QueueIngest is the queue of ingest jobs: CPU-bound, sized to the cores.
@@ -340,6 +341,9 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 			}); err != nil {
 				return fmt.Errorf("error recording window hashes: %w", err)
 			}
+		}
+		if n > 0 && v.status == queries.ImageStatusFlagged {
+			return webhook.Emit(ctx, tx, webhook.ImageFlagged, webhook.Image(img.ID))
 		}
 		if n == 0 || v.status != queries.ImageStatusAwaitingInference {
 			return nil

@@ -25,6 +25,7 @@ import (
 	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/interactive"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // Deps are what the workers need.
@@ -122,6 +123,9 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			return river.AddWorkerSafely(workers, &BackfillWindowHashesWorker{pool: d.Pool, q: q, blobs: d.Blobs, logger: d.Logger})
 		},
 		func() error {
+			return river.AddWorkerSafely(workers, webhook.NewWorker(d.Pool, d.Logger, cfg.WebhookSettings()))
+		},
+		func() error {
 			return river.AddWorkerSafely(workers, &SweepWorker{
 				q: q, pool: d.Pool, blobs: d.Blobs, logger: d.Logger, grace: d.Config.BlobGracePeriod,
 			})
@@ -157,6 +161,8 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			// Publishing is one heavy transaction and an export streams
 			// gigabytes: two at a time leave room for everything else.
 			QueueDatasets: {MaxWorkers: 2},
+			// Deliveries mostly wait on receivers.
+			webhook.Queue: {MaxWorkers: 20},
 		}
 		rc.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour), func() (river.JobArgs, *river.InsertOpts) {

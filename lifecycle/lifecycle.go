@@ -47,6 +47,10 @@
 //     first review when it was accepted (review.ApplyImported, from Accept);
 //     later reviews keep it reviewed.
 //
+// The moves others hear about are webhook events emitted in the same
+// transaction (package webhook): image.accepted and campaign.target_reached
+// from Accept, image.flagged from ingest's verdict.
+//
 // Only ingest and Moderate change an image that is not yet accepted, and
 // each changes it only from the state it expects (the SQL says so in its
 // WHERE), so a retried job or a second moderator never undoes a later
@@ -68,6 +72,7 @@ import (
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // Reasons a contributor sees on their photo.
@@ -97,10 +102,19 @@ type Fanout func(ctx context.Context, tx pgx.Tx, images, models []uuid.UUID) err
 // closes its campaign when it brings it to its target.
 func Accept(ctx context.Context, tx pgx.Tx, image uuid.UUID, fanout Fanout) error {
 	q := queries.New()
+	if err := webhook.Emit(ctx, tx, webhook.ImageAccepted, webhook.Image(image)); err != nil {
+		return err
+	}
 	// A campaign closes itself once it has as many accepted photos as it
 	// asked for.
-	if _, err := q.CampaignCloseAtTarget(ctx, tx, image); err != nil {
+	closed, err := q.CampaignCloseAtTarget(ctx, tx, image)
+	if err != nil {
 		return fmt.Errorf("error closing a campaign at its target: %w", err)
+	}
+	for _, c := range closed {
+		if err := webhook.Emit(ctx, tx, webhook.CampaignTargetReached, webhook.Campaign(c)); err != nil {
+			return err
+		}
 	}
 	img, err := q.ImageGetForUpdate(ctx, tx, image)
 	if err != nil {

@@ -11,22 +11,35 @@ import (
 	"github.com/google/uuid"
 )
 
-const campaignCloseAtTarget = `-- name: CampaignCloseAtTarget :execrows
+const campaignCloseAtTarget = `-- name: CampaignCloseAtTarget :many
 UPDATE campaigns c SET closes_at = now()
 WHERE c.id = (SELECT campaign_id FROM images WHERE images.id = $1)
   AND c.closes_at > now()
   AND (SELECT count(DISTINCT u.image_id) FROM image_uploads u JOIN images i ON i.id = u.image_id
        WHERE u.campaign_id = c.id AND i.status IN ('awaiting_inference', 'awaiting_review', 'reviewed')) >= c.target_count
+RETURNING c.id
 `
 
 // Closes the campaign of an image just accepted once as many of its photos
 // as its target have been accepted.
-func (q *Queries) CampaignCloseAtTarget(ctx context.Context, db DBTX, imageID uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, campaignCloseAtTarget, imageID)
+func (q *Queries) CampaignCloseAtTarget(ctx context.Context, db DBTX, imageID uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, campaignCloseAtTarget, imageID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return result.RowsAffected(), nil
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const campaignProgress = `-- name: CampaignProgress :one

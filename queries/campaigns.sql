@@ -10,7 +10,8 @@ INSERT INTO campaign_labels (campaign_id, label_id) VALUES (@campaign_id, @label
 SELECT * FROM campaigns WHERE id = @id;
 
 -- name: CampaignList :many
--- Open campaigns first (soonest closing first), then closed ones, newest first.
+-- Open campaigns first (soonest closing first), then closed ones, newest
+-- first; only_id narrows it to one campaign.
 SELECT c.*,
        (SELECT count(DISTINCT u.image_id) FROM image_uploads u
          JOIN images i ON i.id = u.image_id
@@ -19,6 +20,7 @@ SELECT c.*,
                   WHERE cl.campaign_id = c.id), '{}')::text[] AS label_names
 FROM campaigns c
 WHERE (NOT @open_only::boolean OR c.closes_at > now())
+  AND (sqlc.narg(only_id)::uuid IS NULL OR c.id = sqlc.narg(only_id))
 ORDER BY (c.closes_at > now()) DESC, c.priority DESC,
          CASE WHEN c.closes_at > now() THEN c.closes_at END ASC,
          c.created_at DESC

@@ -93,11 +93,17 @@ SELECT c.id, c.title, c.description, c.target_count, c.priority, c.closes_at, c.
                   WHERE cl.campaign_id = c.id), '{}')::text[] AS label_names
 FROM campaigns c
 WHERE (NOT $1::boolean OR c.closes_at > now())
+  AND ($2::uuid IS NULL OR c.id = $2)
 ORDER BY (c.closes_at > now()) DESC, c.priority DESC,
          CASE WHEN c.closes_at > now() THEN c.closes_at END ASC,
          c.created_at DESC
 LIMIT 500
 `
+
+type CampaignListParams struct {
+	OpenOnly bool
+	OnlyID   *uuid.UUID
+}
 
 type CampaignListRow struct {
 	ID          uuid.UUID
@@ -112,9 +118,10 @@ type CampaignListRow struct {
 	LabelNames  []string
 }
 
-// Open campaigns first (soonest closing first), then closed ones, newest first.
-func (q *Queries) CampaignList(ctx context.Context, db DBTX, openOnly bool) ([]CampaignListRow, error) {
-	rows, err := db.Query(ctx, campaignList, openOnly)
+// Open campaigns first (soonest closing first), then closed ones, newest
+// first; only_id narrows it to one campaign.
+func (q *Queries) CampaignList(ctx context.Context, db DBTX, arg CampaignListParams) ([]CampaignListRow, error) {
+	rows, err := db.Query(ctx, campaignList, arg.OpenOnly, arg.OnlyID)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,7 @@ WHERE id = @id AND state = 'queued';
 -- name: EvaluationSetState :exec
 UPDATE evaluations SET state = @state WHERE id = @id AND state NOT IN ('done', 'failed');
 
--- name: EvaluationFail :exec
+-- name: EvaluationFail :execrows
 UPDATE evaluations SET state = 'failed', error = @error, finished_at = now()
 WHERE id = @id AND state NOT IN ('done', 'failed');
 

@@ -132,7 +132,7 @@ func (q *Queries) EvaluationDetections(ctx context.Context, db DBTX, arg Evaluat
 	return items, nil
 }
 
-const evaluationFail = `-- name: EvaluationFail :exec
+const evaluationFail = `-- name: EvaluationFail :execrows
 UPDATE evaluations SET state = 'failed', error = $1, finished_at = now()
 WHERE id = $2 AND state NOT IN ('done', 'failed')
 `
@@ -142,9 +142,12 @@ type EvaluationFailParams struct {
 	ID    uuid.UUID
 }
 
-func (q *Queries) EvaluationFail(ctx context.Context, db DBTX, arg EvaluationFailParams) error {
-	_, err := db.Exec(ctx, evaluationFail, arg.Error, arg.ID)
-	return err
+func (q *Queries) EvaluationFail(ctx context.Context, db DBTX, arg EvaluationFailParams) (int64, error) {
+	result, err := db.Exec(ctx, evaluationFail, arg.Error, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const evaluationFailedImages = `-- name: EvaluationFailedImages :one

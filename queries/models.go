@@ -1229,3 +1229,47 @@ type User struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
+
+type WebhookAttempt struct {
+	ID         int64
+	DeliveryID uuid.UUID
+	Attempt    int32
+	StartedAt  time.Time
+	DurationMs int32
+	StatusCode *int32
+	Error      *string
+}
+
+type WebhookDelivery struct {
+	ID             uuid.UUID
+	EndpointID     uuid.UUID
+	Event          string
+	ObjectType     string
+	ObjectID       string
+	ObjectPath     string
+	ObjectState    *string
+	State          string
+	Attempts       int32
+	LastStatus     *int32
+	LastError      *string
+	LastAttemptAt  *time.Time
+	LastDurationMs *int32
+	CreatedAt      time.Time
+	FinishedAt     *time.Time
+}
+
+type WebhookEndpoint struct {
+	ID                  uuid.UUID
+	Url                 string
+	Events              []string
+	Secret              string
+	Description         string
+	Enabled             bool
+	ConsecutiveFailures int32
+	FailingSince        *time.Time
+	DisabledAt          *time.Time
+	DisabledReason      *string
+	CreatedBy           *uuid.UUID
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // Settings tune the review workflow.
@@ -213,6 +214,9 @@ func (s *Service) Submit(ctx context.Context, reviewer, itemID uuid.UUID, sub Su
 					return fmt.Errorf("error queueing a second review: %w", err)
 				}
 			}
+		}
+		if err := webhook.Emit(ctx, tx, webhook.ReviewSubmitted, webhook.Review(item.ID, item.ImageID)); err != nil {
+			return err
 		}
 		res.Item, err = s.q.ReviewGet(ctx, tx, item.ID)
 		if err != nil {

@@ -72,11 +72,12 @@ const expireSQL = `
 		             ELSE 'attempt ' || attempt || ': the trainer stopped reporting (lease lapsed)' END,
 		finished_at = CASE WHEN attempt >= max_attempts THEN now() END,
 		lease_hash = NULL, lease_expires_at = NULL, data_key_hash = NULL
-	WHERE state = 'running' AND lease_expires_at < now()`
+	WHERE state = 'running' AND lease_expires_at < now()
+	RETURNING id, state::text`
 
 // Sweep runs the lease expiry once.
 func (s *Service) Sweep(ctx context.Context) error {
-	if _, err := s.pool.Exec(ctx, expireSQL); err != nil {
+	if _, err := finishing(ctx, s.pool, expireSQL); err != nil {
 		return fmt.Errorf("error ending lapsed leases: %w", err)
 	}
 	return nil
@@ -197,15 +198,16 @@ func (s *Service) Fail(ctx context.Context, id uuid.UUID, token, msg string) err
 	if len(msg) > 4000 {
 		msg = msg[:4000]
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE trainings SET
+	n, err := finishing(ctx, s.pool, `UPDATE trainings SET
 		state = CASE WHEN attempt >= max_attempts THEN 'failed'::training_state ELSE 'queued'::training_state END,
 		error = $3, finished_at = CASE WHEN attempt >= max_attempts THEN now() END,
 		lease_hash = NULL, lease_expires_at = NULL, data_key_hash = NULL
-		WHERE id = $1 AND lease_hash = $2 AND state = 'running'`, id, auth.HashSecret(token), msg)
+		WHERE id = $1 AND lease_hash = $2 AND state = 'running'
+		RETURNING id, state::text`, id, auth.HashSecret(token), msg)
 	if err != nil {
 		return fmt.Errorf("error recording the failure: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return ErrLeaseLost
 	}
 	return nil

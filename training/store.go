@@ -152,13 +152,14 @@ func (s *Service) Cancel(ctx context.Context, id, by uuid.UUID, admin bool) (Tra
 	if _, err := s.Get(ctx, id, by, admin); err != nil {
 		return Training{}, err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE trainings SET state = 'cancelled', finished_at = now()
-		WHERE id = $1 AND state IN ('queued', 'running', 'evaluating')`, id)
+	n, err := finishing(ctx, s.pool, `UPDATE trainings SET state = 'cancelled', finished_at = now()
+		WHERE id = $1 AND state IN ('queued', 'running', 'evaluating')
+		RETURNING id, state::text`, id)
 	if err != nil {
 		return Training{}, fmt.Errorf("error cancelling training: %w", err)
 	}
 	t, err := get(ctx, s.pool, id)
-	if err == nil && tag.RowsAffected() == 0 {
+	if err == nil && n == 0 {
 		return t, problem.Conflict("already_finished", "", fmt.Sprintf("The training is %s already.", t.State))
 	}
 	return t, err

@@ -35,6 +35,7 @@ import (
 	"github.com/deepimageshub/imagehub/dataset"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/webhook"
 )
 
 // The states of a training.
@@ -366,4 +367,43 @@ func dataFormat(f string) dataset.Format {
 		return dataset.YOLO
 	}
 	return dataset.COCO
+}
+
+// finishing runs sql (an UPDATE of trainings that returns id and
+// state::text) in one transaction with the training.finished events of the
+// trainings it ended, and returns how many rows it changed.
+func finishing(ctx context.Context, db *pgxpool.Pool, sql string, args ...any) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		type ended struct {
+			id    uuid.UUID
+			state string
+		}
+		var done []ended
+		for rows.Next() {
+			var e ended
+			if err := rows.Scan(&e.id, &e.state); err != nil {
+				rows.Close()
+				return err
+			}
+			n++
+			if e.state == Succeeded || e.state == Failed || e.state == Cancelled {
+				done = append(done, e)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, e := range done {
+			if err := webhook.Emit(ctx, tx, webhook.TrainingFinished, webhook.Training(e.id, e.state)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
 }

@@ -78,8 +78,8 @@ func (w *WatchWorker) Work(ctx context.Context, job *river.Job[WatchArgs]) error
 	if msg != "" {
 		state = Failed
 	}
-	if _, err := w.svc.pool.Exec(ctx, `UPDATE trainings SET state = $2::training_state, error = nullif($3, ''), finished_at = now()
-		WHERE id = $1 AND state = 'evaluating'`, t.ID, state, msg); err != nil {
+	if _, err := finishing(ctx, w.svc.pool, `UPDATE trainings SET state = $2::training_state, error = nullif($3, ''), finished_at = now()
+		WHERE id = $1 AND state = 'evaluating' RETURNING id, state::text`, t.ID, state, msg); err != nil {
 		return fmt.Errorf("error finishing the training: %w", err)
 	}
 	return nil

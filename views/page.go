@@ -29,6 +29,15 @@ type Page struct {
 	Viewer *Viewer
 	CSRF   string // token for forms and htmx requests
 	Flash  *Flash
+	// Notices are for admins on every page, each with a link to act on it
+	// (a webhook endpoint disabled for failing).
+	Notices []Notice
+}
+
+// Notice is a standing warning with where to fix it.
+type Notice struct {
+	Text string
+	Href string
 }
 
 // Flash is a one-line message at the top of a page.
