@@ -201,7 +201,7 @@ vips:
 # Each benchmark runs a fixed amount of work: the heavy ones load data first.
 BENCHES := \
 	./imaging/:BenchmarkIngest:1s \
-	./imaging/:BenchmarkIngestPhone:1x \
+	./app/:BenchmarkIngestPhone:1x \
 	./layout/:BenchmarkLayouts:20x \
 	./app/:BenchmarkIngestPipeline:3x \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
@@ -224,7 +224,7 @@ BENCHES := \
 	./trainer/:BenchmarkRegionClassifier:1x
 
 .PHONY: bench
-bench: imagemagick vips turbojpeg chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, near-duplicate precision and recall with crops, dispatch efficiency with and without batching, review brush frames, click to mask, dataset publish at 1M, Open Images labels CSV import at 1M rows and 20k classes beside their 60 s and 5 s limits, export beside tar, download memory, insights at 1M images, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub, training the region-classifier recipe on 500 images beside the segmenter's AP50) and print a table
+bench: imagemagick vips turbojpeg chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, 12-megapixel phone photos beside vipsthumbnail, near-duplicate lookup at 1M, near-duplicate precision and recall with crops, dispatch efficiency with and without batching, review brush frames, click to mask, dataset publish at 1M, Open Images labels CSV import at 1M rows and 20k classes beside their 60 s and 5 s limits, export beside tar, download memory, insights at 1M images, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub, training the region-classifier recipe on 500 images beside the segmenter's AP50) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

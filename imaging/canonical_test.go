@@ -333,35 +333,57 @@ func FuzzProcess(f *testing.F) {
 		f.Add(imagingtest.PNGWithEXIF(imagingtest.PNG(imagingtest.Photo(16, 16, 1)), o))
 		f.Add(imagingtest.WebPWithEXIF(imagingtest.Photo(16, 16, 1), o))
 	}
-	opts := imaging.Options{Limits: imaging.Limits{MaxPixels: 1 << 20}}
+	// A full decode, and ingest's reduced one (here to 8 pixels, so that
+	// small inputs are reduced too): the same refusals, the same file.
+	full := imaging.Options{Limits: imaging.Limits{MaxPixels: 1 << 20}}
+	reduced := full
+	reduced.ReduceTo = 8
 	f.Fuzz(func(t *testing.T, data []byte) {
-		prep, err := opts.Prepare(data)
-		if err != nil {
-			refusal(t, err)
-			return
+		var code string
+		for _, opts := range []imaging.Options{full, reduced} {
+			c := fuzzProcess(t, opts, data)
+			if opts.ReduceTo > 0 {
+				require.Equal(t, code, c, "a reduced decode refuses what a full one refuses")
+			}
+			code = c
 		}
-		res, err := prep.Decode()
-		if err != nil {
-			refusal(t, err)
-			return
-		}
-		// The memory ingest reserves covers the decoded pixels (JPEG and
-		// WebP decoders round the size up to whole 16-pixel blocks).
-		h := prep.Header()
-		pad := 1.0
-		if h.Format != "png" {
-			pad = float64((h.Width+15)*(h.Height+15)) / float64(h.Width*h.Height)
-		}
-		require.GreaterOrEqual(t, float64(prep.DecodedBytes())*pad+4096, float64(pixBytes(res.Image)),
-			"%s %dx%d decoded as %T", h.Format, h.Width, h.Height, res.Image)
-		require.GreaterOrEqual(t, prep.Memory(), prep.DecodedBytes())
-		require.NotContains(t, string(res.Bytes), "Exif\x00\x00")
-		cfg, format, err := image.DecodeConfig(bytes.NewReader(res.Bytes))
-		require.NoError(t, err)
-		require.Equal(t, res.Format, format)
-		require.Equal(t, res.Width, cfg.Width)
-		require.Equal(t, res.Height, cfg.Height)
 	})
+}
+
+// fuzzProcess checks FuzzProcess's promises for one input and options,
+// and returns the refusal's code ("" when accepted).
+func fuzzProcess(t *testing.T, opts imaging.Options, data []byte) string {
+	prep, err := opts.Prepare(data)
+	if err != nil {
+		return refusal(t, err).Code
+	}
+	res, err := prep.Decode()
+	if err != nil {
+		return refusal(t, err).Code
+	}
+	// The memory ingest reserves covers the decoded pixels (JPEG and
+	// WebP decoders round the size up to whole 16-pixel blocks).
+	h := prep.Header()
+	pad := 1.0
+	if h.Format != "png" {
+		pad = float64((h.Width+15)*(h.Height+15)) / float64(h.Width*h.Height)
+	}
+	require.GreaterOrEqual(t, float64(prep.DecodedBytes())*pad+4096, float64(pixBytes(res.Image)),
+		"%s %dx%d decoded as %T", h.Format, h.Width, h.Height, res.Image)
+	require.GreaterOrEqual(t, prep.Memory(), prep.DecodedBytes())
+	require.NotContains(t, string(res.Bytes), "Exif\x00\x00")
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(res.Bytes))
+	require.NoError(t, err)
+	require.Equal(t, res.Format, format)
+	require.Equal(t, res.Width, cfg.Width)
+	require.Equal(t, res.Height, cfg.Height)
+	b := res.Image.Bounds()
+	require.LessOrEqual(t, b.Dx(), res.Width)
+	require.LessOrEqual(t, b.Dy(), res.Height)
+	require.GreaterOrEqual(t, max(b.Dx(), b.Dy()), min(opts.ReduceTo, max(res.Width, res.Height)))
+	_, err = imaging.Derive(res)
+	require.NoError(t, err)
+	return ""
 }
 
 // pixBytes is what an image's pixels take in memory.
