@@ -95,34 +95,9 @@ func BenchmarkIngestPhone(b *testing.B) {
 		b.StartTimer()
 
 		start, cpu := time.Now(), processCPU(syscall.RUSAGE_SELF)
-		work := make(chan file)
-		var wg sync.WaitGroup
-		for range par {
-			wg.Go(func() {
-				for f := range work {
-					if res := c.upload([]file{f}, nil); res.StatusCode != 201 {
-						b.Errorf("upload: %d %s", res.StatusCode, res.body)
-					}
-				}
-			})
-		}
-		for _, f := range files {
-			work <- f
-		}
-		close(work)
-		wg.Wait()
+		uploadAndIngest(b, tb, c, files, par)
 		total += perRound
-		for {
-			var pending int
-			if err := tb.pool.QueryRow(context.Background(),
-				"SELECT count(*) FROM images WHERE status IN ('uploaded', 'processing')").Scan(&pending); err != nil {
-				b.Fatal(err)
-			}
-			if pending == 0 {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		var wg sync.WaitGroup
 		hubTime += time.Since(start)
 		hubCPU += processCPU(syscall.RUSAGE_SELF) - cpu
 

@@ -101,17 +101,10 @@ func (s Subsampling) Ratio() (r image.YCbCrSubsampleRatio, ok bool) {
 }
 
 func subsamplingOf(r image.YCbCrSubsampleRatio) (Subsampling, bool) {
-	switch r {
-	case image.YCbCrSubsampleRatio444:
-		return S444, true
-	case image.YCbCrSubsampleRatio422:
-		return S422, true
-	case image.YCbCrSubsampleRatio420:
-		return S420, true
-	case image.YCbCrSubsampleRatio440:
-		return S440, true
-	case image.YCbCrSubsampleRatio411:
-		return S411, true
+	for s := range Subsampling(len(mcu)) {
+		if q, ok := s.Ratio(); ok && q == r {
+			return s, true
+		}
 	}
 	return 0, false
 }
