@@ -23,8 +23,22 @@ HELM := helm.sh/helm/v3/cmd/helm
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# libjpeg-turbo's TurboJPEG library and headers: the imaging package decodes
+# JPEGs through it (DCT-domain scaled decoding, lossless rotation) when cgo is
+# on. Without cgo (or with -tags nojpegturbo) it falls back to the standard
+# library's decoder, slower but needing no C library.
+.PHONY: turbojpeg
+turbojpeg: ## install Debian's libturbojpeg0-dev (libjpeg-turbo's TurboJPEG API) for the JPEG decoder, when missing
+	@[ -f /usr/include/turbojpeg.h ] || [ "$$CGO_ENABLED" = 0 ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing libturbojpeg0-dev for the JPEG decoder"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libturbojpeg0-dev >/dev/null; \
+		else \
+			echo "the JPEG decoder links libjpeg-turbo's TurboJPEG: install it (Debian: apt-get install libturbojpeg0-dev) or build with CGO_ENABLED=0 (slower pure-Go decoding)" >&2; exit 1; \
+		fi; }
+
 .PHONY: build
-build: ## build bin/imagehub
+build: turbojpeg ## build bin/imagehub
 	$(GO) build -o $(BIN) ./cmd/imagehub
 
 # The OCI image, built without Docker by tools/mkimage (go-containerregistry,
@@ -130,7 +144,7 @@ onnx-models: ## regenerate the ONNX test models in testdata/onnx/ (installs Debi
 	$(ONNX_PYTHON) testdata/onnx/generate.py
 
 .PHONY: test
-test: chromium unzip ## vet, eslint, Node's tests, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
+test: chromium unzip turbojpeg ## vet, eslint, Node's tests, check generated code, run every test with -race against a real PostgreSQL and headless Chromium
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	vgwlog=$$(mktemp); oplog=$$(mktemp); ortlog=$$(mktemp); helmlog=$$(mktemp); \
@@ -178,9 +192,17 @@ imagemagick:
 			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq imagemagick >/dev/null; \
 		else echo "make bench compares with ImageMagick: install it (apt-get install imagemagick)" >&2; exit 1; fi; }
 
+.PHONY: vips
+vips:
+	@[ -x /usr/bin/vipsthumbnail ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-tools >/dev/null; \
+		else echo "make bench compares 12-megapixel ingest with vipsthumbnail: install it (apt-get install libvips-tools)" >&2; exit 1; fi; }
+
 # Each benchmark runs a fixed amount of work: the heavy ones load data first.
 BENCHES := \
 	./imaging/:BenchmarkIngest:1s \
+	./app/:BenchmarkIngestPhone:1x \
 	./layout/:BenchmarkLayouts:20x \
 	./app/:BenchmarkIngestPipeline:3x \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
@@ -203,7 +225,7 @@ BENCHES := \
 	./trainer/:BenchmarkRegionClassifier:1x
 
 .PHONY: bench
-bench: imagemagick chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, near-duplicate lookup at 1M, near-duplicate precision and recall with crops, dispatch efficiency with and without batching, review brush frames, click to mask, dataset publish at 1M, Open Images labels CSV import at 1M rows and 20k classes beside their 60 s and 5 s limits, export beside tar, download memory, insights at 1M images, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub, training the region-classifier recipe on 500 images beside the segmenter's AP50) and print a table
+bench: imagemagick vips turbojpeg chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, 12-megapixel phone photos beside vipsthumbnail, near-duplicate lookup at 1M, near-duplicate precision and recall with crops, dispatch efficiency with and without batching, review brush frames, click to mask, dataset publish at 1M, Open Images labels CSV import at 1M rows and 20k classes beside their 60 s and 5 s limits, export beside tar, download memory, insights at 1M images, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub, training the region-classifier recipe on 500 images beside the segmenter's AP50) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

@@ -43,36 +43,8 @@ func BenchmarkIngestPipeline(b *testing.B) {
 		}
 
 		start := time.Now()
-		work := make(chan file)
-		var wg sync.WaitGroup
-		for range par {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for f := range work {
-					if res := c.upload([]file{f}, nil); res.StatusCode != 201 {
-						b.Errorf("upload: %d %s", res.StatusCode, res.body)
-					}
-				}
-			}()
-		}
-		for _, f := range files {
-			work <- f
-		}
-		close(work)
-		wg.Wait()
+		uploadAndIngest(b, tb, c, files, par)
 		total += perRound
-		for {
-			var pending int
-			if err := tb.pool.QueryRow(context.Background(),
-				"SELECT count(*) FROM images WHERE status IN ('uploaded', 'processing')").Scan(&pending); err != nil {
-				b.Fatal(err)
-			}
-			if pending == 0 {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
 		hubTime += time.Since(start)
 
 		start = time.Now()
@@ -110,4 +82,37 @@ func BenchmarkIngestPipeline(b *testing.B) {
 	b.ReportMetric(magick, "imagemagick_img/s")
 	b.ReportMetric(hub/magick, "ratio")
 	fmt.Fprintf(os.Stderr, "ingest: %d images, %d at a time: hub %.1f img/s, ImageMagick %.1f img/s, ratio %.2f\n", total, par, hub, magick, hub/magick)
+}
+
+// uploadAndIngest uploads files par at a time, one a request, and waits
+// until the hub has ingested them all.
+func uploadAndIngest(b *testing.B, tb *testBundle, c *client, files []file, par int) {
+	b.Helper()
+	work := make(chan file)
+	var wg sync.WaitGroup
+	for range par {
+		wg.Go(func() {
+			for f := range work {
+				if res := c.upload([]file{f}, nil); res.StatusCode != 201 {
+					b.Errorf("upload: %d %s", res.StatusCode, res.body)
+				}
+			}
+		})
+	}
+	for _, f := range files {
+		work <- f
+	}
+	close(work)
+	wg.Wait()
+	for {
+		var pending int
+		if err := tb.pool.QueryRow(context.Background(),
+			"SELECT count(*) FROM images WHERE status IN ('uploaded', 'processing')").Scan(&pending); err != nil {
+			b.Fatal(err)
+		}
+		if pending == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/imaging"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
+	"github.com/deepimageshub/imagehub/imaging/turbojpeg"
 )
 
 var (
@@ -80,7 +81,12 @@ func TestOrientation(t *testing.T) {
 			require.Equal(t, 300, res.Width)
 			require.Equal(t, 200, res.Height)
 			requireUpright(t, res.Image, format+" decoded")
-			require.Equal(t, o != 1, res.Reencoded)
+			// A JPEG that TurboJPEG can turn by moving whole blocks (of
+			// this one, 300×200, only orientation 5's transpose) is not
+			// encoded anew: TestLosslessTurn checks that path.
+			if format != "jpeg" || !turbojpeg.Available || o == 1 {
+				require.Equal(t, o != 1, res.Reencoded, "%s orientation %d", format, o)
+			}
 			dec, f, err := image.Decode(bytes.NewReader(res.Bytes))
 			require.NoError(t, err)
 			require.Equal(t, res.Format, f)
@@ -182,7 +188,9 @@ func TestLosslessPath(t *testing.T) {
 	require.Equal(t, plain, res.Bytes, "a JPEG without its metadata is the same file")
 	a, err := jpeg.Decode(bytes.NewReader(plain))
 	require.NoError(t, err)
-	require.Equal(t, a, res.Image)
+	// TurboJPEG's inverse DCT rounds a little differently from the
+	// standard library's.
+	require.LessOrEqual(t, maxPlaneDiff(t, a, res.Image), 2)
 
 	pngData := imagingtest.PNG(photo)
 	res, err = imaging.Process(imagingtest.PNGWithEXIF(pngData, 1))
@@ -251,20 +259,24 @@ func TestTransparentWebPTurnsIntoPNG(t *testing.T) {
 // decoding finds.
 func TestProcessRefuses(t *testing.T) {
 	t.Parallel()
-	for _, f := range imagingtest.BadFiles() {
-		res, err := imaging.Process(f.Data)
-		if f.WantCode == "too_small" {
-			require.NoError(t, err, f.Name)
-			require.Less(t, min(res.Width, res.Height), 200)
-			continue
+	// Ingest's options (a reduced decode) refuse the same files for the
+	// same reasons as a full decode.
+	for _, o := range []imaging.Options{{}, {ReduceTo: imaging.ReviewSize}, {ReduceTo: 8}} {
+		for _, f := range imagingtest.BadFiles() {
+			res, err := o.Process(f.Data)
+			if f.WantCode == "too_small" {
+				require.NoError(t, err, f.Name)
+				require.Less(t, min(res.Width, res.Height), 200)
+				continue
+			}
+			require.Equal(t, f.WantCode, refusal(t, err).Code, f.Name)
 		}
-		require.Equal(t, f.WantCode, refusal(t, err).Code, f.Name)
-	}
-	for _, f := range imagingtest.DamagedFiles() {
-		_, err := imaging.Inspect(bytes.NewReader(f.Data), imaging.Limits{})
-		require.NoError(t, err, "%s passes upload", f.Name)
-		_, err = imaging.Process(f.Data)
-		require.Equal(t, f.WantCode, refusal(t, err).Code, f.Name)
+		for _, f := range imagingtest.DamagedFiles() {
+			_, err := imaging.Inspect(bytes.NewReader(f.Data), imaging.Limits{})
+			require.NoError(t, err, "%s passes upload", f.Name)
+			_, err = o.Process(f.Data)
+			require.Equal(t, f.WantCode, refusal(t, err).Code, "%s, reduced to %d", f.Name, o.ReduceTo)
+		}
 	}
 	_, err := imaging.Options{Limits: imaging.Limits{MaxPixels: 1000}}.Process(imagingtest.JPEG(imagingtest.Photo(100, 100, 1)))
 	require.Equal(t, "too_many_pixels", refusal(t, err).Code)
@@ -321,35 +333,57 @@ func FuzzProcess(f *testing.F) {
 		f.Add(imagingtest.PNGWithEXIF(imagingtest.PNG(imagingtest.Photo(16, 16, 1)), o))
 		f.Add(imagingtest.WebPWithEXIF(imagingtest.Photo(16, 16, 1), o))
 	}
-	opts := imaging.Options{Limits: imaging.Limits{MaxPixels: 1 << 20}}
+	// A full decode, and ingest's reduced one (here to 8 pixels, so that
+	// small inputs are reduced too): the same refusals, the same file.
+	full := imaging.Options{Limits: imaging.Limits{MaxPixels: 1 << 20}}
+	reduced := full
+	reduced.ReduceTo = 8
 	f.Fuzz(func(t *testing.T, data []byte) {
-		prep, err := opts.Prepare(data)
-		if err != nil {
-			refusal(t, err)
-			return
+		var code string
+		for _, opts := range []imaging.Options{full, reduced} {
+			c := fuzzProcess(t, opts, data)
+			if opts.ReduceTo > 0 {
+				require.Equal(t, code, c, "a reduced decode refuses what a full one refuses")
+			}
+			code = c
 		}
-		res, err := prep.Decode()
-		if err != nil {
-			refusal(t, err)
-			return
-		}
-		// The memory ingest reserves covers the decoded pixels (JPEG and
-		// WebP decoders round the size up to whole 16-pixel blocks).
-		h := prep.Header()
-		pad := 1.0
-		if h.Format != "png" {
-			pad = float64((h.Width+15)*(h.Height+15)) / float64(h.Width*h.Height)
-		}
-		require.GreaterOrEqual(t, float64(prep.DecodedBytes())*pad+4096, float64(pixBytes(res.Image)),
-			"%s %dx%d decoded as %T", h.Format, h.Width, h.Height, res.Image)
-		require.GreaterOrEqual(t, prep.Memory(), prep.DecodedBytes())
-		require.NotContains(t, string(res.Bytes), "Exif\x00\x00")
-		cfg, format, err := image.DecodeConfig(bytes.NewReader(res.Bytes))
-		require.NoError(t, err)
-		require.Equal(t, res.Format, format)
-		require.Equal(t, res.Width, cfg.Width)
-		require.Equal(t, res.Height, cfg.Height)
 	})
+}
+
+// fuzzProcess checks FuzzProcess's promises for one input and options,
+// and returns the refusal's code ("" when accepted).
+func fuzzProcess(t *testing.T, opts imaging.Options, data []byte) string {
+	prep, err := opts.Prepare(data)
+	if err != nil {
+		return refusal(t, err).Code
+	}
+	res, err := prep.Decode()
+	if err != nil {
+		return refusal(t, err).Code
+	}
+	// The memory ingest reserves covers the decoded pixels (JPEG and
+	// WebP decoders round the size up to whole 16-pixel blocks).
+	h := prep.Header()
+	pad := 1.0
+	if h.Format != "png" {
+		pad = float64((h.Width+15)*(h.Height+15)) / float64(h.Width*h.Height)
+	}
+	require.GreaterOrEqual(t, float64(prep.DecodedBytes())*pad+4096, float64(pixBytes(res.Image)),
+		"%s %dx%d decoded as %T", h.Format, h.Width, h.Height, res.Image)
+	require.GreaterOrEqual(t, prep.Memory(), prep.DecodedBytes())
+	require.NotContains(t, string(res.Bytes), "Exif\x00\x00")
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(res.Bytes))
+	require.NoError(t, err)
+	require.Equal(t, res.Format, format)
+	require.Equal(t, res.Width, cfg.Width)
+	require.Equal(t, res.Height, cfg.Height)
+	b := res.Image.Bounds()
+	require.LessOrEqual(t, b.Dx(), res.Width)
+	require.LessOrEqual(t, b.Dy(), res.Height)
+	require.GreaterOrEqual(t, max(b.Dx(), b.Dy()), min(opts.ReduceTo, max(res.Width, res.Height)))
+	_, err = imaging.Derive(res)
+	require.NoError(t, err)
+	return ""
 }
 
 // pixBytes is what an image's pixels take in memory.
@@ -377,4 +411,32 @@ func pixBytes(img image.Image) int {
 		return len(m.Y) + len(m.Cb) + len(m.Cr)
 	}
 	panic(fmt.Sprintf("pixBytes: %T", img))
+}
+
+// maxPlaneDiff is the largest difference between two decodings of one
+// JPEG, plane by plane.
+func maxPlaneDiff(t *testing.T, a, b image.Image) int {
+	t.Helper()
+	ya, ok1 := a.(*image.YCbCr)
+	yb, ok2 := b.(*image.YCbCr)
+	require.True(t, ok1 && ok2, "%T and %T", a, b)
+	require.Equal(t, ya.Rect, yb.Rect)
+	require.Equal(t, ya.SubsampleRatio, yb.SubsampleRatio)
+	d := 0
+	for y := ya.Rect.Min.Y; y < ya.Rect.Max.Y; y++ {
+		for x := ya.Rect.Min.X; x < ya.Rect.Max.X; x++ {
+			i, j := ya.YOffset(x, y), yb.YOffset(x, y)
+			d = max(d, abs(int(ya.Y[i])-int(yb.Y[j])))
+			i, j = ya.COffset(x, y), yb.COffset(x, y)
+			d = max(d, abs(int(ya.Cb[i])-int(yb.Cb[j])), abs(int(ya.Cr[i])-int(yb.Cr[j])))
+		}
+	}
+	return d
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

@@ -15,7 +15,8 @@ type Derived struct {
 
 // Derive makes the thumbnails, perceptual hash and quality report of a
 // processed image. Each step works from the smallest image that serves it:
-// the review image comes from the full one, the grid thumbnail from the
+// the review image comes from the decoded one (the full image, or one
+// decoded reduced to no less than ReviewSize, see Options.ReduceTo), the grid thumbnail from the
 // review image, the hash from the grid thumbnail, and the quality measures
 // from the review image (Quality reduces it further), while the report keeps
 // the full image's size. This keeps ingest's cost per image close to the
@@ -27,8 +28,9 @@ func Derive(res *Result) (*Derived, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Derived{Grid: gridJPEG, PHash: PHash(grid), Windows: WindowHashes(grid), Quality: qualityOf(review, res.Image.Bounds())}
-	if res.Format != "jpeg" || review.Bounds().Size() != res.Image.Bounds().Size() {
+	full := res.size()
+	d := &Derived{Grid: gridJPEG, PHash: PHash(grid), Windows: WindowHashes(grid), Quality: qualityOf(review, full)}
+	if res.Format != "jpeg" || review.Bounds().Size() != full {
 		if d.Review, err = EncodeJPEG(review, 85); err != nil {
 			return nil, err
 		}
@@ -37,8 +39,8 @@ func Derive(res *Result) (*Derived, error) {
 }
 
 // qualityOf measures a reduced copy but reports the original's size.
-func qualityOf(small image.Image, orig image.Rectangle) QualityReport {
+func qualityOf(small image.Image, orig image.Point) QualityReport {
 	q := Quality(small)
-	q.ShortSide = min(orig.Dx(), orig.Dy())
+	q.ShortSide = min(orig.X, orig.Y)
 	return q
 }

@@ -7,6 +7,9 @@ type layout struct {
 	decoded float64 // bytes per pixel of the decoded image and the decoder's scratch
 	toRGBA  bool    // Thumbnail converts it to RGBA at full size first
 	reduced float64 // bytes per pixel of the images Thumbnail reduces: 4 for RGBA, the planes of YCbCr
+	// progressive is a progressive JPEG, whose decoder holds every DCT
+	// coefficient until the last scan.
+	progressive bool
 }
 
 // memorySlack covers what does not grow with the pixels: the thumbnails,

@@ -1,11 +1,9 @@
 package imaging
 
 import (
-	"bytes"
 	"fmt"
 	"image"
 	"image/draw"
-	"image/jpeg"
 	"math"
 )
 
@@ -414,9 +412,9 @@ func toRGBA(img image.Image) *image.RGBA {
 
 // EncodeJPEG encodes an image, a thumbnail typically, as JPEG.
 func EncodeJPEG(img image.Image, quality int) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
+	b, err := encodeJPEG(img, quality)
+	if err != nil {
 		return nil, fmt.Errorf("error encoding JPEG: %w", err)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }

@@ -203,7 +203,7 @@ func (j *jpegWalker) parseSOF() error {
 }
 
 func (j *jpegWalker) layout() layout {
-	l := layout{decoded: j.planes, reduced: j.planes} // YCbCr is reduced plane by plane
+	l := layout{decoded: j.planes, reduced: j.planes, progressive: j.progressive} // YCbCr is reduced plane by plane
 	if j.comps != 3 {
 		l.toRGBA, l.reduced = true, 4 // Gray and CMYK become RGBA first
 	}

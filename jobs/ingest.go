@@ -131,7 +131,9 @@ func (w *IngestWorker) examine(ctx context.Context, img queries.Image) (verdict,
 		return verdict{}, fmt.Errorf("error reading upload: %w", err)
 	}
 	data = buf.Bytes()
-	prep, err := imaging.Options{Limits: w.limits}.Prepare(data)
+	// The largest derivative is the review image: a JPEG needs decoding
+	// no larger than that (libjpeg-turbo reduces it in the DCT domain).
+	prep, err := imaging.Options{Limits: w.limits, ReduceTo: imaging.ReviewSize}.Prepare(data)
 	var ref *imaging.Refusal
 	if errors.As(err, &ref) {
 		reason := "We could not read this photo: " + ref.Message
