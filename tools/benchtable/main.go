@@ -38,7 +38,7 @@ type goal struct {
 
 var goals = []goal{
 	{bench: "IngestPipeline", unit: "hub_img/s", peer: "imagemagick_img/s", want: 2},
-	{bench: "IngestPhone", unit: "hub_img/s", peer: "vips_img/s", want: 1},
+	{bench: "IngestPhone", unit: "hub_photos/s", peer: "vips_photos/s", want: 1},
 	{bench: "Layouts", unit: "yolo-seg-ms", limit: 15, want: 1, lower: true},
 	{bench: "Layouts", unit: "maskrcnn-ms", limit: 15, want: 1, lower: true},
 	{bench: "NearDuplicateLookup", unit: "ms/lookup", limit: 5, want: 1, lower: true},
