@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -684,9 +686,10 @@ func TestTrainingRetrain(t *testing.T) {
 	require.NotEmpty(t, doc.Find(`#model-versions tr[data-version="2"] td.ap50`).Text())
 }
 
-// TestTrainingONNXArtifact: an ONNX artifact says its layout and must be
-// a model with a graph; one that is registers with its layout and the
-// run's labels.
+// TestTrainingONNXArtifact: an ONNX artifact says its layout, and its
+// inputs, outputs and class names must fit that layout and the run's
+// labels (the fixtures of testdata/onnx: yolo-seg.onnx knows person, car
+// and dog); one that does registers with its layout and the run's labels.
 func TestTrainingONNXArtifact(t *testing.T) {
 	t.Parallel()
 	w := newTrainingWorld(t)
@@ -701,8 +704,14 @@ func TestTrainingONNXArtifact(t *testing.T) {
 		}
 		return w.trainer.do(http.MethodPut, "/api/v1/trainer/runs/"+run.ID+"/artifact", bytes.NewReader(data), h)
 	}
-	// ir_version 8, then a graph (field 7) holding a node.
-	model := []byte{0x08, 0x08, 0x3a, 0x06, 0x0a, 0x04, 'n', 'o', 'd', 'e'}
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join("..", "testdata", "onnx", name))
+		require.NoError(t, err)
+		return data
+	}
+	model, yolo := read("maskrcnn.onnx"), read("yolo-seg.onnx")
+	// ir_version 8, then a graph (field 7) holding a node and no tensors.
+	noTensors := []byte{0x08, 0x08, 0x3a, 0x06, 0x0a, 0x04, 'n', 'o', 'd', 'e'}
 	for _, c := range []struct {
 		layout string
 		data   []byte
@@ -711,7 +720,11 @@ func TestTrainingONNXArtifact(t *testing.T) {
 		{"", model, "X-Artifact-Layout"},
 		{"resnet", model, "X-Artifact-Layout"},
 		{"yolo-seg", []byte("PK\x03\x04 a zip, not a model"), "artifact"},
-		{"yolo-seg", model[:2], "artifact"},
+		{"maskrcnn", model[:len(model)/2], "artifact"},
+		{"maskrcnn", noTensors, "artifact"},
+		{"yolo-seg", model, "artifact"}, // a maskrcnn file said yolo-seg
+		{"maskrcnn", yolo, "artifact"},  // and the other way round
+		{"yolo-seg", yolo, "artifact"},  // its names hold person and car, which the run did not train
 	} {
 		res := put(c.layout, c.data)
 		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
@@ -720,13 +733,13 @@ func TestTrainingONNXArtifact(t *testing.T) {
 		require.Equal(t, c.field, field, "%s", res.body)
 	}
 	require.Empty(t, w.artifactBlobs(t))
-	res := put("yolo-seg", model)
+	res := put("maskrcnn", model)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	w.waitState(t, id, "succeeded")
 	var layout string
 	var labels []string
 	require.NoError(t, w.pool.QueryRow(context.Background(),
 		`SELECT layout, labels FROM models WHERE name = 'trained' AND version = '1'`).Scan(&layout, &labels))
-	require.Equal(t, "yolo-seg", layout)
+	require.Equal(t, "maskrcnn", layout)
 	require.Equal(t, []string{"dog"}, labels)
 }
