@@ -23,7 +23,7 @@ func (s *Server) trainingsPage(c *fiber.Ctx) error {
 func (s *Server) renderTrainings(c *fiber.Ctx, status int, form views.TrainingForm, fe *views.FormError) error {
 	ctx := c.UserContext()
 	u := currentUser(c)
-	ts, err := s.training.List(ctx, u.ID, u.Role == auth.RoleAdmin, 200)
+	ts, err := s.training.List(ctx, u.ID, u.Role == auth.RoleAdmin, 200, nil)
 	if err != nil {
 		return err
 	}

@@ -488,6 +488,28 @@ func TestTrainingBadInput(t *testing.T) {
 	res = other.get("/api/v1/trainings")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Empty(t, res.json(t)["items"])
+
+	// The list comes a page at a time, newest first.
+	var ids []string
+	next := ""
+	for range 3 {
+		res = w.premium.get("/api/v1/trainings?limit=1" + next)
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+		page := res.json(t)
+		for _, it := range page["items"].([]any) {
+			ids = append(ids, it.(map[string]any)["id"].(string))
+		}
+		c, ok := page["next_cursor"].(string)
+		if !ok {
+			break
+		}
+		next = "&cursor=" + url.QueryEscape(c)
+	}
+	require.Equal(t, []string{second, first}, ids)
+	for _, q := range []string{"limit=0", "limit=501", "cursor=nope"} {
+		res = w.premium.get("/api/v1/trainings?" + q)
+		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s: %s", q, res.body)
+	}
 }
 
 // TestTrainerTokenOnlyTrains: a trainer token reaches the trainer routes

@@ -102,10 +102,24 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID, by uuid.UUID, admin boo
 	return t, nil
 }
 
-// List lists the caller's trainings, newest first (admins: everyone's).
-func (s *Service) List(ctx context.Context, by uuid.UUID, admin bool, limit int) ([]Training, error) {
+// After is where a page of List starts: after the training created at At
+// with ID, in List's order.
+type After struct {
+	At time.Time
+	ID uuid.UUID
+}
+
+// List lists the caller's trainings, newest first (admins: everyone's), at
+// most limit of them, those after after when it is not nil.
+func (s *Service) List(ctx context.Context, by uuid.UUID, admin bool, limit int, after *After) ([]Training, error) {
+	var at *time.Time
+	var afterID uuid.UUID
+	if after != nil {
+		at, afterID = &after.At, after.ID
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+trainingColumns+` FROM trainings
-		WHERE $1 OR created_by = $2 ORDER BY created_at DESC, id DESC LIMIT $3`, admin, by, limit)
+		WHERE ($1 OR created_by = $2) AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))
+		ORDER BY created_at DESC, id DESC LIMIT $3`, admin, by, limit, at, afterID)
 	if err != nil {
 		return nil, fmt.Errorf("error listing trainings: %w", err)
 	}
