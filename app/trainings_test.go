@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -695,6 +696,7 @@ func TestTrainingRetrain(t *testing.T) {
 	res := w.upload(w.trainer, again, []byte(testModelMagic+"cat"))
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	require.Equal(t, map[string]any{"name": "trained", "version": "2"}, res.json(t)["model"])
+	require.Equal(t, "evaluating", res.json(t)["state"], "stored, registered, evaluations started")
 	tr := w.waitState(t, again.ID, "succeeded")
 	require.Equal(t, float64(w.version+1), tr["version"])
 	base := tr["metrics"].(map[string]any)["baseline"].(map[string]any)["model"].(map[string]any)
@@ -704,8 +706,30 @@ func TestTrainingRetrain(t *testing.T) {
 	res = w.premium.get("/trainings/" + again.ID)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	doc := res.doc(t)
-	require.Equal(t, 2, doc.Find("#model-versions tbody tr").Length(), "%s", res.body)
-	require.NotEmpty(t, doc.Find(`#model-versions tr[data-version="2"] td.ap50`).Text())
+	require.Equal(t, 2, doc.Find("table.model-versions tbody tr").Length(), "%s", res.body)
+	require.NotEmpty(t, doc.Find(`table.model-versions tr[data-version="2"] td.ap50`).Text())
+
+	// So does the models page, with the AP50 line over the versions and
+	// the figures per class.
+	res = w.admin.get("/admin/models")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	doc = res.doc(t)
+	series := doc.Find(`#trained-models .model-series[data-model="trained"]`)
+	require.Equal(t, 1, series.Length(), "%s", res.body)
+	rows := series.Find("table.model-versions tbody tr")
+	require.Equal(t, 2, rows.Length())
+	require.Equal(t, "1", rows.Eq(0).AttrOr("data-version", ""), "oldest first")
+	require.Contains(t, rows.Eq(1).Find("td.per-class").Text(), "cat ")
+	points := strings.Fields(series.Find("svg.ap50-curve polyline").AttrOr("points", ""))
+	require.Len(t, points, 2, "one point per evaluated version")
+	for i, p := range points {
+		var x, y float64
+		_, err := fmt.Sscanf(p, "%f,%f", &x, &y)
+		require.NoError(t, err)
+		ap50, err := strconv.ParseFloat(rows.Eq(i).Find("td.ap50").Text(), 64)
+		require.NoError(t, err)
+		require.InDelta(t, 160-8-ap50*(160-24), y, 0.1, "point %d is version %d's AP50", i, i+1)
+	}
 }
 
 // TestTrainingONNXArtifact: an ONNX artifact says its layout, and its

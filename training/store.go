@@ -220,32 +220,59 @@ func (s *Service) Artifact(ctx context.Context, t Training) (io.ReadCloser, erro
 
 // ModelVersion is one trained version of a model with its evaluation.
 type ModelVersion struct {
+	Model         string
 	Version       string
 	TrainingID    uuid.UUID
 	DatasetNumber int
 	AP, AP50      *float64
-	FinishedAt    *time.Time
+	// PerClass is the evaluation's AP50 of each label the run trained, by
+	// label name.
+	PerClass   []ClassAP50
+	FinishedAt *time.Time
+}
+
+// ClassAP50 is one class's AP50 in an evaluation.
+type ClassAP50 struct {
+	Label string
+	AP50  float64
 }
 
 // Versions lists the trained versions of a model, oldest first, with the
 // figures of their evaluations: the series a retrain adds to.
 func (s *Service) Versions(ctx context.Context, model string) ([]ModelVersion, error) {
+	series, err := s.series(ctx, &model)
+	return series[model], err
+}
+
+// Series is Versions of every model trainings made, by model name.
+func (s *Service) Series(ctx context.Context) (map[string][]ModelVersion, error) {
+	return s.series(ctx, nil)
+}
+
+func (s *Service) series(ctx context.Context, model *string) (map[string][]ModelVersion, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT t.model_version, t.id, t.version_number, e.ap, e.ap50, t.finished_at
+		SELECT t.model_name, t.model_version, t.id, t.version_number, e.ap, e.ap50, t.finished_at,
+			ARRAY(SELECT c.name FROM evaluation_classes c WHERE c.evaluation_id = e.id AND c.name = ANY (t.label_names) ORDER BY c.name),
+			ARRAY(SELECT c.ap50 FROM evaluation_classes c WHERE c.evaluation_id = e.id AND c.name = ANY (t.label_names) ORDER BY c.name)
 		FROM trainings t LEFT JOIN evaluations e ON e.id = t.evaluation_id AND e.state = 'done'
-		WHERE t.model_name = $1 AND t.model_version IS NOT NULL
-		ORDER BY t.model_version::int`, model)
+		WHERE ($1::text IS NULL OR t.model_name = $1) AND t.model_version IS NOT NULL
+		ORDER BY t.model_name, t.model_version::int`, model)
 	if err != nil {
 		return nil, fmt.Errorf("error listing model versions: %w", err)
 	}
 	defer rows.Close()
-	var out []ModelVersion
+	out := map[string][]ModelVersion{}
 	for rows.Next() {
 		var v ModelVersion
-		if err := rows.Scan(&v.Version, &v.TrainingID, &v.DatasetNumber, &v.AP, &v.AP50, &v.FinishedAt); err != nil {
+		var names []string
+		var ap50s []float64
+		if err := rows.Scan(&v.Model, &v.Version, &v.TrainingID, &v.DatasetNumber, &v.AP, &v.AP50, &v.FinishedAt, &names, &ap50s); err != nil {
 			return nil, fmt.Errorf("error listing model versions: %w", err)
 		}
-		out = append(out, v)
+		for i := range min(len(names), len(ap50s)) {
+			v.PerClass = append(v.PerClass, ClassAP50{Label: names[i], AP50: ap50s[i]})
+		}
+		out[v.Model] = append(out[v.Model], v)
 	}
 	return out, rows.Err()
 }
