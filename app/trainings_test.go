@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ type trainingWorld struct {
 	datasetID string
 	version   int
 	trainer   *client // holds a trainer token
+	// noONNX, when set, is why the trained models' worker cannot serve
+	// ONNX files (training.Options.ServeONNX).
+	noONNX *atomic.Pointer[string]
 }
 
 func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld {
@@ -60,7 +64,14 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 
 	trained := httptest.NewServer(worker.New(worker.Config{Model: "trained", Synthetic: true, Capacity: 2}))
 	t.Cleanup(trained.Close)
+	noONNX := &atomic.Pointer[string]{}
 	topts := training.Options{
+		ServeONNX: func() error {
+			if why := noONNX.Load(); why != nil {
+				return errors.New(*why)
+			}
+			return nil
+		},
 		Recipes: []training.Recipe{{
 			Name: "test-recipe", Description: "the test's", Format: training.FormatCOCO,
 			Params: map[string]training.Param{"epochs": {Type: "int", Min: 1, Max: 10, Default: 2}},
@@ -78,7 +89,7 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 		Endpoint: func() string { return trained.URL },
 	}
 	tb := startBundleWith(t, cfg, pool, blobs, ln, topts)
-	w := &trainingWorld{cfg: cfg, topts: topts, datasetWorld: &datasetWorld{testBundle: tb, fx: datasettest.New(t, tb.pool, tb.blobs),
+	w := &trainingWorld{cfg: cfg, topts: topts, noONNX: noONNX, datasetWorld: &datasetWorld{testBundle: tb, fx: datasettest.New(t, tb.pool, tb.blobs),
 		anns: map[string][]datasettest.Annotation{}, images: map[string]datasettest.Image{}}}
 	w.admin, _ = tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
 	w.premium, _ = tb.userWithRole(t, "premium@example.com", auth.RolePremium)
@@ -788,4 +799,38 @@ func TestTrainingONNXArtifact(t *testing.T) {
 		`SELECT layout, labels FROM models WHERE name = 'trained' AND version = '1'`).Scan(&layout, &labels))
 	require.Equal(t, "maskrcnn", layout)
 	require.Equal(t, []string{"dog"}, labels)
+
+	// A hub whose worker cannot serve ONNX files says so: the model is
+	// registered disabled with the reason as its problem, the run ends
+	// failed with it, and nothing pretends to have evaluated it.
+	why := "no ONNX Runtime library at /nowhere"
+	w.noONNX.Store(&why)
+	id = w.start(t, w.premium, map[string]any{"labels": []string{"dog"}, "model_name": "unserved"})
+	run = w.lease(t, w.trainer)
+	require.NotNil(t, run)
+	res = put("maskrcnn", model)
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	require.Equal(t, "failed", res.json(t)["state"])
+	tr := w.get(t, id)
+	require.Equal(t, "failed", tr["state"])
+	require.Contains(t, tr["error"], why)
+	require.Contains(t, tr["error"], "not evaluated")
+	require.Nil(t, tr["metrics"])
+	require.Equal(t, map[string]any{"name": "unserved", "version": "1"}, tr["model"])
+	var enabled bool
+	var problems []string
+	require.NoError(t, w.pool.QueryRow(context.Background(),
+		`SELECT enabled, problems FROM models WHERE name = 'unserved' AND version = '1'`).Scan(&enabled, &problems))
+	require.False(t, enabled)
+	require.Len(t, problems, 1)
+	require.Contains(t, problems[0], why)
+	doc := w.admin.get("/admin/models").doc(t)
+	require.Contains(t, doc.Find("#model-"+w.modelID(t, "unserved", "1")+" .flash.error").Text(), why)
+}
+
+func (w *trainingWorld) modelID(t *testing.T, name, version string) string {
+	t.Helper()
+	var id string
+	require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT id::text FROM models WHERE name = $1 AND version = $2`, name, version).Scan(&id))
+	return id
 }

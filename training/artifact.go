@@ -200,15 +200,29 @@ func (s *Service) register(ctx context.Context, tx pgx.Tx, t Training, key strin
 	}
 	enabled := t.Enable
 	spec := dispatch.Spec{Name: t.ModelName, Version: version, Endpoints: []string{s.opts.Endpoint()}, Enabled: &enabled, Labels: labels}
+	var check dispatch.Check
+	unserved := ""
 	if format == ArtifactONNX {
 		spec.Layout = layoutKind
+		if s.opts.ServeONNX != nil {
+			if err := s.opts.ServeONNX(); err != nil {
+				unserved = fmt.Sprintf("this hub's built-in worker cannot serve ONNX models: %v", err)
+				check.Unreachable = []string{spec.Endpoints[0] + ": " + unserved + "; serve the file from Triton or `imagehub worker --onnx` and register that endpoint"}
+				enabled = false
+			}
+		}
 	}
 	if err := spec.Normalize(); err != nil {
 		return fmt.Errorf("error describing the trained model: %w", err)
 	}
-	m, _, err := jobs.SaveModel(ctx, tx, s.river, spec, dispatch.Check{})
+	m, _, err := jobs.SaveModel(ctx, tx, s.river, spec, check)
 	if err != nil {
 		return fmt.Errorf("error registering the trained model: %w", err)
+	}
+	rec := artifactRecord{key: key, sha: sha, size: size, format: format, layout: layoutKind, labels: labels, version: version, modelID: m.ID}
+	if unserved != "" {
+		rec.failure = fmt.Sprintf("The artifact is stored and registered as model %s version %s (disabled), but it was not evaluated: %s.", m.Name, m.Version, unserved)
+		return rec.save(ctx, tx, t.ID)
 	}
 	split := "val"
 	var n int
@@ -249,11 +263,39 @@ func (s *Service) register(ctx context.Context, tx pgx.Tx, t Training, key strin
 			baseID = &be.ID
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE trainings SET state = 'evaluating', artifact_key = $2, artifact_sha256 = $3,
+	rec.evaluationID, rec.baselineID = &e.ID, baseID
+	return rec.save(ctx, tx, t.ID)
+}
+
+// artifactRecord is what a training records of its stored artifact.
+type artifactRecord struct {
+	key                      string
+	sha                      []byte
+	size                     int64
+	format, layout           string
+	labels                   []string
+	version                  string
+	modelID                  uuid.UUID
+	evaluationID, baselineID *uuid.UUID
+	// failure, when set, ends the run failed with it instead of moving it
+	// to evaluating.
+	failure string
+}
+
+// save records r on the training and ends its lease: the run is
+// evaluating, or failed with r.failure.
+func (r artifactRecord) save(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	state := Evaluating
+	if r.failure != "" {
+		state = Failed
+	}
+	if _, err := tx.Exec(ctx, `UPDATE trainings SET state = $12::text::training_state, artifact_key = $2, artifact_sha256 = $3,
 		artifact_size = $4, artifact_format = $5, artifact_layout = nullif($6, ''), artifact_labels = $7,
 		model_version = $8, model_id = $9, evaluation_id = $10, baseline_evaluation_id = $11,
-		lease_hash = NULL, lease_expires_at = NULL, data_key_hash = NULL, error = NULL
-		WHERE id = $1`, t.ID, key, sha, size, format, layoutKind, labels, version, m.ID, e.ID, baseID); err != nil {
+		lease_hash = NULL, lease_expires_at = NULL, data_key_hash = NULL, error = nullif($13, ''),
+		finished_at = CASE WHEN $12::text = 'failed' THEN now() END
+		WHERE id = $1`, id, r.key, r.sha, r.size, r.format, r.layout, r.labels, r.version, r.modelID,
+		r.evaluationID, r.baselineID, state, r.failure); err != nil {
 		return fmt.Errorf("error recording the artifact: %w", err)
 	}
 	return nil

@@ -187,23 +187,55 @@ type Store struct {
 // NewStore makes a Store.
 func NewStore(pool *pgxpool.Pool, blobs blob.Store) *Store { return &Store{pool: pool, blobs: blobs} }
 
+// Trained is an artifact registered as a model version, as its server
+// needs it.
+type Trained struct {
+	Format string   // ArtifactONNX or ArtifactRegion
+	Layout string   // an ONNX file's layout
+	Labels []string // its class names, in output order
+	key    string
+}
+
+// Find finds the artifact registered as version of model. A model no
+// training made is not found.
+func (s *Store) Find(ctx context.Context, model, version string) (Trained, error) {
+	var t Trained
+	var lay *string
+	err := s.pool.QueryRow(ctx, `SELECT artifact_key, artifact_format, artifact_layout, coalesce(artifact_labels, label_names) FROM trainings
+		WHERE model_name = $1 AND model_version = $2 AND artifact_key IS NOT NULL`, model, version).Scan(&t.key, &t.Format, &lay, &t.Labels)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Trained{}, fmt.Errorf("no trained artifact for model %s version %s: %w", model, version, problem.NotFound)
+	}
+	if err != nil {
+		return Trained{}, fmt.Errorf("error finding the artifact of %s %s: %w", model, version, err)
+	}
+	if lay != nil {
+		t.Layout = *lay
+	}
+	return t, nil
+}
+
+// Open reads the file of an artifact Find found.
+func (s *Store) Open(ctx context.Context, t Trained) (io.ReadCloser, error) {
+	rc, _, err := s.blobs.Get(ctx, t.key)
+	if err != nil {
+		return nil, fmt.Errorf("error reading the artifact %s: %w", t.key, err)
+	}
+	return rc, nil
+}
+
 // Artifact opens the artifact registered as version of model, and says its
 // format (onnx or imagehub-region). A model no training made is not found.
 func (s *Store) Artifact(ctx context.Context, model, version string) (io.ReadCloser, string, error) {
-	var key, format string
-	err := s.pool.QueryRow(ctx, `SELECT artifact_key, artifact_format FROM trainings
-		WHERE model_name = $1 AND model_version = $2 AND artifact_key IS NOT NULL`, model, version).Scan(&key, &format)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, "", fmt.Errorf("no trained artifact for model %s version %s: %w", model, version, problem.NotFound)
-	}
+	t, err := s.Find(ctx, model, version)
 	if err != nil {
-		return nil, "", fmt.Errorf("error finding the artifact of %s %s: %w", model, version, err)
+		return nil, "", err
 	}
-	rc, _, err := s.blobs.Get(ctx, key)
+	rc, err := s.Open(ctx, t)
 	if err != nil {
 		return nil, "", fmt.Errorf("error reading the artifact of %s %s: %w", model, version, err)
 	}
-	return rc, format, nil
+	return rc, t.Format, nil
 }
 
 // Artifact opens a training's artifact, for its owner's download.
