@@ -125,6 +125,9 @@ func (s *Server) trainingView(c *fiber.Ctx) (views.TrainingView, error) {
 	if t.Loss != nil {
 		v.Loss = fmt.Sprintf("%.4g", *t.Loss)
 	}
+	if j.Progress.Phase != nil {
+		v.Phase = *j.Progress.Phase
+	}
 	if j.Artifact != nil {
 		v.Artifact = "/api/v1/trainings/" + v.ID + "/artifact"
 	}

@@ -44,6 +44,9 @@ type progressJSON struct {
 	Steps int      `json:"steps"`
 	Epoch *int     `json:"epoch,omitempty"`
 	Loss  *float64 `json:"loss,omitempty"`
+	// Phase is the trainer's own word while running: "running", or
+	// "evaluating" during its validation pass.
+	Phase *string `json:"phase,omitempty"`
 }
 
 type artifactJSON struct {
@@ -65,6 +68,9 @@ func (s *Server) toTrainingJSON(ctx context.Context, t training.Training) traini
 		Recipe: t.Recipe, Params: t.Params, Seed: t.Seed, Retrain: t.Retrain, Attempt: t.Attempt, Trainer: t.Trainer,
 		Progress: progressJSON{Step: t.Step, Steps: t.Steps, Epoch: t.Epoch, Loss: t.Loss},
 		Error:    t.Error, CreatedAt: t.CreatedAt, Finished: t.FinishedAt,
+	}
+	if t.State == training.Running {
+		j.Progress.Phase = t.Phase
 	}
 	if t.ModelVersion != nil {
 		j.Model = &modelRefJSON{Name: t.ModelName, Version: *t.ModelVersion}

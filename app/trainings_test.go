@@ -270,8 +270,18 @@ func TestTrainingProtocol(t *testing.T) {
 	}
 	tr := w.get(t, id)
 	require.Equal(t, "running", tr["state"])
-	require.Equal(t, map[string]any{"step": 3.0, "steps": 10.0, "epoch": 0.0, "loss": 0.6}, tr["progress"])
+	require.Equal(t, map[string]any{"step": 3.0, "steps": 10.0, "epoch": 0.0, "loss": 0.6, "phase": "running"}, tr["progress"])
 	require.Equal(t, "test-trainer/1.0", tr["trainer"])
+
+	// The trainer's own validation pass is shown as such while it runs.
+	b, _ := json.Marshal(map[string]any{"step": 10, "steps": 10, "state": "evaluating"})
+	res = w.trainer.do(http.MethodPost, "/api/v1/trainer/runs/"+run.ID+"/progress", bytes.NewReader(b), w.trainer.withLease(run))
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	tr = w.get(t, id)
+	require.Equal(t, "running", tr["state"])
+	require.Equal(t, "evaluating", tr["progress"].(map[string]any)["phase"])
+	res = w.premium.get("/trainings/" + id + "/status")
+	require.Contains(t, res.doc(t).Find(".training-phase").Text(), "the trainer is evaluating")
 
 	// A corrupt artifact, and one predicting a label the run did not train.
 	for _, bad := range []string{"\x00garbage", testModelMagic + "cat,dog", testModelMagic + "cat,cat", ""} {

@@ -40,25 +40,28 @@ type Training struct {
 	MaxAttempts   int
 	Trainer       *string
 	Step, Steps   int
-	Epoch         *int
-	Loss          *float64
-	ArtifactKey   *string
-	ArtifactSHA   []byte
-	ArtifactSize  *int64
-	ArtifactFmt   *string
-	ArtifactLay   *string
-	EvaluationID  *uuid.UUID
-	BaselineID    *uuid.UUID
-	Error         *string
-	CreatedAt     time.Time
-	StartedAt     *time.Time
-	FinishedAt    *time.Time
-	LeaseExpires  *time.Time
+	// Phase is what the trainer said it was doing at its latest report
+	// while running: Running or Evaluating (its own validation pass).
+	Phase        *string
+	Epoch        *int
+	Loss         *float64
+	ArtifactKey  *string
+	ArtifactSHA  []byte
+	ArtifactSize *int64
+	ArtifactFmt  *string
+	ArtifactLay  *string
+	EvaluationID *uuid.UUID
+	BaselineID   *uuid.UUID
+	Error        *string
+	CreatedAt    time.Time
+	StartedAt    *time.Time
+	FinishedAt   *time.Time
+	LeaseExpires *time.Time
 }
 
 const trainingColumns = `id, created_by, dataset_id, version_id, version_number, label_ids, label_names, recipe, params, seed,
 	retrain, retrain_of, enable, model_name, model_version, model_id, state::text, attempt, max_attempts, trainer,
-	step, steps, epoch, loss, artifact_key, artifact_sha256, artifact_size, artifact_format, artifact_layout,
+	step, steps, phase, epoch, loss, artifact_key, artifact_sha256, artifact_size, artifact_format, artifact_layout,
 	evaluation_id, baseline_evaluation_id, error, created_at, started_at, finished_at, lease_expires_at`
 
 func scanTraining(row pgx.Row) (Training, error) {
@@ -66,7 +69,7 @@ func scanTraining(row pgx.Row) (Training, error) {
 	var params []byte
 	err := row.Scan(&t.ID, &t.CreatedBy, &t.DatasetID, &t.VersionID, &t.VersionNumber, &t.LabelIDs, &t.Labels, &t.Recipe,
 		&params, &t.Seed, &t.Retrain, &t.RetrainOf, &t.Enable, &t.ModelName, &t.ModelVersion, &t.ModelID, &t.State,
-		&t.Attempt, &t.MaxAttempts, &t.Trainer, &t.Step, &t.Steps, &t.Epoch, &t.Loss, &t.ArtifactKey, &t.ArtifactSHA,
+		&t.Attempt, &t.MaxAttempts, &t.Trainer, &t.Step, &t.Steps, &t.Phase, &t.Epoch, &t.Loss, &t.ArtifactKey, &t.ArtifactSHA,
 		&t.ArtifactSize, &t.ArtifactFmt, &t.ArtifactLay, &t.EvaluationID, &t.BaselineID, &t.Error, &t.CreatedAt,
 		&t.StartedAt, &t.FinishedAt, &t.LeaseExpires)
 	if err != nil {
