@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -262,6 +264,13 @@ func (s *Server) renderAdminModels(c *fiber.Ctx, status int, fe *views.FormError
 			})
 		}
 		d.Models = append(d.Models, row)
+	}
+	series, err := s.training.Series(c.UserContext())
+	if err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(series)) {
+		d.Series = append(d.Series, modelSeries(name, series[name]))
 	}
 	return render(c, status, views.AdminModelsPage(s.page(c, "Models"), d))
 }

@@ -23,7 +23,7 @@ func (s *Server) trainingsPage(c *fiber.Ctx) error {
 func (s *Server) renderTrainings(c *fiber.Ctx, status int, form views.TrainingForm, fe *views.FormError) error {
 	ctx := c.UserContext()
 	u := currentUser(c)
-	ts, err := s.training.List(ctx, u.ID, u.Role == auth.RoleAdmin, 200)
+	ts, err := s.training.List(ctx, u.ID, u.Role == auth.RoleAdmin, 200, nil)
 	if err != nil {
 		return err
 	}
@@ -125,6 +125,9 @@ func (s *Server) trainingView(c *fiber.Ctx) (views.TrainingView, error) {
 	if t.Loss != nil {
 		v.Loss = fmt.Sprintf("%.4g", *t.Loss)
 	}
+	if j.Progress.Phase != nil {
+		v.Phase = *j.Progress.Phase
+	}
 	if j.Artifact != nil {
 		v.Artifact = "/api/v1/trainings/" + v.ID + "/artifact"
 	}
@@ -133,24 +136,11 @@ func (s *Server) trainingView(c *fiber.Ctx) (views.TrainingView, error) {
 		return views.TrainingView{}, err
 	}
 	v.Curve = lossCurve(hist)
-	v.ModelName = t.ModelName
 	versions, err := s.training.Versions(ctx, t.ModelName)
 	if err != nil {
 		return views.TrainingView{}, err
 	}
-	fig := func(p *float64) string {
-		if p == nil {
-			return ""
-		}
-		return fmt.Sprintf("%.3f", *p)
-	}
-	for _, m := range versions {
-		row := views.ModelVersionRow{Version: m.Version, TrainingID: m.TrainingID.String(), DatasetVersion: m.DatasetNumber, AP: fig(m.AP), AP50: fig(m.AP50)}
-		if m.FinishedAt != nil {
-			row.Finished = m.FinishedAt.UTC().Format("2006-01-02 15:04 UTC")
-		}
-		v.Versions = append(v.Versions, row)
-	}
+	v.Series = modelSeries(t.ModelName, versions)
 	if j.Metrics != nil && j.Metrics.Evaluation != nil {
 		e := j.Metrics.Evaluation
 		v.Model = e.Model.Name + " " + e.Model.Version
@@ -171,6 +161,48 @@ func (s *Server) trainingView(c *fiber.Ctx) (views.TrainingView, error) {
 		}
 	}
 	return v, nil
+}
+
+// modelSeries is a trained model's versions for ModelSeriesTable: the
+// figures and an AP50 line over the versions, AP50 0 at the bottom and 1
+// at the top.
+func modelSeries(name string, versions []training.ModelVersion) views.ModelSeries {
+	ms := views.ModelSeries{Name: name, Width: curveW, Height: curveH}
+	fig := func(p *float64) string {
+		if p == nil {
+			return ""
+		}
+		return fmt.Sprintf("%.3f", *p)
+	}
+	type point struct{ x, y float64 }
+	var pts []point
+	for i, m := range versions {
+		row := views.ModelVersionRow{Version: m.Version, TrainingID: m.TrainingID.String(), DatasetVersion: m.DatasetNumber, AP: fig(m.AP), AP50: fig(m.AP50)}
+		if m.FinishedAt != nil {
+			row.Finished = m.FinishedAt.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		for _, c := range m.PerClass {
+			row.PerClass = append(row.PerClass, fmt.Sprintf("%s %.3f", c.Label, c.AP50))
+		}
+		ms.Versions = append(ms.Versions, row)
+		if m.AP50 != nil {
+			x := float64(curveW) / 2 // one version alone sits in the middle
+			if len(versions) > 1 {
+				x = 8 + float64(i)/float64(len(versions)-1)*float64(curveW-16)
+			}
+			pts = append(pts, point{x, float64(curveH-8) - *m.AP50*float64(curveH-24)})
+		}
+	}
+	if len(pts) == 1 {
+		// A polyline of one point draws nothing: a short level stroke.
+		pts = []point{{pts[0].x - 4, pts[0].y}, {pts[0].x + 4, pts[0].y}}
+	}
+	parts := make([]string, len(pts))
+	for i, p := range pts {
+		parts[i] = fmt.Sprintf("%.1f,%.1f", p.x, p.y)
+	}
+	ms.Points = strings.Join(parts, " ")
+	return ms
 }
 
 // lossCurve draws the reported losses of the latest attempt against step.

@@ -44,6 +44,9 @@ type progressJSON struct {
 	Steps int      `json:"steps"`
 	Epoch *int     `json:"epoch,omitempty"`
 	Loss  *float64 `json:"loss,omitempty"`
+	// Phase is the trainer's own word while running: "running", or
+	// "evaluating" during its validation pass.
+	Phase *string `json:"phase,omitempty"`
 }
 
 type artifactJSON struct {
@@ -65,6 +68,9 @@ func (s *Server) toTrainingJSON(ctx context.Context, t training.Training) traini
 		Recipe: t.Recipe, Params: t.Params, Seed: t.Seed, Retrain: t.Retrain, Attempt: t.Attempt, Trainer: t.Trainer,
 		Progress: progressJSON{Step: t.Step, Steps: t.Steps, Epoch: t.Epoch, Loss: t.Loss},
 		Error:    t.Error, CreatedAt: t.CreatedAt, Finished: t.FinishedAt,
+	}
+	if t.State == training.Running {
+		j.Progress.Phase = t.Phase
 	}
 	if t.ModelVersion != nil {
 		j.Model = &modelRefJSON{Name: t.ModelName, Version: *t.ModelVersion}
@@ -104,18 +110,32 @@ func (s *Server) apiTrainingCreate(c *fiber.Ctx) error {
 	return c.Status(http.StatusAccepted).JSON(fiber.Map{"training": fiber.Map{"id": t.ID, "state": t.State}})
 }
 
-// apiTrainingList: GET /api/v1/trainings → the caller's (admins: all).
+// apiTrainingList: GET /api/v1/trainings → the caller's (admins: all),
+// newest first, a page at a time (?limit=, ?cursor=).
 func (s *Server) apiTrainingList(c *fiber.Ctx) error {
-	u := currentUser(c)
-	ts, err := s.training.List(c.UserContext(), u.ID, u.Role == auth.RoleAdmin, 200)
+	limit, after, err := pageParams(c)
 	if err != nil {
 		return err
+	}
+	var from *training.After
+	if after != nil {
+		from = &training.After{At: after.T, ID: after.ID}
+	}
+	u := currentUser(c)
+	ts, err := s.training.List(c.UserContext(), u.ID, u.Role == auth.RoleAdmin, limit+1, from)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if len(ts) > limit {
+		ts = ts[:limit]
+		next = cursor{T: ts[limit-1].CreatedAt, ID: ts[limit-1].ID}.String()
 	}
 	items := make([]trainingJSON, len(ts))
 	for i, t := range ts {
 		items[i] = s.toTrainingJSON(c.UserContext(), t)
 	}
-	return c.JSON(fiber.Map{"items": items, "next_cursor": nil})
+	return c.JSON(fiber.Map{"items": items, "next_cursor": nullIfEmpty(next)})
 }
 
 func (s *Server) trainingParam(c *fiber.Ctx) (training.Training, error) {

@@ -11,7 +11,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +44,9 @@ type trainingWorld struct {
 	datasetID string
 	version   int
 	trainer   *client // holds a trainer token
+	// noONNX, when set, is why the trained models' worker cannot serve
+	// ONNX files (training.Options.ServeONNX).
+	noONNX *atomic.Pointer[string]
 }
 
 func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld {
@@ -57,7 +64,14 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 
 	trained := httptest.NewServer(worker.New(worker.Config{Model: "trained", Synthetic: true, Capacity: 2}))
 	t.Cleanup(trained.Close)
+	noONNX := &atomic.Pointer[string]{}
 	topts := training.Options{
+		ServeONNX: func() error {
+			if why := noONNX.Load(); why != nil {
+				return errors.New(*why)
+			}
+			return nil
+		},
 		Recipes: []training.Recipe{{
 			Name: "test-recipe", Description: "the test's", Format: training.FormatCOCO,
 			Params: map[string]training.Param{"epochs": {Type: "int", Min: 1, Max: 10, Default: 2}},
@@ -75,7 +89,7 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 		Endpoint: func() string { return trained.URL },
 	}
 	tb := startBundleWith(t, cfg, pool, blobs, ln, topts)
-	w := &trainingWorld{cfg: cfg, topts: topts, datasetWorld: &datasetWorld{testBundle: tb, fx: datasettest.New(t, tb.pool, tb.blobs),
+	w := &trainingWorld{cfg: cfg, topts: topts, noONNX: noONNX, datasetWorld: &datasetWorld{testBundle: tb, fx: datasettest.New(t, tb.pool, tb.blobs),
 		anns: map[string][]datasettest.Annotation{}, images: map[string]datasettest.Image{}}}
 	w.admin, _ = tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
 	w.premium, _ = tb.userWithRole(t, "premium@example.com", auth.RolePremium)
@@ -257,8 +271,18 @@ func TestTrainingProtocol(t *testing.T) {
 	}
 	tr := w.get(t, id)
 	require.Equal(t, "running", tr["state"])
-	require.Equal(t, map[string]any{"step": 3.0, "steps": 10.0, "epoch": 0.0, "loss": 0.6}, tr["progress"])
+	require.Equal(t, map[string]any{"step": 3.0, "steps": 10.0, "epoch": 0.0, "loss": 0.6, "phase": "running"}, tr["progress"])
 	require.Equal(t, "test-trainer/1.0", tr["trainer"])
+
+	// The trainer's own validation pass is shown as such while it runs.
+	b, _ := json.Marshal(map[string]any{"step": 10, "steps": 10, "state": "evaluating"})
+	res = w.trainer.do(http.MethodPost, "/api/v1/trainer/runs/"+run.ID+"/progress", bytes.NewReader(b), w.trainer.withLease(run))
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	tr = w.get(t, id)
+	require.Equal(t, "running", tr["state"])
+	require.Equal(t, "evaluating", tr["progress"].(map[string]any)["phase"])
+	res = w.premium.get("/trainings/" + id + "/status")
+	require.Contains(t, res.doc(t).Find(".training-phase").Text(), "the trainer is evaluating")
 
 	// A corrupt artifact, and one predicting a label the run did not train.
 	for _, bad := range []string{"\x00garbage", testModelMagic + "cat,dog", testModelMagic + "cat,cat", ""} {
@@ -491,6 +515,28 @@ func TestTrainingBadInput(t *testing.T) {
 	res = other.get("/api/v1/trainings")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Empty(t, res.json(t)["items"])
+
+	// The list comes a page at a time, newest first.
+	var ids []string
+	next := ""
+	for range 3 {
+		res = w.premium.get("/api/v1/trainings?limit=1" + next)
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+		page := res.json(t)
+		for _, it := range page["items"].([]any) {
+			ids = append(ids, it.(map[string]any)["id"].(string))
+		}
+		c, ok := page["next_cursor"].(string)
+		if !ok {
+			break
+		}
+		next = "&cursor=" + url.QueryEscape(c)
+	}
+	require.Equal(t, []string{second, first}, ids)
+	for _, q := range []string{"limit=0", "limit=501", "cursor=nope"} {
+		res = w.premium.get("/api/v1/trainings?" + q)
+		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s: %s", q, res.body)
+	}
 }
 
 // TestTrainerTokenOnlyTrains: a trainer token reaches the trainer routes
@@ -676,6 +722,7 @@ func TestTrainingRetrain(t *testing.T) {
 	res := w.upload(w.trainer, again, []byte(testModelMagic+"cat"))
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	require.Equal(t, map[string]any{"name": "trained", "version": "2"}, res.json(t)["model"])
+	require.Equal(t, "evaluating", res.json(t)["state"], "stored, registered, evaluations started")
 	tr := w.waitState(t, again.ID, "succeeded")
 	require.Equal(t, float64(w.version+1), tr["version"])
 	base := tr["metrics"].(map[string]any)["baseline"].(map[string]any)["model"].(map[string]any)
@@ -685,13 +732,36 @@ func TestTrainingRetrain(t *testing.T) {
 	res = w.premium.get("/trainings/" + again.ID)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	doc := res.doc(t)
-	require.Equal(t, 2, doc.Find("#model-versions tbody tr").Length(), "%s", res.body)
-	require.NotEmpty(t, doc.Find(`#model-versions tr[data-version="2"] td.ap50`).Text())
+	require.Equal(t, 2, doc.Find("table.model-versions tbody tr").Length(), "%s", res.body)
+	require.NotEmpty(t, doc.Find(`table.model-versions tr[data-version="2"] td.ap50`).Text())
+
+	// So does the models page, with the AP50 line over the versions and
+	// the figures per class.
+	res = w.admin.get("/admin/models")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	doc = res.doc(t)
+	series := doc.Find(`#trained-models .model-series[data-model="trained"]`)
+	require.Equal(t, 1, series.Length(), "%s", res.body)
+	rows := series.Find("table.model-versions tbody tr")
+	require.Equal(t, 2, rows.Length())
+	require.Equal(t, "1", rows.Eq(0).AttrOr("data-version", ""), "oldest first")
+	require.Contains(t, rows.Eq(1).Find("td.per-class").Text(), "cat ")
+	points := strings.Fields(series.Find("svg.ap50-curve polyline").AttrOr("points", ""))
+	require.Len(t, points, 2, "one point per evaluated version")
+	for i, p := range points {
+		var x, y float64
+		_, err := fmt.Sscanf(p, "%f,%f", &x, &y)
+		require.NoError(t, err)
+		ap50, err := strconv.ParseFloat(rows.Eq(i).Find("td.ap50").Text(), 64)
+		require.NoError(t, err)
+		require.InDelta(t, 160-8-ap50*(160-24), y, 0.1, "point %d is version %d's AP50", i, i+1)
+	}
 }
 
-// TestTrainingONNXArtifact: an ONNX artifact says its layout and must be
-// a model with a graph; one that is registers with its layout and the
-// run's labels.
+// TestTrainingONNXArtifact: an ONNX artifact says its layout, and its
+// inputs, outputs and class names must fit that layout and the run's
+// labels (the fixtures of testdata/onnx: yolo-seg.onnx knows person, car
+// and dog); one that does registers with its layout and the run's labels.
 func TestTrainingONNXArtifact(t *testing.T) {
 	t.Parallel()
 	w := newTrainingWorld(t)
@@ -706,8 +776,14 @@ func TestTrainingONNXArtifact(t *testing.T) {
 		}
 		return w.trainer.do(http.MethodPut, "/api/v1/trainer/runs/"+run.ID+"/artifact", bytes.NewReader(data), h)
 	}
-	// ir_version 8, then a graph (field 7) holding a node.
-	model := []byte{0x08, 0x08, 0x3a, 0x06, 0x0a, 0x04, 'n', 'o', 'd', 'e'}
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join("..", "testdata", "onnx", name))
+		require.NoError(t, err)
+		return data
+	}
+	model, yolo := read("maskrcnn.onnx"), read("yolo-seg.onnx")
+	// ir_version 8, then a graph (field 7) holding a node and no tensors.
+	noTensors := []byte{0x08, 0x08, 0x3a, 0x06, 0x0a, 0x04, 'n', 'o', 'd', 'e'}
 	for _, c := range []struct {
 		layout string
 		data   []byte
@@ -716,7 +792,11 @@ func TestTrainingONNXArtifact(t *testing.T) {
 		{"", model, "X-Artifact-Layout"},
 		{"resnet", model, "X-Artifact-Layout"},
 		{"yolo-seg", []byte("PK\x03\x04 a zip, not a model"), "artifact"},
-		{"yolo-seg", model[:2], "artifact"},
+		{"maskrcnn", model[:len(model)/2], "artifact"},
+		{"maskrcnn", noTensors, "artifact"},
+		{"yolo-seg", model, "artifact"}, // a maskrcnn file said yolo-seg
+		{"maskrcnn", yolo, "artifact"},  // and the other way round
+		{"yolo-seg", yolo, "artifact"},  // its names hold person and car, which the run did not train
 	} {
 		res := put(c.layout, c.data)
 		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
@@ -725,13 +805,51 @@ func TestTrainingONNXArtifact(t *testing.T) {
 		require.Equal(t, c.field, field, "%s", res.body)
 	}
 	require.Empty(t, w.artifactBlobs(t))
-	res := put("yolo-seg", model)
+	res := put("maskrcnn", model)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
-	w.waitState(t, id, "succeeded")
+	require.Equal(t, "evaluating", res.json(t)["state"])
 	var layout string
 	var labels []string
 	require.NoError(t, w.pool.QueryRow(context.Background(),
 		`SELECT layout, labels FROM models WHERE name = 'trained' AND version = '1'`).Scan(&layout, &labels))
-	require.Equal(t, "yolo-seg", layout)
+	require.Equal(t, "maskrcnn", layout)
 	require.Equal(t, []string{"dog"}, labels)
+
+	// A hub whose worker cannot serve ONNX files says so: the model is
+	// registered disabled with the reason as its problem, the run ends
+	// failed with it, and nothing pretends to have evaluated it.
+	why := "no ONNX Runtime library at /nowhere"
+	w.noONNX.Store(&why)
+	// The synthetic worker does not speak maskrcnn: the evaluation would
+	// only retry, so the first run makes way (it was seen registered).
+	res = w.premium.json(http.MethodPost, "/api/v1/trainings/"+id+"/cancel", map[string]any{})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	id = w.start(t, w.premium, map[string]any{"labels": []string{"dog"}, "model_name": "unserved"})
+	run = w.lease(t, w.trainer)
+	require.NotNil(t, run)
+	res = put("maskrcnn", model)
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	require.Equal(t, "failed", res.json(t)["state"])
+	tr := w.get(t, id)
+	require.Equal(t, "failed", tr["state"])
+	require.Contains(t, tr["error"], why)
+	require.Contains(t, tr["error"], "not evaluated")
+	require.Nil(t, tr["metrics"])
+	require.Equal(t, map[string]any{"name": "unserved", "version": "1"}, tr["model"])
+	var enabled bool
+	var problems []string
+	require.NoError(t, w.pool.QueryRow(context.Background(),
+		`SELECT enabled, problems FROM models WHERE name = 'unserved' AND version = '1'`).Scan(&enabled, &problems))
+	require.False(t, enabled)
+	require.Len(t, problems, 1)
+	require.Contains(t, problems[0], why)
+	doc := w.admin.get("/admin/models").doc(t)
+	require.Contains(t, doc.Find("#model-"+w.modelID(t, "unserved", "1")+" .flash.error").Text(), why)
+}
+
+func (w *trainingWorld) modelID(t *testing.T, name, version string) string {
+	t.Helper()
+	var id string
+	require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT id::text FROM models WHERE name = $1 AND version = $2`, name, version).Scan(&id))
+	return id
 }

@@ -1200,6 +1200,7 @@ type Training struct {
 	CreatedAt            time.Time
 	StartedAt            *time.Time
 	FinishedAt           *time.Time
+	Phase                *string
 }
 
 type TrainingProgress struct {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -18,9 +19,13 @@ import (
 	"github.com/deepimageshub/imagehub/auth"
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/evaluation"
+	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/jobs"
+	"github.com/deepimageshub/imagehub/layout"
+	"github.com/deepimageshub/imagehub/onnxmeta"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
 
 // Artifact formats (X-Artifact-Format) and ONNX layouts (X-Artifact-Layout).
@@ -63,7 +68,7 @@ func (s *Service) Upload(ctx context.Context, id uuid.UUID, token, format, layou
 	if err != nil {
 		return Training{}, err
 	}
-	labels, err := s.check(ctx, format, data)
+	labels, err := s.check(ctx, format, layoutKind, data, t.Labels)
 	if err != nil {
 		return Training{}, invalidArtifact(err.Error())
 	}
@@ -120,19 +125,18 @@ func (s *Service) holds(ctx context.Context, db queries.DBTX, id uuid.UUID, toke
 	return nil
 }
 
-// check runs the format's checker. ONNX gets a structural check of the
-// file first (checkONNX), then the injected checker when there is one.
-func (s *Service) check(ctx context.Context, format string, data []byte) ([]string, error) {
+// check runs the format's checker and returns the labels the artifact
+// predicts (nil: the run's, in order). An ONNX file is checked here
+// (checkONNX), then by the injected checker when there is one.
+func (s *Service) check(ctx context.Context, format, layoutKind string, data []byte, runLabels []string) ([]string, error) {
 	if len(data) == 0 {
 		return nil, errors.New("the file is empty")
 	}
 	fn := s.opts.CheckArtifact[format]
 	if format == ArtifactONNX {
-		if err := checkONNX(data); err != nil {
-			return nil, err
-		}
-		if fn == nil {
-			return nil, nil
+		labels, err := checkONNX(data, layout.Kind(layoutKind), runLabels)
+		if err != nil || fn == nil {
+			return labels, err
 		}
 	}
 	if fn == nil {
@@ -141,62 +145,36 @@ func (s *Service) check(ctx context.Context, format string, data []byte) ([]stri
 	return fn(ctx, data)
 }
 
-// checkONNX checks that data is a protobuf ModelProto with a graph
-// (field 7), without ONNX Runtime: it walks the top-level fields.
-func checkONNX(data []byte) error {
-	graph := false
-	for i := 0; i < len(data); {
-		tag, n := uvarint(data[i:])
-		if n <= 0 {
-			return errors.New("it is not an ONNX model (bad protobuf)")
-		}
-		i += n
-		field, wire := tag>>3, tag&7
-		if field == 0 {
-			return errors.New("it is not an ONNX model (field 0)")
-		}
-		switch wire {
-		case 0:
-			_, n := uvarint(data[i:])
-			if n <= 0 {
-				return errors.New("it is not an ONNX model (bad varint)")
-			}
-			i += n
-		case 2:
-			l, n := uvarint(data[i:])
-			if n <= 0 || l > uint64(len(data)-i-n) {
-				return errors.New("it is not an ONNX model (truncated)")
-			}
-			i += n + int(l)
-			if field == 7 {
-				graph = true
-			}
-		case 1:
-			i += 8
-		case 5:
-			i += 4
-		default:
-			return errors.New("it is not an ONNX model (bad wire type)")
-		}
-		if i > len(data) {
-			return errors.New("it is not an ONNX model (truncated)")
+// checkONNX reads the graph's inputs and outputs from the file (no ONNX
+// Runtime needed) and checks them against the layout the trainer named
+// with the registry's own check (inference.CheckLayout), with the model's
+// class names: its Ultralytics "names" metadata when it has them, else the
+// run's labels. So a yolo-seg file's 4+nc+32 rows must match the labels,
+// and a file of another layout, or none, is refused before anything is
+// stored.
+func checkONNX(data []byte, kind layout.Kind, runLabels []string) ([]string, error) {
+	m, err := onnxmeta.Read(data)
+	if err != nil {
+		return nil, err
+	}
+	var labels []string
+	if v, ok := m.Props["names"]; ok {
+		if labels, err = onnxworker.ParseUltralyticsNames(v); err != nil {
+			return nil, fmt.Errorf("its metadata's class names cannot be read: %w", err)
 		}
 	}
-	if !graph {
-		return errors.New("the ONNX model has no graph")
+	p := layout.Params{Kind: kind, Labels: labels}
+	if labels == nil {
+		p.Labels = runLabels
 	}
-	return nil
-}
-
-func uvarint(b []byte) (uint64, int) {
-	var x uint64
-	for i := 0; i < len(b) && i < 10; i++ {
-		x |= uint64(b[i]&0x7f) << (7 * i)
-		if b[i] < 0x80 {
-			return x, i + 1
+	if _, problems := inference.CheckLayout(m.Metadata("artifact"), p); len(problems) > 0 {
+		msgs := make([]string, len(problems))
+		for i, pr := range problems {
+			msgs[i] = pr.Message
 		}
+		return nil, fmt.Errorf("it does not fit the %s layout: %s", kind, strings.Join(msgs, "; "))
 	}
-	return 0, 0
+	return labels, nil
 }
 
 // register makes the model version, records the artifact and starts the
@@ -222,15 +200,29 @@ func (s *Service) register(ctx context.Context, tx pgx.Tx, t Training, key strin
 	}
 	enabled := t.Enable
 	spec := dispatch.Spec{Name: t.ModelName, Version: version, Endpoints: []string{s.opts.Endpoint()}, Enabled: &enabled, Labels: labels}
+	var check dispatch.Check
+	unserved := ""
 	if format == ArtifactONNX {
 		spec.Layout = layoutKind
+		if s.opts.ServeONNX != nil {
+			if err := s.opts.ServeONNX(); err != nil {
+				unserved = fmt.Sprintf("this hub's built-in worker cannot serve ONNX models: %v", err)
+				check.Unreachable = []string{spec.Endpoints[0] + ": " + unserved + "; serve the file from Triton or `imagehub worker --onnx` and register that endpoint"}
+				enabled = false
+			}
+		}
 	}
 	if err := spec.Normalize(); err != nil {
 		return fmt.Errorf("error describing the trained model: %w", err)
 	}
-	m, _, err := jobs.SaveModel(ctx, tx, s.river, spec, dispatch.Check{})
+	m, _, err := jobs.SaveModel(ctx, tx, s.river, spec, check)
 	if err != nil {
 		return fmt.Errorf("error registering the trained model: %w", err)
+	}
+	rec := artifactRecord{key: key, sha: sha, size: size, format: format, layout: layoutKind, labels: labels, version: version, modelID: m.ID}
+	if unserved != "" {
+		rec.failure = fmt.Sprintf("The artifact is stored and registered as model %s version %s (disabled), but it was not evaluated: %s.", m.Name, m.Version, unserved)
+		return rec.save(ctx, tx, t.ID)
 	}
 	split := "val"
 	var n int
@@ -271,11 +263,39 @@ func (s *Service) register(ctx context.Context, tx pgx.Tx, t Training, key strin
 			baseID = &be.ID
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE trainings SET state = 'evaluating', artifact_key = $2, artifact_sha256 = $3,
+	rec.evaluationID, rec.baselineID = &e.ID, baseID
+	return rec.save(ctx, tx, t.ID)
+}
+
+// artifactRecord is what a training records of its stored artifact.
+type artifactRecord struct {
+	key                      string
+	sha                      []byte
+	size                     int64
+	format, layout           string
+	labels                   []string
+	version                  string
+	modelID                  uuid.UUID
+	evaluationID, baselineID *uuid.UUID
+	// failure, when set, ends the run failed with it instead of moving it
+	// to evaluating.
+	failure string
+}
+
+// save records r on the training and ends its lease: the run is
+// evaluating, or failed with r.failure.
+func (r artifactRecord) save(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
+	state := Evaluating
+	if r.failure != "" {
+		state = Failed
+	}
+	if _, err := tx.Exec(ctx, `UPDATE trainings SET state = $12::text::training_state, artifact_key = $2, artifact_sha256 = $3,
 		artifact_size = $4, artifact_format = $5, artifact_layout = nullif($6, ''), artifact_labels = $7,
 		model_version = $8, model_id = $9, evaluation_id = $10, baseline_evaluation_id = $11,
-		lease_hash = NULL, lease_expires_at = NULL, data_key_hash = NULL, error = NULL
-		WHERE id = $1`, t.ID, key, sha, size, format, layoutKind, labels, version, m.ID, e.ID, baseID); err != nil {
+		lease_hash = NULL, lease_expires_at = NULL, data_key_hash = NULL, error = nullif($13, ''),
+		finished_at = CASE WHEN $12::text = 'failed' THEN now() END
+		WHERE id = $1`, id, r.key, r.sha, r.size, r.format, r.layout, r.labels, r.version, r.modelID,
+		r.evaluationID, r.baselineID, state, r.failure); err != nil {
 		return fmt.Errorf("error recording the artifact: %w", err)
 	}
 	return nil

@@ -1,43 +1,85 @@
 package training
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/problem"
 )
 
-// field is one protobuf length-delimited field.
-func field(num int, data []byte) []byte {
-	out := []byte{byte(num<<3 | 2), byte(len(data))}
-	return append(out, data...)
+// withoutProps drops the metadata_props (field 14) of an ONNX file, as a
+// non-Ultralytics exporter leaves them out. The fixtures' top-level fields
+// are all varints or length-delimited.
+func withoutProps(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var out []byte
+	for i := 0; i < len(data); {
+		tag, n := binary.Uvarint(data[i:])
+		require.Positive(t, n)
+		end := i + n
+		switch tag & 7 {
+		case 0:
+			_, m := binary.Uvarint(data[end:])
+			end += m
+		case 2:
+			l, m := binary.Uvarint(data[end:])
+			end += m + int(l)
+		default:
+			t.Fatalf("wire type %d", tag&7)
+		}
+		if tag>>3 != 14 {
+			out = append(out, data[i:end]...)
+		}
+		i = end
+	}
+	return out
 }
 
+// TestCheckONNX checks trained ONNX files against the layout their trainer
+// names, with the fixtures of testdata/onnx: yolo-seg.onnx knows 3 classes
+// (person, car, dog, in its metadata), maskrcnn.onnx returns class numbers.
 func TestCheckONNX(t *testing.T) {
 	t.Parallel()
-	irVersion := []byte{0x08, 0x08} // field 1, varint 8
-	graph := field(7, field(1, []byte("node")))
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join("..", "testdata", "onnx", name))
+		require.NoError(t, err)
+		return data
+	}
+	yolo, mrcnn := read("yolo-seg.onnx"), read("maskrcnn.onnx")
+	three := []string{"person", "car", "dog"}
+
+	labels, err := checkONNX(yolo, layout.YOLOSeg, three)
+	require.NoError(t, err)
+	require.Equal(t, three, labels, "the labels come from the file's names")
+	labels, err = checkONNX(withoutProps(t, yolo), layout.YOLOSeg, three)
+	require.NoError(t, err)
+	require.Nil(t, labels, "without names, the run's labels")
+	labels, err = checkONNX(mrcnn, layout.MaskRCNN, []string{"dog"})
+	require.NoError(t, err)
+	require.Nil(t, labels)
+
 	for _, c := range []struct {
-		name string
-		data []byte
-		ok   bool
+		name   string
+		data   []byte
+		kind   layout.Kind
+		labels []string
+		want   string
 	}{
-		{"model with a graph", append(append([]byte{}, irVersion...), graph...), true},
-		{"no graph", append(append([]byte{}, irVersion...), field(2, []byte("producer"))...), false},
-		{"truncated", append(append([]byte{}, irVersion...), graph[:len(graph)-2]...), false},
-		{"not protobuf", []byte("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"), false},
-		{"field zero", []byte{0x02, 0x00}, false},
-		{"text", []byte("hello world, I am not a model"), false},
+		{"maskrcnn file said yolo-seg", mrcnn, layout.YOLOSeg, three, "no output output0"},
+		{"yolo-seg file said maskrcnn", yolo, layout.MaskRCNN, three, "no output boxes"},
+		{"classes unlike the labels", withoutProps(t, yolo), layout.YOLOSeg, []string{"dog"}, "knows 3 classes"},
+		{"truncated", yolo[:len(yolo)/2], layout.YOLOSeg, three, "not an ONNX model"},
+		{"text", []byte("hello world, I am not a model"), layout.YOLOSeg, three, "not an ONNX model"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := checkONNX(c.data)
-			if c.ok {
-				require.NoError(t, err)
-			} else {
-				require.Error(t, err)
-			}
+			_, err := checkONNX(c.data, c.kind, c.labels)
+			require.ErrorContains(t, err, c.want)
 		})
 	}
 }

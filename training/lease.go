@@ -112,7 +112,7 @@ func (s *Service) Take(ctx context.Context, recipes []string, trainer string) (*
 		key, keyHash := auth.NewSecret("data_")
 		if _, err := tx.Exec(ctx, `UPDATE trainings SET state = 'running', attempt = attempt + 1, lease_hash = $2,
 			lease_expires_at = $3, data_key_hash = $4, trainer = $5, started_at = coalesce(started_at, now()),
-			step = 0, steps = 0, epoch = NULL, loss = NULL WHERE id = $1`,
+			step = 0, steps = 0, epoch = NULL, loss = NULL, phase = NULL WHERE id = $1`,
 			id, hash, lease.ExpiresAt, keyHash, trainer); err != nil {
 			return fmt.Errorf("error leasing the training: %w", err)
 		}
@@ -175,8 +175,8 @@ func (s *Service) Progress(ctx context.Context, id uuid.UUID, token string, p Re
 		// The same token, a later expiry.
 		lease, _ = s.newLease()
 		lease.Token = token
-		if _, err := tx.Exec(ctx, `UPDATE trainings SET lease_expires_at = $2, step = $3, steps = $4, epoch = $5, loss = $6
-			WHERE id = $1`, id, lease.ExpiresAt, p.Step, p.Steps, p.Epoch, p.Loss); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE trainings SET lease_expires_at = $2, step = $3, steps = $4, epoch = $5, loss = $6,
+			phase = coalesce(nullif($7, ''), 'running') WHERE id = $1`, id, lease.ExpiresAt, p.Step, p.Steps, p.Epoch, p.Loss, p.State); err != nil {
 			return fmt.Errorf("error renewing the lease: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO training_progress (training_id, attempt, step, steps, epoch, loss)

@@ -74,6 +74,13 @@ type Options struct {
 	// Endpoint is the inference endpoint (the built-in worker) that serves
 	// trained models; it becomes the registered model version's endpoint.
 	Endpoint func() string
+	// ServeONNX says why Endpoint cannot serve ONNX files (no ONNX Runtime
+	// library, a build without cgo), nil when it can or is not asked. An
+	// ONNX artifact it cannot serve is still stored and registered, with
+	// the reason as the model's problem, but not evaluated: the run ends
+	// failed with the reason instead of with metrics of a model that never
+	// ran.
+	ServeONNX func() error
 }
 
 func (o Options) withDefaults() Options {

@@ -12,10 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/deepimageshub/imagehub/account"
-	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/regionmodel"
 	"github.com/deepimageshub/imagehub/trainer"
@@ -46,22 +43,21 @@ func artifactCheckers() map[string]training.Checker {
 
 // trainedLoader lets the built-in worker serve the region models trainings
 // registered, read from the blob store. Anything else (another format, a
-// model no training made) is not found, which the worker answers 404.
-func trainedLoader(pool *pgxpool.Pool, blobs blob.Store) func(ctx context.Context, name, version string) (io.ReadCloser, error) {
-	store := training.NewStore(pool, blobs)
+// model no training made) is not found, which the worker answers 404;
+// trainedONNX, in front of it, serves the ONNX ones.
+func trainedLoader(store *training.Store) func(ctx context.Context, name, version string) (io.ReadCloser, error) {
 	return func(ctx context.Context, name, version string) (io.ReadCloser, error) {
-		rc, format, err := store.Artifact(ctx, name, version)
+		t, err := store.Find(ctx, name, version)
 		if errors.Is(err, problem.NotFound) {
 			return nil, fmt.Errorf("%w: %w", fs.ErrNotExist, err)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if format != regionmodel.Format {
-			rc.Close()
-			return nil, fmt.Errorf("model %s version %s is a %s artifact, which the built-in worker does not serve: %w", name, version, format, fs.ErrNotExist)
+		if t.Format != regionmodel.Format {
+			return nil, fmt.Errorf("model %s version %s is a %s artifact, which the built-in worker does not serve: %w", name, version, t.Format, fs.ErrNotExist)
 		}
-		return rc, nil
+		return store.Open(ctx, t)
 	}
 }
 

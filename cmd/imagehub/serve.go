@@ -31,6 +31,7 @@ import (
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/training"
 	"github.com/deepimageshub/imagehub/worker"
+	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
 
 // env is what every command starts from: configuration, a logger and a pool.
@@ -121,10 +122,14 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	// known once it listens, before the first artifact can arrive.
 	var trainedEndpoint atomic.Value
 	trainedEndpoint.Store("")
+	onnxLib := onnxworker.Library(getenv)
 	topts := training.Options{
 		Recipes:       hubRecipes(),
 		CheckArtifact: artifactCheckers(),
 		Endpoint:      func() string { return trainedEndpoint.Load().(string) },
+		// The built-in worker serves trained ONNX files when this process
+		// can load ONNX Runtime; it is loaded on the first such upload.
+		ServeONNX: func() error { return onnxworker.LoadRuntime(onnxLib) },
 	}
 	deps := jobs.Deps{Pool: e.pool, Logger: logger, Blobs: blobs, Config: cfg, Metrics: reg}
 	deps.AfterPublish = append(deps.AfterPublish, training.AfterPublish(deps, topts))
@@ -137,7 +142,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	if cfg.BuiltinWorker {
-		stop, endpoint, err := startBuiltinWorker(ctx, e, riverClient, trainedLoader(e.pool, blobs))
+		stop, endpoint, err := startBuiltinWorker(ctx, e, riverClient, training.NewStore(e.pool, blobs), onnxLib)
 		if err != nil {
 			return err
 		}
@@ -244,19 +249,23 @@ func printSetupCode(ctx context.Context, e *env, stderr io.Writer) error {
 // worker, so that `make run` proposes masks without a GPU server. The model
 // keeps the enabled flag an admin gave it. endpoint is its address.
 //
-// loader hands it the region models trainings made, so that a trained model
-// version registered on this endpoint is served here.
-func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[pgx.Tx], loader func(ctx context.Context, name, version string) (io.ReadCloser, error)) (stop func(), endpoint string, err error) {
+// trained holds the models trainings made, so that a trained model version
+// registered on this endpoint is served here: region models by the worker
+// itself, ONNX files by ONNX Runtime (with the library at onnxLib) in front
+// of it (trainedONNX).
+func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[pgx.Tx], trained *training.Store, onnxLib string) (stop func(), endpoint string, err error) {
 	capacity := e.cfg.BuiltinWorkerCapacity
 	if capacity == 0 {
 		capacity = runtime.GOMAXPROCS(0)
 	}
-	ws := worker.New(worker.Config{Capacity: capacity, Logger: e.logger.With("component", "worker"), Loader: loader})
+	logger := e.logger.With("component", "worker")
+	ws := worker.New(worker.Config{Capacity: capacity, Logger: logger, Loader: trainedLoader(trained)})
+	onnxFront := newTrainedONNX(ws, trained, onnxLib, capacity, []string{ws.Model(), ws.InteractiveModel()}, logger)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", fmt.Errorf("error listening for the built-in worker: %w", err)
 	}
-	srv := &http.Server{Handler: ws, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: onnxFront, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.logger.Error("built-in worker stopped", "error", err)
@@ -266,6 +275,7 @@ func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[p
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
+		onnxFront.Close()
 	}
 
 	// Two models on the one endpoint: the segmenter proposes masks, the

@@ -38,6 +38,20 @@ func loadRuntime(lib string) error {
 	return nil
 }
 
+// LoadRuntime loads the ONNX Runtime library at lib ("" is
+// Library(os.Getenv)) unless this process has it already, and says why it
+// cannot: a caller that serves ONNX files only now and then (the hub's
+// built-in worker) asks before promising to.
+func LoadRuntime(lib string) error {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		return fmt.Errorf("serving ONNX models is only built for amd64 and arm64, not %s", runtime.GOARCH)
+	}
+	if lib == "" {
+		lib = Library(getenv)
+	}
+	return loadRuntime(lib)
+}
+
 // Options configures Open.
 type Options struct {
 	// Library is the path of the ONNX Runtime shared library; "" is

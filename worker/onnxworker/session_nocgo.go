@@ -4,6 +4,9 @@ package onnxworker
 
 import "github.com/deepimageshub/imagehub/oip"
 
+// LoadRuntime fails with ErrNoRuntime: loading ONNX Runtime needs cgo.
+func LoadRuntime(lib string) error { return ErrNoRuntime }
+
 // Options configures Open.
 type Options struct {
 	Library string
