@@ -197,7 +197,8 @@ func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // TestPreparedWhenReviewable: with the built-in single-stage model, an
 // uploaded photo is warmed up (prepared by the worker) as soon as its
-// inference sends it to review, before anyone leases it.
+// inference sends it to review, before anyone leases it, by a job queued
+// in the transaction that puts it in the review queue.
 func TestPreparedWhenReviewable(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
@@ -213,9 +214,24 @@ func TestPreparedWhenReviewable(t *testing.T) {
 		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
 	}
 	require.Zero(t, wk.Stats().Prompts)
+	// The transactions that insert jobs and review items, as triggers of
+	// this test's own database see them.
+	_, err := tb.pool.Exec(context.Background(), `
+		CREATE TABLE insert_xids (tbl text, kind text, xid bigint);
+		CREATE FUNCTION log_insert_xid() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO insert_xids VALUES (TG_TABLE_NAME, CASE WHEN TG_TABLE_NAME = 'river_job' THEN NEW.kind END, txid_current());
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER log_xid AFTER INSERT ON river_job FOR EACH ROW EXECUTE FUNCTION log_insert_xid();
+		CREATE TRIGGER log_xid AFTER INSERT ON review_items FOR EACH ROW EXECUTE FUNCTION log_insert_xid();`)
+	require.NoError(t, err)
 	up := uploadOne(t, admin, photos(1, 78)[0])
 	imageID := up["image"].(map[string]any)["id"].(string)
 	require.Eventually(t, func() bool { return wk.Stats().Prompts == 1 }, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1, tb.count(t, `SELECT count(*) FROM images WHERE id = $1 AND status = 'awaiting_review'`, imageID))
 	require.EqualValues(t, 1, wk.Stats().Requests, "one proposal request, one warm-up")
+	// The job was queued by the transaction that wrote the review item.
+	require.Equal(t, 1, tb.count(t, `SELECT count(*) FROM insert_xids j JOIN insert_xids r ON r.xid = j.xid
+		WHERE j.tbl = 'river_job' AND j.kind = 'prepare_prompts' AND r.tbl = 'review_items'`))
 }
