@@ -8,6 +8,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"image"
 	"net/http"
+	"net/url"
 	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
@@ -114,6 +115,66 @@ func (s *twoStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// twoStageServer serves a twoStage pair, enc and dec.
+func twoStageServer(t *testing.T) (*twoStage, *httptest.Server) {
+	ts := &twoStage{}
+	mux := http.NewServeMux()
+	mux.Handle("/v2", ts)
+	mux.Handle("/v2/health/ready", ts)
+	mux.Handle("/v2/models/{model}", ts)
+	mux.Handle("/v2/models/{model}/{rest}", ts)
+	mux.Handle("/v2/models/{model}/versions/{v}", ts)
+	mux.Handle("/v2/models/{model}/versions/{v}/{rest}", ts)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return ts, srv
+}
+
+// TestModelFormTasks: the admin page's form registers an embed model and
+// the interactive model that takes its EMBEDDING, picked from the
+// registered embed models; a bad task, an embed model for a segmentation
+// model and a decoder without its encoder are refused on the form, naming
+// the field or the finding.
+func TestModelFormTasks(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	admin, _ := tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	_, srv := twoStageServer(t)
+	form := func(name, task, embed string) url.Values {
+		return url.Values{"name": {name}, "version": {"1"}, "endpoints": {srv.URL}, "capacity": {"2"}, "timeout_ms": {"60000"},
+			"layout": {"imagehub"}, "task": {task}, "embed_model": {embed}, "enabled": {"on"}}
+	}
+	doc := admin.get("/admin/models").doc(t)
+	require.Equal(t, "segmentation", doc.Find("#model-task option[selected]").AttrOr("value", ""))
+	require.Equal(t, 1, doc.Find("#model-embed option").Length(), "no embed model yet: only none")
+
+	res := admin.form("/admin/models", form("enc", "bogus", ""))
+	require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
+	require.Contains(t, res.doc(t).Find("#task-error").Text(), `"segmentation", "interactive" or "embed"`)
+	require.Zero(t, tb.count(t, `SELECT count(*) FROM models`))
+
+	res = admin.form("/admin/models", form("enc", "embed", ""))
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, "%s", res.body)
+	doc = admin.get("/admin/models").doc(t)
+	require.Equal(t, "enc:1", doc.Find("#model-embed option").Last().AttrOr("value", ""))
+	require.Contains(t, doc.Find(".model-task").Text(), "embed")
+
+	// A decoder that takes EMBEDDING without its encoder: the finding shown.
+	res = admin.form("/admin/models", form("dec", "interactive", ""))
+	require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode, "%s", res.body)
+	require.Contains(t, res.doc(t).Find("#model-form").Text(), "name the embed model")
+	require.Equal(t, "interactive", res.doc(t).Find("#model-task option[selected]").AttrOr("value", ""), "the form keeps the task")
+	// An embed model for a segmentation model: refused on embed_model.
+	res = admin.form("/admin/models", form("dec", "segmentation", "enc:1"))
+	require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
+	require.Contains(t, res.doc(t).Find("#embed_model-error").Text(), "Only an interactive model takes an embed model")
+
+	res = admin.form("/admin/models", form("dec", "interactive", "enc:1"))
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, "%s", res.body)
+	require.Equal(t, 1, tb.count(t, `SELECT count(*) FROM models d JOIN models e ON e.id = d.embed_model_id
+		WHERE d.name = 'dec' AND d.task = 'interactive' AND e.name = 'enc' AND e.task = 'embed'`))
+}
+
 // TestEmbeddingAheadOfClicks: with a two-stage interactive model, an
 // uploaded photo's embedding is computed by a River job once inference
 // sends it to review and kept in the blob store, so the reviewer's clicks
@@ -125,16 +186,7 @@ func TestEmbeddingAheadOfClicks(t *testing.T) {
 	rev, _ := tb.userWithRole(t, "rev@example.com", auth.RoleReviewer)
 	seg := httptest.NewServer(worker.New(worker.Config{Synthetic: true}))
 	t.Cleanup(seg.Close)
-	ts := &twoStage{}
-	mux := http.NewServeMux()
-	mux.Handle("/v2", ts)
-	mux.Handle("/v2/health/ready", ts)
-	mux.Handle("/v2/models/{model}", ts)
-	mux.Handle("/v2/models/{model}/{rest}", ts)
-	mux.Handle("/v2/models/{model}/versions/{v}", ts)
-	mux.Handle("/v2/models/{model}/versions/{v}/{rest}", ts)
-	enc := httptest.NewServer(mux)
-	t.Cleanup(enc.Close)
+	ts, enc := twoStageServer(t)
 
 	for _, body := range []map[string]any{
 		{"name": "imagehub-segmenter", "endpoints": []string{seg.URL}},
