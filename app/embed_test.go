@@ -9,6 +9,7 @@ import (
 	"image"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -114,6 +115,66 @@ func (s *twoStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// twoStageServer serves a twoStage pair, enc and dec.
+func twoStageServer(t *testing.T) (*twoStage, *httptest.Server) {
+	ts := &twoStage{}
+	mux := http.NewServeMux()
+	mux.Handle("/v2", ts)
+	mux.Handle("/v2/health/ready", ts)
+	mux.Handle("/v2/models/{model}", ts)
+	mux.Handle("/v2/models/{model}/{rest}", ts)
+	mux.Handle("/v2/models/{model}/versions/{v}", ts)
+	mux.Handle("/v2/models/{model}/versions/{v}/{rest}", ts)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return ts, srv
+}
+
+// TestModelFormTasks: the admin page's form registers an embed model and
+// the interactive model that takes its EMBEDDING, picked from the
+// registered embed models; a bad task, an embed model for a segmentation
+// model and a decoder without its encoder are refused on the form, naming
+// the field or the finding.
+func TestModelFormTasks(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	admin, _ := tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	_, srv := twoStageServer(t)
+	form := func(name, task, embed string) url.Values {
+		return url.Values{"name": {name}, "version": {"1"}, "endpoints": {srv.URL}, "capacity": {"2"}, "timeout_ms": {"60000"},
+			"layout": {"imagehub"}, "task": {task}, "embed_model": {embed}, "enabled": {"on"}}
+	}
+	doc := admin.get("/admin/models").doc(t)
+	require.Equal(t, "segmentation", doc.Find("#model-task option[selected]").AttrOr("value", ""))
+	require.Equal(t, 1, doc.Find("#model-embed option").Length(), "no embed model yet: only none")
+
+	res := admin.form("/admin/models", form("enc", "bogus", ""))
+	require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
+	require.Contains(t, res.doc(t).Find("#task-error").Text(), `"segmentation", "interactive" or "embed"`)
+	require.Zero(t, tb.count(t, `SELECT count(*) FROM models`))
+
+	res = admin.form("/admin/models", form("enc", "embed", ""))
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, "%s", res.body)
+	doc = admin.get("/admin/models").doc(t)
+	require.Equal(t, "enc:1", doc.Find("#model-embed option").Last().AttrOr("value", ""))
+	require.Contains(t, doc.Find(".model-task").Text(), "embed")
+
+	// A decoder that takes EMBEDDING without its encoder: the finding shown.
+	res = admin.form("/admin/models", form("dec", "interactive", ""))
+	require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode, "%s", res.body)
+	require.Contains(t, res.doc(t).Find("#model-form").Text(), "name the embed model")
+	require.Equal(t, "interactive", res.doc(t).Find("#model-task option[selected]").AttrOr("value", ""), "the form keeps the task")
+	// An embed model for a segmentation model: refused on embed_model.
+	res = admin.form("/admin/models", form("dec", "segmentation", "enc:1"))
+	require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
+	require.Contains(t, res.doc(t).Find("#embed_model-error").Text(), "Only an interactive model takes an embed model")
+
+	res = admin.form("/admin/models", form("dec", "interactive", "enc:1"))
+	require.Equal(t, http.StatusSeeOther, res.StatusCode, "%s", res.body)
+	require.Equal(t, 1, tb.count(t, `SELECT count(*) FROM models d JOIN models e ON e.id = d.embed_model_id
+		WHERE d.name = 'dec' AND d.task = 'interactive' AND e.name = 'enc' AND e.task = 'embed'`))
+}
+
 // TestEmbeddingAheadOfClicks: with a two-stage interactive model, an
 // uploaded photo's embedding is computed by a River job once inference
 // sends it to review and kept in the blob store, so the reviewer's clicks
@@ -125,16 +186,7 @@ func TestEmbeddingAheadOfClicks(t *testing.T) {
 	rev, _ := tb.userWithRole(t, "rev@example.com", auth.RoleReviewer)
 	seg := httptest.NewServer(worker.New(worker.Config{Synthetic: true}))
 	t.Cleanup(seg.Close)
-	ts := &twoStage{}
-	mux := http.NewServeMux()
-	mux.Handle("/v2", ts)
-	mux.Handle("/v2/health/ready", ts)
-	mux.Handle("/v2/models/{model}", ts)
-	mux.Handle("/v2/models/{model}/{rest}", ts)
-	mux.Handle("/v2/models/{model}/versions/{v}", ts)
-	mux.Handle("/v2/models/{model}/versions/{v}/{rest}", ts)
-	enc := httptest.NewServer(mux)
-	t.Cleanup(enc.Close)
+	ts, enc := twoStageServer(t)
 
 	for _, body := range []map[string]any{
 		{"name": "imagehub-segmenter", "endpoints": []string{seg.URL}},
@@ -197,7 +249,8 @@ func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // TestPreparedWhenReviewable: with the built-in single-stage model, an
 // uploaded photo is warmed up (prepared by the worker) as soon as its
-// inference sends it to review, before anyone leases it.
+// inference sends it to review, before anyone leases it, by a job queued
+// in the transaction that puts it in the review queue.
 func TestPreparedWhenReviewable(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
@@ -213,9 +266,24 @@ func TestPreparedWhenReviewable(t *testing.T) {
 		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
 	}
 	require.Zero(t, wk.Stats().Prompts)
+	// The transactions that insert jobs and review items, as triggers of
+	// this test's own database see them.
+	_, err := tb.pool.Exec(context.Background(), `
+		CREATE TABLE insert_xids (tbl text, kind text, xid bigint);
+		CREATE FUNCTION log_insert_xid() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			INSERT INTO insert_xids VALUES (TG_TABLE_NAME, CASE WHEN TG_TABLE_NAME = 'river_job' THEN NEW.kind END, txid_current());
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER log_xid AFTER INSERT ON river_job FOR EACH ROW EXECUTE FUNCTION log_insert_xid();
+		CREATE TRIGGER log_xid AFTER INSERT ON review_items FOR EACH ROW EXECUTE FUNCTION log_insert_xid();`)
+	require.NoError(t, err)
 	up := uploadOne(t, admin, photos(1, 78)[0])
 	imageID := up["image"].(map[string]any)["id"].(string)
 	require.Eventually(t, func() bool { return wk.Stats().Prompts == 1 }, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1, tb.count(t, `SELECT count(*) FROM images WHERE id = $1 AND status = 'awaiting_review'`, imageID))
 	require.EqualValues(t, 1, wk.Stats().Requests, "one proposal request, one warm-up")
+	// The job was queued by the transaction that wrote the review item.
+	require.Equal(t, 1, tb.count(t, `SELECT count(*) FROM insert_xids j JOIN insert_xids r ON r.xid = j.xid
+		WHERE j.tbl = 'river_job' AND j.kind = 'prepare_prompts' AND r.tbl = 'review_items'`))
 }

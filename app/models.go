@@ -237,7 +237,7 @@ func headerNames(raw []byte) []string {
 
 func (s *Server) adminModelsPage(c *fiber.Ctx) error {
 	return s.renderAdminModels(c, http.StatusOK, nil, views.ModelForm{
-		Version: "1", Capacity: "4", TimeoutMS: "60000", Enabled: true, Layout: string(layout.ImageHub),
+		Version: "1", Task: dispatch.TaskSegmentation, Capacity: "4", TimeoutMS: "60000", Enabled: true, Layout: string(layout.ImageHub),
 		ScoreThreshold: "0.25", IoUThreshold: "0.45", MaskThreshold: "0.5", MaxInstances: "100",
 		MaxBatch: "1", BatchWindowMS: "10",
 	})
@@ -250,8 +250,11 @@ func (s *Server) renderAdminModels(c *fiber.Ctx, status int, fe *views.FormError
 	}
 	d := views.AdminModels{Err: fe, Form: form}
 	for _, m := range models {
+		if m.Task == dispatch.TaskEmbed {
+			d.EmbedModels = append(d.EmbedModels, views.EmbedOption{Name: m.Name, Version: m.Version})
+		}
 		row := views.ModelRow{
-			ID: m.ID, Name: m.Name, Version: m.Version, Enabled: m.Enabled, TimeoutMS: m.TimeoutMS,
+			ID: m.ID, Name: m.Name, Version: m.Version, Task: m.Task, Enabled: m.Enabled, TimeoutMS: m.TimeoutMS,
 			Capacity: m.Capacity, Binary: m.BinaryData, Hints: m.LabelHints, Problems: m.Problems,
 			Layout: m.Layout, Labels: m.Labels, ScoreThreshold: m.ScoreThreshold, IoUThreshold: m.IoUThreshold,
 			MaskThreshold: m.MaskThreshold, MaxInstances: m.MaxInstances, InputSize: m.InputSize,
@@ -282,6 +285,7 @@ func (s *Server) renderAdminModels(c *fiber.Ctx, status int, fe *views.FormError
 func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 	form := views.ModelForm{
 		Name: c.FormValue("name"), Version: c.FormValue("version"), Endpoints: c.FormValue("endpoints"),
+		Task: c.FormValue("task"), EmbedModel: c.FormValue("embed_model"),
 		Capacity: c.FormValue("capacity"), TimeoutMS: c.FormValue("timeout_ms"), Enabled: c.FormValue("enabled") != "",
 		Layout: c.FormValue("layout"), Labels: c.FormValue("labels"), ScoreThreshold: c.FormValue("score_threshold"),
 		IoUThreshold: c.FormValue("iou_threshold"), MaskThreshold: c.FormValue("mask_threshold"),
@@ -308,6 +312,15 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 	spec := dispatch.Spec{
 		Name: form.Name, Version: form.Version, Endpoints: strings.Fields(form.Endpoints),
 		Capacity: capacity, TimeoutMS: timeout, Enabled: &enabled, Layout: strings.TrimSpace(form.Layout),
+		Task: strings.TrimSpace(form.Task),
+	}
+	if v := strings.TrimSpace(form.EmbedModel); v != "" {
+		// name:version, as the page's options give it.
+		name, version, ok := strings.Cut(v, ":")
+		if !ok {
+			return fail(badInput("invalid_model", "embed_model", "Pick the embed model from the list."))
+		}
+		spec.EmbedModel, spec.EmbedVersion = name, version
 	}
 	for _, l := range strings.Split(form.Labels, "\n") {
 		if l = strings.TrimSpace(l); l != "" {

@@ -109,21 +109,47 @@ func (s *Server) apiReviewNext(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	s.warmPrompts(currentUser(c).ID, item.ID)
+	s.warmPrompts(currentUser(c).ID, item.ID, f)
 	return c.JSON(j)
 }
 
+// promptPrefetch is how many of a reviewer's next items are prepared for
+// prompts when they lease one. Few: the model's cache of prepared images
+// (64 in the built-in worker) is shared by every reviewer.
+const promptPrefetch = 2
+
 // warmPrompts has the interactive model prepare the leased image in the
-// background, so the reviewer's first click is answered as fast as later
-// ones.
-func (s *Server) warmPrompts(reviewer, item uuid.UUID) {
+// background, then the next ones of the reviewer's queue, so that the
+// first click on each is answered as fast as later ones. The
+// prepare_prompts job prepared them when they entered the queue, but in a
+// long queue the model has dropped that work long before the lease: warming
+// the leased image alone would race the reviewer's first click.
+func (s *Server) warmPrompts(reviewer, item uuid.UUID, f review.Filter) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := s.prompts.Warm(ctx, reviewer, item); err != nil {
 			s.logger.Warn("the interactive model could not prepare a leased image; its first click will be slower", "item_id", item, "error", err)
+			return
 		}
+		s.prepareUpcoming(ctx, reviewer, f, promptPrefetch)
 	}()
+}
+
+// prepareUpcoming prepares for prompts the images of the n items the
+// reviewer would lease next.
+func (s *Server) prepareUpcoming(ctx context.Context, reviewer uuid.UUID, f review.Filter, n int) {
+	next, err := s.review.Upcoming(ctx, reviewer, f, n)
+	if err != nil {
+		s.logger.Warn("the next review items were not prepared for prompts", "error", err)
+		return
+	}
+	for _, image := range next {
+		if err := s.prompts.Prepare(ctx, image); err != nil {
+			s.logger.Warn("the interactive model could not prepare an upcoming image", "image_id", image, "error", err)
+			return
+		}
+	}
 }
 
 // apiReviewSegment: POST /api/v1/review/{item_id}/segment with

@@ -1,11 +1,16 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
+	"github.com/deepimageshub/imagehub/review"
 	"github.com/deepimageshub/imagehub/views"
 )
 
@@ -31,6 +36,32 @@ func (s *Server) reviewPage(c *fiber.Ctx) error {
 	for _, cp := range camps {
 		d.Campaigns = append(d.Campaigns, views.CampaignOption{ID: cp.ID, Title: cp.Title})
 	}
+	s.prefetchFirst(c)
 	c.Set(fiber.HeaderContentSecurityPolicy, s.security.reviewCSP) // its import map is inline
 	return render(c, http.StatusOK, views.ReviewPage(s.page(c, "Review"), d))
+}
+
+// prefetchFirst prepares for prompts, in the background, the first items
+// the reviewer opening the review screen will lease (with the screen's
+// filter): the page and its scripts load meanwhile, so the first click of
+// the session waits no more than later ones. A filter that does not parse
+// prefetches the unfiltered queue; review/next reports the error.
+func (s *Server) prefetchFirst(c *fiber.Ctx) {
+	var f review.Filter
+	if id, err := uuid.Parse(c.Query("campaign_id")); err == nil {
+		f.CampaignID = &id
+	}
+	label := strings.Clone(c.Query("label"))
+	reviewer := currentUser(c).ID
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if label != "" {
+			ls, err := s.q.LabelGetByNames(ctx, s.pool, []string{label})
+			if err == nil && len(ls) > 0 {
+				f.LabelID = &ls[0].ID
+			}
+		}
+		s.prepareUpcoming(ctx, reviewer, f, promptPrefetch+1)
+	}()
 }

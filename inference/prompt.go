@@ -10,18 +10,20 @@ import (
 
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
+	"github.com/deepimageshub/imagehub/prompt"
 )
 
-// The tensors of the prompt protocol (docs/interactive.md).
+// The tensors of the prompt protocol (docs/interactive.md), as package
+// prompt, the servers' side of it, names them.
 const (
-	TensorImage       = "IMAGE"
-	TensorEmbedding   = "EMBEDDING"
-	TensorPoints      = "POINTS"
-	TensorPointLabels = "POINT_LABELS"
-	TensorBox         = "BOX"
-	TensorMaskInput   = "MASK_INPUT"
-	TensorMasks       = "MASKS"
-	TensorScores      = "SCORES"
+	TensorImage       = prompt.Image
+	TensorEmbedding   = prompt.Embedding
+	TensorPoints      = prompt.Points
+	TensorPointLabels = prompt.PointLabels
+	TensorBox         = prompt.Box
+	TensorMaskInput   = prompt.MaskInput
+	TensorMasks       = prompt.Masks
+	TensorScores      = prompt.Scores
 )
 
 // Point is one click, in the image's pixels; Object is false for a

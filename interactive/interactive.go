@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dispatch"
@@ -61,14 +62,15 @@ type Service struct {
 	client *inference.Client
 	blobs  blob.Store
 	set    Settings
-	images *byteCache
+	images *lru[[]byte]
+	fetch  singleflight.Group // one read of an image that a warm-up and a click both miss
 	embed  *Embedder
 }
 
 // NewService makes a Service.
 func NewService(pool *pgxpool.Pool, slots *dispatch.Slots, client *inference.Client, blobs blob.Store, s Settings) *Service {
 	s = s.withDefaults()
-	return &Service{pool: pool, q: queries.New(), slots: slots, client: client, blobs: blobs, set: s, images: newByteCache(32),
+	return &Service{pool: pool, q: queries.New(), slots: slots, client: client, blobs: blobs, set: s, images: newLRU[[]byte](32),
 		embed: &Embedder{Slots: slots, Client: client, Blobs: blobs, SlotWait: s.SlotWait}}
 }
 
@@ -286,58 +288,71 @@ func (s *Service) ask(ctx context.Context, imageID uuid.UUID, sha []byte, w, h i
 }
 
 // image reads the canonical image, the one the review page shows, keeping
-// the last few in memory: a reviewer clicks many times on one image.
+// the last few in memory: a reviewer clicks many times on one image, and
+// the lease's warm-up (or the prefetch of the reviewer's next items) reads
+// it ahead of the first click, which then shares that read.
 func (s *Service) image(ctx context.Context, sha []byte) ([]byte, error) {
 	key := blob.ImageKey(sha)
 	if b, ok := s.images.get(key); ok {
 		return b, nil
 	}
-	rc, _, err := s.blobs.Get(ctx, key)
+	v, err, _ := s.fetch.Do(key, func() (any, error) {
+		if b, ok := s.images.get(key); ok {
+			return b, nil
+		}
+		rc, _, err := s.blobs.Get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			return nil, err
+		}
+		s.images.put(key, b)
+		return b, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, err
-	}
-	s.images.put(key, b)
-	return b, nil
+	return v.([]byte), nil
 }
 
-// byteCache is a small LRU of blobs by key.
-type byteCache struct {
+// lru is a small least-recently-used cache by key.
+type lru[V any] struct {
 	mu    sync.Mutex
 	max   int
 	order *list.List // keys, most recent first
 	items map[string]*list.Element
-	data  map[string][]byte
+	data  map[string]V
 }
 
-func newByteCache(n int) *byteCache {
-	return &byteCache{max: n, order: list.New(), items: map[string]*list.Element{}, data: map[string][]byte{}}
+func newLRU[V any](n int) *lru[V] {
+	return &lru[V]{max: n, order: list.New(), items: map[string]*list.Element{}, data: map[string]V{}}
 }
 
-func (c *byteCache) get(k string) ([]byte, bool) {
+func (c *lru[V]) get(k string) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.items[k]
 	if !ok {
-		return nil, false
+		var zero V
+		return zero, false
 	}
 	c.order.MoveToFront(e)
 	return c.data[k], true
 }
 
-func (c *byteCache) put(k string, b []byte) {
+func (c *lru[V]) put(k string, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[k]; ok {
 		c.order.MoveToFront(e)
+		c.data[k] = v
 		return
 	}
 	c.items[k] = c.order.PushFront(k)
-	c.data[k] = b
+	c.data[k] = v
 	for c.order.Len() > c.max {
 		last := c.order.Back()
 		k := last.Value.(string)

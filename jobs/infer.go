@@ -186,11 +186,7 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	var busy *inference.Busy
 	switch {
 	case err == nil:
-		if err := w.store(ctx, job, run, slot, instances, elapsed); err != nil {
-			return err
-		}
-		w.reviewable(ctx, job.Args)
-		return nil
+		return w.store(ctx, job, run, slot, instances, elapsed)
 	case errors.As(err, &busy):
 		// The endpoint is full although its slots were free (someone else
 		// uses it): try again shortly, without spending an attempt.
@@ -347,16 +343,32 @@ func (w *InferWorker) store(ctx context.Context, job *river.Job[InferArgs], run 
 		// measure, and one round trip suffices.
 		_, err := w.q.RunCompleteAndSettle(ctx, w.pool, p, lifecycle.ReasonNoProposals)
 		return err
-	case run.Runs < 2:
-		// One model, no committee: one round trip, which also says
-		// whether a model enabled since this run began added a run that
-		// ended meanwhile; then the committee is measured right after.
+	case run.Runs < 2 && !run.Prompts:
+		// One model, no committee, no interactive model to prepare the
+		// image for: one round trip, which also says whether a model
+		// enabled since this run began added a run that ended meanwhile;
+		// then the committee is measured right after.
 		done, committee, err := w.q.RunCompleteAndSettleCommittee(ctx, w.pool, p, lifecycle.ReasonNoProposals)
 		if err != nil || done == 0 || committee < 2 {
 			return err
 		}
 		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 			return review.RecordModelAgreement(ctx, tx, w.q, job.Args.ImageID)
+		})
+	case run.Runs < 2:
+		// The same in a transaction that also queues the preparation
+		// for prompts of the image it sends to review.
+		return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+			done, committee, err := w.q.RunCompleteAndSettleCommittee(ctx, tx, p, lifecycle.ReasonNoProposals)
+			if err != nil || done == 0 {
+				return err
+			}
+			if committee >= 2 {
+				if err := review.RecordModelAgreement(ctx, tx, w.q, job.Args.ImageID); err != nil {
+					return err
+				}
+			}
+			return w.reviewable(ctx, tx, job.Args)
 		})
 	default:
 		// The committee's agreement is stored in the transaction that
@@ -366,32 +378,33 @@ func (w *InferWorker) store(ctx context.Context, job *river.Job[InferArgs], run 
 			if err != nil || done == 0 {
 				return err
 			}
-			return review.RecordModelAgreement(ctx, tx, w.q, job.Args.ImageID)
+			if err := review.RecordModelAgreement(ctx, tx, w.q, job.Args.ImageID); err != nil {
+				return err
+			}
+			return w.reviewable(ctx, tx, job.Args)
 		})
 	}
 }
 
-// reviewable queues the preparation for prompts of an image that the run
-// just sent to review (lifecycle.Reviewable); a failure only costs the
-// first click time.
-func (w *InferWorker) reviewable(ctx context.Context, a InferArgs) {
+// reviewable queues, in tx, the preparation for prompts of an image that
+// the run sends to review (lifecycle.Reviewable): the image enters the
+// queue with its job or not at all.
+func (w *InferWorker) reviewable(ctx context.Context, tx pgx.Tx, a InferArgs) error {
 	if a.EvaluationID != uuid.Nil {
-		return
+		return nil
 	}
-	client := river.ClientFromContextSafely[pgx.Tx]
-	rc, err := client(ctx)
-	if err == nil {
-		err = lifecycle.Reviewable(ctx, w.pool, a.ImageID, PreparePrompts(rc))
-	}
+	rc, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
+		// Not run by River (a test calling Work): the lease prepares it.
 		w.logger.WarnContext(ctx, "preparation for prompts of an image sent to review not queued; its lease does it", "image_id", a.ImageID, "error", err)
+		return nil
 	}
+	return lifecycle.Reviewable(ctx, tx, a.ImageID, PreparePrompts(rc, tx))
 }
 
 // fail ends the run for good, with a reason people can read, and settles
 // the image.
 func (w *InferWorker) fail(ctx context.Context, job *river.Job[InferArgs], kind, msg string, endpoint *string) error {
-	defer w.reviewable(ctx, job.Args)
 	msg = clipText(msg)
 	a := job.Args
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
@@ -409,7 +422,10 @@ func (w *InferWorker) fail(ctx context.Context, job *river.Job[InferArgs], kind,
 		if a.EvaluationID != uuid.Nil {
 			return nil
 		}
-		return review.RecordModelAgreement(ctx, tx, w.q, a.ImageID)
+		if err := review.RecordModelAgreement(ctx, tx, w.q, a.ImageID); err != nil {
+			return err
+		}
+		return w.reviewable(ctx, tx, a)
 	})
 }
 

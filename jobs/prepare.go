@@ -30,10 +30,11 @@ func (PrepareArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueInfer, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// PreparePrompts inserts an image's preparation job (lifecycle.Reviewable).
-func PreparePrompts(client *river.Client[pgx.Tx]) lifecycle.PreparePrompts {
+// PreparePrompts inserts an image's preparation job in tx, the one that
+// sends it to review (lifecycle.Reviewable).
+func PreparePrompts(client *river.Client[pgx.Tx], tx pgx.Tx) lifecycle.PreparePrompts {
 	return func(ctx context.Context, image uuid.UUID) error {
-		if _, err := client.Insert(ctx, PrepareArgs{ImageID: image}, nil); err != nil {
+		if _, err := client.InsertTx(ctx, tx, PrepareArgs{ImageID: image}, nil); err != nil {
 			return fmt.Errorf("error queueing the preparation for prompts: %w", err)
 		}
 		return nil

@@ -39,7 +39,8 @@
 //     succeeded: SQL ImageSettle (sent with RunComplete by
 //     queries.RunCompleteAndSettle, or after jobs.InferWorker's RunFail)
 //     moves it and writes its review item.
-//     Reviewable then queues its preparation for the interactive model
+//     Reviewable queues, in the same transaction, its preparation for the
+//     interactive model
 //     (docs/interactive.md: a two-stage model's embedding), so that a
 //     reviewer's first click on it waits for no encoder.
 //   - reviewed: a reviewer submitted its first review (review.Service, SQL
@@ -142,14 +143,14 @@ func Accept(ctx context.Context, tx pgx.Tx, image uuid.UUID, fanout Fanout) erro
 // models: jobs.PreparePrompts, which inserts the job.
 type PreparePrompts func(ctx context.Context, image uuid.UUID) error
 
-// Reviewable follows the end of an image's last inference run: when the
-// image now waits for review and an interactive model is enabled, it queues
-// the image's preparation for prompts (a two-stage model's embedding, or a
-// warm-up of a single-stage one), so that a reviewer's first click waits
-// for no encoder. It runs after the settling commit rather than in it, as
-// settling is the hub's busiest statement and a lost job costs only time:
-// leasing the item prepares it again, and the first prompt computes a
-// missing embedding itself.
+// Reviewable follows the end of an image's last inference run, in the
+// transaction that settles it: when the image now waits for review and an
+// interactive model is enabled, it queues the image's preparation for
+// prompts (a two-stage model's embedding, or a warm-up of a single-stage
+// one), so that a reviewer's first click waits for no encoder. The job
+// commits with the review item or not at all. (The inference job takes
+// that transaction only when an interactive model is enabled; one enabled
+// later prepares the images at their lease.)
 func Reviewable(ctx context.Context, db queries.DBTX, image uuid.UUID, prepare PreparePrompts) error {
 	ready, err := queries.New().PromptsReadyFor(ctx, db, image)
 	if err != nil {

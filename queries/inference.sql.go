@@ -859,7 +859,8 @@ RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_m
     m.input_name, m.headers, m.max_batch, m.batch_window_ms,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
-    (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs
+    (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs,
+    EXISTS (SELECT 1 FROM models mi WHERE mi.enabled AND mi.task = 'interactive')::boolean AS prompts
 `
 
 type RunBeginParams struct {
@@ -892,12 +893,15 @@ type RunBeginRow struct {
 	BatchWindowMs  int32
 	Hints          []string
 	Runs           int32
+	Prompts        bool
 }
 
 // Starts an attempt of a run whose image still waits for inference (or
 // whatever its state, for an evaluation), and returns all the job needs of
 // the image and the model in one round trip; runs is how many models the
-// image has runs of (one: no committee to measure when it settles).
+// image has runs of (one: no committee to measure when it settles), prompts
+// whether an interactive model is enabled (one that sends the image to
+// review also queues its preparation for prompts, in the same transaction).
 func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (RunBeginRow, error) {
 	row := db.QueryRow(ctx, runBegin,
 		arg.Attempt,
@@ -929,6 +933,7 @@ func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (Ru
 		&i.BatchWindowMs,
 		&i.Hints,
 		&i.Runs,
+		&i.Prompts,
 	)
 	return i, err
 }

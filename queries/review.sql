@@ -148,3 +148,21 @@ SELECT r.image_id, i.sha256, i.width, i.height
 FROM review_items r JOIN images i ON i.id = r.image_id
 WHERE r.id = @id AND r.leased_by = @reviewer AND r.done_at IS NULL AND r.lease_expires_at > now()
   AND i.sha256 IS NOT NULL;
+
+-- name: ReviewUpcoming :many
+-- The images of the items ReviewLease would hand reviewer next, in its
+-- order, without leasing them: the hub prepares them for prompts while the
+-- reviewer works on the one leased, so the first click on the next waits
+-- for nothing. Items others lease meanwhile are prepared all the same.
+SELECT r.image_id
+FROM review_items r
+JOIN images i ON i.id = r.image_id
+LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.closes_at > now()
+WHERE r.done_at IS NULL
+  AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
+  AND (r.excluded_user IS NULL OR r.excluded_user <> sqlc.arg(reviewer)::uuid)
+  AND (sqlc.narg(label_id)::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = sqlc.narg(label_id)::uuid))
+  AND (sqlc.narg(campaign_id)::uuid IS NULL OR i.campaign_id = sqlc.narg(campaign_id)::uuid)
+ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, coalesce(r.model_agreement, 1) ASC, r.confidence ASC NULLS LAST, r.created_at, r.id
+LIMIT sqlc.arg(n);

@@ -551,6 +551,57 @@ func (q *Queries) ReviewRenew(ctx context.Context, db DBTX, arg ReviewRenewParam
 	return lease_expires_at, err
 }
 
+const reviewUpcoming = `-- name: ReviewUpcoming :many
+SELECT r.image_id
+FROM review_items r
+JOIN images i ON i.id = r.image_id
+LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.closes_at > now()
+WHERE r.done_at IS NULL
+  AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
+  AND (r.excluded_user IS NULL OR r.excluded_user <> $1::uuid)
+  AND ($2::uuid IS NULL OR EXISTS (
+        SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = $2::uuid))
+  AND ($3::uuid IS NULL OR i.campaign_id = $3::uuid)
+ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, coalesce(r.model_agreement, 1) ASC, r.confidence ASC NULLS LAST, r.created_at, r.id
+LIMIT $4
+`
+
+type ReviewUpcomingParams struct {
+	Reviewer   uuid.UUID
+	LabelID    *uuid.UUID
+	CampaignID *uuid.UUID
+	N          int32
+}
+
+// The images of the items ReviewLease would hand reviewer next, in its
+// order, without leasing them: the hub prepares them for prompts while the
+// reviewer works on the one leased, so the first click on the next waits
+// for nothing. Items others lease meanwhile are prepared all the same.
+func (q *Queries) ReviewUpcoming(ctx context.Context, db DBTX, arg ReviewUpcomingParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, reviewUpcoming,
+		arg.Reviewer,
+		arg.LabelID,
+		arg.CampaignID,
+		arg.N,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var image_id uuid.UUID
+		if err := rows.Scan(&image_id); err != nil {
+			return nil, err
+		}
+		items = append(items, image_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const reviewerStats = `-- name: ReviewerStats :many
 SELECT u.id, u.name, u.email,
     count(r.id)::int AS items,

@@ -74,6 +74,18 @@ func (s *Service) Next(ctx context.Context, reviewer uuid.UUID, f Filter) (queri
 	return item, true, nil
 }
 
+// Upcoming is the images of the n items Next would lease reviewer after
+// the one they hold, in its order (others may lease them first).
+func (s *Service) Upcoming(ctx context.Context, reviewer uuid.UUID, f Filter, n int) ([]uuid.UUID, error) {
+	ids, err := s.q.ReviewUpcoming(ctx, s.pool, queries.ReviewUpcomingParams{
+		Reviewer: reviewer, LabelID: f.LabelID, CampaignID: f.CampaignID, N: int32(n),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error reading the next review items: %w", err)
+	}
+	return ids, nil
+}
+
 // errLease is the answer to a submission or renewal without a live lease.
 var errLease = problem.New(http.StatusConflict, "lease_lost", "",
 	"This item is no longer leased to you (the lease expired or another reviewer has it). Your edits were not saved; take the next item.")

@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"math"
 	"net/http"
 	"strconv"
 	"sync"
 
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
+	"github.com/deepimageshub/imagehub/prompt"
 	"github.com/deepimageshub/imagehub/worker/segment"
 )
 
@@ -25,14 +25,9 @@ import (
 // answer holds no mask. The per-image work (superpixels, their graph) is
 // cached by the image's SHA-256, so a prompt on a prepared image costs only
 // the graph cut.
-const (
-	inPoints      = "POINTS"
-	inPointLabels = "POINT_LABELS"
-	inBox         = "BOX"
-	inMaskInput   = "MASK_INPUT"
-	// MaxPoints bounds the clicks of one prompt.
-	MaxPoints = 256
-)
+//
+// The request is read by package prompt, as the SAM decoder's is.
+const MaxPoints = 256 // the clicks of one prompt
 
 // InteractiveMetadata is what GET /v2/models/{interactive model} answers.
 func (s *Server) InteractiveMetadata() oip.ModelMetadata {
@@ -41,15 +36,15 @@ func (s *Server) InteractiveMetadata() oip.ModelMetadata {
 		Versions: []string{s.cfg.Version},
 		Platform: "imagehub_go",
 		Inputs: []oip.TensorMetadata{
-			{Name: inImage, Datatype: oip.BYTES, Shape: []int64{1}},
-			{Name: inPoints, Datatype: oip.FP32, Shape: []int64{-1, 2}},
-			{Name: inPointLabels, Datatype: oip.INT32, Shape: []int64{-1}},
-			{Name: inBox, Datatype: oip.FP32, Shape: []int64{4}},
-			{Name: inMaskInput, Datatype: oip.BYTES, Shape: []int64{1}},
+			{Name: prompt.Image, Datatype: oip.BYTES, Shape: []int64{1}},
+			{Name: prompt.Points, Datatype: oip.FP32, Shape: []int64{-1, 2}},
+			{Name: prompt.PointLabels, Datatype: oip.INT32, Shape: []int64{-1}},
+			{Name: prompt.Box, Datatype: oip.FP32, Shape: []int64{4}},
+			{Name: prompt.MaskInput, Datatype: oip.BYTES, Shape: []int64{1}},
 		},
 		Outputs: []oip.TensorMetadata{
-			{Name: outMasks, Datatype: oip.BYTES, Shape: []int64{-1}},
-			{Name: outScores, Datatype: oip.FP32, Shape: []int64{-1}},
+			{Name: prompt.Masks, Datatype: oip.BYTES, Shape: []int64{-1}},
+			{Name: prompt.Scores, Datatype: oip.FP32, Shape: []int64{-1}},
 		},
 	}
 }
@@ -84,7 +79,8 @@ func (s *Server) prompt(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.answerPrompt(req)
 	if err != nil {
 		var bad *badRequest
-		if errors.As(err, &bad) {
+		var pe *prompt.Error
+		if errors.As(err, &bad) || errors.As(err, &pe) {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
@@ -103,87 +99,31 @@ func (s *Server) prompt(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) answerPrompt(req *oip.InferRequest) (*oip.InferResponse, error) {
-	for _, in := range req.Inputs {
-		switch in.Name {
-		case inImage, inPoints, inPointLabels, inBox, inMaskInput:
-		default:
-			return nil, refuse("unexpected input %q: this model takes IMAGE, POINTS, POINT_LABELS, BOX and MASK_INPUT", in.Name)
-		}
-	}
-	img := req.Input(inImage)
-	if img == nil || img.Datatype != oip.BYTES || len(img.Elems) != 1 {
-		return nil, refuse("input IMAGE must be BYTES [1], one encoded image file")
-	}
-	var clicks []segment.Click
-	if pt := req.Input(inPoints); pt != nil {
-		v, err := pt.Float32s()
-		if err != nil || len(pt.Shape) != 2 || pt.Shape[1] != 2 {
-			return nil, refuse("input POINTS must be FP32 [K, 2]")
-		}
-		k := int(pt.Shape[0])
-		if k > MaxPoints {
-			return nil, refuse("input POINTS holds %d points; at most %d", k, MaxPoints)
-		}
-		lt := req.Input(inPointLabels)
-		if lt == nil {
-			return nil, refuse("input POINT_LABELS is missing: POINTS needs one label per point")
-		}
-		ls, err := lt.Int32s()
-		if err != nil || len(lt.Shape) != 1 || len(ls) != k {
-			return nil, refuse("input POINT_LABELS must be INT32 [%d], one per point", k)
-		}
-		for i := range k {
-			x, y := float64(v[2*i]), float64(v[2*i+1])
-			if math.IsNaN(x) || math.IsNaN(y) || math.IsInf(x, 0) || math.IsInf(y, 0) {
-				return nil, refuse("POINTS element %d is not a pair of numbers", i)
-			}
-			if ls[i] != 0 && ls[i] != 1 {
-				return nil, refuse("POINT_LABELS element %d is %d; a label is 1 (object) or 0 (background)", i, ls[i])
-			}
-			clicks = append(clicks, segment.Click{X: x, Y: y, Object: ls[i] == 1})
-		}
-	}
-	var box *[4]float64
-	if bt := req.Input(inBox); bt != nil {
-		v, err := bt.Float32s()
-		if err != nil || len(v) != 4 {
-			return nil, refuse("input BOX must be FP32 [4], x1 y1 x2 y2")
-		}
-		b := [4]float64{float64(v[0]), float64(v[1]), float64(v[2]), float64(v[3])}
-		if !(b[0] < b[2] && b[1] < b[3]) {
-			return nil, refuse("input BOX must have x1 < x2 and y1 < y2")
-		}
-		box = &b
-	}
-
-	sum := sha256.Sum256(img.Elems[0])
-	prep, err := s.prepared(sum, img.Elems[0])
+	p, err := prompt.Decode(req, prompt.Image, MaxPoints)
 	if err != nil {
 		return nil, err
 	}
-	var instance *mask.Bitmap
-	if mt := req.Input(inMaskInput); mt != nil {
-		if mt.Datatype != oip.BYTES || len(mt.Elems) != 1 {
-			return nil, refuse("input MASK_INPUT must be BYTES [1], one COCO RLE JSON object")
-		}
-		var rle mask.RLE
-		if err := json.Unmarshal(mt.Elems[0], &rle); err != nil {
-			return nil, refuse("MASK_INPUT is not a COCO RLE JSON object: %v", err)
-		}
-		if rle.Size != [2]int{prep.H, prep.W} {
-			return nil, refuse("MASK_INPUT has size %v but the image is [%d, %d]", rle.Size, prep.H, prep.W)
-		}
-		bm, err := rle.Decode()
-		if err != nil {
-			return nil, refuse("MASK_INPUT is not a valid mask: %v", err)
-		}
-		instance = bm
+	clicks := make([]segment.Click, len(p.Points))
+	for i, pt := range p.Points {
+		clicks[i] = segment.Click{X: float64(pt.X), Y: float64(pt.Y), Object: pt.Object}
 	}
-
+	var box *[4]float64
+	if p.Box != nil {
+		box = &[4]float64{float64(p.Box[0]), float64(p.Box[1]), float64(p.Box[2]), float64(p.Box[3])}
+	}
+	sum := sha256.Sum256(p.Image)
+	prep, err := s.prepared(sum, p.Image)
+	if err != nil {
+		return nil, err
+	}
+	instance, err := p.InstanceMask(prep.H, prep.W)
+	if err != nil {
+		return nil, err
+	}
 	resp := &oip.InferResponse{ModelName: s.cfg.InteractiveModel, ModelVersion: s.cfg.Version, ID: req.ID}
-	if len(clicks) == 0 && box == nil {
+	if p.WarmUp() {
 		// A warm-up: the image is prepared, nothing to answer.
-		resp.Outputs = []oip.Tensor{oip.BytesTensor(outMasks), oip.FP32Tensor(outScores, []int64{0}, nil)}
+		resp.Outputs = []oip.Tensor{oip.BytesTensor(prompt.Masks), oip.FP32Tensor(prompt.Scores, []int64{0}, nil)}
 		return resp, nil
 	}
 	bm, score, err := prep.Prompt(clicks, box, instance)
@@ -197,7 +137,7 @@ func (s *Server) answerPrompt(req *oip.InferRequest) (*oip.InferResponse, error)
 	if err != nil {
 		return nil, err
 	}
-	resp.Outputs = []oip.Tensor{oip.BytesTensor(outMasks, enc), oip.FP32Tensor(outScores, []int64{1}, []float32{score})}
+	resp.Outputs = []oip.Tensor{oip.BytesTensor(prompt.Masks, enc), oip.FP32Tensor(prompt.Scores, []int64{1}, []float32{score})}
 	return resp, nil
 }
 

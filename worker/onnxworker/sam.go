@@ -24,6 +24,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
+	"github.com/deepimageshub/imagehub/prompt"
 )
 
 // LayoutSAM is a two-stage Segment Anything model: an image encoder and a
@@ -85,16 +86,16 @@ const (
 	samIoU          = "iou_predictions"
 )
 
-// The prompt protocol's tensors (docs/interactive.md).
+// The prompt protocol's tensors (docs/interactive.md, package prompt).
 const (
-	tImage       = "IMAGE"
-	tEmbedding   = "EMBEDDING"
-	tPoints      = "POINTS"
-	tPointLabels = "POINT_LABELS"
-	tBox         = "BOX"
-	tMaskInput   = "MASK_INPUT"
-	tMasks       = "MASKS"
-	tScores      = "SCORES"
+	tImage       = prompt.Image
+	tEmbedding   = prompt.Embedding
+	tPoints      = prompt.Points
+	tPointLabels = prompt.PointLabels
+	tBox         = prompt.Box
+	tMaskInput   = prompt.MaskInput
+	tMasks       = prompt.Masks
+	tScores      = prompt.Scores
 	// samMaxPoints bounds the clicks of one prompt.
 	samMaxPoints = 256
 )
@@ -340,9 +341,10 @@ func (s *SAMServer) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		var bi *badInput
+		var pe *prompt.Error
 		var run *RunError
 		switch {
-		case errors.As(err, &bi), errors.As(err, &run):
+		case errors.As(err, &bi), errors.As(err, &pe), errors.As(err, &run):
 			writeError(w, http.StatusBadRequest, err.Error())
 		default:
 			s.log.Warn("inference failed", "model", m.Name, "id", req.ID, "error", err)
@@ -444,10 +446,11 @@ func SAMPreprocess(img image.Image) []float32 {
 // prompt maps a prompt to the decoder's inputs, runs it and returns MASKS
 // and SCORES.
 func (s *SAMServer) prompt(req *oip.InferRequest) ([]oip.Tensor, error) {
-	et := req.Input(tEmbedding)
-	if et == nil {
-		return nil, bad("input EMBEDDING is missing: this model takes what %s returns for the image", s.cfg.EmbedModel)
+	p, err := prompt.Decode(req, prompt.Embedding, samMaxPoints)
+	if err != nil {
+		return nil, err
 	}
+	et := p.Embedding
 	if et.Datatype != oip.FP32 || int64(len(et.Raw)) != 4*(samHeader+s.embCount) {
 		return nil, bad("input EMBEDDING must be FP32 [%d], what %s returns: the image's height and width, then image_embeddings %s", samHeader+s.embCount, s.cfg.EmbedModel, shapeString(s.embShape))
 	}
@@ -461,80 +464,37 @@ func (s *SAMServer) prompt(req *oip.InferRequest) ([]oip.Tensor, error) {
 	nw, nh := SAMResized(w, h)
 	sx, sy := float32(nw)/float32(w), float32(nh)/float32(h)
 
-	var coords, labels []float32
-	if pt := req.Input(tPoints); pt != nil {
-		v, err := pt.Float32s()
-		if err != nil || len(pt.Shape) != 2 || pt.Shape[1] != 2 {
-			return nil, bad("input POINTS must be FP32 [K, 2]")
-		}
-		k := int(pt.Shape[0])
-		if k > samMaxPoints {
-			return nil, bad("input POINTS holds %d points; at most %d", k, samMaxPoints)
-		}
-		lt := req.Input(tPointLabels)
-		if lt == nil {
-			return nil, bad("input POINT_LABELS is missing: POINTS needs one label per point")
-		}
-		ls, err := lt.Int32s()
-		if err != nil || len(lt.Shape) != 1 || len(ls) != k {
-			return nil, bad("input POINT_LABELS must be INT32 [%d], one per point", k)
-		}
-		for i := range k {
-			x, y := v[2*i], v[2*i+1]
-			if !finite(x) || !finite(y) {
-				return nil, bad("POINTS element %d is not a pair of numbers", i)
-			}
-			if ls[i] != 0 && ls[i] != 1 {
-				return nil, bad("POINT_LABELS element %d is %d; a label is 1 (object) or 0 (background)", i, ls[i])
-			}
-			coords = append(coords, x*sx, y*sy)
-			labels = append(labels, float32(ls[i]))
-		}
-	} else if req.Input(tPointLabels) != nil {
-		return nil, bad("input POINT_LABELS came without POINTS")
-	}
-	boxed := false
-	if bt := req.Input(tBox); bt != nil {
-		v, err := bt.Float32s()
-		if err != nil || len(v) != 4 || !finite(v[0]) || !finite(v[1]) || !finite(v[2]) || !finite(v[3]) {
-			return nil, bad("input BOX must be FP32 [4], x1 y1 x2 y2")
-		}
-		if !(v[0] < v[2] && v[1] < v[3]) {
-			return nil, bad("input BOX must have x1 < x2 and y1 < y2")
-		}
-		// SAM's box is two points after the clicks, labelled 2 and 3.
-		coords = append(coords, v[0]*sx, v[1]*sy, v[2]*sx, v[3]*sy)
-		labels = append(labels, 2, 3)
-		boxed = true
-	}
-	maskIn := make([]float32, samMaskSide*samMaskSide)
-	var hasMask float32
-	if mt := req.Input(tMaskInput); mt != nil {
-		if mt.Datatype != oip.BYTES || len(mt.Elems) != 1 {
-			return nil, bad("input MASK_INPUT must be BYTES [1], one COCO RLE JSON object")
-		}
-		var rle mask.RLE
-		if err := json.Unmarshal(mt.Elems[0], &rle); err != nil {
-			return nil, bad("MASK_INPUT is not a COCO RLE JSON object: %v", err)
-		}
-		if rle.Size != [2]int{h, w} {
-			return nil, bad("MASK_INPUT has size %v but the image is [%d, %d]", rle.Size, h, w)
-		}
-		bm, err := rle.Decode()
-		if err != nil {
-			return nil, bad("MASK_INPUT is not a valid mask: %v", err)
-		}
-		maskInputGrid(bm, nw, nh, maskIn)
-		hasMask = 1
-	}
-	if len(labels) == 0 {
+	if p.WarmUp() {
 		// A warm-up (no clicks, no box, as the hub's client and the
 		// built-in model take it): the embedding is the per-image work,
 		// and the hub has it already.
 		return []oip.Tensor{oip.BytesTensor(tMasks), oip.FP32Tensor(tScores, []int64{0}, nil)}, nil
 	}
-	if !slices.Contains(labels, 1) && !boxed && hasMask == 0 {
-		return nil, bad("the prompt has no object point, box or instance: nothing says what to segment")
+	var coords, labels []float32
+	for _, pt := range p.Points {
+		label := float32(0)
+		if pt.Object {
+			label = 1
+		}
+		coords = append(coords, pt.X*sx, pt.Y*sy)
+		labels = append(labels, label)
+	}
+	boxed := p.Box != nil
+	if boxed {
+		// SAM's box is two points after the clicks, labelled 2 and 3.
+		v := p.Box
+		coords = append(coords, v[0]*sx, v[1]*sy, v[2]*sx, v[3]*sy)
+		labels = append(labels, 2, 3)
+	}
+	maskIn := make([]float32, samMaskSide*samMaskSide)
+	var hasMask float32
+	bm, err := p.InstanceMask(h, w)
+	if err != nil {
+		return nil, err
+	}
+	if bm != nil {
+		maskInputGrid(bm, nw, nh, maskIn)
+		hasMask = 1
 	}
 	if !boxed {
 		// Without a box the export expects a padding point.
