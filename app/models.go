@@ -46,6 +46,7 @@ type modelJSON struct {
 	MaskThreshold  float32          `json:"mask_threshold"`
 	MaxInstances   int              `json:"max_instances"`
 	InputSize      int              `json:"input_size"`
+	LabelTag       string           `json:"label_tag,omitempty"`
 	MaxBatch       int              `json:"max_batch"`
 	BatchWindowMS  int              `json:"batch_window_ms"`
 	// HeaderNames are the names of the stored request headers; their
@@ -86,7 +87,7 @@ func (s *Server) listModels(ctx context.Context) ([]modelJSON, error) {
 			Enabled: m.Enabled, BinaryData: m.BinaryData, LabelHints: m.LabelHints, Problems: m.Problems,
 			CheckedAt: m.CheckedAt, Endpoints: []string{}, EndpointHealth: []endpointHealth{},
 			Layout: m.Layout, Labels: m.Labels, ScoreThreshold: m.ScoreThreshold, IoUThreshold: m.IouThreshold,
-			MaskThreshold: m.MaskThreshold, MaxInstances: int(m.MaxInstances), InputSize: int(m.InputSize),
+			MaskThreshold: m.MaskThreshold, MaxInstances: int(m.MaxInstances), InputSize: int(m.InputSize), LabelTag: m.LabelTag,
 			MaxBatch: int(m.MaxBatch), BatchWindowMS: int(m.BatchWindowMs),
 			HeaderNames: headerNames(m.Headers),
 		}
@@ -137,6 +138,15 @@ func (s *Server) keepStoredTask(ctx context.Context, spec *dispatch.Spec) error 
 func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, bool, error) {
 	if err := s.keepStoredTask(ctx, &spec); err != nil {
 		return modelJSON{}, false, err
+	}
+	if spec.Layout == string(layout.LabelStudio) && len(spec.Labels) == 0 {
+		// A Label Studio backend labels with the config the hub sends it:
+		// by default, every label of the hub.
+		names, err := s.q.LabelNames(ctx, s.pool)
+		if err != nil {
+			return modelJSON{}, false, fmt.Errorf("error reading labels: %w", err)
+		}
+		spec.Labels = names
 	}
 	if err := spec.Normalize(); err != nil {
 		return modelJSON{}, false, err

@@ -122,16 +122,19 @@ func ParsePredictions(body []byte) ([]Prediction, error) {
 		}
 	case len(body) > 0 && body[0] == '{':
 		var env struct {
-			Results      *[]json.RawMessage `json:"results"`
-			ModelVersion json.RawMessage    `json:"model_version"`
+			Results      json.RawMessage `json:"results"`
+			ModelVersion json.RawMessage `json:"model_version"`
 		}
 		if err := json.Unmarshal(body, &env); err != nil {
 			return nil, fmt.Errorf("the answer is not a predict response: %v", err)
 		}
-		if env.Results == nil {
+		if len(env.Results) == 0 || string(env.Results) == "null" {
 			return nil, errors.New(`the answer has no "results" list`)
 		}
-		raw, top = *env.Results, versionString(env.ModelVersion)
+		if err := json.Unmarshal(env.Results, &raw); err != nil {
+			return nil, errors.New(`the answer's "results" is not a list of predictions`)
+		}
+		top = versionString(env.ModelVersion)
 	default:
 		return nil, errors.New(`the answer is not JSON: a predict response is {"results": [...]} or a list of predictions`)
 	}

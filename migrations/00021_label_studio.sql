@@ -3,7 +3,10 @@
 -- Label Studio ML backends as model sources (docs/layouts.md, "label-studio").
 -- label_tag is the labeling config's control, BrushLabels or PolygonLabels
 -- ('' for other layouts).
-ALTER TABLE models ADD COLUMN label_tag text NOT NULL DEFAULT '';
+ALTER TABLE models DROP CONSTRAINT models_layout_check,
+    ADD CONSTRAINT models_layout_check CHECK (layout IN ('imagehub', 'yolo-seg', 'maskrcnn', 'label-studio')),
+    ADD COLUMN label_tag text NOT NULL DEFAULT ''
+        CHECK (label_tag IN ('', 'BrushLabels', 'PolygonLabels'));
 
 -- The version a model reported for a run (Label Studio's model_version),
 -- beside the registered one: provenance of the run's proposals.
@@ -21,4 +24,6 @@ CREATE TABLE hub_secrets (
 -- +goose Down
 DROP TABLE hub_secrets;
 ALTER TABLE inference_runs DROP COLUMN reported_version;
-ALTER TABLE models DROP COLUMN label_tag;
+DELETE FROM models WHERE layout = 'label-studio';
+ALTER TABLE models DROP COLUMN label_tag, DROP CONSTRAINT models_layout_check,
+    ADD CONSTRAINT models_layout_check CHECK (layout IN ('imagehub', 'yolo-seg', 'maskrcnn'));
