@@ -15,7 +15,10 @@ import (
 	"github.com/deepimageshub/imagehub/signedurl"
 )
 
-var errBadSignature = problem.New(http.StatusForbidden, "invalid_signature", "signature",
+// errBadSignature answers a URL that is not signed for the image or has
+// expired: 404, as for an object the caller may not see, so that the
+// route tells nothing of which images exist.
+var errBadSignature = problem.New(http.StatusNotFound, "not_found", "signature",
 	"This link is not valid for this image, or it has expired.")
 
 // signedImageFile: GET /api/v1/signed/images/{id}?expires=&signature=, the

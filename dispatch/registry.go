@@ -269,6 +269,9 @@ func ResolveLabels(s Spec, c Check) error {
 		}
 		return nil
 	}
+	if p.Kind == layout.LabelStudio {
+		return problem.BadInput("invalid_model", "labels", "A label-studio model labels with the config the hub sends it: give the labels it may answer with (the API fills in the hub's when none are given).")
+	}
 	return problem.BadInput("invalid_model", "labels", fmt.Sprintf(
 		"A %s model returns class numbers: give its class names, in the model's output order (the model's metadata names none, or no endpoint answered).", p.Kind))
 }
