@@ -284,7 +284,7 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 	form := views.ModelForm{
 		Name: c.FormValue("name"), Version: c.FormValue("version"), Endpoints: c.FormValue("endpoints"),
 		Capacity: c.FormValue("capacity"), TimeoutMS: c.FormValue("timeout_ms"), Enabled: c.FormValue("enabled") != "",
-		Layout: c.FormValue("layout"), Labels: c.FormValue("labels"), ScoreThreshold: c.FormValue("score_threshold"),
+		Layout: c.FormValue("layout"), LabelTag: c.FormValue("label_tag"), Labels: c.FormValue("labels"), ScoreThreshold: c.FormValue("score_threshold"),
 		IoUThreshold: c.FormValue("iou_threshold"), MaskThreshold: c.FormValue("mask_threshold"),
 		MaxInstances: c.FormValue("max_instances"), InputSize: c.FormValue("input_size"),
 		MaxBatch: c.FormValue("max_batch"), BatchWindowMS: c.FormValue("batch_window_ms"),
@@ -309,6 +309,7 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 	spec := dispatch.Spec{
 		Name: form.Name, Version: form.Version, Endpoints: strings.Fields(form.Endpoints),
 		Capacity: capacity, TimeoutMS: timeout, Enabled: &enabled, Layout: strings.TrimSpace(form.Layout),
+		LabelTag: strings.TrimSpace(form.LabelTag),
 	}
 	for _, l := range strings.Split(form.Labels, "\n") {
 		if l = strings.TrimSpace(l); l != "" {
