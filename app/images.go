@@ -73,6 +73,9 @@ type runJSON struct {
 	LastError *string   `json:"last_error"`
 	LatencyMS *int32    `json:"latency_ms"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// ReportedVersion is the version the model said it is, when its
+	// protocol says one (a Label Studio backend's model_version).
+	ReportedVersion *string `json:"reported_version,omitempty"`
 }
 
 // imageDetailJSON is an image with its proposals and inference runs.
@@ -104,6 +107,7 @@ func (s *Server) imageDetailJSON(ctx context.Context, img queries.Image) (imageJ
 		j.Inference = append(j.Inference, runJSON{
 			Model: modelRef{Name: r.ModelName, Version: r.ModelVersion}, State: string(r.State), Attempt: r.Attempt,
 			Instances: r.Instances, ErrorKind: r.ErrorKind, LastError: r.LastError, LatencyMS: r.LatencyMs, UpdatedAt: r.UpdatedAt.UTC(),
+			ReportedVersion: r.ReportedVersion,
 		})
 	}
 	return j, nil

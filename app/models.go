@@ -48,6 +48,7 @@ type modelJSON struct {
 	MaskThreshold  float32          `json:"mask_threshold"`
 	MaxInstances   int              `json:"max_instances"`
 	InputSize      int              `json:"input_size"`
+	LabelTag       string           `json:"label_tag,omitempty"`
 	MaxBatch       int              `json:"max_batch"`
 	BatchWindowMS  int              `json:"batch_window_ms"`
 	// HeaderNames are the names of the stored request headers; their
@@ -88,7 +89,7 @@ func (s *Server) listModels(ctx context.Context) ([]modelJSON, error) {
 			Enabled: m.Enabled, BinaryData: m.BinaryData, LabelHints: m.LabelHints, Problems: m.Problems,
 			CheckedAt: m.CheckedAt, Endpoints: []string{}, EndpointHealth: []endpointHealth{},
 			Layout: m.Layout, Labels: m.Labels, ScoreThreshold: m.ScoreThreshold, IoUThreshold: m.IouThreshold,
-			MaskThreshold: m.MaskThreshold, MaxInstances: int(m.MaxInstances), InputSize: int(m.InputSize),
+			MaskThreshold: m.MaskThreshold, MaxInstances: int(m.MaxInstances), InputSize: int(m.InputSize), LabelTag: m.LabelTag,
 			MaxBatch: int(m.MaxBatch), BatchWindowMS: int(m.BatchWindowMs),
 			HeaderNames: headerNames(m.Headers),
 		}
@@ -139,6 +140,15 @@ func (s *Server) keepStoredTask(ctx context.Context, spec *dispatch.Spec) error 
 func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, bool, error) {
 	if err := s.keepStoredTask(ctx, &spec); err != nil {
 		return modelJSON{}, false, err
+	}
+	if spec.Layout == string(layout.LabelStudio) && len(spec.Labels) == 0 {
+		// A Label Studio backend labels with the config the hub sends it:
+		// by default, every label of the hub.
+		names, err := s.q.LabelNames(ctx, s.pool)
+		if err != nil {
+			return modelJSON{}, false, fmt.Errorf("error reading labels: %w", err)
+		}
+		spec.Labels = names
 	}
 	if err := spec.Normalize(); err != nil {
 		return modelJSON{}, false, err
@@ -287,7 +297,7 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 		Name: c.FormValue("name"), Version: c.FormValue("version"), Endpoints: c.FormValue("endpoints"),
 		Task: c.FormValue("task"), EmbedModel: c.FormValue("embed_model"),
 		Capacity: c.FormValue("capacity"), TimeoutMS: c.FormValue("timeout_ms"), Enabled: c.FormValue("enabled") != "",
-		Layout: c.FormValue("layout"), Labels: c.FormValue("labels"), ScoreThreshold: c.FormValue("score_threshold"),
+		Layout: c.FormValue("layout"), LabelTag: c.FormValue("label_tag"), Labels: c.FormValue("labels"), ScoreThreshold: c.FormValue("score_threshold"),
 		IoUThreshold: c.FormValue("iou_threshold"), MaskThreshold: c.FormValue("mask_threshold"),
 		MaxInstances: c.FormValue("max_instances"), InputSize: c.FormValue("input_size"),
 		MaxBatch: c.FormValue("max_batch"), BatchWindowMS: c.FormValue("batch_window_ms"),
@@ -312,7 +322,8 @@ func (s *Server) modelSaveSubmit(c *fiber.Ctx) error {
 	spec := dispatch.Spec{
 		Name: form.Name, Version: form.Version, Endpoints: strings.Fields(form.Endpoints),
 		Capacity: capacity, TimeoutMS: timeout, Enabled: &enabled, Layout: strings.TrimSpace(form.Layout),
-		Task: strings.TrimSpace(form.Task),
+		Task:     strings.TrimSpace(form.Task),
+		LabelTag: strings.TrimSpace(form.LabelTag),
 	}
 	if v := strings.TrimSpace(form.EmbedModel); v != "" {
 		// name:version, as the page's options give it.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/deepimageshub/imagehub/auth"
+	"github.com/deepimageshub/imagehub/signedurl"
 	"github.com/deepimageshub/imagehub/static"
 )
 
@@ -134,6 +135,9 @@ func (s *Server) routeTable() []route {
 		{get, "/api/v1/images", auth.RoleContributor, s.apiImageList, noBody},
 		{get, "/api/v1/images/:id", auth.RoleContributor, s.apiImageGet, noBody},
 		{get, "/api/v1/images/:id/file", auth.RoleContributor, s.apiImageFile, noBody},
+		// A signed, expiring URL of one image for a model that fetches it
+		// (Label Studio ML backends): the signature is the credential.
+		{get, signedurl.Path + ":id", Public, s.signedImageFile, noBody},
 		{get, "/api/v1/campaigns", auth.RoleContributor, s.apiCampaignList, noBody},
 		{post, "/api/v1/campaigns", auth.RoleAdmin, s.apiCampaignCreate, apiJSON},
 		{get, "/api/v1/campaigns/:id", auth.RoleContributor, s.apiCampaignGet, noBody},

@@ -35,6 +35,7 @@ import (
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
+	"github.com/deepimageshub/imagehub/signedurl"
 	"github.com/deepimageshub/imagehub/sso"
 	"github.com/deepimageshub/imagehub/training"
 	"github.com/deepimageshub/imagehub/views"
@@ -75,6 +76,8 @@ type Server struct {
 	sso *sso.Service
 	// inference checks model endpoints when an admin registers them.
 	inference *inference.Client
+	// signer checks the signed image URLs models fetch (signedurl).
+	signer *signedurl.Signer
 	// jobsUI is riverui, mounted at /admin/jobs when there is a River client.
 	jobsUI  *riverui.Handler
 	logger  *slog.Logger
@@ -117,6 +120,7 @@ func New(d Deps) (*Server, error) {
 		river:     d.River,
 		blobs:     d.Blobs,
 		inference: newInferenceClient(),
+		signer:    signedurl.New(d.Pool, d.Config.BaseURL),
 		review: review.NewService(d.Pool, review.Settings{
 			Lease: d.Config.ReviewLease, MaxInstances: d.Config.ReviewMaxInstances,
 			SecondShare: d.Config.SecondReviewShare, MinAgreement: d.Config.SecondReviewMinAgreement,

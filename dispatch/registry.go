@@ -56,6 +56,9 @@ type Spec struct {
 	MaskThreshold  float32  `json:"mask_threshold"`
 	MaxInstances   int      `json:"max_instances"`
 	InputSize      int      `json:"input_size"`
+	// LabelTag is a label-studio model's control in the labeling config
+	// the hub sends it: "BrushLabels" (the default) or "PolygonLabels".
+	LabelTag string `json:"label_tag"`
 	// Headers go on every request to the model's endpoints. nil keeps
 	// what is stored (an update need not repeat a token); an empty object
 	// removes them.
@@ -88,7 +91,7 @@ func (s Spec) LayoutParams() layout.Params {
 	return layout.Params{
 		Kind: layout.Kind(s.Layout), Labels: s.Labels, ScoreThreshold: s.ScoreThreshold,
 		IoUThreshold: s.IoUThreshold, MaskThreshold: s.MaskThreshold, MaxInstances: s.MaxInstances,
-		InputSize: s.InputSize,
+		InputSize: s.InputSize, LabelTag: s.LabelTag,
 	}
 }
 
@@ -173,8 +176,8 @@ func (s *Spec) Normalize() error {
 		}
 		return err
 	}
-	s.Layout, s.ScoreThreshold, s.IoUThreshold, s.MaskThreshold, s.MaxInstances =
-		string(p.Kind), p.ScoreThreshold, p.IoUThreshold, p.MaskThreshold, p.MaxInstances
+	s.Layout, s.ScoreThreshold, s.IoUThreshold, s.MaskThreshold, s.MaxInstances, s.LabelTag =
+		string(p.Kind), p.ScoreThreshold, p.IoUThreshold, p.MaskThreshold, p.MaxInstances, p.LabelTag
 	s.InputSize = given
 	if s.Labels == nil {
 		s.Labels = []string{}
@@ -266,6 +269,9 @@ func ResolveLabels(s Spec, c Check) error {
 		}
 		return nil
 	}
+	if p.Kind == layout.LabelStudio {
+		return problem.BadInput("invalid_model", "labels", "A label-studio model labels with the config the hub sends it: give the labels it may answer with (the API fills in the hub's when none are given).")
+	}
 	return problem.BadInput("invalid_model", "labels", fmt.Sprintf(
 		"A %s model returns class numbers: give its class names, in the model's output order (the model's metadata names none, or no endpoint answered).", p.Kind))
 }
@@ -276,6 +282,9 @@ func (c Check) Problems() []string { return append(append([]string{}, c.Unfit...
 // Inspect asks every endpoint whether it is ready, what it supports and how
 // the model looks, within timeout per endpoint, sending s.Headers.
 func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time.Duration) Check {
+	if s.LayoutParams().Kind == layout.LabelStudio {
+		return inspectLabelStudio(ctx, client, s, timeout)
+	}
 	c := Check{Binary: true, LabelHints: true}
 	c.Layout, _ = inference.CheckLayout(nil, s.LayoutParams())
 	answered := 0
@@ -353,6 +362,32 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 	return c
 }
 
+// inspectLabelStudio checks a Label Studio ML backend the way Label Studio
+// connects one: GET /health, then POST /setup with the labeling config the
+// hub generates from the registration's labels. A backend that refuses
+// the config (a 4xx) is unfit; one that does not answer is unreachable,
+// and the model is saved to wait for it.
+func inspectLabelStudio(ctx context.Context, client *inference.Client, s Spec, timeout time.Duration) Check {
+	c := Check{Layout: s.LayoutParams().WithDefaults()}
+	for _, base := range s.Endpoints {
+		ep := inference.Endpoint{Base: base, Model: s.Name, Version: s.Version, Headers: s.Headers, Layout: c.Layout}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		err := client.LabelStudioHealth(ctx, ep)
+		if err == nil {
+			_, err = client.LabelStudioSetup(ctx, ep)
+		}
+		cancel()
+		var ce *inference.Contract
+		switch {
+		case errors.As(err, &ce):
+			c.Unfit = append(c.Unfit, fmt.Sprintf("%s: %v", base, err))
+		case err != nil:
+			c.Unreachable = append(c.Unreachable, fmt.Sprintf("%s: not ready (%v)", base, err))
+		}
+	}
+	return c
+}
+
 // Save creates or updates the model named by s (name and version) with its
 // endpoints and their slots, inside tx, and records the check. It reports
 // whether the model is new.
@@ -408,7 +443,7 @@ func Save(ctx context.Context, tx pgx.Tx, s Spec, c Check) (queries.Model, bool,
 	if err := q.ModelSetLayout(ctx, tx, queries.ModelSetLayoutParams{
 		ID: m.ID, Layout: string(lp.Kind), Labels: labels, ScoreThreshold: lp.ScoreThreshold,
 		IouThreshold: lp.IoUThreshold, MaskThreshold: lp.MaskThreshold, MaxInstances: int32(lp.MaxInstances),
-		InputSize: int32(lp.InputSize), InputName: lp.Input,
+		InputSize: int32(lp.InputSize), InputName: lp.Input, LabelTag: lp.LabelTag,
 	}); err != nil {
 		return queries.Model{}, false, fmt.Errorf("error saving model layout: %w", err)
 	}

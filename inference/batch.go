@@ -23,6 +23,9 @@ import (
 // Errors are classified as Segment's; any one makes the whole batch fail,
 // and nothing of the answer is returned.
 func (c *Client) SegmentBatch(ctx context.Context, ep Endpoint, items []Item) ([][]Instance, error) {
+	if ep.Layout.Kind == layout.LabelStudio {
+		return c.segmentLabelStudio(ctx, ep, items)
+	}
 	if ep.Layout.Stock() {
 		return c.segmentLayout(ctx, ep, items)
 	}

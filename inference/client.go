@@ -105,6 +105,9 @@ type Instance struct {
 	Mask  mask.RLE
 	BBox  [4]int // [x, y, w, h], as pycocotools computes it from the RLE
 	Area  int
+	// ModelVersion is the version the model said made the instance, when
+	// its protocol says one (Label Studio's model_version); "" otherwise.
+	ModelVersion string
 }
 
 // Segment sends one image (and the contributor's labels as LABEL_HINTS) to

@@ -22,6 +22,7 @@ import (
 	"github.com/deepimageshub/imagehub/lifecycle"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/review"
+	"github.com/deepimageshub/imagehub/signedurl"
 )
 
 // QueueInfer is the queue of inference jobs: mostly waiting on remote
@@ -104,6 +105,9 @@ type InferWorker struct {
 	slotWait time.Duration
 	// batch gathers the images of models with max_batch > 1.
 	batch *batcher
+	// signer makes the URLs a model that fetches the image itself (a
+	// Label Studio ML backend) reads it from.
+	signer *signedurl.Signer
 }
 
 // NextRetry doubles the wait from one second up to maxBackoff, with jitter
@@ -145,6 +149,13 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	want := inference.Expect{Height: int(run.Height), Width: int(run.Width), KnownLabel: w.labels.known(ctx)}
 	ep := runEndpoint(run, "")
 	item := inference.Item{Image: data, Hints: run.Hints, Want: want}
+	if ep.Layout.Kind == layout.LabelStudio {
+		// Valid for the call and a minute more: the backend fetches the
+		// image while it answers.
+		if item.URL, err = w.signer.ImageURL(ctx, a.ImageID, time.Now().Add(timeout+time.Minute)); err != nil {
+			return err
+		}
+	}
 	var res batchResult
 	if run.MaxBatch > 1 {
 		res = w.batch.segment(ctx, batchKey{model: a.ModelID, hints: hintsKey(run.Hints, !ep.SkipHints)}, &batchEntry{
@@ -186,6 +197,13 @@ func (w *InferWorker) Work(ctx context.Context, job *river.Job[InferArgs]) error
 	var busy *inference.Busy
 	switch {
 	case err == nil:
+		if v := reportedVersion(instances); v != "" {
+			if err := w.q.RunSetReportedVersion(ctx, w.pool, queries.RunSetReportedVersionParams{
+				ImageID: a.ImageID, ModelID: a.ModelID, ReportedVersion: &v,
+			}); err != nil {
+				return fmt.Errorf("error recording the model's reported version: %w", err)
+			}
+		}
 		return w.store(ctx, job, run, slot, instances, elapsed)
 	case errors.As(err, &busy):
 		// The endpoint is full although its slots were free (someone else
@@ -246,7 +264,11 @@ func (w *InferWorker) segmentAlone(ctx context.Context, model uuid.UUID, ep infe
 	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Inc()
 	start := time.Now()
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
-	instances, err := w.client.Segment(callCtx, ep, item.Image, item.Hints, item.Want)
+	var instances []inference.Instance
+	out, err := w.client.SegmentBatch(callCtx, ep, []inference.Item{item})
+	if err == nil {
+		instances = out[0]
+	}
 	cancel()
 	elapsed := time.Since(start)
 	w.metrics.inFlight.WithLabelValues(slot.BaseURL).Dec()
@@ -268,9 +290,20 @@ func runEndpoint(run queries.RunBeginRow, base string) inference.Endpoint {
 		Layout: layout.Params{
 			Kind: layout.Kind(run.Layout), Labels: run.Labels, ScoreThreshold: run.ScoreThreshold,
 			IoUThreshold: run.IouThreshold, MaskThreshold: run.MaskThreshold, MaxInstances: int(run.MaxInstances),
-			InputSize: int(run.InputSize), Input: run.InputName,
+			InputSize: int(run.InputSize), Input: run.InputName, LabelTag: run.LabelTag,
 		},
 	}
+}
+
+// reportedVersion is the version the model said made the instances (the
+// first that names one), "" when none does.
+func reportedVersion(found []inference.Instance) string {
+	for _, in := range found {
+		if in.ModelVersion != "" {
+			return in.ModelVersion
+		}
+	}
+	return ""
 }
 
 // readImage reads the canonical image: what was uploaded, cleaned of

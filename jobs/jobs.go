@@ -25,6 +25,7 @@ import (
 	"github.com/deepimageshub/imagehub/inference"
 	"github.com/deepimageshub/imagehub/interactive"
 	"github.com/deepimageshub/imagehub/queries"
+	"github.com/deepimageshub/imagehub/signedurl"
 	"github.com/deepimageshub/imagehub/webhook"
 )
 
@@ -89,6 +90,7 @@ func NewClient(d Deps, opts Options) (*river.Client[pgx.Tx], error) {
 				maxBackoff: cfg.InferMaxBackoff, jobTimeout: cfg.JobTimeout,
 				slotWait: slotWait,
 				batch:    newBatcher(slots, client, d.Logger, im, slotWait),
+				signer:   signedurl.New(d.Pool, cfg.BaseURL),
 			})
 		},
 		func() error {

@@ -36,10 +36,20 @@ const (
 	ImageHub Kind = "imagehub"
 	YOLOSeg  Kind = "yolo-seg"
 	MaskRCNN Kind = "maskrcnn"
+	// LabelStudio is not OIP at all: a Label Studio ML backend, which
+	// fetches the image from a signed URL and answers with brush or
+	// polygon regions (package labelstudio).
+	LabelStudio Kind = "label-studio"
 )
 
 // Kinds lists the layouts, the default first.
-var Kinds = []Kind{ImageHub, YOLOSeg, MaskRCNN}
+var Kinds = []Kind{ImageHub, YOLOSeg, MaskRCNN, LabelStudio}
+
+// The label tags of a label-studio model's generated labeling config.
+const (
+	TagBrush   = "BrushLabels"
+	TagPolygon = "PolygonLabels"
+)
 
 // Defaults of Params.
 const (
@@ -82,6 +92,9 @@ type Params struct {
 	InputSize int
 	// Input names the model's image input; "" means "images".
 	Input string
+	// LabelTag is a label-studio model's control, TagBrush (the default)
+	// or TagPolygon: which regions its backend is asked for.
+	LabelTag string
 }
 
 // WithDefaults fills the zero fields. Labels and Input have none.
@@ -100,6 +113,9 @@ func (p Params) WithDefaults() Params {
 	}
 	if p.MaxInstances == 0 {
 		p.MaxInstances = DefaultMaxInstances
+	}
+	if p.Kind == LabelStudio && p.LabelTag == "" {
+		p.LabelTag = TagBrush
 	}
 	if p.InputSize == 0 {
 		switch p.Kind {
@@ -150,7 +166,13 @@ func (p Params) validate(needLabels bool) error {
 		known = known || p.Kind == k
 	}
 	if !known {
-		return bad("layout", `The layout is "imagehub" (the hub's convention), "yolo-seg" (an Ultralytics -seg ONNX export) or "maskrcnn" (a torchvision Mask R-CNN ONNX export).`)
+		return bad("layout", `The layout is "imagehub" (the hub's convention), "yolo-seg" (an Ultralytics -seg ONNX export), "maskrcnn" (a torchvision Mask R-CNN ONNX export) or "label-studio" (a Label Studio ML backend).`)
+	}
+	switch {
+	case p.Kind == LabelStudio && p.LabelTag != TagBrush && p.LabelTag != TagPolygon:
+		return bad("label_tag", `A label-studio model is asked for "BrushLabels" (masks, the default) or "PolygonLabels".`)
+	case p.Kind != LabelStudio && p.LabelTag != "":
+		return bad("label_tag", "label_tag is for label-studio models only.")
 	}
 	unit := func(v float32) bool { return !math.IsNaN(float64(v)) && v > 0 && v < 1 }
 	switch {

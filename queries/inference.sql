@@ -35,7 +35,7 @@ WHERE id = @id;
 -- How the hub reads the model, as registered and completed by the check.
 UPDATE models SET layout = @layout, labels = @labels, score_threshold = @score_threshold,
     iou_threshold = @iou_threshold, mask_threshold = @mask_threshold, max_instances = @max_instances,
-    input_size = @input_size, input_name = @input_name, updated_at = now()
+    input_size = @input_size, input_name = @input_name, label_tag = @label_tag, updated_at = now()
 WHERE id = @id;
 
 -- name: ModelSetBatch :exec
@@ -168,7 +168,7 @@ WHERE r.image_id = @image_id AND r.model_id = @model_id AND r.state IN ('queued'
   AND (i.status = 'awaiting_inference' OR @evaluation::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     m.layout, m.labels, m.score_threshold, m.iou_threshold, m.mask_threshold, m.max_instances, m.input_size,
-    m.input_name, m.headers, m.max_batch, m.batch_window_ms,
+    m.input_name, m.headers, m.max_batch, m.batch_window_ms, m.label_tag,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
     (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs,
@@ -201,6 +201,12 @@ WITH img AS (
     WHERE EXISTS (SELECT 1 FROM run)
 )
 SELECT count(*)::int FROM run;
+
+-- name: RunSetReportedVersion :exec
+-- The version the model said it is (Label Studio's model_version), recorded
+-- before the run completes.
+UPDATE inference_runs SET reported_version = @reported_version
+WHERE image_id = @image_id AND model_id = @model_id AND state IN ('queued', 'running');
 
 -- name: RunFail :exec
 UPDATE inference_runs SET state = 'failed', error_kind = @error_kind, last_error = @last_error,

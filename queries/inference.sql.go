@@ -378,7 +378,7 @@ func (q *Queries) ModelEnabledIDs(ctx context.Context, db DBTX) ([]uuid.UUID, er
 }
 
 const modelEnabledOfTask = `-- name: ModelEnabledOfTask :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id, label_tag FROM models WHERE enabled AND task = $1 ORDER BY created_at DESC, id
 `
 
 // The enabled models of a task, the most recently registered first: the
@@ -417,6 +417,7 @@ func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) 
 			&i.MaxBatch,
 			&i.BatchWindowMs,
 			&i.EmbedModelID,
+			&i.LabelTag,
 		); err != nil {
 			return nil, err
 		}
@@ -429,7 +430,7 @@ func (q *Queries) ModelEnabledOfTask(ctx context.Context, db DBTX, task string) 
 }
 
 const modelGet = `-- name: ModelGet :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models WHERE id = $1
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id, label_tag FROM models WHERE id = $1
 `
 
 func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, error) {
@@ -460,12 +461,13 @@ func (q *Queries) ModelGet(ctx context.Context, db DBTX, id uuid.UUID) (Model, e
 		&i.MaxBatch,
 		&i.BatchWindowMs,
 		&i.EmbedModelID,
+		&i.LabelTag,
 	)
 	return i, err
 }
 
 const modelGetByNameVersion = `-- name: ModelGetByNameVersion :one
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models WHERE name = $1 AND version = $2
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id, label_tag FROM models WHERE name = $1 AND version = $2
 `
 
 type ModelGetByNameVersionParams struct {
@@ -501,6 +503,7 @@ func (q *Queries) ModelGetByNameVersion(ctx context.Context, db DBTX, arg ModelG
 		&i.MaxBatch,
 		&i.BatchWindowMs,
 		&i.EmbedModelID,
+		&i.LabelTag,
 	)
 	return i, err
 }
@@ -524,7 +527,7 @@ func (q *Queries) ModelHeaders(ctx context.Context, db DBTX, arg ModelHeadersPar
 const modelInsert = `-- name: ModelInsert :one
 INSERT INTO models (name, version, task, timeout_ms, enabled)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id
+RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id, label_tag
 `
 
 type ModelInsertParams struct {
@@ -569,12 +572,13 @@ func (q *Queries) ModelInsert(ctx context.Context, db DBTX, arg ModelInsertParam
 		&i.MaxBatch,
 		&i.BatchWindowMs,
 		&i.EmbedModelID,
+		&i.LabelTag,
 	)
 	return i, err
 }
 
 const modelList = `-- name: ModelList :many
-SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id FROM models ORDER BY name, version
+SELECT id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id, label_tag FROM models ORDER BY name, version
 `
 
 func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
@@ -611,6 +615,7 @@ func (q *Queries) ModelList(ctx context.Context, db DBTX) ([]Model, error) {
 			&i.MaxBatch,
 			&i.BatchWindowMs,
 			&i.EmbedModelID,
+			&i.LabelTag,
 		); err != nil {
 			return nil, err
 		}
@@ -697,8 +702,8 @@ func (q *Queries) ModelSetHeaders(ctx context.Context, db DBTX, arg ModelSetHead
 const modelSetLayout = `-- name: ModelSetLayout :exec
 UPDATE models SET layout = $1, labels = $2, score_threshold = $3,
     iou_threshold = $4, mask_threshold = $5, max_instances = $6,
-    input_size = $7, input_name = $8, updated_at = now()
-WHERE id = $9
+    input_size = $7, input_name = $8, label_tag = $9, updated_at = now()
+WHERE id = $10
 `
 
 type ModelSetLayoutParams struct {
@@ -710,6 +715,7 @@ type ModelSetLayoutParams struct {
 	MaxInstances   int32
 	InputSize      int32
 	InputName      string
+	LabelTag       string
 	ID             uuid.UUID
 }
 
@@ -724,6 +730,7 @@ func (q *Queries) ModelSetLayout(ctx context.Context, db DBTX, arg ModelSetLayou
 		arg.MaxInstances,
 		arg.InputSize,
 		arg.InputName,
+		arg.LabelTag,
 		arg.ID,
 	)
 	return err
@@ -731,7 +738,7 @@ func (q *Queries) ModelSetLayout(ctx context.Context, db DBTX, arg ModelSetLayou
 
 const modelUpdate = `-- name: ModelUpdate :one
 UPDATE models SET timeout_ms = $1, enabled = $2, updated_at = now()
-WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id
+WHERE id = $3 RETURNING id, name, version, task, timeout_ms, enabled, binary_data, label_hints, problems, checked_at, created_at, updated_at, layout, labels, score_threshold, iou_threshold, mask_threshold, max_instances, input_size, input_name, headers, max_batch, batch_window_ms, embed_model_id, label_tag
 `
 
 type ModelUpdateParams struct {
@@ -768,6 +775,7 @@ func (q *Queries) ModelUpdate(ctx context.Context, db DBTX, arg ModelUpdateParam
 		&i.MaxBatch,
 		&i.BatchWindowMs,
 		&i.EmbedModelID,
+		&i.LabelTag,
 	)
 	return i, err
 }
@@ -856,7 +864,7 @@ WHERE r.image_id = $2 AND r.model_id = $3 AND r.state IN ('queued', 'running')
   AND (i.status = 'awaiting_inference' OR $4::boolean) AND i.sha256 IS NOT NULL
 RETURNING i.sha256, i.width, i.height, m.name, m.version, m.enabled, m.timeout_ms, m.binary_data, m.label_hints,
     m.layout, m.labels, m.score_threshold, m.iou_threshold, m.mask_threshold, m.max_instances, m.input_size,
-    m.input_name, m.headers, m.max_batch, m.batch_window_ms,
+    m.input_name, m.headers, m.max_batch, m.batch_window_ms, m.label_tag,
     ARRAY(SELECT l.name FROM image_labels il JOIN labels l ON l.id = il.label_id
           WHERE il.image_id = i.id ORDER BY l.name)::text[] AS hints,
     (SELECT count(*) FROM inference_runs r2 WHERE r2.image_id = i.id)::int AS runs,
@@ -891,6 +899,7 @@ type RunBeginRow struct {
 	Headers        []byte
 	MaxBatch       int32
 	BatchWindowMs  int32
+	LabelTag       string
 	Hints          []string
 	Runs           int32
 	Prompts        bool
@@ -931,6 +940,7 @@ func (q *Queries) RunBegin(ctx context.Context, db DBTX, arg RunBeginParams) (Ru
 		&i.Headers,
 		&i.MaxBatch,
 		&i.BatchWindowMs,
+		&i.LabelTag,
 		&i.Hints,
 		&i.Runs,
 		&i.Prompts,
@@ -1053,26 +1063,45 @@ func (q *Queries) RunRequeue(ctx context.Context, db DBTX, arg RunRequeueParams)
 	return err
 }
 
+const runSetReportedVersion = `-- name: RunSetReportedVersion :exec
+UPDATE inference_runs SET reported_version = $1
+WHERE image_id = $2 AND model_id = $3 AND state IN ('queued', 'running')
+`
+
+type RunSetReportedVersionParams struct {
+	ReportedVersion *string
+	ImageID         uuid.UUID
+	ModelID         uuid.UUID
+}
+
+// The version the model said it is (Label Studio's model_version), recorded
+// before the run completes.
+func (q *Queries) RunSetReportedVersion(ctx context.Context, db DBTX, arg RunSetReportedVersionParams) error {
+	_, err := db.Exec(ctx, runSetReportedVersion, arg.ReportedVersion, arg.ImageID, arg.ModelID)
+	return err
+}
+
 const runsForImage = `-- name: RunsForImage :many
-SELECT r.image_id, r.model_id, r.state, r.attempt, r.error_kind, r.last_error, r.instances, r.latency_ms, r.endpoint, r.created_at, r.updated_at, m.name AS model_name, m.version AS model_version
+SELECT r.image_id, r.model_id, r.state, r.attempt, r.error_kind, r.last_error, r.instances, r.latency_ms, r.endpoint, r.created_at, r.updated_at, r.reported_version, m.name AS model_name, m.version AS model_version
 FROM inference_runs r JOIN models m ON m.id = r.model_id
 WHERE r.image_id = $1 ORDER BY m.name, m.version
 `
 
 type RunsForImageRow struct {
-	ImageID      uuid.UUID
-	ModelID      uuid.UUID
-	State        InferenceState
-	Attempt      int32
-	ErrorKind    *string
-	LastError    *string
-	Instances    *int32
-	LatencyMs    *int32
-	Endpoint     *string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	ModelName    string
-	ModelVersion string
+	ImageID         uuid.UUID
+	ModelID         uuid.UUID
+	State           InferenceState
+	Attempt         int32
+	ErrorKind       *string
+	LastError       *string
+	Instances       *int32
+	LatencyMs       *int32
+	Endpoint        *string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	ReportedVersion *string
+	ModelName       string
+	ModelVersion    string
 }
 
 func (q *Queries) RunsForImage(ctx context.Context, db DBTX, imageID uuid.UUID) ([]RunsForImageRow, error) {
@@ -1096,6 +1125,7 @@ func (q *Queries) RunsForImage(ctx context.Context, db DBTX, imageID uuid.UUID) 
 			&i.Endpoint,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ReportedVersion,
 			&i.ModelName,
 			&i.ModelVersion,
 		); err != nil {

@@ -32,3 +32,8 @@ SELECT * FROM labels WHERE external_id = @external_id;
 -- One page of the taxonomy in name order, after the name of the last label
 -- of the page before (names are unique; '' sorts before every valid name).
 SELECT * FROM labels WHERE name > @after_name::text ORDER BY name LIMIT @lim;
+
+-- name: LabelNames :many
+-- Every label's name, for a model whose classes are the hub's (a Label
+-- Studio ML backend registered without labels).
+SELECT name FROM labels ORDER BY name;

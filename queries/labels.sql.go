@@ -130,6 +130,32 @@ func (q *Queries) LabelList(ctx context.Context, db DBTX) ([]Label, error) {
 	return items, nil
 }
 
+const labelNames = `-- name: LabelNames :many
+SELECT name FROM labels ORDER BY name
+`
+
+// Every label's name, for a model whose classes are the hub's (a Label
+// Studio ML backend registered without labels).
+func (q *Queries) LabelNames(ctx context.Context, db DBTX) ([]string, error) {
+	rows, err := db.Query(ctx, labelNames)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		items = append(items, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const labelPage = `-- name: LabelPage :many
 SELECT id, name, display_name, external_id, created_at FROM labels WHERE name > $1::text ORDER BY name LIMIT $2
 `

@@ -866,6 +866,12 @@ type EvaluationClass struct {
 	Detections   int32
 }
 
+type HubSecret struct {
+	Name      string
+	Secret    []byte
+	CreatedAt time.Time
+}
+
 type Image struct {
 	ID              uuid.UUID
 	UploadSha256    []byte
@@ -948,17 +954,18 @@ type ImportedAnnotation struct {
 }
 
 type InferenceRun struct {
-	ImageID   uuid.UUID
-	ModelID   uuid.UUID
-	State     InferenceState
-	Attempt   int32
-	ErrorKind *string
-	LastError *string
-	Instances *int32
-	LatencyMs *int32
-	Endpoint  *string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ImageID         uuid.UUID
+	ModelID         uuid.UUID
+	State           InferenceState
+	Attempt         int32
+	ErrorKind       *string
+	LastError       *string
+	Instances       *int32
+	LatencyMs       *int32
+	Endpoint        *string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	ReportedVersion *string
 }
 
 type Label struct {
@@ -1002,6 +1009,7 @@ type Model struct {
 	MaxBatch       int32
 	BatchWindowMs  int32
 	EmbedModelID   *uuid.UUID
+	LabelTag       string
 }
 
 type ModelAgreement struct {

@@ -60,6 +60,8 @@ Usage:
                                       serve a model of the project's own CPU trainer
   imagehub trainer --hub URL --token T [--recipes R,...] [--once]
                                       lease training runs from a hub and train them on the CPU
+  imagehub download --token T --url BASE DATASET VERSION [--format F] [--split S] [--labels a,b] -o OUT.zip
+                                      download a dataset version, resuming after a broken transfer, and verify it
 
 Configuration comes from environment variables; see README.md.
 `
@@ -90,6 +92,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return workerCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "trainer":
 		return trainerCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "download":
+		return downloadCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
