@@ -243,4 +243,4 @@ soak: haproxy ## the cluster kill test: 3 replicas behind haproxy, 4 workers, 20
 .PHONY: scaling
 SCALING_DURATION ?= 30s
 scaling: haproxy ## images/s and CPU per image with 1, 2 and 3 replicas behind haproxy, SCALING_DURATION (30s) of load each, and the tables by size per image (docs/scaling.md)
-	set -o pipefail; CLUSTER_DURATION=$(SCALING_DURATION) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -timeout 60m ./cmd/imagehub/ | grep -E '^(Benchmark|cluster:)'
+	set -o pipefail; CLUSTER_DURATION=$(SCALING_DURATION) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -timeout 60m ./cmd/imagehub/ | grep -E '^(Benchmark|cluster:|--- FAIL|FAIL|panic:|ok |    [a-z_]+_test\.go:)'

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -45,19 +44,6 @@ type clusterSettings struct {
 	kill                    bool // SIGKILL a replica and a worker mid-run and restart them
 	killAt, restartAfter    time.Duration
 	killReplica, killWorker int
-}
-
-func clusterDuration(tb testing.TB, name string, def time.Duration) time.Duration {
-	tb.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		tb.Fatalf("%s=%q: want a positive duration such as 60s", name, v)
-	}
-	return d
 }
 
 // cluster is a running set of processes.
@@ -352,30 +338,13 @@ func runCluster(tb testing.TB, set clusterSettings) (*cluster, *clusterResult) {
 	c := startCluster(tb, set)
 	admin, ups, revs, err := loadAccounts(ctx, c.pool, set.uploaders, set.reviewers)
 	require.NoError(tb, err)
-	hc := &http.Client{
-		Timeout: loadRequestTimeout,
-		Transport: &http.Transport{
-			MaxIdleConns: set.uploaders + set.reviewers + 16, MaxIdleConnsPerHost: set.uploaders + set.reviewers + 16,
-			IdleConnTimeout: 90 * time.Second,
-		},
-	}
+	hc := loadHTTPClient(set.uploaders + set.reviewers)
 	defer hc.CloseIdleConnections()
 	endpoints := make([]string, len(c.addrs))
 	for i, a := range c.addrs {
 		endpoints[i] = "http://" + a
 	}
-	reg, _ := json.Marshal(map[string]any{
-		"name": "imagehub-segmenter", "version": "1", "task": "segmentation",
-		"endpoints": endpoints, "capacity": clusterWorkerCapacity, "timeout_ms": 5000, "enabled": true,
-	})
-	req, _ := http.NewRequest("POST", c.lb+"/api/v1/models", bytes.NewReader(reg))
-	req.Header.Set("Authorization", "Bearer "+admin.token)
-	req.Header.Set("Content-Type", "application/json")
-	regRes, err := hc.Do(req)
-	require.NoError(tb, err)
-	regBody, _ := io.ReadAll(regRes.Body)
-	regRes.Body.Close()
-	require.Equal(tb, http.StatusCreated, regRes.StatusCode, "registering the workers: %s", regBody)
+	require.NoError(tb, registerSegmenter(hc, c.lb, admin.token, endpoints, clusterWorkerCapacity, 5000))
 
 	photos := newPhotoSource(int(set.duration.Seconds()) * 40)
 	res := &clusterResult{loadResult: &loadResult{routes: map[string]*routeStats{}, statuses: map[string]int{}, jobErrors: map[string]int{}},
@@ -663,10 +632,10 @@ func TestClusterKilledMidLoad(t *testing.T) {
 	if os.Getenv("CLUSTER_DURATION") == "" {
 		t.Skip("make soak runs it (CLUSTER_DURATION=60s): 3 replicas, 4 workers, haproxy and a minute of load")
 	}
-	dur := clusterDuration(t, "CLUSTER_DURATION", 60*time.Second)
+	dur := envDuration(t, "CLUSTER_DURATION", 60*time.Second)
 	set := clusterSettings{
 		replicas: 3, workers: 4, uploaders: 20, reviewers: 4,
-		duration: dur, drain: clusterDuration(t, "CLUSTER_DRAIN", 3*time.Minute),
+		duration: dur, drain: envDuration(t, "CLUSTER_DRAIN", 3*time.Minute),
 		kill: true, killAt: dur / 3, restartAfter: min(5*time.Second, dur/6), killReplica: 1, killWorker: 2,
 	}
 	c, r := runCluster(t, set)
@@ -746,11 +715,11 @@ func tablesBySize(tb testing.TB, pool *pgxpool.Pool) []tableGrowth {
 // last sub-benchmark prints the tables by size per image. CLUSTER_DURATION
 // (default 30s) is each run's load.
 func BenchmarkCluster(b *testing.B) {
-	dur := clusterDuration(b, "CLUSTER_DURATION", 30*time.Second)
+	dur := envDuration(b, "CLUSTER_DURATION", 30*time.Second)
 	for _, n := range []int{1, 2, 3} {
 		b.Run(fmt.Sprintf("replicas=%d", n), func(b *testing.B) {
 			set := clusterSettings{replicas: n, workers: 4, uploaders: 20, reviewers: 4,
-				duration: dur, drain: clusterDuration(b, "CLUSTER_DRAIN", 5*time.Minute)}
+				duration: dur, drain: envDuration(b, "CLUSTER_DRAIN", 5*time.Minute)}
 			for b.Loop() {
 				c, r := runCluster(b, set)
 				r.print(os.Stdout, set)

@@ -45,19 +45,24 @@ type loadSettings struct {
 	photos    int           // LOAD_PHOTOS: photos made before the clock starts (more are made on the way)
 }
 
+// envDuration reads a positive duration from the environment variable
+// name, def when it is unset.
+func envDuration(tb testing.TB, name string, def time.Duration) time.Duration {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		tb.Fatalf("%s=%q: want a positive duration such as 60s", name, v)
+	}
+	return d
+}
+
 func readLoadSettings(tb testing.TB) loadSettings {
 	tb.Helper()
-	dur := func(name string, def time.Duration) time.Duration {
-		v := os.Getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			tb.Fatalf("%s=%q: want a positive duration such as 60s", name, v)
-		}
-		return d
-	}
+	dur := func(name string, def time.Duration) time.Duration { return envDuration(tb, name, def) }
 	num := func(name string, def int) int {
 		v := os.Getenv(name)
 		if v == "" {
@@ -647,6 +652,39 @@ func reviewLoop(hc *http.Client, base string, u loadUser, deadline time.Time, c 
 	mu.Unlock()
 }
 
+// loadHTTPClient is one client for all the load's clients, with a
+// connection per client kept alive.
+func loadHTTPClient(clients int) *http.Client {
+	return &http.Client{
+		Timeout: loadRequestTimeout,
+		Transport: &http.Transport{
+			MaxIdleConns: clients + 16, MaxIdleConnsPerHost: clients + 16,
+			IdleConnTimeout: 90 * time.Second,
+		},
+	}
+}
+
+// registerSegmenter registers the endpoints as the segmentation model.
+func registerSegmenter(hc *http.Client, base, adminToken string, endpoints []string, capacity, timeoutMS int) error {
+	reg, _ := json.Marshal(map[string]any{
+		"name": "imagehub-segmenter", "version": "1", "task": "segmentation",
+		"endpoints": endpoints, "capacity": capacity, "timeout_ms": timeoutMS, "enabled": true,
+	})
+	req, _ := http.NewRequest("POST", base+"/api/v1/models", bytes.NewReader(reg))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("error registering the workers: %w", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		return fmt.Errorf("registering the workers: %d %s", res.StatusCode, body)
+	}
+	return nil
+}
+
 // runLoad starts the worker and the hub, creates the accounts, registers
 // the model, runs the clients and checks what the hub said it stored.
 func runLoad(b *testing.B, set loadSettings) *loadResult {
@@ -670,30 +708,10 @@ func runLoad(b *testing.B, set loadSettings) *loadResult {
 		b.Fatal(err)
 	}
 
-	// One client for everyone, with a connection per client kept alive.
-	hc := &http.Client{
-		Timeout: loadRequestTimeout,
-		Transport: &http.Transport{
-			MaxIdleConns: set.uploaders + set.reviewers + 16, MaxIdleConnsPerHost: set.uploaders + set.reviewers + 16,
-			IdleConnTimeout: 90 * time.Second,
-		},
-	}
+	hc := loadHTTPClient(set.uploaders + set.reviewers)
 	defer hc.CloseIdleConnections()
-	reg, _ := json.Marshal(map[string]any{
-		"name": "imagehub-segmenter", "version": "1", "task": "segmentation",
-		"endpoints": []string{w.base}, "capacity": loadModelCapacity, "timeout_ms": 30_000, "enabled": true,
-	})
-	req, _ := http.NewRequest("POST", srv.base+"/api/v1/models", bytes.NewReader(reg))
-	req.Header.Set("Authorization", "Bearer "+admin.token)
-	req.Header.Set("Content-Type", "application/json")
-	regRes, err := hc.Do(req)
-	if err != nil {
+	if err := registerSegmenter(hc, srv.base, admin.token, []string{w.base}, loadModelCapacity, 30_000); err != nil {
 		b.Fatal(err)
-	}
-	regBody, _ := io.ReadAll(regRes.Body)
-	regRes.Body.Close()
-	if regRes.StatusCode != http.StatusCreated {
-		b.Fatalf("registering the worker: %d %s", regRes.StatusCode, regBody)
 	}
 
 	photos := newPhotoSource(set.photos)
