@@ -120,6 +120,16 @@ unzip: ## install Info-ZIP's unzip for the dataset tests (they check downloads w
 			echo "the dataset tests check downloads with unzip -t: install it (Debian: apt-get install unzip)" >&2; exit 1; \
 		fi; }
 
+.PHONY: haproxy
+haproxy: ## install Debian's haproxy for the cluster soak (make soak), when missing
+	@command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || [ -n "$$HAPROXY" ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing haproxy for the cluster soak"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+		else \
+			echo "the cluster soak runs the replicas behind haproxy: install it (Debian: apt-get install haproxy) or set HAPROXY=/path/to/haproxy" >&2; exit 1; \
+		fi; }
+
 # ONNX Runtime's shared library for `imagehub worker --onnx` and the tests of
 # worker/onnxworker: the CPU build inside npm's onnxruntime-node@1.24.1 (the
 # release onnxruntime_go v1.27.0 is written for), checked against its
@@ -243,3 +253,17 @@ load: ## load test: LOAD_UPLOADERS (200) uploaders and LOAD_REVIEWERS (32) revie
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 1x -timeout 30m ./cmd/imagehub/
+
+# The cluster on one machine (cmd/imagehub/cluster_test.go): 3 replicas
+# behind haproxy, one private PostgreSQL, one versitygw, 4 synthetic workers,
+# 20 uploaders and 4 reviewers; a replica and a worker SIGKILLed mid-load.
+# Too long for make test (a minute of load and the drain).
+CLUSTER_DURATION ?= 60s
+.PHONY: soak
+soak: haproxy ## the cluster kill test: 3 replicas behind haproxy, 4 workers, 20 uploaders and 4 reviewers for CLUSTER_DURATION (60s), a replica and a worker SIGKILLed and restarted mid-load
+	set -o pipefail; CLUSTER_DURATION=$(CLUSTER_DURATION) $(GO) test -count=1 -v -run '^TestClusterKilledMidLoad$$' -timeout 30m ./cmd/imagehub/ | grep -v '^=== RUN'
+
+.PHONY: scaling
+SCALING_DURATION ?= 30s
+scaling: haproxy ## images/s and CPU per image with 1, 2 and 3 replicas behind haproxy, SCALING_DURATION (30s) of load each, and the tables by size per image (docs/scaling.md)
+	set -o pipefail; CLUSTER_DURATION=$(SCALING_DURATION) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkCluster$$' -benchtime 1x -timeout 60m ./cmd/imagehub/ | grep -E '^(Benchmark|cluster:|--- FAIL|FAIL|panic:|ok |    [a-z_]+_test\.go:)'

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -44,19 +45,24 @@ type loadSettings struct {
 	photos    int           // LOAD_PHOTOS: photos made before the clock starts (more are made on the way)
 }
 
+// envDuration reads a positive duration from the environment variable
+// name, def when it is unset.
+func envDuration(tb testing.TB, name string, def time.Duration) time.Duration {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		tb.Fatalf("%s=%q: want a positive duration such as 60s", name, v)
+	}
+	return d
+}
+
 func readLoadSettings(tb testing.TB) loadSettings {
 	tb.Helper()
-	dur := func(name string, def time.Duration) time.Duration {
-		v := os.Getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			tb.Fatalf("%s=%q: want a positive duration such as 60s", name, v)
-		}
-		return d
-	}
+	dur := func(name string, def time.Duration) time.Duration { return envDuration(tb, name, def) }
 	num := func(name string, def int) int {
 		v := os.Getenv(name)
 		if v == "" {
@@ -229,10 +235,31 @@ type client struct {
 	routes map[string]*routeStats
 	// first answers that were 5xx or unexpected, for the report
 	samples []string
+	// answers by the X-Served-By header a load balancer in front adds
+	// (empty without one), all and 5xx only
+	servedBy, fiveXXBy map[string]int
+	// the local addresses of the connections of requests that got no
+	// answer ("" when none was made)
+	unanswered   []string
+	unansweredAt []time.Time
+	// the review leases this client was given, in order
+	leases []leaseSpan
+}
+
+// leaseSpan is one review lease as a reviewer saw it: from the answer of
+// POST /api/v1/review/next to the sending of its submission (zero when none
+// was sent), bounded by the lease's expiry.
+type leaseSpan struct {
+	item      uuid.UUID
+	reviewer  uuid.UUID
+	got       time.Time // the lease's answer arrived: the lease was held by then
+	submitted time.Time // the submission was sent: the lease was held until then at least
+	expires   time.Time
+	acked     bool // the submission was answered 200
 }
 
 func newClient() *client {
-	c := &client{routes: map[string]*routeStats{}}
+	c := &client{routes: map[string]*routeStats{}, servedBy: map[string]int{}, fiveXXBy: map[string]int{}}
 	for _, r := range loadRoutes {
 		c.routes[r] = &routeStats{}
 	}
@@ -254,6 +281,11 @@ func (c *client) note(route string, status int, body []byte, err error) {
 // read whole, so the connection goes back to the pool.
 func (c *client) do(hc *http.Client, route string, req *http.Request) (int, []byte, error) {
 	start := time.Now()
+	// The connection's local address names it in a load balancer's log.
+	var local string
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(ci httptrace.GotConnInfo) { local = ci.Conn.LocalAddr().String() },
+	}))
 	res, err := hc.Do(req)
 	var body []byte
 	if err == nil {
@@ -264,8 +296,17 @@ func (c *client) do(hc *http.Client, route string, req *http.Request) (int, []by
 	status := 0
 	if res != nil {
 		status = res.StatusCode
+		by := res.Header.Get("X-Served-By")
+		c.servedBy[by]++
+		if status >= 500 {
+			c.fiveXXBy[by]++
+		}
 	}
 	c.routes[route].add(status, d, err)
+	if err != nil {
+		c.unanswered = append(c.unanswered, local)
+		c.unansweredAt = append(c.unansweredAt, time.Now())
+	}
 	if err != nil || status >= 500 {
 		c.note(route, status, body, err)
 	}
@@ -337,6 +378,21 @@ func (r *loadResult) print(w io.Writer, set loadSettings) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, "load: "+format+"\n", args...) }
 	p("%d uploaders, %d reviewers for %s against imagehub serve + imagehub worker --synthetic --simulate-latency %s (capacity %d); %d cores",
 		set.uploaders, set.reviewers, r.elapsed.Round(100*time.Millisecond), loadWorkerLatency, loadModelCapacity, runtime.NumCPU())
+	r.printTable(w, "load: ", set.drain)
+	p("peak RSS of imagehub serve (VmHWM): %.0f MB; worker: %d inferences, peak %d in flight",
+		float64(r.peakRSS)/(1<<20), r.workerStats.Succeeded, r.workerStats.Peak)
+	for _, d := range r.lostDetail {
+		p("lost: %s", d)
+	}
+	for _, s := range r.samples {
+		p("sample: %s", s)
+	}
+}
+
+// printTable writes the routes, the uploads and reviews lost and the
+// pipeline's state, each line starting with prefix.
+func (r *loadResult) printTable(w io.Writer, prefix string, drain time.Duration) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, prefix+format+"\n", args...) }
 	p("%-30s %9s %8s %9s %9s %7s %6s %5s %7s", "route", "requests", "req/s", "p50 ms", "p99 ms", "2xx", "4xx", "5xx", "no-ans")
 	all := &routeStats{}
 	for _, name := range loadRoutes {
@@ -360,7 +416,7 @@ func (r *loadResult) print(w io.Writer, set loadSettings) {
 	}
 	slices.Sort(statuses)
 	p("ingest: waited %s after the run, %d still ingesting (LOAD_DRAIN=%s); acknowledged images now: %s",
-		r.drainTook.Round(100*time.Millisecond), r.ingesting, set.drain, cmp.Or(strings.Join(statuses, ", "), "none"))
+		r.drainTook.Round(100*time.Millisecond), r.ingesting, drain, cmp.Or(strings.Join(statuses, ", "), "none"))
 	jobs := make([]string, 0, len(r.jobErrors))
 	for k, v := range r.jobErrors {
 		jobs = append(jobs, fmt.Sprintf("%s %d", k, v))
@@ -375,14 +431,6 @@ func (r *loadResult) print(w io.Writer, set loadSettings) {
 		r.pipeline.images, r.pipeline.ingested, r.pipeline.inferring, r.pipeline.open, r.peakOpen, first)
 	p("reviews lost: %d of %d acknowledged 200 (goal 0), %d of them second reviews; %d answered 409",
 		r.lostReviews, r.reviewsAcked, r.secondReviews, r.conflicts)
-	p("peak RSS of imagehub serve (VmHWM): %.0f MB; worker: %d inferences, peak %d in flight",
-		float64(r.peakRSS)/(1<<20), r.workerStats.Succeeded, r.workerStats.Peak)
-	for _, d := range r.lostDetail {
-		p("lost: %s", d)
-	}
-	for _, s := range r.samples {
-		p("sample: %s", s)
-	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -506,9 +554,10 @@ func uploadLoop(hc *http.Client, base string, u loadUser, photos *photoSource, d
 // reviewItem is the part of POST /api/v1/review/next's answer a reviewer
 // needs to accept the proposals.
 type reviewItem struct {
-	ItemID string `json:"item_id"`
-	Kind   string `json:"kind"`
-	Image  struct {
+	ItemID         string    `json:"item_id"`
+	Kind           string    `json:"kind"`
+	LeaseExpiresAt time.Time `json:"lease_expires_at"`
+	Image          struct {
 		Width  int      `json:"width"`
 		Height int      `json:"height"`
 		Labels []string `json:"labels"`
@@ -566,22 +615,26 @@ func reviewLoop(hc *http.Client, base string, u loadUser, deadline time.Time, c 
 			time.Sleep(loadReviewIdle)
 			continue
 		}
+		got := time.Now()
 		var it reviewItem
 		if err := json.Unmarshal(body, &it); err != nil {
 			c.note(routeReviewNext, status, body, fmt.Errorf("error reading the item: %w", err))
 			continue
 		}
+		id, err := uuid.Parse(it.ItemID)
+		if err != nil {
+			c.note(routeReviewNext, status, body, fmt.Errorf("bad item id: %w", err))
+			continue
+		}
 		sub, count := it.submission()
 		data, _ := json.Marshal(sub)
+		lease := leaseSpan{item: id, reviewer: u.id, got: got, submitted: time.Now(), expires: it.LeaseExpiresAt}
 		status, body, err = post(routeReviewPost, base+"/api/v1/review/"+it.ItemID, data)
+		lease.acked = err == nil && status == http.StatusOK
+		c.leases = append(c.leases, lease)
 		switch {
 		case err != nil:
 		case status == http.StatusOK:
-			id, err := uuid.Parse(it.ItemID)
-			if err != nil {
-				c.note(routeReviewNext, status, body, fmt.Errorf("bad item id: %w", err))
-				continue
-			}
 			mine = append(mine, ackedReview{item: id, reviewer: u.id, instances: count})
 			if it.Kind == "second" {
 				seconds++
@@ -597,6 +650,39 @@ func reviewLoop(hc *http.Client, base string, u loadUser, deadline time.Time, c 
 	res.secondReviews += seconds
 	res.conflicts += conflicts
 	mu.Unlock()
+}
+
+// loadHTTPClient is one client for all the load's clients, with a
+// connection per client kept alive.
+func loadHTTPClient(clients int) *http.Client {
+	return &http.Client{
+		Timeout: loadRequestTimeout,
+		Transport: &http.Transport{
+			MaxIdleConns: clients + 16, MaxIdleConnsPerHost: clients + 16,
+			IdleConnTimeout: 90 * time.Second,
+		},
+	}
+}
+
+// registerSegmenter registers the endpoints as the segmentation model.
+func registerSegmenter(hc *http.Client, base, adminToken string, endpoints []string, capacity, timeoutMS int) error {
+	reg, _ := json.Marshal(map[string]any{
+		"name": "imagehub-segmenter", "version": "1", "task": "segmentation",
+		"endpoints": endpoints, "capacity": capacity, "timeout_ms": timeoutMS, "enabled": true,
+	})
+	req, _ := http.NewRequest("POST", base+"/api/v1/models", bytes.NewReader(reg))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("error registering the workers: %w", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		return fmt.Errorf("registering the workers: %d %s", res.StatusCode, body)
+	}
+	return nil
 }
 
 // runLoad starts the worker and the hub, creates the accounts, registers
@@ -622,30 +708,10 @@ func runLoad(b *testing.B, set loadSettings) *loadResult {
 		b.Fatal(err)
 	}
 
-	// One client for everyone, with a connection per client kept alive.
-	hc := &http.Client{
-		Timeout: loadRequestTimeout,
-		Transport: &http.Transport{
-			MaxIdleConns: set.uploaders + set.reviewers + 16, MaxIdleConnsPerHost: set.uploaders + set.reviewers + 16,
-			IdleConnTimeout: 90 * time.Second,
-		},
-	}
+	hc := loadHTTPClient(set.uploaders + set.reviewers)
 	defer hc.CloseIdleConnections()
-	reg, _ := json.Marshal(map[string]any{
-		"name": "imagehub-segmenter", "version": "1", "task": "segmentation",
-		"endpoints": []string{w.base}, "capacity": loadModelCapacity, "timeout_ms": 30_000, "enabled": true,
-	})
-	req, _ := http.NewRequest("POST", srv.base+"/api/v1/models", bytes.NewReader(reg))
-	req.Header.Set("Authorization", "Bearer "+admin.token)
-	req.Header.Set("Content-Type", "application/json")
-	regRes, err := hc.Do(req)
-	if err != nil {
+	if err := registerSegmenter(hc, srv.base, admin.token, []string{w.base}, loadModelCapacity, 30_000); err != nil {
 		b.Fatal(err)
-	}
-	regBody, _ := io.ReadAll(regRes.Body)
-	regRes.Body.Close()
-	if regRes.StatusCode != http.StatusCreated {
-		b.Fatalf("registering the worker: %d %s", regRes.StatusCode, regBody)
 	}
 
 	photos := newPhotoSource(set.photos)
@@ -750,7 +816,11 @@ func runLoad(b *testing.B, set loadSettings) *loadResult {
 	if err := rows.Err(); err != nil {
 		b.Fatal(err)
 	}
-	checkUploads(b, ctx, pool, blobDir, uploads, res)
+	store, err := blob.Open(ctx, "file://"+blobDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	checkUploads(b, ctx, pool, store, uploads, res)
 	checkReviews(b, ctx, pool, reviews, res)
 	return res
 }
@@ -778,12 +848,8 @@ func samplePipeline(ctx context.Context, pool *pgxpool.Pool) (pipelineSample, er
 // database exactly once, under the id the answer gave, with their uploader,
 // and with their bytes in the blob store (the canonical file once ingest
 // accepted it, the upload until then).
-func checkUploads(b *testing.B, ctx context.Context, pool *pgxpool.Pool, blobDir string, acked []ackedUpload, res *loadResult) {
+func checkUploads(b testing.TB, ctx context.Context, pool *pgxpool.Pool, store blob.Store, acked []ackedUpload, res *loadResult) {
 	b.Helper()
-	store, err := blob.Open(ctx, "file://"+blobDir)
-	if err != nil {
-		b.Fatal(err)
-	}
 	res.acked = len(acked)
 	shas := make([][]byte, len(acked))
 	for i, a := range acked {
@@ -880,7 +946,7 @@ func checkUploads(b *testing.B, ctx context.Context, pool *pgxpool.Pool, blobDir
 
 // checkReviews counts the submissions answered 200 that are not stored:
 // the item done by that reviewer, with as many annotations as were sent.
-func checkReviews(b *testing.B, ctx context.Context, pool *pgxpool.Pool, acked []ackedReview, res *loadResult) {
+func checkReviews(b testing.TB, ctx context.Context, pool *pgxpool.Pool, acked []ackedReview, res *loadResult) {
 	b.Helper()
 	res.reviewsAcked = len(acked)
 	ids := make([]uuid.UUID, len(acked))

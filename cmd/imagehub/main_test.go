@@ -63,14 +63,14 @@ func environ(vars map[string]string) []string {
 }
 
 // runCmd runs one imagehub command to completion.
-func runCmd(t *testing.T, vars map[string]string, args ...string) (stdout, stderr string, err error) {
+func runCmd(t testing.TB, vars map[string]string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	return runCmdInput(t, vars, "", args...)
 }
 
 // runCmdInput runs one imagehub command with stdin as its standard input
 // (a pipe, not a terminal, as in a script).
-func runCmdInput(t *testing.T, vars map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
+func runCmdInput(t testing.TB, vars map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = environ(vars)

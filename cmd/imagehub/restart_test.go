@@ -27,11 +27,12 @@ import (
 // with its own folder and port), so that it can be stopped and started
 // without touching the server other tests share.
 type throwawayPG struct {
-	t   *testing.T
+	t   testing.TB
+	dir string // the cluster's data folder
 	env []string
 }
 
-func startThrowawayPG(t *testing.T) (*throwawayPG, string) {
+func startThrowawayPG(t testing.TB) (*throwawayPG, string) {
 	t.Helper()
 	// Under /var/tmp: the cluster runs as the postgres user, who must be
 	// able to reach the folder (t.TempDir is private to root).
@@ -44,7 +45,7 @@ func startThrowawayPG(t *testing.T) (*throwawayPG, string) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	require.NoError(t, ln.Close())
 	require.NotEqual(t, 54329, port)
-	pg := &throwawayPG{t: t, env: append(os.Environ(), "LOCALPG_DIR="+filepath.Join(dir, "pg"), "LOCALPG_PORT="+strconv.Itoa(port))}
+	pg := &throwawayPG{t: t, dir: filepath.Join(dir, "pg"), env: append(os.Environ(), "LOCALPG_DIR="+filepath.Join(dir, "pg"), "LOCALPG_PORT="+strconv.Itoa(port))}
 	t.Cleanup(func() {
 		pg.run("stop")
 		os.RemoveAll(dir)

@@ -237,7 +237,7 @@ func TestTrainingEndToEnd(t *testing.T) {
 	require.Positive(t, mine, "the trained model proposes on a new upload: %+v", props)
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
