@@ -182,6 +182,9 @@ BENCHES := \
 	./imaging/:BenchmarkIngest:1s \
 	./layout/:BenchmarkLayouts:20x \
 	./app/:BenchmarkIngestPipeline:3x \
+	./mask/:BenchmarkEncode:2000x \
+	./mask/:BenchmarkDecode:2000x \
+	./mask/:BenchmarkDecodeInto:2000x \
 	./jobs/:BenchmarkNearDuplicateLookup:2000x \
 	./jobs/:BenchmarkNearDuplicateQuality:1x \
 	./jobs/:BenchmarkDispatch:1x \
