@@ -243,53 +243,48 @@ func (w *IngestWorker) decode(ctx context.Context, prep *imaging.Prepared) (*ima
 // crop of the image). Windows are never compared with windows: that would
 // take a crop of a crop, and multiply the chances of a false alarm.
 func (w *IngestWorker) nearDuplicate(ctx context.Context, id uuid.UUID, h uint64, windows []uint64) (*uuid.UUID, error) {
+	// One query for the three lookups: at a million images each is a
+	// millisecond or so of index work, and three round trips cost as much.
+	p := queries.ImageNearDuplicateFindParams{
+		Phash: int64(h), ID: id, MaxDistance: int32(w.nearDist), WindowDistance: imaging.WindowDistance,
+		Hashes: make([]int64, len(windows)),
+	}
 	probes := imaging.Probes(h, w.nearDist)
-	rows, err := w.q.ImageNearDuplicates(ctx, w.pool, queries.ImageNearDuplicatesParams{
-		Phash: int64(h), ID: id, MaxDistance: int32(w.nearDist),
-		P0: bandInts(probes[0]), P1: bandInts(probes[1]), P2: bandInts(probes[2]), P3: bandInts(probes[3]),
+	p.P0, p.P1, p.P2, p.P3 = bandInts(probes[0]), bandInts(probes[1]), bandInts(probes[2]), bandInts(probes[3])
+	probes = imaging.Probes(h, imaging.WindowProbeDistance)
+	p.W0, p.W1, p.W2, p.W3 = bandInts(probes[0]), bandInts(probes[1]), bandInts(probes[2]), bandInts(probes[3])
+	union := [4]*[]int32{&p.U0, &p.U1, &p.U2, &p.U3}
+	for i, wh := range windows {
+		p.Hashes[i] = int64(wh)
+		for b, pr := range imaging.Probes(wh, imaging.WindowProbeDistance) {
+			*union[b] = append(*union[b], bandInts(pr)...)
+		}
+	}
+	for _, u := range union {
+		if *u == nil {
+			*u = []int32{} // an empty array, not NULL
+		}
+	}
+	var rows []queries.ImageNearDuplicateFindRow
+	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
+		// The twelve index-only scans take a millisecond or so in all, and
+		// the planner would run them in parallel workers, whose start
+		// costs more than the scans (tens of milliseconds on a busy
+		// machine).
+		if _, err := tx.Exec(ctx, "SET LOCAL max_parallel_workers_per_gather = 0"); err != nil {
+			return err
+		}
+		var err error
+		rows, err = w.q.ImageNearDuplicateFind(ctx, tx, p)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error looking for near-duplicates: %w", err)
 	}
-	if len(rows) > 0 {
-		return &rows[0].ID, nil
+	if len(rows) == 0 {
+		return nil, nil
 	}
-
-	probes = imaging.Probes(h, imaging.WindowProbeDistance)
-	in, err := w.q.ImageNearDuplicatesInWindows(ctx, w.pool, queries.ImageNearDuplicatesInWindowsParams{
-		Phash: int64(h), ID: id, MaxDistance: imaging.WindowDistance,
-		P0: bandInts(probes[0]), P1: bandInts(probes[1]), P2: bandInts(probes[2]), P3: bandInts(probes[3]),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("error looking for images this is a crop of: %w", err)
-	}
-	var best *uuid.UUID
-	bestDist := int32(imaging.WindowDistance + 1)
-	if len(in) > 0 {
-		best, bestDist = &in[0].ID, in[0].Distance
-	}
-	if len(windows) == 0 {
-		return best, nil
-	}
-	var union [4][]int32
-	hashes := make([]int64, len(windows))
-	for i, wh := range windows {
-		hashes[i] = int64(wh)
-		for b, p := range imaging.Probes(wh, imaging.WindowProbeDistance) {
-			union[b] = append(union[b], bandInts(p)...)
-		}
-	}
-	of, err := w.q.ImageNearDuplicatesOfWindows(ctx, w.pool, queries.ImageNearDuplicatesOfWindowsParams{
-		Hashes: hashes, ID: id, MaxDistance: imaging.WindowDistance,
-		P0: union[0], P1: union[1], P2: union[2], P3: union[3],
-	})
-	if err != nil {
-		return nil, fmt.Errorf("error looking for crops of this image: %w", err)
-	}
-	if len(of) > 0 && of[0].Distance < bestDist {
-		best = &of[0].ID
-	}
-	return best, nil
+	return &rows[0].ID, nil
 }
 
 func windowInts(hs []uint64) []int64 {

@@ -7,22 +7,73 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestTransposeBytes(t *testing.T) {
-	t.Parallel()
-	rng := rand.New(rand.NewPCG(3, 4))
-	for range 100 {
-		var a, want [8]uint64
-		for k := range a {
-			a[k] = rng.Uint64()
+// naiveRuns is pycocotools' rleEncode: the runs, a pixel at a time down
+// the columns.
+func naiveRuns(b *Bitmap) []uint32 {
+	var runs []uint32
+	var run uint32
+	on := false
+	for x := range b.W {
+		for y := range b.H {
+			if (b.Pix[y*b.W+x] != 0) != on {
+				runs = append(runs, run)
+				run, on = 0, !on
+			}
+			run++
 		}
-		for k := range 8 {
-			for j := range 8 {
-				want[j] |= (a[k] >> (8 * j) & 0xff) << (8 * k)
+	}
+	return append(runs, run)
+}
+
+// TestEncodeBothWays checks both ways Encode finds the runs, from the
+// changes between rows (sparse masks) and from 8×8 blocks of bits (noise),
+// against the runs taken a pixel at a time, on masks from empty to noise
+// and sizes from 1×1 to wider than a strip of blocks.
+func TestEncodeBothWays(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range 100 {
+		w, h := 1+rng.IntN(300), 1+rng.IntN(150)
+		if i%10 == 0 {
+			w, h = 1+rng.IntN(3), 1+rng.IntN(3)
+		}
+		b := randomBitmap(rng, w, h)
+		for j := range b.Pix {
+			if b.Pix[j] != 0 && rng.IntN(4) == 0 {
+				b.Pix[j] = uint8(1 + rng.IntN(255))
 			}
 		}
-		transposeBytes(&a)
-		require.Equal(t, want, a)
+		want := FromRuns(h, w, naiveRuns(b))
+
+		var cw countWriter
+		if last, ok := encodeChanges(&cw, b, new(scratch)); ok {
+			cw.put(int64(h*w - last))
+			require.Equal(t, want.Counts, cw.sb.String(), "changes, %dx%d", w, h)
+		}
+		cw = countWriter{}
+		last := encodeBlocks(&cw, b)
+		cw.put(int64(h*w - last))
+		require.Equal(t, want.Counts, cw.sb.String(), "blocks, %dx%d", w, h)
+		require.Equal(t, want, Encode(b))
 	}
+}
+
+// TestDecodeInto checks that DecodeInto overwrites what the bitmap held,
+// refuses a bitmap of another size, and leaves the bitmap as it was when
+// the mask is bad.
+func TestDecodeInto(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(9, 10))
+	into := NewBitmap(37, 23)
+	for range 50 {
+		want := randomBitmap(rng, 37, 23)
+		require.NoError(t, Encode(want).DecodeInto(into))
+		require.Equal(t, want, into)
+	}
+	before := append([]uint8(nil), into.Pix...)
+	require.Error(t, Encode(NewBitmap(23, 37)).DecodeInto(into))
+	require.ErrorIs(t, RLE{Size: [2]int{23, 37}, Counts: "0"}.DecodeInto(into), ErrInvalid)
+	require.Equal(t, before, into.Pix)
 }
 
 // TestEncodeAnyNonZero checks that Encode takes any non-zero byte as 1, in

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/bits"
 	"strings"
+	"sync"
 )
 
 // MaxSide is the largest height or width a mask may have.
@@ -109,12 +110,13 @@ func (r *RLE) UnmarshalJSON(data []byte) error {
 // Encode compresses a bitmap, exactly as pycocotools' encode does.
 //
 // The runs go down the columns of a row-major bitmap, and stepping down a
-// column a byte at a time is what made this slow. So Encode first turns the
-// bitmap into one bit per pixel, column-major, in strips of up to
-// stripCols columns, eight rows by eight columns at a time (eight 8-byte loads make
-// an 8×8 bit block with shifts, no per-pixel work), and then finds the runs
-// a 64-bit word at a time, from the bits where a pixel differs from the one
-// before it.
+// column a byte at a time is what made this slow. A run ends where a pixel
+// differs from the one above it (or, at the top of a column, from the
+// bottom of the column before), so Encode compares each row with the one
+// above eight pixels at a time, which costs little more than reading the
+// bitmap once, collects the few places where they differ, and sorts them
+// into column order by counting. A mask with many changes (noise) goes the
+// way that does not depend on their number: see encodeBlocks.
 func Encode(b *Bitmap) RLE {
 	var cw countWriter
 	cw.sb.Grow(2*b.W + 16) // about what a blob's outline takes
@@ -123,6 +125,136 @@ func Encode(b *Bitmap) RLE {
 		cw.put(0)
 		return RLE{Size: [2]int{h, w}, Counts: cw.sb.String()}
 	}
+	s := scratchPool.Get().(*scratch)
+	last, ok := encodeChanges(&cw, b, s)
+	if s.size() <= maxPooled {
+		scratchPool.Put(s)
+	}
+	if !ok {
+		last = encodeBlocks(&cw, b)
+	}
+	cw.put(int64(h*w - last))
+	return RLE{Size: [2]int{h, w}, Counts: cw.sb.String()}
+}
+
+// scratch holds the buffers encodeChanges sorts the changes in, kept
+// between calls so that encoding a mask allocates only its string.
+type scratch struct {
+	changes, sorted []uint32
+	perCol          []int32
+}
+
+func (s *scratch) size() int { return 4 * (cap(s.changes) + cap(s.sorted) + cap(s.perCol)) }
+
+// maxPooled is the most bytes of scratch buffers kept for the next mask.
+const maxPooled = 1 << 20
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// encodeChanges writes the runs of b but the last from where its pixels
+// change, and returns where the last run begins. It writes nothing and
+// returns false when b changes in more than one pixel in 16, where
+// encodeBlocks is faster and needs no memory for the changes.
+func encodeChanges(cw *countWriter, b *Bitmap, s *scratch) (int, bool) {
+	h, w, pix := b.H, b.W, b.Pix
+	limit := max(1024, h*w/16)
+	// A change is stored as x<<16 | y (both below MaxSide = 1<<15), so
+	// that sorting by column keeps the rows in order.
+	ch := s.changes[:0]
+	// The top of column x follows the bottom of column x-1 (and column 0
+	// follows a 0).
+	bottom := pix[(h-1)*w:]
+	for x := range w {
+		above := x > 0 && bottom[x-1] != 0
+		if (pix[x] != 0) != above {
+			ch = append(ch, uint32(x)<<16)
+		}
+	}
+	for y := 1; y < h; y++ {
+		row, up := pix[y*w:(y+1)*w], pix[(y-1)*w:y*w]
+		x := 0
+		for ; x+32 <= w; x += 32 {
+			// Four words at a time: most of them are equal.
+			r, v := row[x:x+32], up[x:x+32]
+			if (binary.LittleEndian.Uint64(r)^binary.LittleEndian.Uint64(v))|
+				(binary.LittleEndian.Uint64(r[8:])^binary.LittleEndian.Uint64(v[8:]))|
+				(binary.LittleEndian.Uint64(r[16:])^binary.LittleEndian.Uint64(v[16:]))|
+				(binary.LittleEndian.Uint64(r[24:])^binary.LittleEndian.Uint64(v[24:])) == 0 {
+				continue
+			}
+			for k := 0; k < 32; k += 8 {
+				ch = appendChanges(ch, binary.LittleEndian.Uint64(r[k:]), binary.LittleEndian.Uint64(v[k:]), x+k, y)
+			}
+		}
+		for ; x+8 <= w; x += 8 {
+			ch = appendChanges(ch, binary.LittleEndian.Uint64(row[x:]), binary.LittleEndian.Uint64(up[x:]), x, y)
+		}
+		for ; x < w; x++ {
+			if (row[x] != 0) != (up[x] != 0) {
+				ch = append(ch, uint32(x)<<16|uint32(y))
+			}
+		}
+		if len(ch) > limit {
+			s.changes = ch
+			return 0, false
+		}
+	}
+	s.changes = ch
+
+	// Sort by column, counting.
+	if cap(s.perCol) < w+1 {
+		s.perCol = make([]int32, w+1)
+	}
+	perCol := s.perCol[:w+1]
+	clear(perCol)
+	for _, c := range ch {
+		perCol[c>>16+1]++
+	}
+	for x := 1; x <= w; x++ {
+		perCol[x] += perCol[x-1]
+	}
+	if cap(s.sorted) < len(ch) {
+		s.sorted = make([]uint32, len(ch), cap(ch))
+	}
+	sorted := s.sorted[:len(ch)]
+	for _, c := range ch {
+		x := c >> 16
+		sorted[perCol[x]] = c
+		perCol[x]++
+	}
+	last := 0
+	for _, c := range sorted {
+		pos := int(c>>16)*h + int(c&0xffff)
+		cw.put(int64(pos - last))
+		last = pos
+	}
+	return last, true
+}
+
+// appendChanges appends the changes between the eight pixels a of row y
+// from column x and the eight above them, u.
+func appendChanges(ch []uint32, a, u uint64, x, y int) []uint32 {
+	if a == u {
+		return ch
+	}
+	if (a|u)&^lowBits != 0 {
+		a, u = norm(a)>>7, norm(u)>>7
+	}
+	for d := a ^ u; d != 0; d &= d - 1 { // one bit per changed byte
+		ch = append(ch, uint32(x+bits.TrailingZeros64(d)/8)<<16|uint32(y))
+	}
+	return ch
+}
+
+// encodeBlocks writes the runs of b but the last, as encodeChanges does, in
+// a time that does not depend on how often the pixels change. It turns the
+// bitmap into one bit per pixel, column-major, in strips of up to
+// stripCols columns, eight rows by eight columns at a time (eight 8-byte
+// loads make an 8×8 bit block with shifts, no per-pixel work), and then
+// finds the runs a 64-bit word at a time, from the bits where a pixel
+// differs from the one before it.
+func encodeBlocks(cw *countWriter, b *Bitmap) int {
+	h, w := b.H, b.W
 	wpc := (h + 63) / 64 // 64-bit words a column takes
 	bpc := wpc * 8       // bytes a column takes
 	// The strip's bits live on the stack when they fit: a heap
@@ -172,8 +304,7 @@ func Encode(b *Bitmap) RLE {
 			}
 		}
 	}
-	cw.put(int64(h*w - last))
-	return RLE{Size: [2]int{h, w}, Counts: cw.sb.String()}
+	return last
 }
 
 const (
@@ -271,152 +402,90 @@ func FromRuns(h, w int, runs []uint32) RLE {
 }
 
 // Decode expands r into a bitmap, after checking it (see Validate).
-//
-// As Encode does, it works on one bit per pixel, column-major, in strips
-// of up to stripCols columns: it sets the runs of 1s in the bits a word at a
-// time, then turns each 8×8 block of bits into the bitmap's bytes with
-// shifts, eight bytes at a time, leaving the blocks of 0s as they are.
 func (r RLE) Decode() (*Bitmap, error) {
 	// Check the whole string before allocating: a bad string could
 	// otherwise make the server allocate a large bitmap for nothing.
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	h, w := r.Size[0], r.Size[1]
-	b := NewBitmap(w, h)
-	d := stripDecoder{b: b, bpc: (h + 63) / 64 * 8}
-	d.strip = max(8, min(stripCols, stackBits/d.bpc&^7))
-	var stack [stackBits]byte // as in Encode
-	if d.strip*d.bpc <= len(stack) {
-		d.cols = stack[:min(w, d.strip)*d.bpc]
-	} else {
-		d.cols = make([]byte, min(w, d.strip)*d.bpc)
+	b := NewBitmap(r.Size[1], r.Size[0])
+	r.decode(b)
+	return b, nil
+}
+
+// DecodeInto expands r into b, which must have r's size, after checking r
+// (see Validate); b is left as it was when r is not a valid mask. It saves
+// allocating a bitmap per mask when decoding many of one size.
+func (r RLE) DecodeInto(b *Bitmap) error {
+	if err := r.Validate(); err != nil {
+		return err
 	}
-	d.start(0)
-	rr := runReader{s: r.Counts, h: int64(h), w: int64(w), total: int64(h * w)}
+	if b.H != r.Size[0] || b.W != r.Size[1] || len(b.Pix) != b.W*b.H {
+		return fmt.Errorf("error decoding a %dx%d mask into a %dx%d bitmap", r.Size[1], r.Size[0], b.W, b.H)
+	}
+	clear(b.Pix)
+	r.decode(b)
+	return nil
+}
+
+// decode sets the pixels of b, all 0 and of r's size, from r, which has
+// been checked.
+//
+// Stepping down the columns of a row-major bitmap a byte at a time, as the
+// runs go, is what made decoding slow. So decode first writes only where
+// the runs change: pixel (x, y) of row y > 0 is 1 where it differs from the
+// pixel above it, and the top row holds the pixels themselves. Then one pass
+// down the rows, eight pixels at a time, sets each row to itself XOR the
+// row above, which turns the changes into the pixels. The changes toggle
+// their pixel, so the two ends of an empty run cancel out.
+func (r RLE) decode(b *Bitmap) {
+	h, w, pix := b.H, b.W, b.Pix
+	total := h * w
+	change := func(pos int) {
+		if y := pos % h; y != 0 && pos < total {
+			pix[y*w+pos/h] ^= 1
+		}
+	}
+	rr := runReader{s: r.Counts, h: int64(h), w: int64(w), total: int64(total)}
 	pos := 0
 	for {
 		n, err := rr.next()
-		if err == io.EOF {
-			d.flush()
-			return b, nil
-		}
-		if err != nil {
-			return nil, err
+		if err != nil { // io.EOF: r was checked
+			break
 		}
 		if rr.on() {
-			d.fill(pos, pos+int(n))
+			end := pos + int(n)
+			// The columns that begin inside the run begin with a 1.
+			for x := (pos + h - 1) / h; x*h < end; x++ {
+				pix[x] = 1
+			}
+			change(pos)
+			change(end)
 		}
 		pos += int(n)
 	}
-}
-
-// stripDecoder sets the pixels of a bitmap from runs of 1s, given in
-// order, one strip of columns at a time.
-type stripDecoder struct {
-	b     *Bitmap
-	bpc   int    // bytes a column takes in cols
-	cols  []byte // the strip's bits, column-major
-	strip int    // columns a strip has, but for the last
-	x0, n int    // the strip's first column, and how many it has
-	dirty bool   // whether any bit of cols is set
-}
-
-// start begins the strip from column x0.
-func (d *stripDecoder) start(x0 int) {
-	d.x0, d.n = x0, min(d.strip, d.b.W-x0)
-}
-
-// fill sets the pixels from column-major index lo to hi, which come after
-// the ones set before.
-func (d *stripDecoder) fill(lo, hi int) {
-	h := d.b.H
-	for lo < hi {
-		end := (d.x0 + d.n) * h // where the strip ends
-		if lo >= end {
-			d.flush()
-			d.start(d.x0 + d.n)
-			continue
+	for y := 1; y < h; y++ {
+		row, up := pix[y*w:(y+1)*w], pix[(y-1)*w:y*w]
+		x := 0
+		for ; x+32 <= w; x += 32 {
+			r, v := row[x:x+32], up[x:x+32]
+			v0, v1 := binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[8:])
+			v2, v3 := binary.LittleEndian.Uint64(v[16:]), binary.LittleEndian.Uint64(v[24:])
+			if v0|v1|v2|v3 == 0 {
+				continue // outside the mask, x XOR 0 is x
+			}
+			binary.LittleEndian.PutUint64(r, binary.LittleEndian.Uint64(r)^v0)
+			binary.LittleEndian.PutUint64(r[8:], binary.LittleEndian.Uint64(r[8:])^v1)
+			binary.LittleEndian.PutUint64(r[16:], binary.LittleEndian.Uint64(r[16:])^v2)
+			binary.LittleEndian.PutUint64(r[24:], binary.LittleEndian.Uint64(r[24:])^v3)
 		}
-		p := lo - d.x0*h
-		x, y := p/h, p%h
-		k := min(hi-lo, h-y) // pixels in this column
-		setBits(d.cols[x*d.bpc:(x+1)*d.bpc], y, y+k)
-		d.dirty = true
-		lo += k
-	}
-}
-
-// flush writes the strip's bits into the bitmap and clears them.
-func (d *stripDecoder) flush() {
-	if !d.dirty {
-		return
-	}
-	h, w, bpc, pix := d.b.H, d.b.W, d.bpc, d.b.Pix
-	for m := 0; m < h; m += 64 { // 64 rows at a time
-		for x := 0; x < d.n; x += 8 {
-			cols := min(8, d.n-x)
-			// Word k holds column x+k's 64 rows from m, and is 0 past
-			// the strip's last column.
-			var a [8]uint64
-			var any uint64
-			for k := range cols {
-				a[k] = binary.LittleEndian.Uint64(d.cols[(x+k)*bpc+m/8:])
-				any |= a[k]
-			}
-			if any == 0 {
-				continue
-			}
-			transposeBytes(&a)
-			// Now byte k of a[j] holds column x+k's rows m+8j to m+8j+7:
-			// a[j] has pixel (column x+k, row m+8j+i) at bit 8k+i.
-			for j, z := range a {
-				y0 := m + 8*j
-				if z == 0 || y0 >= h {
-					continue
-				}
-				i := y0*w + d.x0 + x
-				for r := range min(8, h-y0) {
-					row := (z >> r) & lowBits // byte k: pixel (x+k, y0+r)
-					if cols == 8 {
-						binary.LittleEndian.PutUint64(pix[i+r*w:], row)
-						continue
-					}
-					for k := range cols {
-						pix[i+r*w+k] = byte(row >> (8 * k))
-					}
-				}
-			}
+		for ; x+8 <= w; x += 8 {
+			d := binary.LittleEndian.Uint64(row[x:]) ^ binary.LittleEndian.Uint64(up[x:])
+			binary.LittleEndian.PutUint64(row[x:], d)
 		}
-	}
-	clear(d.cols)
-	d.dirty = false
-}
-
-// transposeBytes transposes the 8×8 bytes of a: byte j of a[k] becomes
-// byte k of a[j].
-func transposeBytes(a *[8]uint64) {
-	const m32, m16, m8 = 0x00000000ffffffff, 0x0000ffff0000ffff, 0x00ff00ff00ff00ff
-	for k := range 4 {
-		a[k], a[k+4] = a[k]&m32|a[k+4]<<32, a[k]>>32|a[k+4]&^m32
-	}
-	for _, k := range [4]int{0, 1, 4, 5} {
-		a[k], a[k+2] = a[k]&m16|(a[k+2]&m16)<<16, (a[k]>>16)&m16|a[k+2]&^m16
-	}
-	for k := 0; k < 8; k += 2 {
-		a[k], a[k+1] = a[k]&m8|(a[k+1]&m8)<<8, (a[k]>>8)&m8|a[k+1]&^m8
-	}
-}
-
-// setBits sets bits lo to hi (not included) of a bitset stored as
-// little-endian 64-bit words.
-func setBits(bs []byte, lo, hi int) {
-	for lo < hi {
-		k := lo / 64
-		s, e := lo-64*k, min(hi-64*k, 64)
-		word := binary.LittleEndian.Uint64(bs[8*k:])
-		binary.LittleEndian.PutUint64(bs[8*k:], word|lowMask(e-s)<<s)
-		lo = 64*k + e
+		for ; x < w; x++ {
+			row[x] ^= up[x]
+		}
 	}
 }
 

@@ -56,17 +56,87 @@ WHERE id = @id AND status IN ('uploaded', 'processing');
 -- name: ImageGetBySHA :one
 SELECT * FROM images WHERE sha256 = @sha256;
 
--- name: ImageNearDuplicates :many
--- Candidates share at least one 16-bit band with the probe sets (pigeonhole:
--- see imaging.Probes); the exact Hamming distance then filters them.
-SELECT id, phash, bit_count(int8send(phash # @phash::bigint))::int AS distance
-FROM images
-WHERE id <> @id AND phash IS NOT NULL
-  AND (phash_b0 = ANY(@p0::int[]) OR phash_b1 = ANY(@p1::int[])
-       OR phash_b2 = ANY(@p2::int[]) OR phash_b3 = ANY(@p3::int[]))
-  AND bit_count(int8send(phash # @phash::bigint)) <= @max_distance::int
-ORDER BY distance, created_at
-LIMIT 10;
+-- name: ImageNearDuplicateFind :many
+-- The earlier image the one looked up (whole hash phash, window hashes
+-- hashes) most likely duplicates, in one round trip: first one whose whole
+-- hash is within max_distance of phash (kind 0, a re-encoded, resized or
+-- retouched copy); else, within window_distance, the nearest of one with a
+-- window near phash (kind 1: the image looked up is a crop of it) and one
+-- whose whole hash is near one of hashes (kind 2: it is a crop of the image
+-- looked up), kind 1 first on a tie. Candidates share at least one 16-bit
+-- band with the probe sets (pigeonhole: see imaging.Probes): p0..p3 for the
+-- whole hash, w0..w3 for the windows searched with it, u0..u3 the union of
+-- the probes of hashes; the exact Hamming distance then filters them.
+--
+-- Each band of each lookup is its own arm of a UNION ALL, not a term of an
+-- OR: an OR is a bitmap scan, which reads every candidate's table row (a
+-- thousand rows at a million images), while an arm is an index-only scan
+-- of the band's covering index (migration 00021). A candidate found in two
+-- bands, or near two windows, comes twice, which changes neither the
+-- nearest nor the order.
+SELECT c.id, c.kind, c.distance FROM (
+    SELECT g.id, g.created_at, bit_count(int8send(g.phash # @phash::bigint))::int AS distance, 0 AS kind
+    FROM images g
+    WHERE g.phash_b0 = ANY(@p0::int[]) AND g.phash IS NOT NULL AND g.id <> @id
+      AND bit_count(int8send(g.phash # @phash::bigint)) <= @max_distance::int
+    UNION ALL
+    SELECT g.id, g.created_at, bit_count(int8send(g.phash # @phash::bigint))::int AS distance, 0 AS kind
+    FROM images g
+    WHERE g.phash_b1 = ANY(@p1::int[]) AND g.phash IS NOT NULL AND g.id <> @id
+      AND bit_count(int8send(g.phash # @phash::bigint)) <= @max_distance::int
+    UNION ALL
+    SELECT g.id, g.created_at, bit_count(int8send(g.phash # @phash::bigint))::int AS distance, 0 AS kind
+    FROM images g
+    WHERE g.phash_b2 = ANY(@p2::int[]) AND g.phash IS NOT NULL AND g.id <> @id
+      AND bit_count(int8send(g.phash # @phash::bigint)) <= @max_distance::int
+    UNION ALL
+    SELECT g.id, g.created_at, bit_count(int8send(g.phash # @phash::bigint))::int AS distance, 0 AS kind
+    FROM images g
+    WHERE g.phash_b3 = ANY(@p3::int[]) AND g.phash IS NOT NULL AND g.id <> @id
+      AND bit_count(int8send(g.phash # @phash::bigint)) <= @max_distance::int
+    UNION ALL
+    SELECT i.id, i.created_at, bit_count(int8send(w.hash # @phash::bigint))::int, 1
+    FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+    WHERE w.b0 = ANY(@w0::int[]) AND w.image_id <> @id
+      AND bit_count(int8send(w.hash # @phash::bigint)) <= @window_distance::int
+    UNION ALL
+    SELECT i.id, i.created_at, bit_count(int8send(w.hash # @phash::bigint))::int, 1
+    FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+    WHERE w.b1 = ANY(@w1::int[]) AND w.image_id <> @id
+      AND bit_count(int8send(w.hash # @phash::bigint)) <= @window_distance::int
+    UNION ALL
+    SELECT i.id, i.created_at, bit_count(int8send(w.hash # @phash::bigint))::int, 1
+    FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+    WHERE w.b2 = ANY(@w2::int[]) AND w.image_id <> @id
+      AND bit_count(int8send(w.hash # @phash::bigint)) <= @window_distance::int
+    UNION ALL
+    SELECT i.id, i.created_at, bit_count(int8send(w.hash # @phash::bigint))::int, 1
+    FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+    WHERE w.b3 = ANY(@w3::int[]) AND w.image_id <> @id
+      AND bit_count(int8send(w.hash # @phash::bigint)) <= @window_distance::int
+    UNION ALL
+    SELECT o.id, o.created_at, bit_count(int8send(o.phash # h.h))::int, 2
+    FROM images o CROSS JOIN unnest(@hashes::bigint[]) AS h(h)
+    WHERE o.phash_b0 = ANY(@u0::int[]) AND o.phash IS NOT NULL AND o.id <> @id
+      AND bit_count(int8send(o.phash # h.h)) <= @window_distance::int
+    UNION ALL
+    SELECT o.id, o.created_at, bit_count(int8send(o.phash # h.h))::int, 2
+    FROM images o CROSS JOIN unnest(@hashes::bigint[]) AS h(h)
+    WHERE o.phash_b1 = ANY(@u1::int[]) AND o.phash IS NOT NULL AND o.id <> @id
+      AND bit_count(int8send(o.phash # h.h)) <= @window_distance::int
+    UNION ALL
+    SELECT o.id, o.created_at, bit_count(int8send(o.phash # h.h))::int, 2
+    FROM images o CROSS JOIN unnest(@hashes::bigint[]) AS h(h)
+    WHERE o.phash_b2 = ANY(@u2::int[]) AND o.phash IS NOT NULL AND o.id <> @id
+      AND bit_count(int8send(o.phash # h.h)) <= @window_distance::int
+    UNION ALL
+    SELECT o.id, o.created_at, bit_count(int8send(o.phash # h.h))::int, 2
+    FROM images o CROSS JOIN unnest(@hashes::bigint[]) AS h(h)
+    WHERE o.phash_b3 = ANY(@u3::int[]) AND o.phash IS NOT NULL AND o.id <> @id
+      AND bit_count(int8send(o.phash # h.h)) <= @window_distance::int
+) c
+ORDER BY c.kind = 0 DESC, c.distance, c.kind, c.created_at
+LIMIT 1;
 
 -- name: ImageWindowHashesInsert :exec
 -- An image's window hashes (imaging.WindowHashes), in imaging.Windows'
@@ -75,37 +145,6 @@ INSERT INTO image_window_hashes (image_id, window_no, hash, b0, b1, b2, b3)
 SELECT @image_id, (t.n - 1)::smallint, t.h, (t.h >> 48) & 65535, (t.h >> 32) & 65535, (t.h >> 16) & 65535, t.h & 65535
 FROM unnest(@hashes::bigint[]) WITH ORDINALITY AS t(h, n)
 ON CONFLICT (image_id, window_no) DO NOTHING;
-
--- name: ImageNearDuplicatesInWindows :many
--- Images with a window whose hash is within max_distance of phash: the
--- image looked up may be a crop of them. Candidates share a band with the
--- probe sets (imaging.Probes), then the exact distance filters them.
-SELECT i.id, min(bit_count(int8send(w.hash # @phash::bigint)))::int AS distance
-FROM image_window_hashes w JOIN images i ON i.id = w.image_id
-WHERE w.image_id <> @id
-  AND (w.b0 = ANY(@p0::int[]) OR w.b1 = ANY(@p1::int[]) OR w.b2 = ANY(@p2::int[]) OR w.b3 = ANY(@p3::int[]))
-  AND bit_count(int8send(w.hash # @phash::bigint)) <= @max_distance::int
-GROUP BY i.id, i.created_at
-ORDER BY distance, i.created_at
-LIMIT 10;
-
--- name: ImageNearDuplicatesOfWindows :many
--- Images whose whole hash is within max_distance of one of hashes (the
--- window hashes of the image looked up, which may be the original of a
--- crop already stored). The probe sets are the union of each hash's, so a
--- candidate shares a band with the probes of the hash it is near.
-SELECT c.id, c.distance
-FROM (
-    SELECT i.id, i.created_at,
-        (SELECT min(bit_count(int8send(i.phash # h))) FROM unnest(@hashes::bigint[]) h)::int AS distance
-    FROM images i
-    WHERE i.id <> @id AND i.phash IS NOT NULL
-      AND (i.phash_b0 = ANY(@p0::int[]) OR i.phash_b1 = ANY(@p1::int[])
-           OR i.phash_b2 = ANY(@p2::int[]) OR i.phash_b3 = ANY(@p3::int[]))
-) c
-WHERE c.distance <= @max_distance::int
-ORDER BY c.distance, c.created_at
-LIMIT 10;
 
 -- name: ImageListMissingWindowHashes :many
 -- Images ingested before window hashes were (migration 00019) that have a

@@ -537,172 +537,143 @@ func (q *Queries) ImageListMissingWindowHashes(ctx context.Context, db DBTX, arg
 	return items, nil
 }
 
-const imageNearDuplicates = `-- name: ImageNearDuplicates :many
-SELECT id, phash, bit_count(int8send(phash # $1::bigint))::int AS distance
-FROM images
-WHERE id <> $2 AND phash IS NOT NULL
-  AND (phash_b0 = ANY($3::int[]) OR phash_b1 = ANY($4::int[])
-       OR phash_b2 = ANY($5::int[]) OR phash_b3 = ANY($6::int[]))
-  AND bit_count(int8send(phash # $1::bigint)) <= $7::int
-ORDER BY distance, created_at
-LIMIT 10
-`
-
-type ImageNearDuplicatesParams struct {
-	Phash       int64
-	ID          uuid.UUID
-	P0          []int32
-	P1          []int32
-	P2          []int32
-	P3          []int32
-	MaxDistance int32
-}
-
-type ImageNearDuplicatesRow struct {
-	ID       uuid.UUID
-	Phash    *int64
-	Distance int32
-}
-
-// Candidates share at least one 16-bit band with the probe sets (pigeonhole:
-// see imaging.Probes); the exact Hamming distance then filters them.
-func (q *Queries) ImageNearDuplicates(ctx context.Context, db DBTX, arg ImageNearDuplicatesParams) ([]ImageNearDuplicatesRow, error) {
-	rows, err := db.Query(ctx, imageNearDuplicates,
-		arg.Phash,
-		arg.ID,
-		arg.P0,
-		arg.P1,
-		arg.P2,
-		arg.P3,
-		arg.MaxDistance,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ImageNearDuplicatesRow
-	for rows.Next() {
-		var i ImageNearDuplicatesRow
-		if err := rows.Scan(&i.ID, &i.Phash, &i.Distance); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const imageNearDuplicatesInWindows = `-- name: ImageNearDuplicatesInWindows :many
-SELECT i.id, min(bit_count(int8send(w.hash # $1::bigint)))::int AS distance
-FROM image_window_hashes w JOIN images i ON i.id = w.image_id
-WHERE w.image_id <> $2
-  AND (w.b0 = ANY($3::int[]) OR w.b1 = ANY($4::int[]) OR w.b2 = ANY($5::int[]) OR w.b3 = ANY($6::int[]))
-  AND bit_count(int8send(w.hash # $1::bigint)) <= $7::int
-GROUP BY i.id, i.created_at
-ORDER BY distance, i.created_at
-LIMIT 10
-`
-
-type ImageNearDuplicatesInWindowsParams struct {
-	Phash       int64
-	ID          uuid.UUID
-	P0          []int32
-	P1          []int32
-	P2          []int32
-	P3          []int32
-	MaxDistance int32
-}
-
-type ImageNearDuplicatesInWindowsRow struct {
-	ID       uuid.UUID
-	Distance int32
-}
-
-// Images with a window whose hash is within max_distance of phash: the
-// image looked up may be a crop of them. Candidates share a band with the
-// probe sets (imaging.Probes), then the exact distance filters them.
-func (q *Queries) ImageNearDuplicatesInWindows(ctx context.Context, db DBTX, arg ImageNearDuplicatesInWindowsParams) ([]ImageNearDuplicatesInWindowsRow, error) {
-	rows, err := db.Query(ctx, imageNearDuplicatesInWindows,
-		arg.Phash,
-		arg.ID,
-		arg.P0,
-		arg.P1,
-		arg.P2,
-		arg.P3,
-		arg.MaxDistance,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ImageNearDuplicatesInWindowsRow
-	for rows.Next() {
-		var i ImageNearDuplicatesInWindowsRow
-		if err := rows.Scan(&i.ID, &i.Distance); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const imageNearDuplicatesOfWindows = `-- name: ImageNearDuplicatesOfWindows :many
-SELECT c.id, c.distance
-FROM (
-    SELECT i.id, i.created_at,
-        (SELECT min(bit_count(int8send(i.phash # h))) FROM unnest($1::bigint[]) h)::int AS distance
-    FROM images i
-    WHERE i.id <> $2 AND i.phash IS NOT NULL
-      AND (i.phash_b0 = ANY($3::int[]) OR i.phash_b1 = ANY($4::int[])
-           OR i.phash_b2 = ANY($5::int[]) OR i.phash_b3 = ANY($6::int[]))
+const imageNearDuplicateFind = `-- name: ImageNearDuplicateFind :many
+SELECT c.id, c.kind, c.distance FROM (
+    SELECT g.id, g.created_at, bit_count(int8send(g.phash # $1::bigint))::int AS distance, 0 AS kind
+    FROM images g
+    WHERE g.phash_b0 = ANY($2::int[]) AND g.phash IS NOT NULL AND g.id <> $3
+      AND bit_count(int8send(g.phash # $1::bigint)) <= $4::int
+    UNION ALL
+    SELECT g.id, g.created_at, bit_count(int8send(g.phash # $1::bigint))::int AS distance, 0 AS kind
+    FROM images g
+    WHERE g.phash_b1 = ANY($5::int[]) AND g.phash IS NOT NULL AND g.id <> $3
+      AND bit_count(int8send(g.phash # $1::bigint)) <= $4::int
+    UNION ALL
+    SELECT g.id, g.created_at, bit_count(int8send(g.phash # $1::bigint))::int AS distance, 0 AS kind
+    FROM images g
+    WHERE g.phash_b2 = ANY($6::int[]) AND g.phash IS NOT NULL AND g.id <> $3
+      AND bit_count(int8send(g.phash # $1::bigint)) <= $4::int
+    UNION ALL
+    SELECT g.id, g.created_at, bit_count(int8send(g.phash # $1::bigint))::int AS distance, 0 AS kind
+    FROM images g
+    WHERE g.phash_b3 = ANY($7::int[]) AND g.phash IS NOT NULL AND g.id <> $3
+      AND bit_count(int8send(g.phash # $1::bigint)) <= $4::int
+    UNION ALL
+    SELECT i.id, i.created_at, bit_count(int8send(w.hash # $1::bigint))::int, 1
+    FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+    WHERE w.b0 = ANY($8::int[]) AND w.image_id <> $3
+      AND bit_count(int8send(w.hash # $1::bigint)) <= $9::int
+    UNION ALL
+    SELECT i.id, i.created_at, bit_count(int8send(w.hash # $1::bigint))::int, 1
+    FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+    WHERE w.b1 = ANY($10::int[]) AND w.image_id <> $3
+      AND bit_count(int8send(w.hash # $1::bigint)) <= $9::int
+    UNION ALL
+    SELECT i.id, i.created_at, bit_count(int8send(w.hash # $1::bigint))::int, 1
+    FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+    WHERE w.b2 = ANY($11::int[]) AND w.image_id <> $3
+      AND bit_count(int8send(w.hash # $1::bigint)) <= $9::int
+    UNION ALL
+    SELECT i.id, i.created_at, bit_count(int8send(w.hash # $1::bigint))::int, 1
+    FROM image_window_hashes w JOIN images i ON i.id = w.image_id
+    WHERE w.b3 = ANY($12::int[]) AND w.image_id <> $3
+      AND bit_count(int8send(w.hash # $1::bigint)) <= $9::int
+    UNION ALL
+    SELECT o.id, o.created_at, bit_count(int8send(o.phash # h.h))::int, 2
+    FROM images o CROSS JOIN unnest($13::bigint[]) AS h(h)
+    WHERE o.phash_b0 = ANY($14::int[]) AND o.phash IS NOT NULL AND o.id <> $3
+      AND bit_count(int8send(o.phash # h.h)) <= $9::int
+    UNION ALL
+    SELECT o.id, o.created_at, bit_count(int8send(o.phash # h.h))::int, 2
+    FROM images o CROSS JOIN unnest($13::bigint[]) AS h(h)
+    WHERE o.phash_b1 = ANY($15::int[]) AND o.phash IS NOT NULL AND o.id <> $3
+      AND bit_count(int8send(o.phash # h.h)) <= $9::int
+    UNION ALL
+    SELECT o.id, o.created_at, bit_count(int8send(o.phash # h.h))::int, 2
+    FROM images o CROSS JOIN unnest($13::bigint[]) AS h(h)
+    WHERE o.phash_b2 = ANY($16::int[]) AND o.phash IS NOT NULL AND o.id <> $3
+      AND bit_count(int8send(o.phash # h.h)) <= $9::int
+    UNION ALL
+    SELECT o.id, o.created_at, bit_count(int8send(o.phash # h.h))::int, 2
+    FROM images o CROSS JOIN unnest($13::bigint[]) AS h(h)
+    WHERE o.phash_b3 = ANY($17::int[]) AND o.phash IS NOT NULL AND o.id <> $3
+      AND bit_count(int8send(o.phash # h.h)) <= $9::int
 ) c
-WHERE c.distance <= $7::int
-ORDER BY c.distance, c.created_at
-LIMIT 10
+ORDER BY c.kind = 0 DESC, c.distance, c.kind, c.created_at
+LIMIT 1
 `
 
-type ImageNearDuplicatesOfWindowsParams struct {
-	Hashes      []int64
-	ID          uuid.UUID
-	P0          []int32
-	P1          []int32
-	P2          []int32
-	P3          []int32
-	MaxDistance int32
+type ImageNearDuplicateFindParams struct {
+	Phash          int64
+	P0             []int32
+	ID             uuid.UUID
+	MaxDistance    int32
+	P1             []int32
+	P2             []int32
+	P3             []int32
+	W0             []int32
+	WindowDistance int32
+	W1             []int32
+	W2             []int32
+	W3             []int32
+	Hashes         []int64
+	U0             []int32
+	U1             []int32
+	U2             []int32
+	U3             []int32
 }
 
-type ImageNearDuplicatesOfWindowsRow struct {
+type ImageNearDuplicateFindRow struct {
 	ID       uuid.UUID
+	Kind     int32
 	Distance int32
 }
 
-// Images whose whole hash is within max_distance of one of hashes (the
-// window hashes of the image looked up, which may be the original of a
-// crop already stored). The probe sets are the union of each hash's, so a
-// candidate shares a band with the probes of the hash it is near.
-func (q *Queries) ImageNearDuplicatesOfWindows(ctx context.Context, db DBTX, arg ImageNearDuplicatesOfWindowsParams) ([]ImageNearDuplicatesOfWindowsRow, error) {
-	rows, err := db.Query(ctx, imageNearDuplicatesOfWindows,
-		arg.Hashes,
-		arg.ID,
+// The earlier image the one looked up (whole hash phash, window hashes
+// hashes) most likely duplicates, in one round trip: first one whose whole
+// hash is within max_distance of phash (kind 0, a re-encoded, resized or
+// retouched copy); else, within window_distance, the nearest of one with a
+// window near phash (kind 1: the image looked up is a crop of it) and one
+// whose whole hash is near one of hashes (kind 2: it is a crop of the image
+// looked up), kind 1 first on a tie. Candidates share at least one 16-bit
+// band with the probe sets (pigeonhole: see imaging.Probes): p0..p3 for the
+// whole hash, w0..w3 for the windows searched with it, u0..u3 the union of
+// the probes of hashes; the exact Hamming distance then filters them.
+//
+// Each band of each lookup is its own arm of a UNION ALL, not a term of an
+// OR: an OR is a bitmap scan, which reads every candidate's table row (a
+// thousand rows at a million images), while an arm is an index-only scan
+// of the band's covering index (migration 00021). A candidate found in two
+// bands, or near two windows, comes twice, which changes neither the
+// nearest nor the order.
+func (q *Queries) ImageNearDuplicateFind(ctx context.Context, db DBTX, arg ImageNearDuplicateFindParams) ([]ImageNearDuplicateFindRow, error) {
+	rows, err := db.Query(ctx, imageNearDuplicateFind,
+		arg.Phash,
 		arg.P0,
+		arg.ID,
+		arg.MaxDistance,
 		arg.P1,
 		arg.P2,
 		arg.P3,
-		arg.MaxDistance,
+		arg.W0,
+		arg.WindowDistance,
+		arg.W1,
+		arg.W2,
+		arg.W3,
+		arg.Hashes,
+		arg.U0,
+		arg.U1,
+		arg.U2,
+		arg.U3,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ImageNearDuplicatesOfWindowsRow
+	var items []ImageNearDuplicateFindRow
 	for rows.Next() {
-		var i ImageNearDuplicatesOfWindowsRow
-		if err := rows.Scan(&i.ID, &i.Distance); err != nil {
+		var i ImageNearDuplicateFindRow
+		if err := rows.Scan(&i.ID, &i.Kind, &i.Distance); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
