@@ -19,7 +19,7 @@ import (
 // peak plus garbage, so this errs on the safe side), and not wildly above.
 // Not parallel: it reads the process's allocation counter.
 func TestMemoryCoversDecoding(t *testing.T) {
-	const w, h = 960, 680
+	const w, h = 1700, 1200
 	photo := imagingtest.Photo(w, h, 3)
 	conv := func(dst draw.Image) image.Image {
 		draw.Draw(dst, dst.Bounds(), photo, image.Point{}, draw.Src)

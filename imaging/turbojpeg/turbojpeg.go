@@ -220,7 +220,7 @@ func Decode(data []byte, denom int) (image.Image, error) {
 		if !ok {
 			return nil, &Error{Op: "decode", Msg: "a YCbCr image without chroma"}
 		}
-		y := image.NewYCbCr(r, ratio)
+		y := newPlanes(r, ratio, hdr.Subsampling)
 		rc = C.decode_planes(h, cbuf(data), C.ulong(len(data)), cbuf(y.Y), cbuf(y.Cb), cbuf(y.Cr),
 			C.int(w), C.int(y.YStride), C.int(y.CStride), C.int(ht), readFlags)
 		img = y
@@ -311,6 +311,72 @@ func result(h C.tjhandle, op string, rc C.int, out *C.uchar, n C.ulong) ([]byte,
 	return b, nil
 }
 
+// newPlanes allocates YCbCr planes for r with the sizes TurboJPEG reads and
+// writes: each plane's width and height padded to whole MCUs of its
+// component (tjPlaneWidth, tjPlaneHeight). image.NewYCbCr's luma plane is
+// exactly r wide, so for a 4:2:0 or 4:2:2 image of odd width TurboJPEG
+// would write (and read) a byte past each row: across the next row, and
+// past the end of the last.
+func newPlanes(r image.Rectangle, ratio image.YCbCrSubsampleRatio, ss Subsampling) *image.YCbCr {
+	w, h := C.int(r.Dx()), C.int(r.Dy())
+	yw, yh := int(C.tjPlaneWidth(0, w, C.int(ss))), int(C.tjPlaneHeight(0, h, C.int(ss)))
+	cw, ch := int(C.tjPlaneWidth(1, w, C.int(ss))), int(C.tjPlaneHeight(1, h, C.int(ss)))
+	buf := make([]byte, yw*yh+2*cw*ch)
+	return &image.YCbCr{
+		Y: buf[:yw*yh:yw*yh], Cb: buf[yw*yh : yw*yh+cw*ch : yw*yh+cw*ch], Cr: buf[yw*yh+cw*ch:],
+		YStride: yw, CStride: cw, SubsampleRatio: ratio, Rect: r,
+	}
+}
+
+// padded returns img itself when its planes are as large as TurboJPEG
+// reads them, else a copy into planes that are, the padding repeating the
+// last column and row (what the encoder would pad an MCU with).
+func padded(img *image.YCbCr, ss Subsampling) *image.YCbCr {
+	p := newPlanes(img.Rect, img.SubsampleRatio, ss)
+	if img.YStride >= p.YStride && img.CStride >= p.CStride &&
+		len(img.Y) >= (len(p.Y)/p.YStride-1)*img.YStride+p.YStride &&
+		len(img.Cb) >= (len(p.Cb)/p.CStride-1)*img.CStride+p.CStride &&
+		len(img.Cr) >= (len(p.Cr)/p.CStride-1)*img.CStride+p.CStride {
+		return img
+	}
+	copyPlane(p.Y, p.YStride, img.Y, img.YStride, img.Rect.Dx(), img.Rect.Dy())
+	cw, ch := chromaSize(img)
+	copyPlane(p.Cb, p.CStride, img.Cb, img.CStride, cw, ch)
+	copyPlane(p.Cr, p.CStride, img.Cr, img.CStride, cw, ch)
+	return p
+}
+
+// chromaSize is how many chroma samples img holds across and down.
+func chromaSize(img *image.YCbCr) (int, int) {
+	w, h := img.Rect.Dx(), img.Rect.Dy()
+	switch img.SubsampleRatio {
+	case image.YCbCrSubsampleRatio422:
+		return (w + 1) / 2, h
+	case image.YCbCrSubsampleRatio420:
+		return (w + 1) / 2, (h + 1) / 2
+	case image.YCbCrSubsampleRatio440:
+		return w, (h + 1) / 2
+	case image.YCbCrSubsampleRatio411:
+		return (w + 3) / 4, h
+	}
+	return w, h
+}
+
+// copyPlane copies w×h samples from src into dst, whose rows are dstStride
+// long and whose height is len(dst)/dstStride, repeating the last sample of
+// each row and the last row into the padding.
+func copyPlane(dst []byte, dstStride int, src []byte, srcStride, w, h int) {
+	rows := len(dst) / dstStride
+	for y := range rows {
+		sy := min(y, h-1)
+		row := dst[y*dstStride : (y+1)*dstStride]
+		n := copy(row[:w], src[sy*srcStride:sy*srcStride+w])
+		for x := n; x < dstStride; x++ {
+			row[x] = row[n-1]
+		}
+	}
+}
+
 // EncodeYCbCr encodes the planes of img, with its own subsampling, at
 // quality q (1–100). img must start at (0, 0) and have a subsampling
 // TurboJPEG knows (not 4:1:0).
@@ -319,6 +385,7 @@ func EncodeYCbCr(img *image.YCbCr, q int) ([]byte, error) {
 	if !ok || img.Rect.Min != (image.Point{}) || img.Rect.Empty() {
 		return nil, &Error{Op: "encode", Msg: fmt.Sprintf("cannot encode %v planes at %v", img.SubsampleRatio, img.Rect)}
 	}
+	img = padded(img, ss)
 	h := C.tjInitCompress()
 	if h == nil {
 		return nil, errNoHandle
