@@ -323,7 +323,7 @@ func newPlanes(r image.Rectangle, ratio image.YCbCrSubsampleRatio, ss Subsamplin
 	cw, ch := int(C.tjPlaneWidth(1, w, C.int(ss))), int(C.tjPlaneHeight(1, h, C.int(ss)))
 	buf := make([]byte, yw*yh+2*cw*ch)
 	return &image.YCbCr{
-		Y: buf[:yw*yh:yw*yh], Cb: buf[yw*yh : yw*yh+cw*ch : yw*yh+cw*ch], Cr: buf[yw*yh+cw*ch:],
+		Y: buf[: yw*yh : yw*yh], Cb: buf[yw*yh : yw*yh+cw*ch : yw*yh+cw*ch], Cr: buf[yw*yh+cw*ch:],
 		YStride: yw, CStride: cw, SubsampleRatio: ratio, Rect: r,
 	}
 }
