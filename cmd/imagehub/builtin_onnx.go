@@ -40,6 +40,7 @@ type trainedONNX struct {
 	mu      sync.Mutex
 	formats map[[2]string]string // artifacts found, by name and version: immutable once registered
 	servers map[[2]string]*onnxServed
+	closed  bool // by Close: a model that finishes loading after is closed at once
 }
 
 // onnxServed is one loaded model; ready closes once it is loaded or failed.
@@ -81,7 +82,11 @@ func (h *trainedONNX) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var errNotONNX = errors.New("not a trained ONNX model")
 
 // served returns the loaded model for name and version, loading it once;
-// errNotONNX sends the request on to the built-in worker.
+// errNotONNX sends the request on to the built-in worker. The load runs on
+// its own, not under the request that asked first: a large file can take
+// longer to fetch and load than one request may wait, and a load given up
+// with that request would be started again by the next one, and so never
+// finish. Every request waits for it as long as its own context lets it.
 func (h *trainedONNX) served(ctx context.Context, name, version string) (*onnxServed, error) {
 	key := [2]string{name, version}
 	h.mu.Lock()
@@ -110,32 +115,44 @@ func (h *trainedONNX) served(ctx context.Context, name, version string) (*onnxSe
 	if !loading {
 		s = &onnxServed{ready: make(chan struct{})}
 		h.servers[key] = s
+		go h.fill(context.WithoutCancel(ctx), key, s, t)
 	}
 	h.mu.Unlock()
-	if loading {
-		select {
-		case <-s.ready:
-			return s, s.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	select {
+	case <-s.ready:
+		return s, s.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
+}
+
+// fill loads s, the model of key (t, when its format was just looked up),
+// and closes s.ready.
+func (h *trainedONNX) fill(ctx context.Context, key [2]string, s *onnxServed, t training.Trained) {
+	name, version := key[0], key[1]
 	if t.Format == "" { // the format was known: look the rest up again
 		t, s.err = h.find(ctx, name, version)
 	}
 	if s.err == nil {
 		s.err = h.load(ctx, s, t, name, version)
 	}
-	if s.err != nil {
+	h.mu.Lock()
+	if s.err == nil && h.closed {
+		// Shut down while it loaded: nothing will serve it.
+		_ = s.model.Close()
+		s.srv, s.model, s.err = nil, nil, errors.New("the built-in worker is shutting down")
+	}
+	if s.err != nil && h.servers[key] == s {
 		// Not kept: the next request tries again (the library may be
 		// installed by then, or the blob store back).
-		h.mu.Lock()
 		delete(h.servers, key)
-		h.mu.Unlock()
+	}
+	// Under the lock, so that Close sees either a loading model or a ready one.
+	close(s.ready)
+	h.mu.Unlock()
+	if s.err != nil {
 		h.log.Warn("cannot serve a trained ONNX model", "model", name, "version", version, "error", s.err)
 	}
-	close(s.ready)
-	return s, s.err
 }
 
 // load writes the artifact to a temporary file, which ONNX Runtime reads
@@ -176,6 +193,7 @@ func (h *trainedONNX) load(ctx context.Context, s *onnxServed, t training.Traine
 func (h *trainedONNX) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.closed = true
 	for key, s := range h.servers {
 		select {
 		case <-s.ready:

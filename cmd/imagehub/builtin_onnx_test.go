@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,4 +97,50 @@ func TestBuiltinWorkerServesTrainedONNX(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, status)
 	status, _ = get(good.URL, "/v2/models/region/versions/1")
 	require.Equal(t, http.StatusNotFound, status, "this worker has no loader: a region model goes to it and is not found there")
+}
+
+// TestBuiltinWorkerONNXLoadOutlivesRequest: a trained model whose file
+// takes longer to fetch than the first request waits is still loaded, once,
+// and serves the next request; a load given up with the request that
+// started it would be started again by every request and never finish.
+func TestBuiltinWorkerONNXLoadOutlivesRequest(t *testing.T) {
+	file, err := os.ReadFile(filepath.Join("..", "..", "testdata", "onnx", "yolo-seg.onnx"))
+	require.NoError(t, err)
+	find := func(_ context.Context, name, version string) (training.Trained, error) {
+		if name+"@"+version == "trained@1" {
+			return training.Trained{Format: training.ArtifactONNX, Layout: "yolo-seg", Labels: []string{"person", "car", "dog"}}, nil
+		}
+		return training.Trained{}, fmt.Errorf("no such model: %w", problem.NotFound)
+	}
+	var opens atomic.Int32
+	fetched := make(chan struct{})
+	// As a blob store's read does, the fetch stops when its context ends.
+	open := func(ctx context.Context, _ training.Trained) (io.ReadCloser, error) {
+		opens.Add(1)
+		select {
+		case <-fetched:
+			return io.NopCloser(bytes.NewReader(file)), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	ws := worker.New(worker.Config{})
+	h := &trainedONNX{next: ws, find: find, open: open, lib: onnxworker.Library(os.Getenv), capacity: 1, tmp: t.TempDir(),
+		skip: []string{ws.Model()}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		formats: map[[2]string]string{}, servers: map[[2]string]*onnxServed{}}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); h.Close() })
+
+	impatient := &http.Client{Timeout: 200 * time.Millisecond}
+	_, err = impatient.Get(srv.URL + "/v2/models/trained/versions/1")
+	require.Error(t, err, "the fetch is held back: the request gives up")
+	close(fetched)
+	res, err := http.Get(srv.URL + "/v2/models/trained/versions/1")
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	require.Contains(t, string(body), `"platform":"onnxruntime_onnx"`)
+	require.Equal(t, int32(1), opens.Load(), "loaded once")
 }

@@ -462,36 +462,43 @@ func testEndToEndYOLOSeg(t *testing.T, model string, s, anchors int, labels []st
 		gotLabels = append(gotLabels, l.(string))
 	}
 	require.Equal(t, labels, gotLabels, "labels from the model's metadata")
-	p := layout.Params{Kind: layout.YOLOSeg, Labels: labels, InputSize: s}.WithDefaults()
-
 	for _, ph := range e2ePhotos {
 		id := uploadPhoto(t, srv.base, h.token, ph.name, ph.bytes())
 		got, stored := waitProposals(t, srv, h.token, id, 90*time.Second, logs)
-
-		// The hub's input and the reference's own letterbox of the stored file.
-		img, err := layout.DecodeImage(stored)
-		require.NoError(t, err)
-		hubIn := make([]float32, layout.YOLOSegInputLen(s))
-		layout.YOLOSegInput(hubIn, img, s)
-		pix, iw, ih := refDecode(t, stored)
-		require.Equal(t, [2]int{ph.w, ph.h}, [2]int{iw, ih})
-		refIn, clipped, left, top := refYOLOInput(pix, iw, ih, s)
-		diff := compareInput(t, hubIn, refIn, clipped, ph.png)
-
-		ans := inferRaw(t, w.base, model, "images", []int64{1, 3, int64(s), int64(s)}, hubIn)
-		o0, sh0 := f32s(t, ans, "output0")
-		o1, sh1 := f32s(t, ans, "output1")
-		require.Equal(t, []int64{1, int64(4 + len(labels) + layout.YOLOMaskDim), int64(anchors)}, sh0)
-		require.Equal(t, []int64{1, layout.YOLOMaskDim, int64(s / 4), int64(s / 4)}, sh1)
-		want := refYOLO(o0, anchors, o1, s/4, s/4, s, p.Labels, iw, ih, p)
-		require.NotEmpty(t, want, "%s: the test model detects something", ph.name)
-		t.Logf("%s: letterbox at (%d, %d); %d of %d input values a level off the reference", ph.name, left, top, diff, len(refIn))
-		compareProposals(t, ph.name, got, want, iw, ih, float64(p.MaskThreshold), 1e-6)
+		compareYOLOSeg(t, ph, stored, got, w.base, model, s, anchors, labels)
 		for _, g := range got {
 			require.Equal(t, hubModel{model, "1"}, g.Model)
 		}
 	}
 	h.checkStored(t)
+}
+
+// compareYOLOSeg checks the proposals the hub stored for the photo ph
+// (stored: its file) against the reference decoding of what the
+// `imagehub worker --onnx` at base answers for model, of side s with the
+// given anchors and class names, on the hub's own input.
+func compareYOLOSeg(t *testing.T, ph e2ePhoto, stored []byte, got []hubProposal, base, model string, s, anchors int, labels []string) {
+	t.Helper()
+	p := layout.Params{Kind: layout.YOLOSeg, Labels: labels, InputSize: s}.WithDefaults()
+	// The hub's input and the reference's own letterbox of the stored file.
+	img, err := layout.DecodeImage(stored)
+	require.NoError(t, err)
+	hubIn := make([]float32, layout.YOLOSegInputLen(s))
+	layout.YOLOSegInput(hubIn, img, s)
+	pix, iw, ih := refDecode(t, stored)
+	require.Equal(t, [2]int{ph.w, ph.h}, [2]int{iw, ih})
+	refIn, clipped, left, top := refYOLOInput(pix, iw, ih, s)
+	diff := compareInput(t, hubIn, refIn, clipped, ph.png)
+
+	ans := inferRaw(t, base, model, "images", []int64{1, 3, int64(s), int64(s)}, hubIn)
+	o0, sh0 := f32s(t, ans, "output0")
+	o1, sh1 := f32s(t, ans, "output1")
+	require.Equal(t, []int64{1, int64(4 + len(labels) + layout.YOLOMaskDim), int64(anchors)}, sh0)
+	require.Equal(t, []int64{1, layout.YOLOMaskDim, int64(s / 4), int64(s / 4)}, sh1)
+	want := refYOLO(o0, anchors, o1, s/4, s/4, s, p.Labels, iw, ih, p)
+	require.NotEmpty(t, want, "%s: the test model detects something", ph.name)
+	t.Logf("%s: letterbox at (%d, %d); %d of %d input values a level off the reference", ph.name, left, top, diff, len(refIn))
+	compareProposals(t, ph.name, got, want, iw, ih, float64(p.MaskThreshold), 1e-6)
 }
 
 // ---- maskrcnn ----

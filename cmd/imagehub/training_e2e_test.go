@@ -40,28 +40,12 @@ const shapeSide = 200
 
 func newTrainingHub(t *testing.T, images int, extra map[string]string) *trainingHub {
 	t.Helper()
-	vars := map[string]string{"BUILTIN_WORKER": "true", "BUILTIN_WORKER_CAPACITY": "2", "EVALUATION_POLL": "200ms"}
-	for k, v := range extra {
-		vars[k] = v
-	}
-	h := &trainingHub{hub: newHub(t, vars), trainedLabel: "disc"}
-	_, errOut, err := runCmdInput(t, h.vars, "a long password\n", "users", "create", "--email", "premium@example.com", "--role", "premium")
-	require.NoError(t, err, errOut)
-	tok, errOut, err := runCmd(t, h.vars, "tokens", "create", "--email", "premium@example.com", "--name", "test")
-	require.NoError(t, err, errOut)
-	h.premium = strings.TrimSpace(tok)
-	h.srv = startServer(t, h.env())
-
-	for _, l := range trainertest.Labels {
-		status, body, _ := call(t, "POST", h.srv.base+"/api/v1/labels", h.token, map[string]any{"name": l, "display_name": l})
-		require.Equal(t, http.StatusCreated, status, "%v", body)
-	}
+	h := startTrainingHub(t, extra, trainertest.Labels...)
+	h.trainedLabel = "disc"
 	// The images go in as reviewed ones, straight into the database and
 	// the hub's blob folder, as the dataset tests seed them: ingest and
 	// review are not what this test is about.
-	blobs, err := blob.Open(context.Background(), "file://"+filepath.Join(h.vars["DATA_DIR"], "blobs"))
-	require.NoError(t, err)
-	fx := datasettest.New(t, h.pool, blobs)
+	fx := h.fixture(t)
 	for _, s := range trainertest.Samples(images, shapeSide, 1, 14) {
 		img := fx.Image(datasettest.ImageOpts{W: s.Size, H: s.Size, PNG: true, Bytes: s.PNG})
 		var ins []datasettest.Instance
@@ -76,12 +60,54 @@ func newTrainingHub(t *testing.T, images int, extra map[string]string) *training
 		fx.Review(img, ins...)
 	}
 	require.Positive(t, count(t, h.pool, "SELECT count(*) FROM annotations a JOIN labels l ON l.id = a.label_id WHERE l.name = 'disc'"))
+	h.createDataset(t, map[string]float64{"train": 0.7, "val": 0.3, "test": 0})
+	h.publish(t)
+	return h
+}
 
-	status, body, _ := call(t, "POST", h.srv.base+"/api/v1/datasets", h.token, map[string]any{
-		"name": "shapes", "splits": map[string]float64{"train": 0.7, "val": 0.3, "test": 0}})
+// startTrainingHub serves a hub (with the built-in worker, unless extra
+// says otherwise) that has a premium user and the given labels.
+func startTrainingHub(t *testing.T, extra map[string]string, labels ...string) *trainingHub {
+	t.Helper()
+	vars := map[string]string{"BUILTIN_WORKER": "true", "BUILTIN_WORKER_CAPACITY": "2", "EVALUATION_POLL": "200ms"}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	h := &trainingHub{hub: newHub(t, vars)}
+	_, errOut, err := runCmdInput(t, h.vars, "a long password\n", "users", "create", "--email", "premium@example.com", "--role", "premium")
+	require.NoError(t, err, errOut)
+	tok, errOut, err := runCmd(t, h.vars, "tokens", "create", "--email", "premium@example.com", "--name", "test")
+	require.NoError(t, err, errOut)
+	h.premium = strings.TrimSpace(tok)
+	h.srv = startServer(t, h.env())
+	for _, l := range labels {
+		status, body, _ := call(t, "POST", h.srv.base+"/api/v1/labels", h.token, map[string]any{"name": l, "display_name": l})
+		// A fresh hub's taxonomy may hold some already.
+		require.Contains(t, []int{http.StatusCreated, http.StatusConflict}, status, "%v", body)
+	}
+	return h
+}
+
+// fixture writes reviewed images into the hub's database and blob folder.
+func (h *trainingHub) fixture(t *testing.T) *datasettest.Fixture {
+	t.Helper()
+	blobs, err := blob.Open(context.Background(), "file://"+filepath.Join(h.vars["DATA_DIR"], "blobs"))
+	require.NoError(t, err)
+	return datasettest.New(t, h.pool, blobs)
+}
+
+// createDataset makes the dataset "shapes" of every reviewed image.
+func (h *trainingHub) createDataset(t *testing.T, splits map[string]float64) {
+	t.Helper()
+	status, body, _ := call(t, "POST", h.srv.base+"/api/v1/datasets", h.token, map[string]any{"name": "shapes", "splits": splits})
 	require.Equal(t, http.StatusCreated, status, "%v", body)
 	h.datasetID = body["dataset"].(map[string]any)["id"].(string)
-	status, body, _ = call(t, "POST", h.srv.base+"/api/v1/datasets/"+h.datasetID+"/versions", h.token, map[string]any{})
+}
+
+// publish publishes the dataset's next version and waits until it is.
+func (h *trainingHub) publish(t *testing.T) {
+	t.Helper()
+	status, body, _ := call(t, "POST", h.srv.base+"/api/v1/datasets/"+h.datasetID+"/versions", h.token, map[string]any{})
 	require.Equal(t, http.StatusAccepted, status, "%v", body)
 	h.version = int(body["version"].(map[string]any)["number"].(float64))
 	deadline := time.Now().Add(60 * time.Second)
@@ -94,7 +120,6 @@ func newTrainingHub(t *testing.T, images int, extra map[string]string) *training
 		require.True(t, time.Now().Before(deadline), "not published in time: %v\n%s", v, h.srv.logs)
 		time.Sleep(100 * time.Millisecond)
 	}
-	return h
 }
 
 // start asks for a region-classifier training on the trained label.
