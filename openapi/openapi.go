@@ -14,7 +14,11 @@
 // Fiber path) and method to the area's file, or to a new file here for a
 // new area; app's TestOpenAPIRoutes fails until the route table and the
 // description agree, and every request and response of the app tests is
-// validated against it.
+// validated against it (app/openapi_check_test.go).
+//
+// It is OpenAPI 3.1: schemas are JSON Schema 2020-12, a value that may be
+// null is typed [T, "null"] (3.0's nullable means nothing here), and the
+// files are read as YAML 1.2, so a parameter named n or y stays a string.
 package openapi
 
 import (
