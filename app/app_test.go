@@ -24,6 +24,7 @@ import (
 	"github.com/deepimageshub/imagehub/dbtest"
 	"github.com/deepimageshub/imagehub/importer"
 	"github.com/deepimageshub/imagehub/jobs"
+	"github.com/deepimageshub/imagehub/openapi/openapitest"
 	"github.com/deepimageshub/imagehub/queries"
 	"github.com/deepimageshub/imagehub/training"
 )
@@ -193,7 +194,7 @@ func (c *client) do(method, path string, body io.Reader, header http.Header) *re
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(c.t, err)
-	checkAgainstDescription(c.t, req, sent, res, b)
+	openapitest.Check(c.t, req, sent, res, b)
 	return &response{Response: res, body: b}
 }
 
