@@ -96,6 +96,16 @@ node_modules/.package-lock.json: package.json package-lock.json | node
 lint-js: node_modules/.package-lock.json ## eslint over static/ (the review screen's modules and the other pages' scripts)
 	npx --no-install eslint static eslint.config.js
 
+# Swagger UI for /api/docs (static/apidocs/): the swagger-ui-dist release
+# pinned in package.json, copied from node_modules, its bundle gzipped (the
+# static package serves NAME.gz as NAME). static's TestAPIDocsAssets fails
+# when the copy and node_modules differ.
+.PHONY: apidocs
+apidocs: node_modules/.package-lock.json ## copy Swagger UI (swagger-ui-dist, pinned in package.json) into static/apidocs/ for /api/docs
+	gzip -9 -n -c node_modules/swagger-ui-dist/swagger-ui-bundle.js > static/apidocs/swagger-ui-bundle.js.gz
+	cp node_modules/swagger-ui-dist/swagger-ui.css static/apidocs/swagger-ui.css
+	cp node_modules/swagger-ui-dist/LICENSE static/apidocs/LICENSE.txt
+
 .PHONY: test-js
 test-js: node ## static/rle.js (and other pure modules) under Node's test runner
 	node --test static/test/

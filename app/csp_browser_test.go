@@ -19,8 +19,8 @@ import (
 
 // TestCSPInBrowser opens every kind of page in Chromium, signed out and as
 // an admin (the upload page, an image, a dataset version with its
-// histogram, the review page, the admin pages, an error page and the job
-// console, whose React app must load its jobs) and checks that none
+// histogram, the review page, the admin pages, an error page, the job
+// console, whose React app must load its jobs, and the API docs) and checks that none
 // reported a Content-Security-Policy violation; then that an inline style
 // is indeed refused, so that the check can fail.
 func TestCSPInBrowser(t *testing.T) {
@@ -75,6 +75,8 @@ func TestCSPInBrowser(t *testing.T) {
 		{"/admin/jobs", "document.body.innerText.includes('Running')"},
 		{"/admin/jobs/jobs?state=completed", "document.body.innerText.includes('dataset_publish')"},
 		{"/admin/jobs/queues", "document.body.innerText.includes('default')"},
+		// Swagger UI drew the description's operations.
+		{"/api/docs", "document.querySelectorAll('.opblock').length >= 50"},
 	}
 	for _, p := range pages {
 		visit(p.path, p.ready)

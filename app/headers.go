@@ -23,6 +23,9 @@ type securityPolicy struct {
 	// consoleCSP is the job console's (riverui, a React app built by
 	// others): as strict as it runs under.
 	consoleCSP string
+	// docsCSP is the API docs page's (Swagger UI): pageCSP, and the data:
+	// URIs of the icons its stylesheet holds.
+	docsCSP string
 	// hsts is the Strict-Transport-Security value; empty unless BASE_URL
 	// is https.
 	hsts string
@@ -51,6 +54,13 @@ func newSecurityPolicy(baseURL, imageOrigin string) securityPolicy {
 		// add <style> elements: inline styles, but scripts stay 'self'.
 		consoleCSP: strings.Join(append([]string{"script-src 'self'", "style-src 'self' 'unsafe-inline'"}, common...), "; "),
 	}
+	docs := append([]string{"script-src 'self'", "style-src 'self'"}, common...)
+	for i, d := range docs {
+		if strings.HasPrefix(d, "img-src ") {
+			docs[i] = d + " data:"
+		}
+	}
+	p.docsCSP = strings.Join(docs, "; ")
 	if u, err := url.Parse(baseURL); err == nil && u.Scheme == "https" {
 		p.hsts = "max-age=31536000"
 	}

@@ -116,7 +116,10 @@ func (s *Server) routeTable() []route {
 		{put, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole, console},
 		{delete, jobsUIPrefix + "/*", auth.RoleAdmin, s.jobsConsole, console},
 
-		// API v1 (API.md).
+		// API v1 (API.md), described in openapi/ (TestOpenAPIRoutes keeps
+		// the two in step) and rendered for people at /api/docs.
+		{get, "/api/docs", Public, s.apiDocsPage, noBody},
+		{get, "/api/v1/openapi.json", Public, s.apiOpenAPI, noBody},
 		{post, "/api/v1/auth/signup", Public, s.apiSignup, apiJSON},
 		{post, "/api/v1/auth/login", Public, s.apiLogin, apiJSON},
 		{post, "/api/v1/auth/logout", Public, s.apiLogout, apiJSON},

@@ -770,6 +770,7 @@ func TestTrainingONNXArtifact(t *testing.T) {
 	require.NotNil(t, run)
 	put := func(layout string, data []byte) *response {
 		h := w.trainer.withLease(run)
+		h.Set("Content-Type", "application/octet-stream") // as docs/training.md sends it
 		h.Set("X-Artifact-Format", "onnx")
 		if layout != "" {
 			h.Set("X-Artifact-Layout", layout)

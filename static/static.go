@@ -5,6 +5,12 @@
 // htmx.min.js is htmx 2.0.11 from the htmx.org npm package, unmodified
 // (licence in htmx.LICENSE.txt).
 //
+// apidocs/ is Swagger UI from the swagger-ui-dist npm package (pinned in
+// package.json; `make apidocs` copies it here): swagger-ui.css as is, and
+// swagger-ui-bundle.js gzipped (1.7 MB, 0.46 MB so) as
+// swagger-ui-bundle.js.gz. A file NAME.gz is served as NAME, compressed to
+// clients that accept gzip and inflated for the others.
+//
 // The review screen is native ES modules (review/*.js and rle.js). They
 // import each other by their path here ("review/queue.js"), and ImportMap
 // maps each path to its hashed URL: a module's URL changes with its
@@ -12,11 +18,15 @@
 package static
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"io/fs"
 	"mime"
 	"path"
@@ -28,7 +38,7 @@ import (
 
 // The Node tests of static/test/ are not served.
 //
-//go:embed *.css *.js *.svg review/*.js
+//go:embed *.css *.js *.svg review/*.js apidocs/*.css apidocs/*.js.gz
 var files embed.FS
 
 // Prefix is where static files are served.
@@ -38,6 +48,8 @@ type asset struct {
 	body        []byte
 	contentType string
 	hashedPath  string
+	// gzipped: body is gzip of the file (it was embedded as NAME.gz).
+	gzipped bool
 }
 
 // byName, byHashedPath and the import map are computed once from the
@@ -58,10 +70,13 @@ func index() (map[string]*asset, map[string]*asset) {
 			return err
 		}
 		sum := sha256.Sum256(body)
+		gzipped := strings.HasSuffix(name, ".gz")
+		name = strings.TrimSuffix(name, ".gz")
 		a := &asset{
 			body:        body,
 			contentType: mime.TypeByExtension(path.Ext(name)),
 			hashedPath:  Prefix + hex.EncodeToString(sum[:5]) + "/" + name,
+			gzipped:     gzipped,
 		}
 		if a.contentType == "" {
 			a.contentType = "application/octet-stream"
@@ -146,5 +161,26 @@ func Handler(c *fiber.Ctx) error {
 	if strings.HasPrefix(a.contentType, "text/") || strings.Contains(a.contentType, "javascript") {
 		c.Set("X-Content-Type-Options", "nosniff")
 	}
+	if a.gzipped {
+		c.Vary(fiber.HeaderAcceptEncoding)
+		if !strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") {
+			body, err := inflate(a.body)
+			if err != nil {
+				return err
+			}
+			return c.Send(body)
+		}
+		c.Set(fiber.HeaderContentEncoding, "gzip")
+	}
 	return c.Send(a.body)
+}
+
+// inflate is the file a gzipped asset holds, for the rare client that does
+// not take gzip (every browser does).
+func inflate(gz []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, fmt.Errorf("error reading a gzipped static file: %w", err)
+	}
+	return io.ReadAll(zr)
 }

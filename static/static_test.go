@@ -1,11 +1,16 @@
 package static
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"testing"
 
@@ -46,4 +51,46 @@ func TestImportMap(t *testing.T) {
 	require.Equal(t, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'", ImportMapSource())
 	_, err := files.Open("test/rle.test.js")
 	require.Error(t, err, "the Node tests are not served")
+}
+
+// TestAPIDocsAssets: Swagger UI is served from the gzipped copy, compressed
+// to clients that take gzip and inflated for the others; and the copy is
+// the swagger-ui-dist release package.json pins, where node_modules holds
+// it (make test installs it; `make apidocs` refreshes the copy).
+func TestAPIDocsAssets(t *testing.T) {
+	a := fiber.New()
+	a.Get(Prefix+"*", Handler)
+	url := Path("apidocs/swagger-ui-bundle.js")
+	req := httptest.NewRequest("GET", url, nil)
+	req.Header.Set("Accept-Encoding", "gzip, br")
+	res, err := a.Test(req)
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode)
+	require.Equal(t, "gzip", res.Header.Get("Content-Encoding"))
+	require.Contains(t, res.Header.Get("Content-Type"), "javascript")
+	zr, err := gzip.NewReader(res.Body)
+	require.NoError(t, err)
+	gunzipped, err := io.ReadAll(zr)
+	require.NoError(t, err)
+
+	res, err = a.Test(httptest.NewRequest("GET", url, nil))
+	require.NoError(t, err)
+	require.Empty(t, res.Header.Get("Content-Encoding"))
+	plain, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, gunzipped, plain)
+	require.Contains(t, string(plain[:2000]), "SwaggerUIBundle")
+
+	installed, err := os.ReadFile("../node_modules/swagger-ui-dist/swagger-ui-bundle.js")
+	if errors.Is(err, fs.ErrNotExist) {
+		t.Log("node_modules/swagger-ui-dist is not installed: the copy is not compared")
+		return
+	}
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(installed, plain), "static/apidocs is not the swagger-ui-dist of package.json: run make apidocs")
+	css, err := os.ReadFile("../node_modules/swagger-ui-dist/swagger-ui.css")
+	require.NoError(t, err)
+	ours, err := files.ReadFile("apidocs/swagger-ui.css")
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(css, ours), "static/apidocs/swagger-ui.css differs from node_modules': run make apidocs")
 }

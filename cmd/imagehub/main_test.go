@@ -23,6 +23,7 @@ import (
 	"github.com/deepimageshub/imagehub/account"
 	"github.com/deepimageshub/imagehub/dbtest"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
+	"github.com/deepimageshub/imagehub/openapi/openapitest"
 )
 
 // binary is the imagehub program built once for these tests: the black-box
@@ -147,9 +148,11 @@ func startServer(t testing.TB, vars map[string]string) *server {
 func call(t *testing.T, method, url, token string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var r io.Reader
+	sent := new(bytes.Buffer)
 	if body != nil {
 		b, err := json.Marshal(body)
 		require.NoError(t, err)
+		sent.Write(b)
 		r = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, url, r)
@@ -165,6 +168,8 @@ func call(t *testing.T, method, url, token string, body any) (int, map[string]an
 	defer res.Body.Close()
 	var m map[string]any
 	b, _ := io.ReadAll(res.Body)
+	// The real program's answers are held to the OpenAPI description too.
+	openapitest.Check(t, req, sent, res, b)
 	_ = json.Unmarshal(b, &m)
 	return res.StatusCode, m, res.Header
 }
