@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,19 +161,43 @@ func (r *response) doc(t testing.TB) *goquery.Document {
 	return d
 }
 
+// lockedBuffer keeps what a request sent. The transport may still be
+// writing the body when the answer arrives (the hub answers a refused
+// upload at once), so it is read under a lock.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// snapshot is a copy of what was sent so far; nil for no kept body.
+func (l *lockedBuffer) snapshot() *bytes.Buffer {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.NewBuffer(bytes.Clone(l.buf.Bytes()))
+}
+
 func (c *client) do(method, path string, body io.Reader, header http.Header) *response {
 	c.t.Helper()
 	// What is sent is kept, to check the call against the API description,
 	// except a compressed body (refused before any route reads it). The
 	// body's kind is kept too: a reader of unknown length still goes
 	// without a Content-Length.
-	var sent *bytes.Buffer
+	var sent *lockedBuffer
 	size := int64(-1)
 	if body != nil && header.Get("Content-Encoding") == "" {
 		if l, ok := body.(interface{ Len() int }); ok {
 			size = int64(l.Len())
 		}
-		sent = &bytes.Buffer{}
+		sent = &lockedBuffer{}
 		body = io.TeeReader(body, sent)
 	}
 	req, err := http.NewRequest(method, c.base+path, body)
@@ -194,7 +219,7 @@ func (c *client) do(method, path string, body io.Reader, header http.Header) *re
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(c.t, err)
-	openapitest.Check(c.t, req, sent, res, b)
+	openapitest.Check(c.t, req, sent.snapshot(), res, b)
 	return &response{Response: res, body: b}
 }
 

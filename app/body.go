@@ -3,8 +3,10 @@ package app
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -113,16 +115,16 @@ func readBody(c *fiber.Ctx, p bodyPolicy) error {
 		return nil
 	}
 	if n := req.Header.ContentLength(); n > p.limit {
-		c.Context().SetConnectionClose() // the unread body must not be taken for a request
+		closeAfterAnswer(c) // the unread body must not be taken for a request
 		return tooLargeBody(p.limit)
 	}
 	b, err := io.ReadAll(io.LimitReader(req.BodyStream(), int64(p.limit)+1))
 	if err != nil {
-		c.Context().SetConnectionClose()
+		closeAfterAnswer(c)
 		return problem.BadInput("bad_body", "", "The request body could not be read.")
 	}
 	if len(b) > p.limit {
-		c.Context().SetConnectionClose()
+		closeAfterAnswer(c)
 		return tooLargeBody(p.limit)
 	}
 	req.SetBody(b) // also ends the stream
@@ -193,10 +195,44 @@ func finishBody(c *fiber.Ctx) {
 		rest = -1
 	}
 	if rest > maxDrain || rest < 0 && read == 0 {
-		c.Context().SetConnectionClose()
+		closeAfterAnswer(c)
 		return
 	}
 	if n, err := io.Copy(io.Discard, io.LimitReader(req.BodyStream(), maxDrain+1)); err != nil || n > maxDrain {
-		c.Context().SetConnectionClose()
+		closeAfterAnswer(c)
 	}
+}
+
+// How long, and for how many bytes, a connection closed with the rest of a
+// request body unread goes on being read (and the bytes dropped) after the
+// answer went out.
+const (
+	lingerTime  = 2 * time.Second
+	lingerBytes = 16 << 20
+)
+
+// closeAfterAnswer closes the connection once the answer is sent, with a
+// lingering close, as nginx does: a client still sending a body the hub
+// will not read (too large, refused early) would otherwise meet a reset,
+// and on a reset the kernel throws away what the client had received but
+// not yet read, the answer with it: a phone uploading too much would see
+// "connection reset" instead of the 413 that says why. So the hub first
+// shuts its side for writing (the client sees the answer and the end),
+// then reads and drops what still arrives, for a short time and a bounded
+// number of bytes, and only then closes.
+func closeAfterAnswer(c *fiber.Ctx) {
+	ctx := c.Context()
+	ctx.SetConnectionClose()
+	ctx.Hijack(func(conn net.Conn) {
+		defer conn.Close()
+		raw := conn
+		if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
+			raw = u.UnsafeConn() // fasthttp's wrapper reads through its buffer
+		}
+		if cw, ok := raw.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, conn, lingerBytes)
+	})
 }

@@ -362,7 +362,7 @@ func (s *Server) upload(c *fiber.Ctx) ([]uploadResult, int, error) {
 	if err != nil {
 		// The rest of the body is still on the wire: close the connection
 		// after answering, or it would be read as the next request.
-		c.Context().SetConnectionClose()
+		closeAfterAnswer(c)
 		return nil, 0, err
 	}
 	defer form.cleanup()
