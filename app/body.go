@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -220,11 +221,23 @@ const (
 // shuts its side for writing (the client sees the answer and the end),
 // then reads and drops what still arrives, for a short time and a bounded
 // number of bytes, and only then closes.
+//
+// fasthttp runs no hijack handler for a response that says "Connection:
+// close" (it closes at once, the reset this is here to avoid), so the
+// server is told to send nothing and the handler writes the answer itself,
+// with that header, once the route and the error handler have made it.
 func closeAfterAnswer(c *fiber.Ctx) {
 	ctx := c.Context()
-	ctx.SetConnectionClose()
+	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(conn net.Conn) {
+		// ctx stays valid until this returns: fasthttp releases it after.
 		defer conn.Close()
+		ctx.Response.SetConnectionClose()
+		_ = conn.SetWriteDeadline(time.Now().Add(lingerTime))
+		w := bufio.NewWriter(conn)
+		if err := ctx.Response.Write(w); err != nil || w.Flush() != nil {
+			return
+		}
 		raw := conn
 		if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
 			raw = u.UnsafeConn() // fasthttp's wrapper reads through its buffer

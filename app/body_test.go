@@ -360,6 +360,29 @@ func TestBodyRefusedBeforeRead(t *testing.T) {
 		})
 	}
 
+	// A client that does not wait for the answer (most do not: they write
+	// the whole body, then read) must still get it. Were the connection
+	// closed with the body unread, what the client goes on sending would
+	// meet a reset, its writes would fail and the answer would be lost; the
+	// hub reads and drops the rest instead, and ends with a clean close.
+	t.Run("a client that goes on sending after a 413 gets its answer and a clean end", func(t *testing.T) {
+		rc := tb.dial(t)
+		host := strings.TrimPrefix(tb.base, "http://")
+		const size = 8 << 20
+		rc.send(fmt.Sprintf("POST /api/v1/tokens HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n", host, token, size), sent)
+		res := rc.read("POST")
+		require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, "%s", res.body)
+		require.True(t, res.Close, "the answer says Connection: close")
+		chunk := make([]byte, 64<<10)
+		for left := size - len(sent); left > 0; left -= len(chunk) {
+			_, err := rc.conn.Write(chunk[:min(left, len(chunk))])
+			require.NoError(t, err, "the rest of the body, %d bytes before its end", left)
+		}
+		_ = rc.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := rc.br.ReadByte()
+		require.ErrorIs(t, err, io.EOF, "the hub shuts its side after the answer: no reset")
+	})
+
 	t.Run("a small unread body is drained, and what it holds is not taken for a request", func(t *testing.T) {
 		rc := tb.dial(t)
 		host := strings.TrimPrefix(tb.base, "http://")
