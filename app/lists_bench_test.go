@@ -66,8 +66,9 @@ func seedLists(b *testing.B, tb *testBundle, contributor uuid.UUID, n int) {
 			        a.label_id, (abs(hashtext(a.image_id::text || k)) % 100) / 100.0, a.bbox, a.area, a.height, a.width, a.counts
 			 FROM (SELECT DISTINCT ON (image_id) * FROM annotations ORDER BY image_id, id) a
 			 CROSS JOIN generate_series(0, 2) k`,
-			`INSERT INTO review_items (image_id, kind, confidence, created_at)
-			 SELECT i.id, 'second', (abs(hashtext(i.id::text || 'q')) % 100) / 100.0, i.created_at
+			// With triggers off, the item's campaign is set here.
+			`INSERT INTO review_items (image_id, kind, confidence, created_at, campaign_id)
+			 SELECT i.id, 'second', (abs(hashtext(i.id::text || 'q')) % 100) / 100.0, i.created_at, i.campaign_id
 			 FROM images i WHERE i.status = 'awaiting_review'`,
 		}
 		for _, s := range steps {

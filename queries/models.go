@@ -1145,6 +1145,7 @@ type ReviewItem struct {
 	CreatedAt      time.Time
 	LeasedAt       *time.Time
 	ModelAgreement *float32
+	CampaignID     *uuid.UUID
 }
 
 type Session struct {

@@ -1,22 +1,56 @@
--- name: ReviewLease :one
--- Leases the next item to one reviewer: items of open campaigns first (by
--- the campaign's priority), then by committee: the images where the models
+-- name: ReviewLeaseCampaign :one
+-- Leases the next item of an open campaign to one reviewer. The queue
+-- serves open campaigns first, by priority, and within them (and among
+-- campaigns of equal priority) by committee: the images where the models
 -- agree least first (model_agreement; an image with one model counts as
--- agreeing, 1), and among equals the least confident proposals first.
--- SKIP LOCKED hands every item to one reviewer only, however many ask at
--- once; an item whose lease expired is free again.
+-- agreeing, 1), and among equals the least confident proposals first. Each
+-- open campaign's head is read from review_items_campaign_queue_idx, so a
+-- lease sorts one row per campaign, never the queue. SKIP LOCKED hands
+-- every item to one reviewer only, however many ask at once (a head locked
+-- here and not picked is skipped by others only while this runs); an item
+-- whose lease expired is free again. None: ReviewLeaseRest.
+WITH heads AS (
+    SELECT h.id, c.priority, h.agreement, h.confidence, h.created_at
+    FROM campaigns c
+    CROSS JOIN LATERAL (
+        SELECT r.id, coalesce(r.model_agreement, 1) AS agreement, r.confidence, r.created_at
+        FROM review_items r
+        WHERE r.campaign_id = c.id AND r.done_at IS NULL
+          AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
+          AND (r.excluded_user IS NULL OR r.excluded_user <> sqlc.arg(reviewer)::uuid)
+          AND (sqlc.narg(label_id)::uuid IS NULL OR EXISTS (
+                SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = sqlc.narg(label_id)::uuid))
+        ORDER BY coalesce(r.model_agreement, 1), r.confidence NULLS LAST, r.created_at, r.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) h
+    WHERE c.closes_at > now()
+      AND (sqlc.narg(campaign_id)::uuid IS NULL OR c.id = sqlc.narg(campaign_id)::uuid)
+), pick AS (
+    SELECT heads.id FROM heads
+    ORDER BY heads.priority DESC, heads.agreement, heads.confidence NULLS LAST, heads.created_at, heads.id
+    LIMIT 1
+)
+UPDATE review_items SET leased_by = sqlc.arg(reviewer)::uuid, leased_at = now(),
+    lease_expires_at = now() + make_interval(secs => sqlc.arg(lease_seconds)::float8)
+FROM pick
+WHERE review_items.id = pick.id
+RETURNING review_items.*;
+
+-- name: ReviewLeaseRest :one
+-- Leases the next item outside open campaigns (ReviewLeaseCampaign found
+-- none), in the committee order, read from review_items_committee_idx.
 WITH pick AS (
     SELECT r.id AS picked_id
     FROM review_items r
-    JOIN images i ON i.id = r.image_id
-    LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.closes_at > now()
     WHERE r.done_at IS NULL
       AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
       AND (r.excluded_user IS NULL OR r.excluded_user <> sqlc.arg(reviewer)::uuid)
+      AND (r.campaign_id IS NULL OR r.campaign_id NOT IN (SELECT c.id FROM campaigns c WHERE c.closes_at > now()))
       AND (sqlc.narg(label_id)::uuid IS NULL OR EXISTS (
             SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = sqlc.narg(label_id)::uuid))
-      AND (sqlc.narg(campaign_id)::uuid IS NULL OR i.campaign_id = sqlc.narg(campaign_id)::uuid)
-    ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, coalesce(r.model_agreement, 1) ASC, r.confidence ASC NULLS LAST, r.created_at, r.id
+      AND (sqlc.narg(campaign_id)::uuid IS NULL OR r.campaign_id = sqlc.narg(campaign_id)::uuid)
+    ORDER BY coalesce(r.model_agreement, 1), r.confidence NULLS LAST, r.created_at, r.id
     LIMIT 1
     FOR UPDATE OF r SKIP LOCKED
 )
@@ -149,20 +183,40 @@ FROM review_items r JOIN images i ON i.id = r.image_id
 WHERE r.id = @id AND r.leased_by = @reviewer AND r.done_at IS NULL AND r.lease_expires_at > now()
   AND i.sha256 IS NOT NULL;
 
--- name: ReviewUpcoming :many
--- The images of the items ReviewLease would hand reviewer next, in its
--- order, without leasing them: the hub prepares them for prompts while the
--- reviewer works on the one leased, so the first click on the next waits
--- for nothing. Items others lease meanwhile are prepared all the same.
+-- name: ReviewUpcomingCampaign :many
+-- The images of the items of open campaigns ReviewLeaseCampaign would hand
+-- reviewer next, in its order, without leasing them: the hub prepares them
+-- for prompts while the reviewer works on the one leased, so the first
+-- click on the next waits for nothing. Items others lease meanwhile are
+-- prepared all the same. Fewer than n: ReviewUpcomingRest.
+SELECT h.image_id
+FROM campaigns c
+CROSS JOIN LATERAL (
+    SELECT r.id, r.image_id, coalesce(r.model_agreement, 1) AS agreement, r.confidence, r.created_at
+    FROM review_items r
+    WHERE r.campaign_id = c.id AND r.done_at IS NULL
+      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
+      AND (r.excluded_user IS NULL OR r.excluded_user <> sqlc.arg(reviewer)::uuid)
+      AND (sqlc.narg(label_id)::uuid IS NULL OR EXISTS (
+            SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = sqlc.narg(label_id)::uuid))
+    ORDER BY coalesce(r.model_agreement, 1), r.confidence NULLS LAST, r.created_at, r.id
+    LIMIT sqlc.arg(n)
+) h
+WHERE c.closes_at > now()
+  AND (sqlc.narg(campaign_id)::uuid IS NULL OR c.id = sqlc.narg(campaign_id)::uuid)
+ORDER BY c.priority DESC, h.agreement, h.confidence NULLS LAST, h.created_at, h.id
+LIMIT sqlc.arg(n);
+
+-- name: ReviewUpcomingRest :many
+-- The same for the items outside open campaigns (ReviewLeaseRest's order).
 SELECT r.image_id
 FROM review_items r
-JOIN images i ON i.id = r.image_id
-LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.closes_at > now()
 WHERE r.done_at IS NULL
   AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
   AND (r.excluded_user IS NULL OR r.excluded_user <> sqlc.arg(reviewer)::uuid)
+  AND (r.campaign_id IS NULL OR r.campaign_id NOT IN (SELECT c.id FROM campaigns c WHERE c.closes_at > now()))
   AND (sqlc.narg(label_id)::uuid IS NULL OR EXISTS (
         SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = sqlc.narg(label_id)::uuid))
-  AND (sqlc.narg(campaign_id)::uuid IS NULL OR i.campaign_id = sqlc.narg(campaign_id)::uuid)
-ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, coalesce(r.model_agreement, 1) ASC, r.confidence ASC NULLS LAST, r.created_at, r.id
+  AND (sqlc.narg(campaign_id)::uuid IS NULL OR r.campaign_id = sqlc.narg(campaign_id)::uuid)
+ORDER BY coalesce(r.model_agreement, 1), r.confidence NULLS LAST, r.created_at, r.id
 LIMIT sqlc.arg(n);

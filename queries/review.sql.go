@@ -211,7 +211,7 @@ func (q *Queries) AnnotationsReplace(ctx context.Context, db DBTX, imageID uuid.
 }
 
 const firstReviewOf = `-- name: FirstReviewOf :one
-SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at, model_agreement FROM review_items WHERE image_id = $1 AND kind = 'first'
+SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at, model_agreement, campaign_id FROM review_items WHERE image_id = $1 AND kind = 'first'
 `
 
 func (q *Queries) FirstReviewOf(ctx context.Context, db DBTX, imageID uuid.UUID) (ReviewItem, error) {
@@ -233,6 +233,7 @@ func (q *Queries) FirstReviewOf(ctx context.Context, db DBTX, imageID uuid.UUID)
 		&i.CreatedAt,
 		&i.LeasedAt,
 		&i.ModelAgreement,
+		&i.CampaignID,
 	)
 	return i, err
 }
@@ -323,7 +324,7 @@ func (q *Queries) ReviewFinish(ctx context.Context, db DBTX, arg ReviewFinishPar
 }
 
 const reviewGet = `-- name: ReviewGet :one
-SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at, model_agreement FROM review_items WHERE id = $1
+SELECT id, image_id, kind, confidence, leased_by, lease_expires_at, excluded_user, done_by, done_at, time_spent_ms, agreement, flagged, created_at, leased_at, model_agreement, campaign_id FROM review_items WHERE id = $1
 `
 
 func (q *Queries) ReviewGet(ctx context.Context, db DBTX, id uuid.UUID) (ReviewItem, error) {
@@ -345,12 +346,13 @@ func (q *Queries) ReviewGet(ctx context.Context, db DBTX, id uuid.UUID) (ReviewI
 		&i.CreatedAt,
 		&i.LeasedAt,
 		&i.ModelAgreement,
+		&i.CampaignID,
 	)
 	return i, err
 }
 
 const reviewGetForUpdate = `-- name: ReviewGetForUpdate :one
-SELECT review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at, review_items.model_agreement, coalesce(lease_expires_at > now(), false)::boolean AS lease_live
+SELECT review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at, review_items.model_agreement, review_items.campaign_id, coalesce(lease_expires_at > now(), false)::boolean AS lease_live
 FROM review_items WHERE id = $1 FOR UPDATE
 `
 
@@ -370,6 +372,7 @@ type ReviewGetForUpdateRow struct {
 	CreatedAt      time.Time
 	LeasedAt       *time.Time
 	ModelAgreement *float32
+	CampaignID     *uuid.UUID
 	LeaseLive      bool
 }
 
@@ -393,49 +396,61 @@ func (q *Queries) ReviewGetForUpdate(ctx context.Context, db DBTX, id uuid.UUID)
 		&i.CreatedAt,
 		&i.LeasedAt,
 		&i.ModelAgreement,
+		&i.CampaignID,
 		&i.LeaseLive,
 	)
 	return i, err
 }
 
-const reviewLease = `-- name: ReviewLease :one
-WITH pick AS (
-    SELECT r.id AS picked_id
-    FROM review_items r
-    JOIN images i ON i.id = r.image_id
-    LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.closes_at > now()
-    WHERE r.done_at IS NULL
-      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
-      AND (r.excluded_user IS NULL OR r.excluded_user <> $1::uuid)
-      AND ($3::uuid IS NULL OR EXISTS (
-            SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = $3::uuid))
-      AND ($4::uuid IS NULL OR i.campaign_id = $4::uuid)
-    ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, coalesce(r.model_agreement, 1) ASC, r.confidence ASC NULLS LAST, r.created_at, r.id
+const reviewLeaseCampaign = `-- name: ReviewLeaseCampaign :one
+WITH heads AS (
+    SELECT h.id, c.priority, h.agreement, h.confidence, h.created_at
+    FROM campaigns c
+    CROSS JOIN LATERAL (
+        SELECT r.id, coalesce(r.model_agreement, 1) AS agreement, r.confidence, r.created_at
+        FROM review_items r
+        WHERE r.campaign_id = c.id AND r.done_at IS NULL
+          AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
+          AND (r.excluded_user IS NULL OR r.excluded_user <> $1::uuid)
+          AND ($3::uuid IS NULL OR EXISTS (
+                SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = $3::uuid))
+        ORDER BY coalesce(r.model_agreement, 1), r.confidence NULLS LAST, r.created_at, r.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    ) h
+    WHERE c.closes_at > now()
+      AND ($4::uuid IS NULL OR c.id = $4::uuid)
+), pick AS (
+    SELECT heads.id FROM heads
+    ORDER BY heads.priority DESC, heads.agreement, heads.confidence NULLS LAST, heads.created_at, heads.id
     LIMIT 1
-    FOR UPDATE OF r SKIP LOCKED
 )
 UPDATE review_items SET leased_by = $1::uuid, leased_at = now(),
     lease_expires_at = now() + make_interval(secs => $2::float8)
 FROM pick
-WHERE review_items.id = pick.picked_id
-RETURNING review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at, review_items.model_agreement
+WHERE review_items.id = pick.id
+RETURNING review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at, review_items.model_agreement, review_items.campaign_id
 `
 
-type ReviewLeaseParams struct {
+type ReviewLeaseCampaignParams struct {
 	Reviewer     uuid.UUID
 	LeaseSeconds float64
 	LabelID      *uuid.UUID
 	CampaignID   *uuid.UUID
 }
 
-// Leases the next item to one reviewer: items of open campaigns first (by
-// the campaign's priority), then by committee: the images where the models
+// Leases the next item of an open campaign to one reviewer. The queue
+// serves open campaigns first, by priority, and within them (and among
+// campaigns of equal priority) by committee: the images where the models
 // agree least first (model_agreement; an image with one model counts as
-// agreeing, 1), and among equals the least confident proposals first.
-// SKIP LOCKED hands every item to one reviewer only, however many ask at
-// once; an item whose lease expired is free again.
-func (q *Queries) ReviewLease(ctx context.Context, db DBTX, arg ReviewLeaseParams) (ReviewItem, error) {
-	row := db.QueryRow(ctx, reviewLease,
+// agreeing, 1), and among equals the least confident proposals first. Each
+// open campaign's head is read from review_items_campaign_queue_idx, so a
+// lease sorts one row per campaign, never the queue. SKIP LOCKED hands
+// every item to one reviewer only, however many ask at once (a head locked
+// here and not picked is skipped by others only while this runs); an item
+// whose lease expired is free again. None: ReviewLeaseRest.
+func (q *Queries) ReviewLeaseCampaign(ctx context.Context, db DBTX, arg ReviewLeaseCampaignParams) (ReviewItem, error) {
+	row := db.QueryRow(ctx, reviewLeaseCampaign,
 		arg.Reviewer,
 		arg.LeaseSeconds,
 		arg.LabelID,
@@ -458,6 +473,67 @@ func (q *Queries) ReviewLease(ctx context.Context, db DBTX, arg ReviewLeaseParam
 		&i.CreatedAt,
 		&i.LeasedAt,
 		&i.ModelAgreement,
+		&i.CampaignID,
+	)
+	return i, err
+}
+
+const reviewLeaseRest = `-- name: ReviewLeaseRest :one
+WITH pick AS (
+    SELECT r.id AS picked_id
+    FROM review_items r
+    WHERE r.done_at IS NULL
+      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
+      AND (r.excluded_user IS NULL OR r.excluded_user <> $1::uuid)
+      AND (r.campaign_id IS NULL OR r.campaign_id NOT IN (SELECT c.id FROM campaigns c WHERE c.closes_at > now()))
+      AND ($3::uuid IS NULL OR EXISTS (
+            SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = $3::uuid))
+      AND ($4::uuid IS NULL OR r.campaign_id = $4::uuid)
+    ORDER BY coalesce(r.model_agreement, 1), r.confidence NULLS LAST, r.created_at, r.id
+    LIMIT 1
+    FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE review_items SET leased_by = $1::uuid, leased_at = now(),
+    lease_expires_at = now() + make_interval(secs => $2::float8)
+FROM pick
+WHERE review_items.id = pick.picked_id
+RETURNING review_items.id, review_items.image_id, review_items.kind, review_items.confidence, review_items.leased_by, review_items.lease_expires_at, review_items.excluded_user, review_items.done_by, review_items.done_at, review_items.time_spent_ms, review_items.agreement, review_items.flagged, review_items.created_at, review_items.leased_at, review_items.model_agreement, review_items.campaign_id
+`
+
+type ReviewLeaseRestParams struct {
+	Reviewer     uuid.UUID
+	LeaseSeconds float64
+	LabelID      *uuid.UUID
+	CampaignID   *uuid.UUID
+}
+
+// Leases the next item outside open campaigns (ReviewLeaseCampaign found
+// none), in the committee order, read from review_items_committee_idx.
+func (q *Queries) ReviewLeaseRest(ctx context.Context, db DBTX, arg ReviewLeaseRestParams) (ReviewItem, error) {
+	row := db.QueryRow(ctx, reviewLeaseRest,
+		arg.Reviewer,
+		arg.LeaseSeconds,
+		arg.LabelID,
+		arg.CampaignID,
+	)
+	var i ReviewItem
+	err := row.Scan(
+		&i.ID,
+		&i.ImageID,
+		&i.Kind,
+		&i.Confidence,
+		&i.LeasedBy,
+		&i.LeaseExpiresAt,
+		&i.ExcludedUser,
+		&i.DoneBy,
+		&i.DoneAt,
+		&i.TimeSpentMs,
+		&i.Agreement,
+		&i.Flagged,
+		&i.CreatedAt,
+		&i.LeasedAt,
+		&i.ModelAgreement,
+		&i.CampaignID,
 	)
 	return i, err
 }
@@ -551,34 +627,87 @@ func (q *Queries) ReviewRenew(ctx context.Context, db DBTX, arg ReviewRenewParam
 	return lease_expires_at, err
 }
 
-const reviewUpcoming = `-- name: ReviewUpcoming :many
+const reviewUpcomingCampaign = `-- name: ReviewUpcomingCampaign :many
+SELECT h.image_id
+FROM campaigns c
+CROSS JOIN LATERAL (
+    SELECT r.id, r.image_id, coalesce(r.model_agreement, 1) AS agreement, r.confidence, r.created_at
+    FROM review_items r
+    WHERE r.campaign_id = c.id AND r.done_at IS NULL
+      AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
+      AND (r.excluded_user IS NULL OR r.excluded_user <> $1::uuid)
+      AND ($2::uuid IS NULL OR EXISTS (
+            SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = $2::uuid))
+    ORDER BY coalesce(r.model_agreement, 1), r.confidence NULLS LAST, r.created_at, r.id
+    LIMIT $3
+) h
+WHERE c.closes_at > now()
+  AND ($4::uuid IS NULL OR c.id = $4::uuid)
+ORDER BY c.priority DESC, h.agreement, h.confidence NULLS LAST, h.created_at, h.id
+LIMIT $3
+`
+
+type ReviewUpcomingCampaignParams struct {
+	Reviewer   uuid.UUID
+	LabelID    *uuid.UUID
+	N          int32
+	CampaignID *uuid.UUID
+}
+
+// The images of the items of open campaigns ReviewLeaseCampaign would hand
+// reviewer next, in its order, without leasing them: the hub prepares them
+// for prompts while the reviewer works on the one leased, so the first
+// click on the next waits for nothing. Items others lease meanwhile are
+// prepared all the same. Fewer than n: ReviewUpcomingRest.
+func (q *Queries) ReviewUpcomingCampaign(ctx context.Context, db DBTX, arg ReviewUpcomingCampaignParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, reviewUpcomingCampaign,
+		arg.Reviewer,
+		arg.LabelID,
+		arg.N,
+		arg.CampaignID,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var image_id uuid.UUID
+		if err := rows.Scan(&image_id); err != nil {
+			return nil, err
+		}
+		items = append(items, image_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const reviewUpcomingRest = `-- name: ReviewUpcomingRest :many
 SELECT r.image_id
 FROM review_items r
-JOIN images i ON i.id = r.image_id
-LEFT JOIN campaigns c ON c.id = i.campaign_id AND c.closes_at > now()
 WHERE r.done_at IS NULL
   AND (r.lease_expires_at IS NULL OR r.lease_expires_at <= now())
   AND (r.excluded_user IS NULL OR r.excluded_user <> $1::uuid)
+  AND (r.campaign_id IS NULL OR r.campaign_id NOT IN (SELECT c.id FROM campaigns c WHERE c.closes_at > now()))
   AND ($2::uuid IS NULL OR EXISTS (
         SELECT 1 FROM image_labels il WHERE il.image_id = r.image_id AND il.label_id = $2::uuid))
-  AND ($3::uuid IS NULL OR i.campaign_id = $3::uuid)
-ORDER BY (c.id IS NOT NULL) DESC, c.priority DESC NULLS LAST, coalesce(r.model_agreement, 1) ASC, r.confidence ASC NULLS LAST, r.created_at, r.id
+  AND ($3::uuid IS NULL OR r.campaign_id = $3::uuid)
+ORDER BY coalesce(r.model_agreement, 1), r.confidence NULLS LAST, r.created_at, r.id
 LIMIT $4
 `
 
-type ReviewUpcomingParams struct {
+type ReviewUpcomingRestParams struct {
 	Reviewer   uuid.UUID
 	LabelID    *uuid.UUID
 	CampaignID *uuid.UUID
 	N          int32
 }
 
-// The images of the items ReviewLease would hand reviewer next, in its
-// order, without leasing them: the hub prepares them for prompts while the
-// reviewer works on the one leased, so the first click on the next waits
-// for nothing. Items others lease meanwhile are prepared all the same.
-func (q *Queries) ReviewUpcoming(ctx context.Context, db DBTX, arg ReviewUpcomingParams) ([]uuid.UUID, error) {
-	rows, err := db.Query(ctx, reviewUpcoming,
+// The same for the items outside open campaigns (ReviewLeaseRest's order).
+func (q *Queries) ReviewUpcomingRest(ctx context.Context, db DBTX, arg ReviewUpcomingRestParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, reviewUpcomingRest,
 		arg.Reviewer,
 		arg.LabelID,
 		arg.CampaignID,

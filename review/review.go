@@ -61,10 +61,17 @@ type Filter struct {
 }
 
 // Next leases the next item to reviewer; ok is false when nothing waits.
+// Open campaigns come first (ReviewLeaseCampaign), then the rest of the
+// queue; each is one statement reading its heads from an index.
 func (s *Service) Next(ctx context.Context, reviewer uuid.UUID, f Filter) (queries.ReviewItem, bool, error) {
-	item, err := s.q.ReviewLease(ctx, s.pool, queries.ReviewLeaseParams{
+	item, err := s.q.ReviewLeaseCampaign(ctx, s.pool, queries.ReviewLeaseCampaignParams{
 		Reviewer: reviewer, LeaseSeconds: s.set.Lease.Seconds(), LabelID: f.LabelID, CampaignID: f.CampaignID,
 	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		item, err = s.q.ReviewLeaseRest(ctx, s.pool, queries.ReviewLeaseRestParams{
+			Reviewer: reviewer, LeaseSeconds: s.set.Lease.Seconds(), LabelID: f.LabelID, CampaignID: f.CampaignID,
+		})
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return queries.ReviewItem{}, false, nil
 	}
@@ -77,11 +84,20 @@ func (s *Service) Next(ctx context.Context, reviewer uuid.UUID, f Filter) (queri
 // Upcoming is the images of the n items Next would lease reviewer after
 // the one they hold, in its order (others may lease them first).
 func (s *Service) Upcoming(ctx context.Context, reviewer uuid.UUID, f Filter, n int) ([]uuid.UUID, error) {
-	ids, err := s.q.ReviewUpcoming(ctx, s.pool, queries.ReviewUpcomingParams{
+	ids, err := s.q.ReviewUpcomingCampaign(ctx, s.pool, queries.ReviewUpcomingCampaignParams{
 		Reviewer: reviewer, LabelID: f.LabelID, CampaignID: f.CampaignID, N: int32(n),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error reading the next review items: %w", err)
+	}
+	if len(ids) < n {
+		rest, err := s.q.ReviewUpcomingRest(ctx, s.pool, queries.ReviewUpcomingRestParams{
+			Reviewer: reviewer, LabelID: f.LabelID, CampaignID: f.CampaignID, N: int32(n - len(ids)),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("error reading the next review items: %w", err)
+		}
+		ids = append(ids, rest...)
 	}
 	return ids, nil
 }
