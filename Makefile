@@ -232,6 +232,7 @@ BENCHES := \
 	./jobs/:BenchmarkNearDuplicateQuality:1x \
 	./jobs/:BenchmarkDispatch:1x \
 	./jobs/:BenchmarkDispatchBatched:1x \
+	./jobs/:BenchmarkDispatchBatchedOneRequest:1x \
 	./jobs/:BenchmarkRiverNoop:1x \
 	./app/:BenchmarkReviewBrushFrame:1x \
 	./app/:BenchmarkReviewClickToMask:1x \

@@ -78,9 +78,15 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	// a client that has read the whole answer may send its next request at
 	// once, before this handler returns, and must find the slot free. The
 	// defer covers the paths that answer nothing (the client went away).
-	admitted := time.Now()
+	// Busy time counts from when the inference starts executing: at
+	// admission, or once an instance is free.
+	started := time.Now()
+	executing := false
 	release := sync.OnceFunc(func() {
-		s.busyNanos.Add(int64(time.Since(admitted)))
+		s.busyNanos.Add(int64(time.Since(started)))
+		if executing {
+			<-s.instances
+		}
 		s.release()
 	})
 	defer release()
@@ -112,6 +118,14 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ctx := r.Context()
+	if s.instances != nil {
+		select {
+		case s.instances <- struct{}{}:
+			executing, started = true, time.Now()
+		case <-ctx.Done():
+			return
+		}
+	}
 	f := s.draw()
 	if !sleep(ctx, s.cfg.SimulateLatency) {
 		return

@@ -45,7 +45,10 @@
 // Simulation (Config): SimulateLatency is added to every inference;
 // Capacity bounds the inferences in flight (one counts from when its body
 // is read until its answer starts), and a request beyond it is answered 503
-// with Retry-After: 1 as soon as its body is read; FailRate answers 500;
+// with Retry-After: 1 as soon as its body is read; Instances bounds the
+// inferences executing at once, as a Triton model's instance group does,
+// and the admitted ones beyond it wait their turn (a server's queue, which
+// is what keeps a GPU busy between one client's requests); FailRate answers 500;
 // TimeoutRate holds the request without answering until the client gives up
 // (or Hang passes, then 504); MalformedRate answers 200 with a body that
 // breaks the convention in one of the ways of Malformations.
@@ -101,6 +104,7 @@ type Config struct {
 	// costs this machine nothing, for benchmarks of the hub.
 	Synthetic     bool
 	Capacity      int           // inferences in flight; 0 is unbounded
+	Instances     int           // inferences executing at once; 0: every admitted one
 	FailRate      float64       // share of requests answered 500
 	TimeoutRate   float64       // share of requests never answered in time
 	Hang          time.Duration // how long a timed-out request is held; default 2 minutes
@@ -148,6 +152,8 @@ type Server struct {
 	malformed, badRequests                      atomic.Int64
 	images, largestBatch                        atomic.Int64
 	busyNanos                                   atomic.Int64
+	// instances holds a token per inference executing, when bounded.
+	instances chan struct{}
 }
 
 // New makes a Server.
@@ -181,6 +187,9 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, rng: rand.New(rand.NewPCG(cfg.Seed, 0x1a9e)),
 		cache: newPrepCache(cfg.PreparedImages), loaded: map[[2]string]*regionmodel.Model{}}
+	if cfg.Instances > 0 {
+		s.instances = make(chan struct{}, cfg.Instances)
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -337,9 +346,10 @@ type Stats struct {
 	PeakInFlight int64 `json:"peak_in_flight"` // most inferences ever served at once
 	Images       int64 `json:"images"`         // images in the requests that were decoded
 	LargestBatch int64 `json:"largest_batch"`  // most images in one request
-	// BusyMS sums, over admitted inference requests, the time from
-	// admission to the first byte of the answer: a benchmark divides it by
-	// its wall time to tell the worker's own service time from the hub's
+	// BusyMS sums, over admitted inference requests, the time from the
+	// start of execution (admission, or with Instances the moment one is
+	// free) to the first byte of the answer: a benchmark divides it by its
+	// wall time to tell the worker's own service time from the hub's
 	// hand-over between requests.
 	BusyMS float64 `json:"busy_ms"`
 }

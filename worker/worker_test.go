@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -314,4 +315,46 @@ func TestSlotFreedBeforeAnswer(t *testing.T) {
 			require.Zero(t, st.InFlight, "the last answer is read, so its slot is free")
 		})
 	}
+}
+
+// TestInstancesQueue: with one instance and room for three requests, three
+// sent at once are all admitted and executed one after another (a server's
+// queue, not 503s), a fourth is refused, and the busy time counts the
+// executions only, not the waits.
+func TestInstancesQueue(t *testing.T) {
+	t.Parallel()
+	const latency = 100 * time.Millisecond
+	b := setup(t, worker.Config{Synthetic: true, SimulateLatency: latency, Capacity: 3, Instances: 1})
+	img := segmenttest.NewPhoto(64, 48, 1, 80).JPEG
+	var mu sync.Mutex
+	var done []time.Time
+	var statuses []int
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 4 {
+		if i == 3 {
+			// The fourth once the first three are in.
+			require.Eventually(t, func() bool { return b.worker.Stats().InFlight == 3 }, 5*time.Second, time.Millisecond)
+		}
+		wg.Go(func() {
+			status, _, _ := b.infer(t, inferPath, imageRequest(fmt.Sprint(i), img), true)
+			mu.Lock()
+			defer mu.Unlock()
+			statuses = append(statuses, status)
+			if status == http.StatusOK {
+				done = append(done, time.Now())
+			}
+		})
+	}
+	wg.Wait()
+	require.ElementsMatch(t, []int{200, 200, 200, http.StatusServiceUnavailable}, statuses)
+	require.Len(t, done, 3)
+	slices.SortFunc(done, func(a, b time.Time) int { return a.Compare(b) })
+	require.GreaterOrEqual(t, done[2].Sub(start), 3*latency, "one instance: the three run one after another")
+	require.GreaterOrEqual(t, done[2].Sub(done[0]), 2*latency-10*time.Millisecond)
+	st := b.worker.Stats()
+	require.Equal(t, int64(3), st.Succeeded)
+	require.Equal(t, int64(1), st.Busy)
+	require.GreaterOrEqual(t, st.BusyMS, 3*float64(latency.Milliseconds()))
+	require.Less(t, st.BusyMS, 4.5*float64(latency.Milliseconds()), "waiting for the instance is not busy time (with it: about 6 latencies)")
 }

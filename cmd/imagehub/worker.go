@@ -42,6 +42,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	model := fset.String("model", "imagehub-segmenter", "name of the served model (with --onnx: default the file's name without .onnx)")
 	version := fset.String("version", "1", "version of the served model")
 	capacity := fset.Int("capacity", 0, "inferences in flight; more are answered 503 (0: unbounded)")
+	instances := fset.Int("instances", 0, "inferences executing at once, like a Triton instance group's count; admitted ones beyond wait their turn (0: all admitted)")
 	shutdownTimeout := fset.Duration("shutdown-timeout", 30*time.Second, "how long Ctrl-C/SIGTERM waits for inferences in flight")
 
 	onnxPath := fset.String("onnx", "", "serve this ONNX model file with ONNX Runtime (ONNXRUNTIME_LIB, else `make onnxruntime`'s .bin/onnxruntime/) instead of the built-in segmenter")
@@ -79,7 +80,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 	set := map[string]bool{}
 	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	onnxOnly := []string{"layout", "labels", "threads", "onnx-decoder"}
-	segmenterOnly := []string{"dense-masks", "simulate-latency", "synthetic", "fail-rate", "timeout-rate", "malformed-rate", "hang", "seed"}
+	segmenterOnly := []string{"dense-masks", "simulate-latency", "synthetic", "fail-rate", "timeout-rate", "malformed-rate", "hang", "seed", "instances"}
 	if *modelFile != "" && *onnxPath != "" {
 		return bad("--model-file and --onnx name two models; give one")
 	}
@@ -124,6 +125,8 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		return bad("--version %q: a version is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", *version)
 	case *capacity < 0:
 		return bad("--capacity %d: must be 0 (unbounded) or more", *capacity)
+	case *instances < 0:
+		return bad("--instances %d: must be 0 (every admitted inference) or more", *instances)
 	case *maxBatch < 1:
 		return bad("--max-batch %d: must be at least 1", *maxBatch)
 	case *latency < 0:
@@ -233,7 +236,7 @@ func workerCmd(ctx context.Context, args []string, getenv func(string) string, s
 		w := worker.New(worker.Config{
 			RegionModel: rm, InteractiveModel: *interactiveModel,
 			Model: *model, Version: *version, DenseMasks: *dense, Logger: logger,
-			SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, FailRate: *failRate,
+			SimulateLatency: *latency, Synthetic: *synthetic, Capacity: *capacity, Instances: *instances, FailRate: *failRate,
 			TimeoutRate: *timeoutRate, Hang: *hang, MalformedRate: *malformedRate, Seed: *seed,
 			MaxBatch: *maxBatch, FailBatches: *failBatches,
 		})

@@ -163,6 +163,8 @@ func TestWorkerCommandRefusesBadFlags(t *testing.T) {
 		{[]string{"--timeout-rate", "-0.1"}, "--timeout-rate -0.1: must be between 0 and 1"},
 		{[]string{"--malformed-rate", "NaN"}, "--malformed-rate NaN: must be between 0 and 1"},
 		{[]string{"--capacity", "-1"}, "--capacity -1: must be 0 (unbounded) or more"},
+		{[]string{"--instances", "-2"}, "--instances -2: must be 0 (every admitted inference) or more"},
+		{[]string{"--onnx", "m.onnx", "--layout", "yolo-seg", "--instances", "1"}, "--instances is for the built-in segmenter"},
 		{[]string{"--max-batch", "0"}, "--max-batch 0: must be at least 1"},
 		{[]string{"--simulate-latency", "soon"}, "-simulate-latency"},
 		{[]string{"--model", "a/b"}, `--model "a/b"`},

@@ -49,6 +49,8 @@ var goals = []goal{
 	{bench: "Dispatch", unit: "img/s", peer: "ideal-img/s", want: 0.95},
 	{bench: "Dispatch", unit: "img/s", peer: "RiverNoop:jobs/s"},
 	{bench: "DispatchBatched", unit: "img/s", peer: "ideal-img/s", want: 0.95},
+	// One request at a time per worker: what the hand-over costs (no goal).
+	{bench: "DispatchBatchedOneRequest", unit: "img/s", peer: "ideal-img/s"},
 	{bench: "ReviewBrushFrame", unit: "p95-ms/frame", limit: 16, want: 1, lower: true},
 	{bench: "ReviewClickToMask", unit: "p95-ms/click", limit: 100, want: 1, lower: true},
 	{bench: "ReviewClickToMask", unit: "first-ms", peer: "p50-ms/click", want: 1.2, lower: true},
