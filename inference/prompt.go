@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
 	"github.com/deepimageshub/imagehub/prompt"
@@ -62,6 +63,9 @@ func (c *Client) Prompt(ctx context.Context, ep Endpoint, p Prompt, want Expect)
 	}
 	if want.Height <= 0 || want.Width <= 0 {
 		return Answer{}, fmt.Errorf("inference: image size %d×%d is not valid", want.Width, want.Height)
+	}
+	if ep.Layout.Kind == layout.SAM {
+		return c.samPrompt(ctx, ep, p, want)
 	}
 	u, err := modelURL(ep.Base, ep.Model, ep.Version, "/infer")
 	if err != nil {
@@ -239,8 +243,13 @@ func CheckEmbed(meta *oip.ModelMetadata) []Problem {
 }
 
 // Embed sends an image to the embed model at ep and returns its embedding
-// and the embedding's shape.
+// and the embedding's shape. For a sam encoder (ep.Layout) the hub makes
+// the encoder's input itself and prefixes its answer with the image's
+// height and width, as imagehub worker --layout sam does.
 func (c *Client) Embed(ctx context.Context, ep Endpoint, image []byte) ([]float32, []int64, error) {
+	if ep.Layout.Kind == layout.SAM {
+		return c.samEmbed(ctx, ep, image)
+	}
 	u, err := modelURL(ep.Base, ep.Model, ep.Version, "/infer")
 	if err != nil {
 		return nil, nil, err

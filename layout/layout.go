@@ -40,10 +40,13 @@ const (
 	// fetches the image from a signed URL and answers with brush or
 	// polygon regions (package labelstudio).
 	LabelStudio Kind = "label-studio"
+	// SAM (sam.go) is for the two models of a Segment Anything pair, the
+	// embed model (its encoder) and the interactive model (its decoder),
+	// not for segmentation.
 )
 
 // Kinds lists the layouts, the default first.
-var Kinds = []Kind{ImageHub, YOLOSeg, MaskRCNN, LabelStudio}
+var Kinds = []Kind{ImageHub, YOLOSeg, MaskRCNN, LabelStudio, SAM}
 
 // The label tags of a label-studio model's generated labeling config.
 const (
@@ -166,7 +169,7 @@ func (p Params) validate(needLabels bool) error {
 		known = known || p.Kind == k
 	}
 	if !known {
-		return bad("layout", `The layout is "imagehub" (the hub's convention), "yolo-seg" (an Ultralytics -seg ONNX export), "maskrcnn" (a torchvision Mask R-CNN ONNX export) or "label-studio" (a Label Studio ML backend).`)
+		return bad("layout", `The layout is "imagehub" (the hub's convention), "yolo-seg" (an Ultralytics -seg ONNX export), "maskrcnn" (a torchvision Mask R-CNN ONNX export), "label-studio" (a Label Studio ML backend) or "sam" (a Segment Anything encoder or decoder served with its own tensors).`)
 	}
 	switch {
 	case p.Kind == LabelStudio && p.LabelTag != TagBrush && p.LabelTag != TagPolygon:
@@ -188,9 +191,11 @@ func (p Params) validate(needLabels bool) error {
 		return bad("input_size", "The input size is %d to %d pixels.", MinInputSize, MaxInputSize)
 	case p.Kind == YOLOSeg && p.InputSize%32 != 0:
 		return bad("input_size", "A yolo-seg input side is a multiple of 32, such as 640.")
+	case p.Kind == SAM && len(p.Labels) > 0:
+		return bad("labels", "A sam model has no classes: leave labels out.")
 	case len(p.Labels) > MaxLabels:
 		return bad("labels", "At most %d labels.", MaxLabels)
-	case needLabels && p.Kind != ImageHub && len(p.Labels) == 0:
+	case needLabels && p.Kind != ImageHub && p.Kind != SAM && len(p.Labels) == 0:
 		return bad("labels", "A %s model returns class numbers: give its class names, in the model's output order.", p.Kind)
 	}
 	seen := make(map[string]bool, len(p.Labels))

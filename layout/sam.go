@@ -64,6 +64,15 @@ const (
 	SAMIoU          = "iou_predictions"
 )
 
+// SAMEmbeddingShape is image_embeddings' shape in every SAM release
+// (ViT-B, -L, -H, MobileSAM): the hub's side of a sam pair sends it so.
+var SAMEmbeddingShape = []int64{1, 256, SAMSide / 16, SAMSide / 16}
+
+// SAMHeader is the number of values ahead of image_embeddings in a kept
+// SAM embedding (the prompt protocol's EMBEDDING): the image's height and
+// width, which the decoder needs and the hub sends back as it stored them.
+const SAMHeader = 2
+
 // SAMDecoderRanks are the decoder's inputs with their ranks, in the
 // export's order; all are FP32.
 var SAMDecoderRanks = []struct {
@@ -218,12 +227,13 @@ func DecodeSAM(logits []float32, mshape []int64, ious []float32, h, w int) ([]ma
 }
 
 // SAMDecoderTensors are the decoder's six input tensors by name: emb, the
-// encoder's image_embeddings as little-endian FP32 bytes of shape embShape
-// (passed on as they are, not converted), and the prompt's inputs di.
-func SAMDecoderTensors(emb []byte, embShape []int64, di SAMDecoderInput) map[string]oip.Tensor {
+// encoder's image_embeddings (passed on as it is, not converted), and the
+// prompt's inputs di.
+func SAMDecoderTensors(emb oip.Tensor, di SAMDecoderInput) map[string]oip.Tensor {
 	n := int64(di.N())
+	emb.Name = SAMEmbeddings
 	return map[string]oip.Tensor{
-		SAMEmbeddings:   {Name: SAMEmbeddings, Datatype: oip.FP32, Shape: embShape, Raw: emb},
+		SAMEmbeddings:   emb,
 		SAMPointCoords:  oip.FP32Tensor(SAMPointCoords, []int64{1, n, 2}, di.PointCoords),
 		SAMPointLabels:  oip.FP32Tensor(SAMPointLabels, []int64{1, n}, di.PointLabels),
 		SAMMaskInput:    oip.FP32Tensor(SAMMaskInput, []int64{1, 1, SAMMaskSide, SAMMaskSide}, di.MaskInput),

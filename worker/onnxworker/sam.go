@@ -58,9 +58,7 @@ const LayoutSAM = string(layout.SAM)
 const (
 	samSide     = layout.SAMSide
 	samMaskSide = layout.SAMMaskSide
-	// samHeader is the number of values ahead of the encoder's tensor in
-	// EMBEDDING: height, width.
-	samHeader = 2
+	samHeader   = layout.SAMHeader
 
 	samEmbeddings   = layout.SAMEmbeddings
 	samPointCoords  = layout.SAMPointCoords
@@ -431,7 +429,7 @@ func (s *SAMServer) prompt(req *oip.InferRequest) ([]oip.Tensor, error) {
 		sp.Points = append(sp.Points, layout.SAMPoint{X: pt.X, Y: pt.Y, Object: pt.Object})
 	}
 	di := layout.SAMDecoderInputs(sp)
-	byName := layout.SAMDecoderTensors(et.Raw[4*samHeader:], s.embShape, di)
+	byName := layout.SAMDecoderTensors(oip.Tensor{Datatype: oip.FP32, Shape: s.embShape, Raw: et.Raw[4*samHeader:]}, di)
 	ins := make([]oip.Tensor, 0, len(byName))
 	for _, d := range s.dec.Inputs() {
 		ins = append(ins, byName[d.Name])
