@@ -101,13 +101,7 @@ func (c *Client) Prompt(ctx context.Context, ep Endpoint, p Prompt, want Expect)
 		}
 		req.Inputs = append(req.Inputs, oip.BytesTensor(TensorMaskInput, b))
 	}
-	for _, name := range []string{TensorMasks, TensorScores} {
-		o := oip.RequestedOutput{Name: name}
-		if ep.Binary {
-			o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
-		}
-		req.Outputs = append(req.Outputs, o)
-	}
+	req.Outputs = requestOutputs(ep, TensorMasks, TensorScores)
 	ans, status, err := c.infer(ctx, ep, u, req)
 	if err != nil {
 		return Answer{}, err
@@ -255,11 +249,7 @@ func (c *Client) Embed(ctx context.Context, ep Endpoint, image []byte) ([]float3
 		return nil, nil, err
 	}
 	id := rand.Text()
-	o := oip.RequestedOutput{Name: TensorEmbedding}
-	if ep.Binary {
-		o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
-	}
-	req := &oip.InferRequest{ID: id, Inputs: []oip.Tensor{oip.BytesTensor(TensorImage, image)}, Outputs: []oip.RequestedOutput{o}}
+	req := &oip.InferRequest{ID: id, Inputs: []oip.Tensor{oip.BytesTensor(TensorImage, image)}, Outputs: requestOutputs(ep, TensorEmbedding)}
 	ans, status, err := c.infer(ctx, ep, u, req)
 	if err != nil {
 		return nil, nil, err

@@ -39,15 +39,11 @@ func (c *Client) samEmbed(ctx context.Context, ep Endpoint, data []byte) ([]floa
 		return nil, nil, fmt.Errorf("inference: error decoding the image: %w", err)
 	}
 	id := rand.Text()
-	o := oip.RequestedOutput{Name: layout.SAMEmbeddings}
-	if ep.Binary {
-		o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
-	}
 	in := ep.Layout.Input
 	if in == "" {
 		in = "image"
 	}
-	req := &oip.InferRequest{ID: id, Inputs: []oip.Tensor{oip.FP32Tensor(in, []int64{1, 3, layout.SAMSide, layout.SAMSide}, layout.SAMInput(img))}, Outputs: []oip.RequestedOutput{o}}
+	req := &oip.InferRequest{ID: id, Inputs: []oip.Tensor{oip.FP32Tensor(in, []int64{1, 3, layout.SAMSide, layout.SAMSide}, layout.SAMInput(img))}, Outputs: requestOutputs(ep, layout.SAMEmbeddings)}
 	ans, status, err := c.infer(ctx, ep, u, req)
 	if err != nil {
 		return nil, nil, err
@@ -104,13 +100,7 @@ func (c *Client) samPrompt(ctx context.Context, ep Endpoint, p Prompt, want Expe
 	for _, d := range layout.SAMDecoderRanks {
 		req.Inputs = append(req.Inputs, byName[d.Name])
 	}
-	for _, name := range []string{layout.SAMMasks, layout.SAMIoU} {
-		o := oip.RequestedOutput{Name: name}
-		if ep.Binary {
-			o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
-		}
-		req.Outputs = append(req.Outputs, o)
-	}
+	req.Outputs = requestOutputs(ep, layout.SAMMasks, layout.SAMIoU)
 	ans, status, err := c.infer(ctx, ep, u, req)
 	if err != nil {
 		return Answer{}, err
@@ -151,24 +141,20 @@ func (c *Client) samPrompt(ctx context.Context, ep Endpoint, p Prompt, want Expe
 // [1, 3, 1024, 1024], the pre-processed image, and output image_embeddings
 // FP32 [1, 256, 64, 64]. It returns p with Input, the input's name.
 func CheckSAMEncoder(meta *oip.ModelMetadata, p layout.Params) (layout.Params, []Problem) {
-	var ps []Problem
-	add := func(tensor, format string, args ...any) {
-		ps = append(ps, Problem{Tensor: tensor, Message: fmt.Sprintf(format, args...)})
-	}
 	if meta == nil {
-		add("", "the server sent no model metadata")
-		return p, ps
+		return p, []Problem{noMetadata}
 	}
+	var ps problems
 	want := []int64{1, 3, layout.SAMSide, layout.SAMSide}
 	if len(meta.Inputs) != 1 {
-		add("", "the model takes %d inputs; a sam encoder takes one, the pre-processed image FP32 %s", len(meta.Inputs), shape(want))
+		ps.add("", "the model takes %d inputs; a sam encoder takes one, the pre-processed image FP32 %s", len(meta.Inputs), shape(want))
 	} else if in := meta.Inputs[0]; in.Datatype != oip.FP32 || !fits(in.Shape, want) {
-		add(in.Name, "input %s is %s %s; a sam encoder takes the pre-processed image FP32 %s", in.Name, in.Datatype, shape(in.Shape), shape(want))
+		ps.add(in.Name, "input %s is %s %s; a sam encoder takes the pre-processed image FP32 %s", in.Name, in.Datatype, shape(in.Shape), shape(want))
 	} else {
 		p.Input = in.Name
 	}
 	if t, ok := index(meta.Outputs)[layout.SAMEmbeddings]; !ok || t.Datatype != oip.FP32 || !fits(t.Shape, layout.SAMEmbeddingShape) {
-		add(layout.SAMEmbeddings, "a sam encoder returns %s, FP32 %s", layout.SAMEmbeddings, shape(layout.SAMEmbeddingShape))
+		ps.add(layout.SAMEmbeddings, "a sam encoder returns %s, FP32 %s", layout.SAMEmbeddings, shape(layout.SAMEmbeddingShape))
 	}
 	return p, ps
 }
@@ -180,14 +166,10 @@ func CheckSAMEncoder(meta *oip.ModelMetadata, p layout.Params) (layout.Params, [
 // mask_input [1, 1, 256, 256], has_mask_input [1] and orig_im_size [2], all
 // FP32; outputs masks FP32 [1, M, H, W] and iou_predictions FP32 [1, M].
 func CheckSAMDecoder(meta *oip.ModelMetadata) []Problem {
-	var ps []Problem
-	add := func(tensor, format string, args ...any) {
-		ps = append(ps, Problem{Tensor: tensor, Message: fmt.Sprintf(format, args...)})
-	}
 	if meta == nil {
-		add("", "the server sent no model metadata")
-		return ps
+		return []Problem{noMetadata}
 	}
+	var ps problems
 	shapes := map[string][]int64{
 		layout.SAMEmbeddings:   layout.SAMEmbeddingShape,
 		layout.SAMPointCoords:  {1, -1, 2},
@@ -201,22 +183,22 @@ func CheckSAMDecoder(meta *oip.ModelMetadata) []Problem {
 		t, ok := ins[d.Name]
 		switch {
 		case !ok:
-			add(d.Name, "the model has no input %s: a sam decoder takes %s FP32 %s", d.Name, d.Name, shape(shapes[d.Name]))
+			ps.add(d.Name, "the model has no input %s: a sam decoder takes %s FP32 %s", d.Name, d.Name, shape(shapes[d.Name]))
 		case t.Datatype != oip.FP32 || !fits(t.Shape, shapes[d.Name]):
-			add(d.Name, "input %s is %s %s; a sam decoder takes FP32 %s", d.Name, t.Datatype, shape(t.Shape), shape(shapes[d.Name]))
+			ps.add(d.Name, "input %s is %s %s; a sam decoder takes FP32 %s", d.Name, t.Datatype, shape(t.Shape), shape(shapes[d.Name]))
 		}
 	}
 	for _, t := range meta.Inputs {
 		if _, ok := shapes[t.Name]; !ok {
-			add(t.Name, "the model needs input %q, which a sam decoder does not take", t.Name)
+			ps.add(t.Name, "the model needs input %q, which a sam decoder does not take", t.Name)
 		}
 	}
 	outs := index(meta.Outputs)
 	if t, ok := outs[layout.SAMMasks]; !ok || t.Datatype != oip.FP32 || len(t.Shape) != 4 {
-		add(layout.SAMMasks, "a sam decoder returns %s, FP32 [1, M, H, W] logits at the image's size", layout.SAMMasks)
+		ps.add(layout.SAMMasks, "a sam decoder returns %s, FP32 [1, M, H, W] logits at the image's size", layout.SAMMasks)
 	}
 	if t, ok := outs[layout.SAMIoU]; !ok || t.Datatype != oip.FP32 || len(t.Shape) != 2 {
-		add(layout.SAMIoU, "a sam decoder returns %s, FP32 [1, M], one per mask", layout.SAMIoU)
+		ps.add(layout.SAMIoU, "a sam decoder returns %s, FP32 [1, M], one per mask", layout.SAMIoU)
 	}
 	return ps
 }
@@ -234,3 +216,12 @@ func fits(got, want []int64) bool {
 	}
 	return true
 }
+
+// problems collects the findings of a check.
+type problems []Problem
+
+func (ps *problems) add(tensor, format string, args ...any) {
+	*ps = append(*ps, Problem{Tensor: tensor, Message: fmt.Sprintf(format, args...)})
+}
+
+var noMetadata = Problem{Message: "the server sent no model metadata"}
