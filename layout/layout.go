@@ -3,7 +3,7 @@
 // so that an inference server can run the exported file unchanged
 // (PROTOCOL.md, "Stock layouts"; docs/layouts.md has the full definitions).
 //
-// Two layouts are decoded here:
+// Two segmentation layouts are decoded here:
 //
 //   - yolo-seg, the ONNX export of an Ultralytics YOLOv8/YOLO11 -seg model:
 //     a letterboxed RGB square in, per-anchor boxes, class scores and mask
@@ -11,6 +11,11 @@
 //   - maskrcnn, the ONNX export of torchvision's Mask R-CNN: the RGB image
 //     resized to a long side in, boxes, 1-based labels, scores and
 //     per-instance probability masks at the input's size out (maskrcnn.go).
+//
+// and, for the embed and interactive models of a Segment Anything pair
+// rather than segmentation, sam: the encoder's pre-processed image, the
+// decoder's prompt tensors and its masks (sam.go), shared by the hub and
+// imagehub worker --layout sam.
 //
 // Every function is pure: no I/O, no state, the same answer for the same
 // tensors. The model server is not trusted: every shape is checked against
