@@ -86,14 +86,24 @@ func TestEndToEndSAMOwnTensors(t *testing.T) {
 	// fraction and the frame has padding below the photo.
 	const w, h2 = 600, 400
 	photo := imagingtest.PNG(imagingtest.Photo(w, h2, 4202))
-	id := uploadPhoto(t, srv.base, h.token, "sam.png", photo)
-	waitProposals(t, srv, h.token, id, 90*time.Second, logs)
-
-	// The worker's answers, asked directly.
+	// The worker's answers, asked directly (the embedding while the hub
+	// takes the photo in).
 	client := inference.New(nil)
 	ctx := context.Background()
-	wantEmb, wantShape, err := client.Embed(ctx, inference.Endpoint{Base: ref.base, Model: "sam-encoder"}, photo)
-	require.NoError(t, err)
+	var (
+		wantEmb   []float32
+		wantShape []int64
+		embErr    error
+	)
+	embedded := make(chan struct{})
+	go func() {
+		defer close(embedded)
+		wantEmb, wantShape, embErr = client.Embed(ctx, inference.Endpoint{Base: ref.base, Model: "sam-encoder"}, photo)
+	}()
+	id := uploadPhoto(t, srv.base, h.token, "sam.png", photo)
+	waitProposals(t, srv, h.token, id, 90*time.Second, logs)
+	<-embedded
+	require.NoError(t, embErr)
 	var emb []float32
 	require.Eventually(t, func() bool {
 		emb = storedEmbedding(t, h.vars["DATA_DIR"])
