@@ -169,6 +169,8 @@ func (s *Server) saveModel(ctx context.Context, spec dispatch.Spec) (modelJSON, 
 	if len(check.Unfit) > 0 {
 		what := "the hub's segmentation convention (PROTOCOL.md)"
 		switch {
+		case spec.Layout == string(layout.SAM):
+			what = "a Segment Anything " + spec.Task + " model served with its own tensors (the sam layout, docs/interactive.md)"
 		case spec.Task != dispatch.TaskSegmentation:
 			what = "the hub's prompt protocol for " + spec.Task + " models (docs/interactive.md)"
 		case spec.Layout != string(layout.ImageHub):

@@ -136,8 +136,10 @@ func (s *Spec) Normalize() error {
 		return problem.BadInput("invalid_model", "version", "A version is 1 to 64 letters, digits, '.', '_' or '-'.")
 	case s.Task != TaskSegmentation && s.Task != TaskInteractive && s.Task != TaskEmbed:
 		return problem.BadInput("invalid_model", "task", `The task is "segmentation", "interactive" or "embed".`)
-	case s.Task != TaskSegmentation && s.Layout != "" && s.Layout != string(layout.ImageHub):
-		return problem.BadInput("invalid_model", "layout", "Interactive and embed models follow the hub's prompt protocol (docs/interactive.md); stock layouts are for segmentation models.")
+	case s.Task != TaskSegmentation && s.Layout != "" && s.Layout != string(layout.ImageHub) && s.Layout != string(layout.SAM):
+		return problem.BadInput("invalid_model", "layout", `Interactive and embed models follow the hub's prompt protocol (docs/interactive.md) or are a Segment Anything pair served with its own tensors ("sam"); the other stock layouts are for segmentation models.`)
+	case s.Task == TaskSegmentation && s.Layout == string(layout.SAM):
+		return problem.BadInput("invalid_model", "layout", `The "sam" layout is for the two models of a Segment Anything pair: the encoder with task "embed", the decoder with task "interactive" and embed_model.`)
 	case s.Capacity < 1 || s.Capacity > 1024:
 		return problem.BadInput("invalid_model", "capacity", "Capacity is the requests one endpoint may have in flight: 1 to 1024.")
 	case s.TimeoutMS < 100 || s.TimeoutMS > 600_000:
@@ -256,7 +258,7 @@ func ResolveLabels(s Spec, c Check) error {
 	if p.Kind == "" {
 		p = s.LayoutParams().WithDefaults()
 	}
-	if !p.Stock() || len(p.Labels) > 0 {
+	if !p.Stock() || p.Kind == layout.SAM || len(p.Labels) > 0 {
 		if err := p.Validate(); err != nil {
 			var fe *layout.FieldError
 			if errors.As(err, &fe) && c.FromMetadata {
@@ -316,7 +318,7 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 		c.Binary = c.Binary && srv.HasExtension("binary_tensor_data")
 		c.LabelHints = c.LabelHints && inference.AcceptsLabelHints(meta)
 		lp := s.LayoutParams()
-		if lp.WithDefaults().Stock() && len(s.Labels) == 0 {
+		if lp.WithDefaults().Stock() && lp.Kind != layout.SAM && len(s.Labels) == 0 {
 			// The registration leaves the class names to the model.
 			labels, ok, err := inference.MetadataLabels(meta)
 			switch {
@@ -332,14 +334,22 @@ func Inspect(ctx context.Context, client *inference.Client, s Spec, timeout time
 		for _, p := range inference.CheckBatch(meta, p, s.MaxBatch) {
 			c.BatchUnfit = append(c.BatchUnfit, fmt.Sprintf("%s: %s", base, p.Message))
 		}
-		switch s.Task {
-		case TaskInteractive:
+		switch {
+		case s.Task == TaskInteractive && lp.Kind == layout.SAM:
+			problems = inference.CheckSAMDecoder(meta)
+			c.Embedding = true
+			if s.EmbedModel == "" {
+				c.Unfit = append(c.Unfit, fmt.Sprintf("%s: a sam decoder takes image_embeddings: name the embed model that computes it (embed_model)", base))
+			}
+		case s.Task == TaskEmbed && lp.Kind == layout.SAM:
+			p, problems = inference.CheckSAMEncoder(meta, p)
+		case s.Task == TaskInteractive:
 			problems = inference.CheckInteractive(meta)
 			c.Embedding = inference.TakesEmbedding(meta)
 			if c.Embedding && s.EmbedModel == "" {
 				c.Unfit = append(c.Unfit, fmt.Sprintf("%s: the model takes EMBEDDING: name the embed model that computes it (embed_model)", base))
 			}
-		case TaskEmbed:
+		case s.Task == TaskEmbed:
 			problems = inference.CheckEmbed(meta)
 		}
 		for _, p := range problems {

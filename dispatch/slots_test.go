@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,12 +180,23 @@ func TestSpecNormalize(t *testing.T) {
 		"capacity":   func(s *Spec) { s.Capacity = -1 },
 		"timeout_ms": func(s *Spec) { s.TimeoutMS = 5 },
 		"endpoints":  func(s *Spec) { s.Endpoints = []string{"ftp://x"} },
+		// sam is for a pair's embed and interactive models; the other
+		// stock layouts are for segmentation.
+		"layout":  func(s *Spec) { s.Layout = "sam" },
+		"labels":  func(s *Spec) { s.Task, s.Layout, s.Labels = TaskEmbed, "sam", []string{"cat"} },
+		"layout ": func(s *Spec) { s.Task, s.Layout = TaskEmbed, "yolo-seg" },
 	} {
 		s := ok()
 		mutate(&s)
 		err := s.Normalize()
 		require.Error(t, err, field)
-		require.Contains(t, err.Error(), "("+field+")", field)
+		require.Contains(t, err.Error(), "("+strings.TrimSpace(field)+")", field)
+	}
+	for _, task := range []string{TaskEmbed, TaskInteractive} {
+		s := ok()
+		s.Task, s.Layout = task, "sam"
+		require.NoError(t, s.Normalize(), task)
+		require.Equal(t, "sam", s.Layout)
 	}
 	for _, bad := range []string{"http://user:pw@gpu:8000", "http://gpu:8000/v2", "http://gpu:8000?x=1", "gpu:8000", ""} {
 		s := ok()

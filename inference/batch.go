@@ -67,13 +67,7 @@ func (c *Client) SegmentBatch(ctx context.Context, ep Endpoint, items []Item) ([
 	if len(items) > 1 {
 		names = append(names, "BATCH_INDEX")
 	}
-	for _, name := range names {
-		o := oip.RequestedOutput{Name: name}
-		if ep.Binary {
-			o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
-		}
-		req.Outputs = append(req.Outputs, o)
-	}
+	req.Outputs = requestOutputs(ep, names...)
 	ans, status, err := c.infer(ctx, ep, u, req)
 	if err != nil {
 		return nil, err

@@ -478,3 +478,16 @@ func modelURL(base, model, version, suffix string) (string, error) {
 	}
 	return serverURL(base, p+suffix)
 }
+
+// requestOutputs asks for the named outputs, in binary when ep takes it.
+func requestOutputs(ep Endpoint, names ...string) []oip.RequestedOutput {
+	out := make([]oip.RequestedOutput, 0, len(names))
+	for _, name := range names {
+		o := oip.RequestedOutput{Name: name}
+		if ep.Binary {
+			o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
+		}
+		out = append(out, o)
+	}
+	return out
+}

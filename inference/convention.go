@@ -127,6 +127,11 @@ func CheckLayout(meta *oip.ModelMetadata, p layout.Params) (layout.Params, []Pro
 	if !p.Stock() {
 		return p, CheckConvention(meta)
 	}
+	if p.Kind == layout.SAM {
+		// An embed or interactive model: CheckSAMEncoder and
+		// CheckSAMDecoder check it for its task.
+		return p, nil
+	}
 	var ps []Problem
 	add := func(tensor, format string, args ...any) {
 		ps = append(ps, Problem{Tensor: tensor, Message: fmt.Sprintf(format, args...)})

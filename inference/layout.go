@@ -79,13 +79,7 @@ func (c *Client) segmentLayout(ctx context.Context, ep Endpoint, items []Item) (
 	default:
 		return nil, fmt.Errorf("inference: layout %q is not a stock layout", p.Kind)
 	}
-	for _, name := range outputs {
-		o := oip.RequestedOutput{Name: name}
-		if ep.Binary {
-			o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
-		}
-		req.Outputs = append(req.Outputs, o)
-	}
+	req.Outputs = requestOutputs(ep, outputs...)
 	ans, status, err := c.infer(ctx, ep, u, req)
 	if err != nil {
 		return nil, err

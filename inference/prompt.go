@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
 	"github.com/deepimageshub/imagehub/prompt"
@@ -63,6 +64,9 @@ func (c *Client) Prompt(ctx context.Context, ep Endpoint, p Prompt, want Expect)
 	if want.Height <= 0 || want.Width <= 0 {
 		return Answer{}, fmt.Errorf("inference: image size %d×%d is not valid", want.Width, want.Height)
 	}
+	if ep.Layout.Kind == layout.SAM {
+		return c.samPrompt(ctx, ep, p, want)
+	}
 	u, err := modelURL(ep.Base, ep.Model, ep.Version, "/infer")
 	if err != nil {
 		return Answer{}, err
@@ -97,13 +101,7 @@ func (c *Client) Prompt(ctx context.Context, ep Endpoint, p Prompt, want Expect)
 		}
 		req.Inputs = append(req.Inputs, oip.BytesTensor(TensorMaskInput, b))
 	}
-	for _, name := range []string{TensorMasks, TensorScores} {
-		o := oip.RequestedOutput{Name: name}
-		if ep.Binary {
-			o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
-		}
-		req.Outputs = append(req.Outputs, o)
-	}
+	req.Outputs = requestOutputs(ep, TensorMasks, TensorScores)
 	ans, status, err := c.infer(ctx, ep, u, req)
 	if err != nil {
 		return Answer{}, err
@@ -239,18 +237,19 @@ func CheckEmbed(meta *oip.ModelMetadata) []Problem {
 }
 
 // Embed sends an image to the embed model at ep and returns its embedding
-// and the embedding's shape.
+// and the embedding's shape. For a sam encoder (ep.Layout) the hub makes
+// the encoder's input itself and prefixes its answer with the image's
+// height and width, as imagehub worker --layout sam does.
 func (c *Client) Embed(ctx context.Context, ep Endpoint, image []byte) ([]float32, []int64, error) {
+	if ep.Layout.Kind == layout.SAM {
+		return c.samEmbed(ctx, ep, image)
+	}
 	u, err := modelURL(ep.Base, ep.Model, ep.Version, "/infer")
 	if err != nil {
 		return nil, nil, err
 	}
 	id := rand.Text()
-	o := oip.RequestedOutput{Name: TensorEmbedding}
-	if ep.Binary {
-		o.Parameters = oip.Parameters{oip.ParamBinaryData: true}
-	}
-	req := &oip.InferRequest{ID: id, Inputs: []oip.Tensor{oip.BytesTensor(TensorImage, image)}, Outputs: []oip.RequestedOutput{o}}
+	req := &oip.InferRequest{ID: id, Inputs: []oip.Tensor{oip.BytesTensor(TensorImage, image)}, Outputs: requestOutputs(ep, TensorEmbedding)}
 	ans, status, err := c.infer(ctx, ep, u, req)
 	if err != nil {
 		return nil, nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/oip"
 	"github.com/deepimageshub/imagehub/queries"
 )
@@ -144,7 +145,9 @@ func (e *Embedder) compute(ctx context.Context, m queries.Model, sha []byte, ima
 	}
 	var headers inference.Headers
 	_ = json.Unmarshal(m.Headers, &headers)
-	ep := inference.Endpoint{Base: slot.BaseURL, Model: m.Name, Version: m.Version, Binary: m.BinaryData, Headers: headers}
+	// A sam model is called with its own tensors (inference, layout.SAM).
+	ep := inference.Endpoint{Base: slot.BaseURL, Model: m.Name, Version: m.Version, Binary: m.BinaryData, Headers: headers,
+		Layout: layout.Params{Kind: layout.Kind(m.Layout), Input: m.InputName}}
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	v, shape, err := e.Client.Embed(callCtx, ep, data)
 	cancel()

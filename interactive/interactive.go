@@ -29,6 +29,7 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
@@ -265,7 +266,9 @@ func (s *Service) ask(ctx context.Context, imageID uuid.UUID, sha []byte, w, h i
 	}
 	var headers inference.Headers
 	_ = json.Unmarshal(m.Headers, &headers)
-	ep := inference.Endpoint{Base: slot.BaseURL, Model: m.Name, Version: m.Version, Binary: m.BinaryData, Headers: headers}
+	// A sam model is called with its own tensors (inference, layout.SAM).
+	ep := inference.Endpoint{Base: slot.BaseURL, Model: m.Name, Version: m.Version, Binary: m.BinaryData, Headers: headers,
+		Layout: layout.Params{Kind: layout.Kind(m.Layout), Input: m.InputName}}
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	ans, err := s.client.Prompt(callCtx, ep, p, inference.Expect{Height: h, Width: w})
 	cancel()

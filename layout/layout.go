@@ -3,7 +3,7 @@
 // so that an inference server can run the exported file unchanged
 // (PROTOCOL.md, "Stock layouts"; docs/layouts.md has the full definitions).
 //
-// Two layouts are decoded here:
+// Two segmentation layouts are decoded here:
 //
 //   - yolo-seg, the ONNX export of an Ultralytics YOLOv8/YOLO11 -seg model:
 //     a letterboxed RGB square in, per-anchor boxes, class scores and mask
@@ -11,6 +11,11 @@
 //   - maskrcnn, the ONNX export of torchvision's Mask R-CNN: the RGB image
 //     resized to a long side in, boxes, 1-based labels, scores and
 //     per-instance probability masks at the input's size out (maskrcnn.go).
+//
+// and, for the embed and interactive models of a Segment Anything pair
+// rather than segmentation, sam: the encoder's pre-processed image, the
+// decoder's prompt tensors and its masks (sam.go), shared by the hub and
+// imagehub worker --layout sam.
 //
 // Every function is pure: no I/O, no state, the same answer for the same
 // tensors. The model server is not trusted: every shape is checked against
@@ -40,10 +45,13 @@ const (
 	// fetches the image from a signed URL and answers with brush or
 	// polygon regions (package labelstudio).
 	LabelStudio Kind = "label-studio"
+	// SAM (sam.go) is for the two models of a Segment Anything pair, the
+	// embed model (its encoder) and the interactive model (its decoder),
+	// not for segmentation.
 )
 
 // Kinds lists the layouts, the default first.
-var Kinds = []Kind{ImageHub, YOLOSeg, MaskRCNN, LabelStudio}
+var Kinds = []Kind{ImageHub, YOLOSeg, MaskRCNN, LabelStudio, SAM}
 
 // The label tags of a label-studio model's generated labeling config.
 const (
@@ -166,7 +174,7 @@ func (p Params) validate(needLabels bool) error {
 		known = known || p.Kind == k
 	}
 	if !known {
-		return bad("layout", `The layout is "imagehub" (the hub's convention), "yolo-seg" (an Ultralytics -seg ONNX export), "maskrcnn" (a torchvision Mask R-CNN ONNX export) or "label-studio" (a Label Studio ML backend).`)
+		return bad("layout", `The layout is "imagehub" (the hub's convention), "yolo-seg" (an Ultralytics -seg ONNX export), "maskrcnn" (a torchvision Mask R-CNN ONNX export), "label-studio" (a Label Studio ML backend) or "sam" (a Segment Anything encoder or decoder served with its own tensors).`)
 	}
 	switch {
 	case p.Kind == LabelStudio && p.LabelTag != TagBrush && p.LabelTag != TagPolygon:
@@ -188,9 +196,11 @@ func (p Params) validate(needLabels bool) error {
 		return bad("input_size", "The input size is %d to %d pixels.", MinInputSize, MaxInputSize)
 	case p.Kind == YOLOSeg && p.InputSize%32 != 0:
 		return bad("input_size", "A yolo-seg input side is a multiple of 32, such as 640.")
+	case p.Kind == SAM && len(p.Labels) > 0:
+		return bad("labels", "A sam model has no classes: leave labels out.")
 	case len(p.Labels) > MaxLabels:
 		return bad("labels", "At most %d labels.", MaxLabels)
-	case needLabels && p.Kind != ImageHub && len(p.Labels) == 0:
+	case needLabels && p.Kind != ImageHub && p.Kind != SAM && len(p.Labels) == 0:
 		return bad("labels", "A %s model returns class numbers: give its class names, in the model's output order.", p.Kind)
 	}
 	seen := make(map[string]bool, len(p.Labels))

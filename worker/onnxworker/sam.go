@@ -15,13 +15,12 @@ import (
 	"strconv"
 	"sync/atomic"
 
-	xdraw "golang.org/x/image/draw"
-
 	_ "image/jpeg" // IMAGE may be a JPEG,
 	_ "image/png"  // a PNG
 
 	_ "golang.org/x/image/webp" // or a WebP.
 
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
 	"github.com/deepimageshub/imagehub/prompt"
@@ -52,38 +51,23 @@ import (
 // encoder's image_embeddings in row-major order. The decoder needs the
 // original size (orig_im_size, and the scale of the clicks), and the hub
 // keeps and sends EMBEDDING as it is, so the size travels in it.
-const LayoutSAM = "sam"
+const LayoutSAM = string(layout.SAM)
 
-// The conventions of segment-anything's predictor.
+// The conventions and tensor names of segment-anything's exports, as
+// package layout (which holds the tensor code the hub shares) spells them.
 const (
-	samSide     = 1024 // the encoder's input side
-	samMaskSide = 256  // the decoder's mask_input side (samSide / 4)
-	// samMaskLogit is the logit a refined instance's pixels get in
-	// mask_input (minus it outside). SAM feeds back its own low-res
-	// logits; the hub sends a binary mask, so inside and outside get a
-	// confident logit of either sign.
-	samMaskLogit = 10
-	// samHeader is the number of values ahead of the encoder's tensor in
-	// EMBEDDING: height, width.
-	samHeader = 2
-)
+	samSide     = layout.SAMSide
+	samMaskSide = layout.SAMMaskSide
+	samHeader   = layout.SAMHeader
 
-// SAM's pixel mean and standard deviation, per RGB channel on 0–255.
-var (
-	samMean = [3]float32{123.675, 116.28, 103.53}
-	samStd  = [3]float32{58.395, 57.12, 57.375}
-)
-
-// The stock decoder's tensor names.
-const (
-	samEmbeddings   = "image_embeddings"
-	samPointCoords  = "point_coords"
-	samPointLabels  = "point_labels"
-	samMaskInput    = "mask_input"
-	samHasMaskInput = "has_mask_input"
-	samOrigImSize   = "orig_im_size"
-	samMasks        = "masks"
-	samIoU          = "iou_predictions"
+	samEmbeddings   = layout.SAMEmbeddings
+	samPointCoords  = layout.SAMPointCoords
+	samPointLabels  = layout.SAMPointLabels
+	samMaskInput    = layout.SAMMaskInput
+	samHasMaskInput = layout.SAMHasMaskInput
+	samOrigImSize   = layout.SAMOrigImSize
+	samMasks        = layout.SAMMasks
+	samIoU          = layout.SAMIoU
 )
 
 // The prompt protocol's tensors (docs/interactive.md, package prompt).
@@ -178,13 +162,10 @@ func NewSAM(enc, dec *Model, cfg SAMConfig) (*SAMServer, error) {
 	for _, in := range dec.Inputs() {
 		decl[in.Name] = in
 	}
-	for _, want := range []struct {
-		name string
-		rank int
-	}{{samEmbeddings, 4}, {samPointCoords, 3}, {samPointLabels, 2}, {samMaskInput, 4}, {samHasMaskInput, 1}, {samOrigImSize, 1}} {
-		d, ok := decl[want.name]
-		if !ok || d.Datatype != oip.FP32 || len(d.Shape) != want.rank {
-			return nil, fmt.Errorf("the decoder takes %s; segment-anything's export takes image_embeddings, point_coords, point_labels, mask_input, has_mask_input and orig_im_size, all FP32 (input %s of rank %d)", describe(dec.Inputs()), want.name, want.rank)
+	for _, want := range layout.SAMDecoderRanks {
+		d, ok := decl[want.Name]
+		if !ok || d.Datatype != oip.FP32 || len(d.Shape) != want.Rank {
+			return nil, fmt.Errorf("the decoder takes %s; segment-anything's export takes image_embeddings, point_coords, point_labels, mask_input, has_mask_input and orig_im_size, all FP32 (input %s of rank %d)", describe(dec.Inputs()), want.Name, want.Rank)
 		}
 	}
 	if len(decl) != 6 {
@@ -395,7 +376,7 @@ func (s *SAMServer) embed(req *oip.InferRequest) ([]oip.Tensor, error) {
 	if err != nil {
 		return nil, bad("IMAGE cannot be decoded: %v", err)
 	}
-	pre := SAMPreprocess(img)
+	pre := layout.SAMInput(img)
 	outs, err := s.enc.Run([]oip.Tensor{oip.FP32Tensor(s.encIn, []int64{1, 3, samSide, samSide}, pre)})
 	if err != nil {
 		return nil, fmt.Errorf("the encoder failed: %w", err)
@@ -412,35 +393,6 @@ func (s *SAMServer) embed(req *oip.InferRequest) ([]oip.Tensor, error) {
 	raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(b.Dx())))
 	raw = append(raw, e.Raw...)
 	return []oip.Tensor{{Name: tEmbedding, Datatype: oip.FP32, Shape: []int64{samHeader + s.embCount}, Raw: raw}}, nil
-}
-
-// SAMResized is the size of an image of w×h pixels in SAM's 1024 frame:
-// each side times 1024 / the long side, rounded half up, as
-// ResizeLongestSide.get_preprocess_shape.
-func SAMResized(w, h int) (int, int) {
-	scale := float64(samSide) / float64(max(w, h))
-	return int(float64(w)*scale + 0.5), int(float64(h)*scale + 0.5)
-}
-
-// SAMPreprocess is the encoder's input for img, [3, 1024, 1024] row-major:
-// resized (bilinear) to SAMResized, (pixel − mean) / std per RGB channel,
-// zero elsewhere.
-func SAMPreprocess(img image.Image) []float32 {
-	b := img.Bounds()
-	nw, nh := SAMResized(b.Dx(), b.Dy())
-	rgba := image.NewRGBA(image.Rect(0, 0, nw, nh))
-	xdraw.BiLinear.Scale(rgba, rgba.Bounds(), img, b, xdraw.Src, nil)
-	const plane = samSide * samSide
-	out := make([]float32, 3*plane)
-	for y := range nh {
-		row := rgba.Pix[y*rgba.Stride:]
-		for x := range nw {
-			for c := range 3 {
-				out[c*plane+y*samSide+x] = (float32(row[4*x+c]) - samMean[c]) / samStd[c]
-			}
-		}
-	}
-	return out
 }
 
 // prompt maps a prompt to the decoder's inputs, runs it and returns MASKS
@@ -461,8 +413,6 @@ func (s *SAMServer) prompt(req *oip.InferRequest) ([]oip.Tensor, error) {
 		return nil, bad("EMBEDDING starts with %v, %v; it must start with the image's height and width in pixels", hf, wf)
 	}
 	h, w := int(hf), int(wf)
-	nw, nh := SAMResized(w, h)
-	sx, sy := float32(nw)/float32(w), float32(nh)/float32(h)
 
 	if p.WarmUp() {
 		// A warm-up (no clicks, no box, as the hub's client and the
@@ -470,46 +420,16 @@ func (s *SAMServer) prompt(req *oip.InferRequest) ([]oip.Tensor, error) {
 		// and the hub has it already.
 		return []oip.Tensor{oip.BytesTensor(tMasks), oip.FP32Tensor(tScores, []int64{0}, nil)}, nil
 	}
-	var coords, labels []float32
-	for _, pt := range p.Points {
-		label := float32(0)
-		if pt.Object {
-			label = 1
-		}
-		coords = append(coords, pt.X*sx, pt.Y*sy)
-		labels = append(labels, label)
-	}
-	boxed := p.Box != nil
-	if boxed {
-		// SAM's box is two points after the clicks, labelled 2 and 3.
-		v := p.Box
-		coords = append(coords, v[0]*sx, v[1]*sy, v[2]*sx, v[3]*sy)
-		labels = append(labels, 2, 3)
-	}
-	maskIn := make([]float32, samMaskSide*samMaskSide)
-	var hasMask float32
 	bm, err := p.InstanceMask(h, w)
 	if err != nil {
 		return nil, err
 	}
-	if bm != nil {
-		maskInputGrid(bm, nw, nh, maskIn)
-		hasMask = 1
+	sp := layout.SAMPrompt{W: w, H: h, Box: p.Box, Instance: bm}
+	for _, pt := range p.Points {
+		sp.Points = append(sp.Points, layout.SAMPoint{X: pt.X, Y: pt.Y, Object: pt.Object})
 	}
-	if !boxed {
-		// Without a box the export expects a padding point.
-		coords = append(coords, 0, 0)
-		labels = append(labels, -1)
-	}
-	n := int64(len(labels))
-	byName := map[string]oip.Tensor{
-		samEmbeddings:   {Name: samEmbeddings, Datatype: oip.FP32, Shape: s.embShape, Raw: et.Raw[4*samHeader:]},
-		samPointCoords:  oip.FP32Tensor(samPointCoords, []int64{1, n, 2}, coords),
-		samPointLabels:  oip.FP32Tensor(samPointLabels, []int64{1, n}, labels),
-		samMaskInput:    oip.FP32Tensor(samMaskInput, []int64{1, 1, samMaskSide, samMaskSide}, maskIn),
-		samHasMaskInput: oip.FP32Tensor(samHasMaskInput, []int64{1}, []float32{hasMask}),
-		samOrigImSize:   oip.FP32Tensor(samOrigImSize, []int64{2}, []float32{hf, wf}),
-	}
+	di := layout.SAMDecoderInputs(sp)
+	byName := layout.SAMDecoderTensors(oip.Tensor{Datatype: oip.FP32, Shape: s.embShape, Raw: et.Raw[4*samHeader:]}, di)
 	ins := make([]oip.Tensor, 0, len(byName))
 	for _, d := range s.dec.Inputs() {
 		ins = append(ins, byName[d.Name])
@@ -520,56 +440,22 @@ func (s *SAMServer) prompt(req *oip.InferRequest) ([]oip.Tensor, error) {
 	}
 	mt, it := outs[s.decMasks], outs[s.decIoU]
 	logits, err := mt.Float32s()
-	if err != nil || len(mt.Shape) != 4 || mt.Shape[0] != 1 || mt.Shape[2] != int64(h) || mt.Shape[3] != int64(w) {
+	if err != nil {
 		return nil, fmt.Errorf("the decoder returned masks %s %s; it must be FP32 [1, M, %d, %d]", mt.Datatype, shapeString(mt.Shape), h, w)
 	}
-	m := int(mt.Shape[1])
 	ious, err := it.Float32s()
-	if err != nil || len(ious) != m {
-		return nil, fmt.Errorf("the decoder returned iou_predictions %s %s for %d masks", it.Datatype, shapeString(it.Shape), m)
+	if err != nil {
+		return nil, fmt.Errorf("the decoder returned iou_predictions %s %s", it.Datatype, shapeString(it.Shape))
 	}
-	elems := make([][]byte, m)
-	scores := make([]float32, m)
-	for i := range m {
-		bm := mask.NewBitmap(w, h)
-		for j, l := range logits[i*w*h : (i+1)*w*h] {
-			if l > 0 {
-				bm.Pix[j] = 1
-			}
-		}
-		if elems[i], err = json.Marshal(mask.Encode(bm)); err != nil {
+	rles, scores, err := layout.DecodeSAM(logits, mt.Shape, ious, h, w)
+	if err != nil {
+		return nil, fmt.Errorf("the decoder's answer: %w", err)
+	}
+	elems := make([][]byte, len(rles))
+	for i, r := range rles {
+		if elems[i], err = json.Marshal(r); err != nil {
 			return nil, err
 		}
-		// SAM's IoU head is a regression and may leave [0, 1] a little.
-		scores[i] = min(max(ious[i], 0), 1)
-		if !finite(ious[i]) {
-			scores[i] = 0
-		}
 	}
-	return []oip.Tensor{oip.BytesTensor(tMasks, elems...), oip.FP32Tensor(tScores, []int64{int64(m)}, scores)}, nil
+	return []oip.Tensor{oip.BytesTensor(tMasks, elems...), oip.FP32Tensor(tScores, []int64{int64(len(scores))}, scores)}, nil
 }
-
-// maskInputGrid writes the instance bm (at the image's size) as the
-// decoder's mask_input: a 256×256 grid over the padded 1024 frame, each cell
-// the logit of the instance's pixel under its centre (−samMaskLogit in the
-// padding).
-func maskInputGrid(bm *mask.Bitmap, nw, nh int, out []float32) {
-	const cell = samSide / samMaskSide
-	for i := range samMaskSide {
-		cy := i*cell + cell/2
-		for j := range samMaskSide {
-			cx := j*cell + cell/2
-			v := float32(-samMaskLogit)
-			if cx < nw && cy < nh {
-				x := min(cx*bm.W/nw, bm.W-1)
-				y := min(cy*bm.H/nh, bm.H-1)
-				if bm.Pix[y*bm.W+x] != 0 {
-					v = samMaskLogit
-				}
-			}
-			out[i*samMaskSide+j] = v
-		}
-	}
-}
-
-func finite(f float32) bool { return !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) }

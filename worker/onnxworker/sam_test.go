@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/inference"
+	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
 	"github.com/deepimageshub/imagehub/worker/onnxworker"
@@ -185,7 +186,7 @@ func TestSAMResizedAndScale(t *testing.T) {
 	for _, c := range []struct{ w, h, nw, nh int }{
 		{512, 256, 1024, 512}, {640, 480, 1024, 768}, {480, 640, 768, 1024}, {1000, 333, 1024, 341}, {3, 1, 1024, 341}, {2048, 2048, 1024, 1024},
 	} {
-		nw, nh := onnxworker.SAMResized(c.w, c.h)
+		nw, nh := layout.SAMResized(c.w, c.h)
 		require.Equal(t, [2]int{c.nw, c.nh}, [2]int{nw, nh}, "%d×%d", c.w, c.h)
 	}
 	// A non-square, non-power-of-two image: the click is scaled by the
