@@ -457,3 +457,41 @@ func TestPixelBombsKeepTheHeapSmall(t *testing.T) {
 	<-done
 	require.Less(t, peak.Load(), uint64(64<<20), "peak heap %d MiB", peak.Load()>>20)
 }
+
+// TestImagesByLabel: ?label= keeps the images carrying that image-level
+// label, in a contributor's own list and in everyone's; an unknown label
+// finds nothing.
+func TestImagesByLabel(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.client(t).signup("admin@example.com", "Admin")
+	alice, _ := tb.userWithRole(t, "alice@example.com", auth.RoleContributor)
+	bob, _ := tb.userWithRole(t, "bob@example.com", auth.RoleContributor)
+	reviewer, _ := tb.userWithRole(t, "rev@example.com", auth.RoleReviewer)
+
+	ids := func(c *client, path string) []string {
+		var out []string
+		for _, it := range c.get(path).json(t)["items"].([]any) {
+			out = append(out, it.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	up := func(c *client, seed uint64, labels ...string) string {
+		res := c.upload(photos(1, seed), map[string][]string{"labels": labels})
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
+		return res.json(t)["results"].([]any)[0].(map[string]any)["image"].(map[string]any)["id"].(string)
+	}
+	cat := up(alice, 11, "cat")
+	both := up(alice, 12, "cat", "dog")
+	dog := up(alice, 13, "dog")
+	bobCat := up(bob, 14, "cat")
+
+	require.ElementsMatch(t, []string{cat, both}, ids(alice, "/api/v1/images?label=cat"))
+	require.ElementsMatch(t, []string{both, dog}, ids(alice, "/api/v1/images?label=dog"))
+	require.ElementsMatch(t, []string{bobCat}, ids(bob, "/api/v1/images?label=cat"))
+	require.Empty(t, ids(bob, "/api/v1/images?label=dog"))
+	require.ElementsMatch(t, []string{cat, both, bobCat}, ids(reviewer, "/api/v1/images?label=cat"))
+	require.ElementsMatch(t, []string{both, dog}, ids(reviewer, "/api/v1/images?label=dog"))
+	require.Empty(t, ids(reviewer, "/api/v1/images?label=unicorn"))
+	require.Empty(t, ids(alice, "/api/v1/images?label=unicorn"))
+}

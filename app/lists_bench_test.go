@@ -236,7 +236,7 @@ func BenchmarkListsAtMillion(b *testing.B) {
 // the figure is then the queue behind the machine's throughput rather than
 // a reviewer's wait. With think > 0 each looks at an item for a random
 // 0.5–1.5 × think before submitting it, as a person would (a second an
-// image is a fast reviewer).
+// image is a fast reviewer), and they start spread over one think.
 func benchReviewers(b *testing.B, tb *testBundle, reviewers, per int, think time.Duration) (next, submit time.Duration) {
 	b.Helper()
 	clients := make([]*client, reviewers)
@@ -255,6 +255,12 @@ func benchReviewers(b *testing.B, tb *testBundle, reviewers, per int, think time
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Go(func() {
+			if think > 0 {
+				// People do not all press "next" at the same instant: a
+				// reviewer joins at a random moment of the first item's
+				// look, so arrivals are spread as in a steady day.
+				time.Sleep(rand.N(think))
+			}
 			for range per {
 				s := time.Now()
 				id, err := postNext(c)

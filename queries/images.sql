@@ -162,9 +162,13 @@ FROM image_uploads u JOIN images i ON i.id = u.image_id
 WHERE u.user_id = @user_id
   AND (sqlc.narg(status)::image_status IS NULL OR i.status = sqlc.narg(status)::image_status)
   AND (sqlc.narg(campaign_id)::uuid IS NULL OR u.campaign_id = sqlc.narg(campaign_id)::uuid)
+  -- The label's id is looked up once and the check reads the upload's
+  -- image id, so it is an index-only probe of image_labels' key made before
+  -- the image row is fetched: only matching uploads cost an image read.
   AND (sqlc.narg(label)::text IS NULL OR EXISTS (
-        SELECT 1 FROM image_labels il JOIN labels l ON l.id = il.label_id
-        WHERE il.image_id = i.id AND l.name = sqlc.narg(label)::text))
+        SELECT 1 FROM image_labels il
+        WHERE il.image_id = u.image_id
+          AND il.label_id = (SELECT l.id FROM labels l WHERE l.name = sqlc.narg(label)::text)))
   AND (sqlc.narg(before_at)::timestamptz IS NULL
        OR (u.created_at, u.image_id) < (sqlc.narg(before_at)::timestamptz, sqlc.narg(before_id)::uuid))
 ORDER BY u.created_at DESC, u.image_id DESC
@@ -177,8 +181,9 @@ FROM images i
 WHERE (sqlc.narg(status)::image_status IS NULL OR i.status = sqlc.narg(status)::image_status)
   AND (sqlc.narg(campaign_id)::uuid IS NULL OR i.campaign_id = sqlc.narg(campaign_id)::uuid)
   AND (sqlc.narg(label)::text IS NULL OR EXISTS (
-        SELECT 1 FROM image_labels il JOIN labels l ON l.id = il.label_id
-        WHERE il.image_id = i.id AND l.name = sqlc.narg(label)::text))
+        SELECT 1 FROM image_labels il
+        WHERE il.image_id = i.id
+          AND il.label_id = (SELECT l.id FROM labels l WHERE l.name = sqlc.narg(label)::text)))
   AND (sqlc.narg(before_at)::timestamptz IS NULL
        OR (i.created_at, i.id) < (sqlc.narg(before_at)::timestamptz, sqlc.narg(before_id)::uuid))
 ORDER BY i.created_at DESC, i.id DESC

@@ -338,8 +338,9 @@ FROM images i
 WHERE ($1::image_status IS NULL OR i.status = $1::image_status)
   AND ($2::uuid IS NULL OR i.campaign_id = $2::uuid)
   AND ($3::text IS NULL OR EXISTS (
-        SELECT 1 FROM image_labels il JOIN labels l ON l.id = il.label_id
-        WHERE il.image_id = i.id AND l.name = $3::text))
+        SELECT 1 FROM image_labels il
+        WHERE il.image_id = i.id
+          AND il.label_id = (SELECT l.id FROM labels l WHERE l.name = $3::text)))
   AND ($4::timestamptz IS NULL
        OR (i.created_at, i.id) < ($4::timestamptz, $5::uuid))
 ORDER BY i.created_at DESC, i.id DESC
@@ -417,9 +418,13 @@ FROM image_uploads u JOIN images i ON i.id = u.image_id
 WHERE u.user_id = $1
   AND ($2::image_status IS NULL OR i.status = $2::image_status)
   AND ($3::uuid IS NULL OR u.campaign_id = $3::uuid)
+  -- The label's id is looked up once and the check reads the upload's
+  -- image id, so it is an index-only probe of image_labels' key made before
+  -- the image row is fetched: only matching uploads cost an image read.
   AND ($4::text IS NULL OR EXISTS (
-        SELECT 1 FROM image_labels il JOIN labels l ON l.id = il.label_id
-        WHERE il.image_id = i.id AND l.name = $4::text))
+        SELECT 1 FROM image_labels il
+        WHERE il.image_id = u.image_id
+          AND il.label_id = (SELECT l.id FROM labels l WHERE l.name = $4::text)))
   AND ($5::timestamptz IS NULL
        OR (u.created_at, u.image_id) < ($5::timestamptz, $6::uuid))
 ORDER BY u.created_at DESC, u.image_id DESC

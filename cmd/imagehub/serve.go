@@ -219,13 +219,30 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		}
 	}
 	if err := riverClient.Stop(shutdownCtx); err != nil {
-		logger.Warn("jobs did not finish in time; cancelling them", "error", err)
+		logger.Warn("jobs did not finish in time; cancelling them", "error", err, "running", runningJobs(e.pool, riverClient.ID()))
 		cancelCtx, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel2()
 		_ = riverClient.StopAndCancel(cancelCtx)
 	}
 	logger.Info("stopped")
 	return httpErr
+}
+
+// runningJobs names the jobs this River client still works, for the log of
+// a shutdown that waited them out: "kind:id", oldest first.
+func runningJobs(pool *pgxpool.Pool, clientID string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := pool.Query(ctx, `SELECT kind || ':' || id FROM river_job
+		WHERE state = 'running' AND attempted_by[cardinality(attempted_by)] = $1 ORDER BY attempted_at`, clientID)
+	if err != nil {
+		return []string{"(cannot list them: " + err.Error() + ")"}
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return []string{"(cannot list them: " + err.Error() + ")"}
+	}
+	return names
 }
 
 // printSetupCode prints a one-time setup code while the site has no admin:
