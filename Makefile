@@ -65,9 +65,10 @@ clean: stop ## stop the cluster and delete local data and builds
 	rm -rf .data bin
 
 .PHONY: generate
-generate: ## regenerate templ and sqlc code
+generate: ## regenerate templ and sqlc code and the API client generated from the OpenAPI description
 	$(TEMPL) generate -path views
 	$(SQLC) -f sqlc.yaml generate
+	scripts/gen-apiclient.sh
 
 .PHONY: check-generated
 check-generated: ## fail when generated code is stale

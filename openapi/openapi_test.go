@@ -25,6 +25,26 @@ func TestDescriptionIsValid(t *testing.T) {
 	require.Contains(t, doc.Components.Schemas, "Dataset", "an area's components are merged in")
 }
 
+// TestOperationIDs: every operation has an operationId, unique and in
+// lowerCamelCase, the names generated clients give their methods
+// (listImages, createLabel, …; see openapi/apiclient).
+func TestOperationIDs(t *testing.T) {
+	t.Parallel()
+	b, err := JSON()
+	require.NoError(t, err)
+	doc, err := openapi3.NewLoader().LoadFromData(b)
+	require.NoError(t, err)
+	seen := map[string]string{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			require.Regexp(t, `^[a-z][a-zA-Z0-9]*$`, op.OperationID, "%s: operationId", where)
+			require.NotContains(t, seen, op.OperationID, "%s repeats the operationId of %s", where, seen[op.OperationID])
+			seen[op.OperationID] = where
+		}
+	}
+}
+
 // TestAssembleRefusesDuplicates: two files defining one method of a path,
 // or one component, is an error rather than one silently winning.
 func TestAssembleRefusesDuplicates(t *testing.T) {

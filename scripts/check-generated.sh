@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# check-generated.sh: regenerate templ and sqlc output in a scratch copy and
-# compare it with the tree, so that stale generated code fails `make test`.
+# check-generated.sh: regenerate templ, sqlc and the API client
+# (openapi/apiclient) in a scratch copy and compare them with the tree, so
+# that stale generated code fails `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,6 +29,12 @@ done
 for f in views/*_templ.go; do
   [ -f "$scratch/views/$(basename "$f")" ] || { echo "orphan: $f (its .templ file is gone)" >&2; stale=1; }
 done
+# The Go client generated from the OpenAPI description.
+scripts/gen-apiclient.sh "$scratch/apiclient.gen.go"
+if ! cmp -s "$scratch/apiclient.gen.go" openapi/apiclient/apiclient.gen.go; then
+  echo "stale: openapi/apiclient/apiclient.gen.go" >&2
+  stale=1
+fi
 if [ "$stale" = 1 ]; then
   echo "generated code is stale: run make generate" >&2
   exit 1
