@@ -35,7 +35,7 @@ func Outlines(b *Bitmap, tolerance float64) (polys []Polygon, holes bool) {
 // tolerance for all would either keep every stair of the large or cut into
 // the thin.
 func FitPolygons(b *Bitmap) (polys []Polygon, holes bool) {
-	return fit(traceParts(gridOf(b)))
+	return fit(gridOf(b))
 }
 
 // FitPolygonsRLE is FitPolygons of a mask still in RLE: it reads the runs
@@ -45,17 +45,24 @@ func FitPolygonsRLE(r RLE) (polys []Polygon, holes bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	polys, holes = fit(traceParts(g))
+	polys, holes = fit(g)
 	return polys, holes, nil
 }
 
-func fit(parts [][]int, holes bool, box [4]int) ([]Polygon, bool) {
+func fit(g grid) ([]Polygon, bool) {
+	parts, holes, box := traceParts(g)
 	if len(parts) == 0 {
 		return nil, holes
 	}
 	// The polygons' pixels lie in the box: compare there, with the mask's
-	// holes filled (the exact outlines).
-	want := FromPolygons(translate(simplifyAll(parts, 0), box), box[3], box[2])
+	// holes filled (the exact outlines), which without holes are the
+	// mask's own pixels.
+	var want *Bitmap
+	if holes {
+		want = FromPolygons(translate(simplifyAll(parts, 0), box), box[3], box[2])
+	} else {
+		want = g.bitmap()
+	}
 	for _, tol := range []float64{OutlineTolerance, 0.7, 0.5} {
 		polys := simplifyAll(parts, tol)
 		got := FromPolygons(translate(polys, box), box[3], box[2])
@@ -127,6 +134,20 @@ type grid struct {
 	box    [4]int
 }
 
+// bitmap is the grid's box as a mask, without the frame.
+func (g grid) bitmap() *Bitmap {
+	b := NewBitmap(g.box[2], g.box[3])
+	for y := range g.box[3] {
+		row := g.fg[(y+1)*g.gw+1:]
+		for x := range g.box[2] {
+			if row[x] {
+				b.Pix[y*b.W+x] = 1
+			}
+		}
+	}
+	return b
+}
+
 func gridOf(b *Bitmap) grid {
 	box := b.BBox()
 	if box[2] == 0 {
@@ -161,9 +182,13 @@ func gridOfRLE(r RLE) (grid, error) {
 	pos := 0
 	for k, n := range runs {
 		if k%2 == 1 {
-			for p := pos; p < pos+int(n); p++ {
-				x, y := p/h-box[0], p%h-box[1]
-				g.fg[(y+1)*g.gw+x+1] = true
+			// The run, column by column (RLE is column-major).
+			for p, end := pos, pos+int(n); p < end; {
+				x, y := p/h, p%h
+				last := min(end, (x+1)*h)
+				for i := (y-box[1]+1)*g.gw + x - box[0] + 1; p < last; p, i = p+1, i+g.gw {
+					g.fg[i] = true
+				}
 			}
 		}
 		pos += int(n)
@@ -179,29 +204,8 @@ func traceParts(g grid) ([][]int, bool, [4]int) {
 	if box[2] == 0 {
 		return nil, false, box
 	}
-	part := make([]int32, gw*gh) // 0 outside, else the part's number
-	var stack []int
-	var starts []int
-	for i, on := range fg {
-		if !on || part[i] != 0 {
-			continue
-		}
-		n := int32(len(starts) + 1)
-		starts = append(starts, i)
-		part[i] = n
-		stack = append(stack[:0], i)
-		for len(stack) > 0 {
-			j := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			for _, k := range [4]int{j - 1, j + 1, j - gw, j + gw} {
-				if fg[k] && part[k] == 0 {
-					part[k] = n
-					stack = append(stack, k)
-				}
-			}
-		}
-	}
-	holes := hasHoles(fg, gw, gh)
+	part, starts := labelParts(fg, gw, gh)
+	holes := hasHoles(fg, gw, gh, len(starts))
 	parts := make([][]int, 0, len(starts))
 	for pi, s := range starts {
 		corners := trace(part, int32(pi+1), gw, s)
@@ -214,36 +218,102 @@ func traceParts(g grid) ([][]int, bool, [4]int) {
 	return parts, holes, box
 }
 
-// hasHoles floods the background from the frame, 8-connected (the dual of
-// the parts' 4-connectivity), and reports whether any background is left.
-func hasHoles(fg []bool, gw, gh int) bool {
-	seen := make([]bool, len(fg))
-	seen[0] = true
-	stack := []int{0}
-	for len(stack) > 0 {
-		j := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		x, y := j%gw, j/gw
-		for dy := -1; dy <= 1; dy++ {
-			for dx := -1; dx <= 1; dx++ {
-				nx, ny := x+dx, y+dy
-				if nx < 0 || ny < 0 || nx >= gw || ny >= gh {
-					continue
-				}
-				k := ny*gw + nx
-				if !fg[k] && !seen[k] {
-					seen[k] = true
-					stack = append(stack, k)
+// labelParts numbers the 4-connected parts of the grid from 1, in the
+// order of their first pixel in rows from the top, and returns each
+// pixel's number (0 for background) and each part's first pixel. It joins
+// each row's runs of foreground to the runs above that share a column
+// (union–find over runs), so the work is one pass over the pixels and a
+// step per run: a flood fill visiting every pixel's four neighbours cost
+// half of a polygon export.
+func labelParts(fg []bool, gw, gh int) (part []int32, starts []int) {
+	type run struct{ start, end int } // fg[start:end], within one row
+	var runs []run
+	var parent []int32
+	find := func(i int32) int32 {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	above, aboveEnd := 0, 0 // the runs of the row above: runs[above:aboveEnd]
+	for y := 1; y < gh-1; y++ {
+		row, first := y*gw, len(runs)
+		j := above
+		for x := 1; x < gw-1; x++ {
+			if !fg[row+x] {
+				continue
+			}
+			x0 := x
+			for fg[row+x] { // the frame ends every run
+				x++
+			}
+			r := int32(len(runs))
+			runs = append(runs, run{row + x0, row + x})
+			parent = append(parent, r)
+			// A run above that ends before x0 touches no later run of
+			// this row either.
+			for j < aboveEnd && runs[j].end-row+gw <= x0 {
+				j++
+			}
+			for k := j; k < aboveEnd && runs[k].start-row+gw < x; k++ {
+				a, b := find(r), find(int32(k))
+				if a != b {
+					parent[max(a, b)] = min(a, b) // the root is the part's first run
 				}
 			}
 		}
+		above, aboveEnd = first, len(runs)
 	}
-	for i, on := range fg {
-		if !on && !seen[i] {
-			return true
+	part = make([]int32, gw*gh)
+	number := make([]int32, len(runs))
+	for i, r := range runs {
+		root := find(int32(i))
+		if number[root] == 0 {
+			starts = append(starts, r.start)
+			number[root] = int32(len(starts))
+		}
+		n := number[root]
+		for p := r.start; p < r.end; p++ {
+			part[p] = n
 		}
 	}
-	return false
+	return part, starts
+}
+
+// quadEuler is Gray's bit-quad weight of a 2×2 window of the grid, indexed
+// by its foreground pixels (bit 0 top left, 1 bottom left, 2 top right, 3
+// bottom right): +1 for one pixel, −1 for three, +2 for a diagonal pair.
+var quadEuler = [16]int{1: 1, 2: 1, 4: 1, 8: 1, 7: -1, 11: -1, 13: -1, 14: -1, 6: 2, 9: 2}
+
+// hasHoles reports whether the mask has background that an 8-connected
+// path (the dual of the parts' 4-connectivity) cannot lead out of the
+// grid. It counts them without a flood: for 4-connected parts the Euler
+// number, parts minus holes, is a quarter of the sum of every 2×2
+// window's quadEuler (Gray, "Local properties of binary images in two
+// dimensions", 1971).
+func hasHoles(fg []bool, gw, gh, parts int) bool {
+	col := func(top, bottom bool) int {
+		c := 0
+		if top {
+			c = 1
+		}
+		if bottom {
+			c |= 2
+		}
+		return c
+	}
+	sum := 0
+	for y := 0; y+1 < gh; y++ {
+		top, bottom := fg[y*gw:(y+1)*gw], fg[(y+1)*gw:(y+2)*gw]
+		left := col(top[0], bottom[0])
+		for x := 1; x < gw; x++ {
+			right := col(top[x], bottom[x])
+			sum += quadEuler[left|right<<2]
+			left = right
+		}
+	}
+	return parts-sum/4 > 0
 }
 
 // The directions of a walk along pixel edges, in clockwise order on screen
@@ -447,8 +517,12 @@ func fillPolygon(out *Bitmap, p Polygon) {
 	// or before it; equal toggles cancel, as rleFrPoly's merging of empty
 	// runs does.
 	for j := 0; j+1 < len(toggles); j += 2 {
-		for i := toggles[j]; i < toggles[j+1] && i < h*w; i++ {
-			out.Pix[(i%h)*w+i/h] = 1
+		for i, end := toggles[j], min(toggles[j+1], h*w); i < end; {
+			x, y := i/h, i%h
+			last := min(end, (x+1)*h) // the run's end within column x
+			for p := y * w; i < last; i, p = i+1, p+w {
+				out.Pix[p+x] = 1
+			}
 		}
 	}
 }
