@@ -2,15 +2,18 @@ package dataset
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"image"
 	"image/draw"
 	"image/jpeg"
 	"image/png"
+	"runtime"
 	"strconv"
 
-	_ "golang.org/x/image/webp" // stored WebP images are decoded for their copies
+	_ "golang.org/x/image/webp"
+	"golang.org/x/sync/errgroup" // stored WebP images are decoded for their copies
 
 	"github.com/deepimageshub/imagehub/augment"
 	"github.com/deepimageshub/imagehub/mask"
@@ -76,6 +79,46 @@ func (x *export) variants(im queries.VersionImagesPageRow, ins []instance, masks
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// pageVariants is variants for every image of a page, masks included,
+// with every instance's polygons fitted when polygons is set. Tracing the
+// polygons is nearly all the work of the polygon layouts, so it runs on
+// every core while the page waits; the writer then goes through the page
+// in order, and the bytes are the same as one core's.
+func (x *export) pageVariants(ctx context.Context, imgs []imageInstances, polygons bool) ([][]variant, error) {
+	out := make([][]variant, len(imgs))
+	for i, im := range imgs {
+		vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = vs
+	}
+	if !polygons {
+		return out, nil
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, vs := range out {
+		for _, v := range vs {
+			for i := range v.instances {
+				in := &v.instances[i]
+				g.Go(func() error {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					var err error
+					in.polys, in.holes, err = mask.FitPolygonsRLE(mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts})
+					if err != nil {
+						return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
+					}
+					return nil
+				})
+			}
+		}
+	}
+	return out, g.Wait()
 }
 
 // transformInstance is an instance in a copy: its mask's pixels moved as

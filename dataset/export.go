@@ -289,6 +289,10 @@ func (x *export) eachImage(ctx context.Context, fn func([]queries.VersionImagesP
 type instance struct {
 	queries.VersionInstancesPageRow
 	cat queries.DatasetVersionLabel
+	// polys and holes are mask.FitPolygonsRLE of the mask, for the
+	// polygon layouts (see pageVariants).
+	polys []mask.Polygon
+	holes bool
 }
 
 // eachInstance pages through the annotations the subset takes, in

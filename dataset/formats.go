@@ -202,11 +202,11 @@ func (x *export) cocoSplit(ctx context.Context, split Split) error {
 	annID := 0
 	imgID = 0
 	err = x.eachImageInstances(ctx, splits, func(imgs []imageInstances) error {
-		for _, im := range imgs {
-			vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
-			if err != nil {
-				return err
-			}
+		page, err := x.pageVariants(ctx, imgs, x.sub.MaskFormat == MaskPolygon)
+		if err != nil {
+			return err
+		}
+		for _, vs := range page {
 			for _, vr := range vs {
 				imgID++
 				for _, in := range vr.instances {
@@ -220,14 +220,10 @@ func (x *export) cocoSplit(ctx context.Context, split Split) error {
 					rle := mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts}
 					a.Segmentation.RLE = &rle
 					if x.sub.MaskFormat == MaskPolygon {
-						polys, holes, err := mask.FitPolygonsRLE(rle)
-						if err != nil {
-							return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
-						}
-						if holes || len(polys) == 0 {
+						if in.holes || len(in.polys) == 0 {
 							x.stats.KeptRLE++
 						} else {
-							a.Segmentation = COCOSegmentation{Polygons: polys}
+							a.Segmentation = COCOSegmentation{Polygons: in.polys}
 						}
 					}
 					if err := add(sep, a); err != nil {
@@ -305,25 +301,21 @@ func (x *export) yoloLabels(ctx context.Context) error {
 	idx := x.classIndex()
 	var b []byte
 	return x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
-		for _, im := range imgs {
-			vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
-			if err != nil {
-				return err
-			}
-			for _, vr := range vs {
+		page, err := x.pageVariants(ctx, imgs, true)
+		if err != nil {
+			return err
+		}
+		for i, im := range imgs {
+			for _, vr := range page[i] {
 				b = b[:0]
 				for _, in := range vr.instances {
-					polys, holes, err := mask.FitPolygonsRLE(mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts})
-					if err != nil {
-						return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
-					}
-					if holes {
+					if in.holes {
 						x.stats.FilledHoles++
 					}
-					if len(polys) > 1 {
+					if len(in.polys) > 1 {
 						x.stats.SplitParts++
 					}
-					for _, p := range polys {
+					for _, p := range in.polys {
 						b = strconv.AppendInt(b, int64(idx[in.LabelID]), 10)
 						for i, c := range p {
 							d := float64(vr.w)
