@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/deepimageshub/imagehub/augment"
 	"github.com/deepimageshub/imagehub/blob"
@@ -807,55 +809,111 @@ func (x *export) imagePath(split queries.DatasetSplit, stem, ext string) string 
 // their image, with their instances. Without augmentation it is the walk
 // of instances alone, which reads less.
 func (x *export) eachVariant(ctx context.Context, fn func(variant) error) error {
-	if !x.sub.Augment.Enabled() {
-		return x.eachInstance(ctx, func(ins []instance) error {
-			for i := 0; i < len(ins); {
-				j := i + 1
-				for j < len(ins) && ins[j].Ordinal == ins[i].Ordinal {
-					j++
-				}
-				if err := fn(variant{stem: hex.EncodeToString(ins[i].Sha256), ext: ext(ins[i].ContentType), instances: ins[i:j]}); err != nil {
-					return err
-				}
-				i = j
-			}
-			return nil
-		})
-	}
-	return x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
-		for _, im := range imgs {
-			vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
-			if err != nil {
+	return x.eachVariantPage(ctx, func(vs []variant) error {
+		for _, vr := range vs {
+			if err := fn(vr); err != nil {
 				return err
-			}
-			for _, vr := range vs {
-				if err := fn(vr); err != nil {
-					return err
-				}
 			}
 		}
 		return nil
 	})
 }
 
-// masks writes one PNG per instance.
-func (x *export) masks(ctx context.Context) error {
-	var buf bytes.Buffer
-	return x.eachVariant(ctx, func(vr variant) error {
-		for _, in := range vr.instances {
-			bm, err := mask.RLE{Size: [2]int{int(in.Height), int(in.Width)}, Counts: in.Counts}.Decode()
-			if err != nil {
-				return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
+// eachVariantPage is eachVariant a page of files at a time.
+func (x *export) eachVariantPage(ctx context.Context, fn func([]variant) error) error {
+	var page []variant
+	if !x.sub.Augment.Enabled() {
+		return x.eachInstance(ctx, func(ins []instance) error {
+			page = page[:0]
+			for i := 0; i < len(ins); {
+				j := i + 1
+				for j < len(ins) && ins[j].Ordinal == ins[i].Ordinal {
+					j++
+				}
+				page = append(page, variant{stem: hex.EncodeToString(ins[i].Sha256), ext: ext(ins[i].ContentType), instances: ins[i:j]})
+				i = j
 			}
-			buf.Reset()
-			if err := bm.WritePNG(&buf); err != nil {
+			return fn(page)
+		})
+	}
+	return x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
+		page = page[:0]
+		for _, im := range imgs {
+			vs, err := x.variants(im.VersionImagesPageRow, im.instances, true)
+			if err != nil {
 				return err
 			}
-			if err := x.z.stored(maskPath(vr.stem, in.K), buf.Bytes(), crc32.ChecksumIEEE(buf.Bytes())); err != nil {
+			page = append(page, vs...)
+		}
+		return fn(page)
+	})
+}
+
+// inOrder calls produce for 0 … n-1 on every core and write with each result
+// in order, so the bytes written are the same as one core's. It holds at
+// most two results per core at once: the encoders of the PNG layouts are
+// their whole cost, and a page of their output could be large.
+func inOrder[T any](ctx context.Context, n int, produce func(int) (T, error), write func(T) error) error {
+	window := 2 * runtime.GOMAXPROCS(0)
+	out := make([]T, window)
+	for lo := 0; lo < n; lo += window {
+		hi := min(n, lo+window)
+		g, gctx := errgroup.WithContext(ctx)
+		for i := lo; i < hi; i++ {
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				var err error
+				out[i-lo], err = produce(i)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		for i := lo; i < hi; i++ {
+			if err := write(out[i-lo]); err != nil {
 				return err
 			}
 		}
-		return nil
+	}
+	return nil
+}
+
+// masks writes one PNG per instance.
+func (x *export) masks(ctx context.Context) error {
+	type entry struct {
+		vr *variant
+		in *instance
+	}
+	type file struct {
+		name string
+		data []byte
+		crc  uint32
+	}
+	var entries []entry
+	return x.eachVariantPage(ctx, func(page []variant) error {
+		entries = entries[:0]
+		for i := range page {
+			for j := range page[i].instances {
+				entries = append(entries, entry{&page[i], &page[i].instances[j]})
+			}
+		}
+		return inOrder(ctx, len(entries), func(i int) (file, error) {
+			e := entries[i]
+			bm, err := mask.RLE{Size: [2]int{int(e.in.Height), int(e.in.Width)}, Counts: e.in.Counts}.Decode()
+			if err != nil {
+				return file{}, fmt.Errorf("error decoding annotation %s: %w", e.in.AnnotationID, err)
+			}
+			var buf bytes.Buffer
+			if err := bm.WritePNG(&buf); err != nil {
+				return file{}, err
+			}
+			return file{maskPath(e.vr.stem, e.in.K), buf.Bytes(), crc32.ChecksumIEEE(buf.Bytes())}, nil
+		}, func(f file) error {
+			return x.z.stored(f.name, f.data, f.crc)
+		})
 	})
 }
 

@@ -439,70 +439,76 @@ func (x *export) vocImageSets(ctx context.Context) error {
 func (x *export) vocMasks(ctx context.Context) error {
 	idx := x.classIndex()
 	pal := vocPalette()
-	var cls, obj *image.Paletted
-	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	order := []int{}
+	type pngs struct {
+		cls, obj   []byte
+		stem       string
+		unnumbered int
+	}
+	// Every image, with instances or without (an all-background mask).
 	return x.eachImageInstances(ctx, nil, func(imgs []imageInstances) error {
-		for _, ii := range imgs {
-			vs, err := x.variants(ii.VersionImagesPageRow, ii.instances, true)
-			if err != nil {
-				return err
+		vs, err := x.pageVariants(ctx, imgs, false)
+		if err != nil {
+			return err
+		}
+		page := slices.Concat(vs...)
+		return inOrder(ctx, len(page), func(i int) (pngs, error) {
+			im := page[i]
+			w, h := im.w, im.h
+			r := image.Rect(0, 0, w, h)
+			cls, obj := image.NewPaletted(r, pal), image.NewPaletted(r, pal)
+			out := pngs{stem: im.stem}
+			order := make([]int, len(im.instances))
+			for i := range order {
+				order[i] = i
 			}
-			for _, im := range vs {
-				w, h := im.w, im.h
-				r := image.Rect(0, 0, w, h)
-				if cls == nil || cap(cls.Pix) < w*h {
-					cls, obj = image.NewPaletted(r, pal), image.NewPaletted(r, pal)
+			slices.SortStableFunc(order, func(a, b int) int { return int(im.instances[b].Area) - int(im.instances[a].Area) })
+			for _, i := range order {
+				in := im.instances[i]
+				if i >= vocMaxObjects {
+					out.unnumbered++
 				}
-				for _, p := range []*image.Paletted{cls, obj} {
-					p.Pix, p.Stride, p.Rect = p.Pix[:w*h], w, r
-					clear(p.Pix)
+				runs, err := mask.RLE{Size: [2]int{h, w}, Counts: in.Counts}.Runs()
+				if err != nil {
+					return pngs{}, fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
 				}
-				order = order[:0]
-				for i := range im.instances {
-					order = append(order, i)
-				}
-				slices.SortStableFunc(order, func(a, b int) int { return int(im.instances[b].Area) - int(im.instances[a].Area) })
-				for _, i := range order {
-					in := im.instances[i]
-					if i >= vocMaxObjects {
-						x.stats.Unnumbered++
-					}
-					runs, err := mask.RLE{Size: [2]int{h, w}, Counts: in.Counts}.Runs()
-					if err != nil {
-						return fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
-					}
-					c, o := uint8(idx[in.LabelID]+1), uint8(min(i+1, vocMaxObjects))
-					pos := 0
-					for k, n := range runs {
-						if k%2 == 1 {
-							for p := pos; p < pos+int(n); p++ {
-								at := (p%h)*w + p/h
-								cls.Pix[at] = c
-								if i < vocMaxObjects {
-									obj.Pix[at] = o
-								}
+				c, o := uint8(idx[in.LabelID]+1), uint8(min(i+1, vocMaxObjects))
+				pos := 0
+				for k, n := range runs {
+					if k%2 == 1 {
+						for p := pos; p < pos+int(n); p++ {
+							at := (p%h)*w + p/h
+							cls.Pix[at] = c
+							if i < vocMaxObjects {
+								obj.Pix[at] = o
 							}
 						}
-						pos += int(n)
 					}
-				}
-				sha := im.stem
-				for _, e := range []struct {
-					name string
-					img  *image.Paletted
-				}{{"SegmentationClass/" + sha + ".png", cls}, {"SegmentationObject/" + sha + ".png", obj}} {
-					buf.Reset()
-					if err := enc.Encode(&buf, e.img); err != nil {
-						return fmt.Errorf("error encoding %s: %w", e.name, err)
-					}
-					if err := x.z.stored(e.name, buf.Bytes(), crc32.ChecksumIEEE(buf.Bytes())); err != nil {
-						return err
-					}
+					pos += int(n)
 				}
 			}
-		}
-		return nil
+			enc := png.Encoder{CompressionLevel: png.BestSpeed}
+			for _, e := range []struct {
+				img *image.Paletted
+				out *[]byte
+			}{{cls, &out.cls}, {obj, &out.obj}} {
+				var buf bytes.Buffer
+				if err := enc.Encode(&buf, e.img); err != nil {
+					return pngs{}, fmt.Errorf("error encoding the masks of %s: %w", im.stem, err)
+				}
+				*e.out = buf.Bytes()
+			}
+			return out, nil
+		}, func(p pngs) error {
+			x.stats.Unnumbered += p.unnumbered
+			for _, e := range []struct {
+				name string
+				data []byte
+			}{{"SegmentationClass/" + p.stem + ".png", p.cls}, {"SegmentationObject/" + p.stem + ".png", p.obj}} {
+				if err := x.z.stored(e.name, e.data, crc32.ChecksumIEEE(e.data)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 }
