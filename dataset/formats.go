@@ -475,11 +475,14 @@ func (x *export) vocMasks(ctx context.Context) error {
 				pos := 0
 				for k, n := range runs {
 					if k%2 == 1 {
-						for p := pos; p < pos+int(n); p++ {
-							at := (p%h)*w + p/h
-							cls.Pix[at] = c
-							if i < vocMaxObjects {
-								obj.Pix[at] = o
+						// The run, column by column (RLE is column-major).
+						for p, end := pos, pos+int(n); p < end; {
+							x, last := p/h, min(end, (p/h+1)*h)
+							for at := (p%h)*w + x; p < last; p, at = p+1, at+w {
+								cls.Pix[at] = c
+								if i < vocMaxObjects {
+									obj.Pix[at] = o
+								}
 							}
 						}
 					}
