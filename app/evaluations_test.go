@@ -437,6 +437,22 @@ func TestClassInsights(t *testing.T) {
 
 	doc := w.admin.get("/insights").doc(t)
 	require.Equal(t, "person", doc.Find("#class-insights tbody tr").First().AttrOr("data-label", ""))
+	// Per class, the images and instances reviewed in each split of the
+	// version, as the API counts them; every image is in test here.
+	for _, it := range items {
+		it := it.(map[string]any)
+		row := doc.Find(fmt.Sprintf(`#class-insights tr[data-label="%s"]`, it["label"]))
+		for _, m := range []string{"images", "instances"} {
+			require.Equal(t, fmt.Sprint(it[m]), row.Find("td."+m).Text(), "%s %s", it["label"], m)
+			for split, n := range it[m+"_by_split"].(map[string]any) {
+				require.Equal(t, fmt.Sprint(n), row.Find("td."+m+"-"+split).Text(), "%s %s in %s", it["label"], m, split)
+			}
+		}
+	}
+	person0 := doc.Find(`#class-insights tr[data-label="person"]`)
+	require.Equal(t, "0", person0.Find("td.instances-train").Text())
+	require.Equal(t, "2", person0.Find("td.instances-test").Text())
+	require.Equal(t, "2", person0.Find("td.images-test").Text())
 	form := doc.Find(`#class-insights tr[data-label="person"] form.ask`)
 	values := url.Values{}
 	form.Find("input").Each(func(_ int, in *goquery.Selection) { values.Set(in.AttrOr("name", ""), in.AttrOr("value", "")) })
