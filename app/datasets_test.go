@@ -27,6 +27,7 @@ import (
 	"github.com/deepimageshub/imagehub/dataset"
 	"github.com/deepimageshub/imagehub/dataset/datasettest"
 	"github.com/deepimageshub/imagehub/mask"
+	"github.com/deepimageshub/imagehub/openapi/openapitest"
 )
 
 // datasetWorld is a server with reviewed images, an admin, a premium user
@@ -576,7 +577,7 @@ func TestDatasetDownloadFailsLoudly(t *testing.T) {
 	req, err := http.NewRequest(http.MethodGet, w.base+"/api/v1/datasets/"+id+"/versions/1/download", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", w.tokenClient(t, w.premium).header.Get("Authorization"))
-	res, err := http.DefaultClient.Do(req)
+	res, err := openapitest.Client(t).Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode, "the status left before the failure")

@@ -101,7 +101,7 @@ func (s *Server) moderate(ctx context.Context, id uuid.UUID, d lifecycle.Decisio
 	var img queries.Image
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		img, err = lifecycle.Moderate(ctx, tx, id, d, reason, jobs.Fanout(s.river, s.cfg.InferMaxAttempts))
+		img, err = lifecycle.Moderate(ctx, tx, s.river, id, d, reason, jobs.Fanout(s.river, s.cfg.InferMaxAttempts))
 		return err
 	})
 	return img, err

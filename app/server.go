@@ -121,7 +121,7 @@ func New(d Deps) (*Server, error) {
 		blobs:     d.Blobs,
 		inference: newInferenceClient(),
 		signer:    signedurl.New(d.Pool, d.Config.BaseURL),
-		review: review.NewService(d.Pool, review.Settings{
+		review: review.NewService(d.Pool, d.River, review.Settings{
 			Lease: d.Config.ReviewLease, MaxInstances: d.Config.ReviewMaxInstances,
 			SecondShare: d.Config.SecondReviewShare, MinAgreement: d.Config.SecondReviewMinAgreement,
 		}),
@@ -143,7 +143,7 @@ func New(d Deps) (*Server, error) {
 	topts := d.Training
 	topts.MaxConcurrent, topts.MaxAttempts = d.Config.TrainingMaxConcurrent, d.Config.TrainingMaxAttempts
 	topts.Lease, topts.MaxArtifactBytes, topts.BaseURL = d.Config.TrainingLease, d.Config.TrainingArtifactMaxBytes, d.Config.BaseURL
-	s.webhooks = webhook.NewService(d.Pool, d.Config.WebhookAllowPrivate)
+	s.webhooks = webhook.NewService(d.Pool, d.River, d.Config.WebhookAllowPrivate)
 	s.training = training.NewService(d.Pool, d.Blobs, d.River, topts)
 	s.intake = intake.NewService(d.Pool, d.Blobs, d.River, imaging.Limits{
 		MaxPixels: d.Config.UploadMaxPixels, MinShortSide: imaging.DefaultThresholds.MinShortSide,

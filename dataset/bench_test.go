@@ -44,7 +44,7 @@ func benchPublish(b *testing.B, pool *pgxpool.Pool, d queries.Dataset, by uuid.U
 		b.Fatal(err)
 	}
 	start := time.Now()
-	if v, err = dataset.Publish(ctx, pool, v.ID); err != nil {
+	if v, err = dataset.Publish(ctx, pool, nil, v.ID); err != nil {
 		b.Fatal(err)
 	}
 	took := time.Since(start)

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
@@ -60,8 +61,9 @@ const publishLockKey = 0x7075626c // "publ"
 // diff in one transaction, set-based, and marks it published. Progress goes
 // to the version row from outside the transaction, so pages see it while
 // the work runs. A version already published is left as it is, so a job
-// run twice publishes once.
-func Publish(ctx context.Context, pool *pgxpool.Pool, versionID uuid.UUID) (queries.DatasetVersion, error) {
+// run twice publishes once. client queues the version.published
+// deliveries.
+func Publish(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx], versionID uuid.UUID) (queries.DatasetVersion, error) {
 	q := queries.New()
 	progress := func(step string, p float32) {
 		// Progress is for people; a failed update must not fail the work.
@@ -133,7 +135,7 @@ func Publish(ctx context.Context, pool *pgxpool.Pool, versionID uuid.UUID) (quer
 		return queries.DatasetVersion{}, fmt.Errorf("error finishing the version: %w", err)
 	}
 	if v.State == queries.DatasetVersionStatePublished {
-		if err := webhook.Emit(ctx, tx, webhook.VersionPublished, webhook.Version(v)); err != nil {
+		if err := webhook.Emit(ctx, tx, client, webhook.VersionPublished, webhook.Version(v)); err != nil {
 			return queries.DatasetVersion{}, err
 		}
 	}

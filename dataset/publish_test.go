@@ -57,7 +57,7 @@ func (tb *testBundle) publish(t *testing.T, d queries.Dataset) dataset.Version {
 		v, err = dataset.NewVersion(ctx, tx, d.ID, tb.fx.Owner)
 		return err
 	}))
-	v, err := dataset.Publish(ctx, tb.pool, v.ID)
+	v, err := dataset.Publish(ctx, tb.pool, nil, v.ID)
 	require.NoError(t, err)
 	require.Equal(t, queries.DatasetVersionStatePublished, v.State)
 	ver, err := dataset.LoadVersion(ctx, tb.pool, v)

@@ -1,8 +1,8 @@
 // Package download fetches a dataset version's zip from a hub to a file,
-// as `imagehub download` does: streamed to OUT.part with progress, resumed
-// after a dropped connection or a killed command, verified (every entry's
-// CRC, and every manifest row's image against its SHA-256), then renamed
-// to OUT.
+// as `imagehub download` does: streamed to OUT.part under a progress bar,
+// resumed after a dropped connection or a killed command, verified (every
+// entry's CRC, and every manifest row's image against its SHA-256), then
+// renamed to OUT.
 //
 // Resuming: a request for a file that is partly on disk carries
 // "Range: bytes=N-". A server that answers 206 from byte N is appended to.
@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/schollz/progressbar/v3"
 )
 
 // Options say what to download and where.
@@ -52,8 +53,8 @@ type Options struct {
 	Retries   int
 	RetryWait time.Duration
 	HTTP      *http.Client
-	// Progress is where progress goes (nil: nowhere); Terminal redraws
-	// one line, otherwise a plain line is written now and then.
+	// Progress is where the progress bar and notes go (nil: nowhere);
+	// the bar is redrawn every 200 ms on a Terminal, every 5 s elsewhere.
 	Progress io.Writer
 	Terminal bool
 }
@@ -104,7 +105,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer f.Close()
 	var res Result
-	p := &progress{w: o.Progress, terminal: o.Terminal, start: time.Now()}
+	p := &progress{w: o.Progress, terminal: o.Terminal}
 	wait := o.RetryWait
 	for attempt := 0; ; attempt++ {
 		have, err := f.Seek(0, io.SeekEnd)
@@ -118,12 +119,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			}
 		}
 		err = fetch(ctx, o, u, f, have, p)
+		p.done()
 		if err == nil {
 			break
 		}
 		var fatal *Error
 		if errors.As(err, &fatal) || ctx.Err() != nil || attempt >= o.Retries {
-			p.done()
 			if !errors.As(err, &fatal) {
 				err = &Error{Message: fmt.Sprintf("the download broke off (%v); %s keeps what arrived: run the same command again to resume", err, part)}
 			}
@@ -137,7 +138,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		wait = min(2*wait, time.Minute)
 	}
-	p.done()
 	if err := f.Sync(); err != nil {
 		return res, &Error{Message: fmt.Sprintf("cannot write %s: %v", part, err)}
 	}
@@ -179,13 +179,16 @@ func fetch(ctx context.Context, o Options, u string, f *os.File, have int64, p *
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", have)):
-		p.total = have + resp.ContentLength
+		total := have + resp.ContentLength
 		if resp.ContentLength < 0 {
-			p.total = -1
+			total = -1
 		}
+		p.start(total, have)
 		return copyTo(f, resp.Body, have, p)
 	case resp.StatusCode == http.StatusOK:
-		p.total = resp.ContentLength
+		// The whole zip comes again: its first have bytes are read
+		// (and compared) too, so the bar starts at 0.
+		p.start(resp.ContentLength, 0)
 		return overlap(f, resp.Body, have, p)
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 		return fmt.Errorf("the hub answered %s", resp.Status)
@@ -425,60 +428,79 @@ func Verify(p string) (int, error) {
 	return len(rows) - 1, nil
 }
 
-// progress shows bytes written, redrawn on a terminal, in lines elsewhere.
+// progress is the transfer's bar (progressbar: bytes, rate, and the share
+// when the length is known), with notes printed on their own lines between
+// its redraws. Nothing is shown when w is nil (--quiet).
 type progress struct {
 	w        io.Writer
 	terminal bool
-	start    time.Time
-	total    int64 // -1 or 0 when unknown
-	last     time.Time
-	lastAt   int64
-	drawn    bool
+	bar      *progressbar.ProgressBar
+	from     int64 // the file's size when the bar started
 }
 
-func (p *progress) show(at int64) {
+// start shows a new bar for one response: total bytes of the file (-1
+// when unknown), of which from are on disk already and not sent again.
+//
+// A resumed bar counts what this response brings, and names where it
+// took up: progressbar (v3.19) can only start at an offset by adding it,
+// which its rolling rate would count as bytes of the first half second
+// (a rate of GB/s for the next five).
+func (p *progress) start(total, from int64) {
 	if p.w == nil {
 		return
 	}
-	now := time.Now()
+	p.done()
+	desc := "downloading"
+	if from > 0 {
+		desc = "resumed at " + size(from)
+		if total > 0 {
+			desc += " of " + size(total)
+			total -= from
+		}
+	}
+	p.from = from
+	// Redrawn often on a terminal; elsewhere (a log) now and then.
 	every := 200 * time.Millisecond
 	if !p.terminal {
 		every = 5 * time.Second
 	}
-	if now.Sub(p.last) < every && !(p.total > 0 && at == p.total) {
-		return
-	}
-	p.last, p.lastAt = now, at
-	rate := float64(at) / max(now.Sub(p.start).Seconds(), 1e-3)
-	line := size(at)
-	if p.total > 0 {
-		line += fmt.Sprintf(" of %s (%d%%)", size(p.total), at*100/p.total)
-	}
-	line += fmt.Sprintf(", %s/s", size(int64(rate)))
-	if p.terminal {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
-		p.drawn = true
-		return
-	}
-	fmt.Fprintln(p.w, line)
+	p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true), progressbar.OptionUseIECUnits(true), progressbar.OptionShowCount(), progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(every),
+		// No spinner of its own: with the length unknown it would
+		// redraw from a goroutine of its own, between the notes.
+		progressbar.OptionSetSpinnerChangeInterval(0))
+	_ = p.bar.RenderBlank()
 }
 
+// show moves the bar to at bytes of the file.
+func (p *progress) show(at int64) {
+	if p.bar != nil {
+		_ = p.bar.Set64(at - p.from)
+	}
+}
+
+// note prints a line over the bar, which is drawn again below it.
 func (p *progress) note(format string, a ...any) {
 	if p.w == nil {
 		return
 	}
-	if p.drawn {
-		fmt.Fprintln(p.w)
-		p.drawn = false
+	if p.bar != nil {
+		_ = p.bar.Clear()
 	}
 	fmt.Fprintf(p.w, format+"\n", a...)
 }
 
+// done stops the bar and erases it: its last drawing may be older than
+// the throttle, and what follows (a note, the result) says where it
+// ended.
 func (p *progress) done() {
-	if p.w != nil && p.drawn {
-		fmt.Fprintln(p.w)
-		p.drawn = false
+	if p.bar == nil {
+		return
 	}
+	_ = p.bar.Exit()
+	_ = p.bar.Clear()
+	p.bar = nil
 }
 
 func size(n int64) string {

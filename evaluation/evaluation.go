@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/deepimageshub/imagehub/cocoeval"
 	"github.com/deepimageshub/imagehub/dataset"
@@ -167,8 +168,9 @@ func Pending(ctx context.Context, db queries.DBTX, id uuid.UUID) (int, error) {
 }
 
 // Score computes the metrics of an evaluation in state scoring and stores
-// them, moving it to done. A second call stores nothing.
-func Score(ctx context.Context, db *pgxpool.Pool, e queries.Evaluation) error {
+// them, moving it to done, with the evaluation.finished event whose
+// deliveries client queues. A second call stores nothing.
+func Score(ctx context.Context, db *pgxpool.Pool, client *river.Client[pgx.Tx], e queries.Evaluation) error {
 	q := queries.New()
 	labels, err := q.VersionLabels(ctx, db, e.VersionID)
 	if err != nil {
@@ -254,6 +256,6 @@ func Score(ctx context.Context, db *pgxpool.Pool, e queries.Evaluation) error {
 		if err := q.EvaluationClassesInsert(ctx, tx, cp); err != nil {
 			return fmt.Errorf("error storing the per-class figures: %w", err)
 		}
-		return webhook.Emit(ctx, tx, webhook.EvaluationFinished, webhook.Evaluation(e.ID, string(queries.EvaluationStateDone)))
+		return webhook.Emit(ctx, tx, client, webhook.EvaluationFinished, webhook.Evaluation(e.ID, string(queries.EvaluationStateDone)))
 	})
 }

@@ -63,7 +63,8 @@ func (w *PublishWorker) Timeout(*river.Job[PublishArgs]) time.Duration { return 
 // Work publishes.
 func (w *PublishWorker) Work(ctx context.Context, job *river.Job[PublishArgs]) error {
 	start := time.Now()
-	v, err := dataset.Publish(ctx, w.pool, job.Args.VersionID)
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	v, err := dataset.Publish(ctx, w.pool, client, job.Args.VersionID)
 	if err != nil {
 		// The reason is recorded from a context the job's timeout has not
 		// ended.
@@ -84,7 +85,6 @@ func (w *PublishWorker) Work(ctx context.Context, job *river.Job[PublishArgs]) e
 	// Each enabled model is measured on the new test split. The version is
 	// published whatever happens here: an admin can start them by hand.
 	if v.State == queries.DatasetVersionStatePublished {
-		client := river.ClientFromContext[pgx.Tx](ctx)
 		err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 			n, err := EvaluateNewVersion(ctx, tx, client, v)
 			if n > 0 {

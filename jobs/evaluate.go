@@ -98,7 +98,7 @@ func (w *EvaluateWorker) Work(ctx context.Context, job *river.Job[EvaluateArgs])
 			if err != nil || n == 0 {
 				return err
 			}
-			return webhook.Emit(ctx, tx, webhook.EvaluationFinished, webhook.Evaluation(job.Args.EvaluationID, string(queries.EvaluationStateFailed)))
+			return webhook.Emit(ctx, tx, river.ClientFromContext[pgx.Tx](ctx), webhook.EvaluationFinished, webhook.Evaluation(job.Args.EvaluationID, string(queries.EvaluationStateFailed)))
 		})
 		if ferr != nil {
 			w.logger.WarnContext(ctx, "error recording a failed evaluation", "error", ferr)
@@ -137,7 +137,7 @@ func (w *EvaluateWorker) work(ctx context.Context, job *river.Job[EvaluateArgs])
 		}
 		e.State = queries.EvaluationStateScoring
 	}
-	return evaluation.Score(ctx, w.pool, e)
+	return evaluation.Score(ctx, w.pool, river.ClientFromContext[pgx.Tx](ctx), e)
 }
 
 // queue inserts an infer job for every image of the split without an

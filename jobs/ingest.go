@@ -339,19 +339,21 @@ func (w *IngestWorker) finish(ctx context.Context, img queries.Image, v verdict)
 				return fmt.Errorf("error recording window hashes: %w", err)
 			}
 		}
-		if n > 0 && v.status == queries.ImageStatusFlagged {
-			return webhook.Emit(ctx, tx, webhook.ImageFlagged, webhook.Image(img.ID))
-		}
-		if n == 0 || v.status != queries.ImageStatusAwaitingInference {
+		if n == 0 || (v.status != queries.ImageStatusFlagged && v.status != queries.ImageStatusAwaitingInference) {
 			return nil
+		}
+		// The jobs the verdict queues (webhook deliveries, inference) go
+		// in with the River client working this job.
+		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+		if err != nil {
+			return fmt.Errorf("error queueing the jobs of an ingest verdict: %w", err)
+		}
+		if v.status == queries.ImageStatusFlagged {
+			return webhook.Emit(ctx, tx, client, webhook.ImageFlagged, webhook.Image(img.ID))
 		}
 		// An accepted image gets one inference job per enabled model, in
 		// the transaction that accepts it: never accepted and forgotten.
-		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
-		if err != nil {
-			return fmt.Errorf("error queueing inference: %w", err)
-		}
-		return lifecycle.Accept(ctx, tx, img.ID, Fanout(client, w.inferAttempts))
+		return lifecycle.Accept(ctx, tx, client, img.ID, Fanout(client, w.inferAttempts))
 	})
 	// Counted once committed, so a retried attempt is not counted twice.
 	if err == nil && finished && w.ingested != nil {

@@ -69,6 +69,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
@@ -100,10 +101,11 @@ type Fanout func(ctx context.Context, tx pgx.Tx, images, models []uuid.UUID) err
 // gets one inference per enabled model (with none enabled it waits, and
 // enabling one queues it), and proposals imported with it join the models'
 // once their runs are queued, so it waits for those too. The photo also
-// closes its campaign when it brings it to its target.
-func Accept(ctx context.Context, tx pgx.Tx, image uuid.UUID, fanout Fanout) error {
+// closes its campaign when it brings it to its target. client queues the
+// webhook deliveries of these events.
+func Accept(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], image uuid.UUID, fanout Fanout) error {
 	q := queries.New()
-	if err := webhook.Emit(ctx, tx, webhook.ImageAccepted, webhook.Image(image)); err != nil {
+	if err := webhook.Emit(ctx, tx, client, webhook.ImageAccepted, webhook.Image(image)); err != nil {
 		return err
 	}
 	// A campaign closes itself once it has as many accepted photos as it
@@ -113,7 +115,7 @@ func Accept(ctx context.Context, tx pgx.Tx, image uuid.UUID, fanout Fanout) erro
 		return fmt.Errorf("error closing a campaign at its target: %w", err)
 	}
 	for _, c := range closed {
-		if err := webhook.Emit(ctx, tx, webhook.CampaignTargetReached, webhook.Campaign(c)); err != nil {
+		if err := webhook.Emit(ctx, tx, client, webhook.CampaignTargetReached, webhook.Campaign(c)); err != nil {
 			return err
 		}
 	}
@@ -176,7 +178,7 @@ const (
 // ends it with the reason the contributor will see (ReasonModeratorDefault
 // when none is given). An image that is not flagged (any more) is a 409, an
 // unknown one a 404, a bad decision or reason a 400 naming the field.
-func Moderate(ctx context.Context, tx pgx.Tx, image uuid.UUID, d Decision, reason string, fanout Fanout) (queries.Image, error) {
+func Moderate(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], image uuid.UUID, d Decision, reason string, fanout Fanout) (queries.Image, error) {
 	reason = strings.TrimSpace(reason)
 	switch d {
 	case Approve, Reject:
@@ -205,7 +207,7 @@ func Moderate(ctx context.Context, tx pgx.Tx, image uuid.UUID, d Decision, reaso
 		if err != nil {
 			return queries.Image{}, fmt.Errorf("error approving image: %w", err)
 		}
-		return img, Accept(ctx, tx, image, fanout)
+		return img, Accept(ctx, tx, client, image, fanout)
 	}
 	if reason == "" {
 		reason = ReasonModeratorDefault

@@ -110,7 +110,7 @@ func TestQueueOrder(t *testing.T) {
 	require.Zero(t, countRows(t, pool, `SELECT count(*) FROM review_items r JOIN images i ON i.id = r.image_id
 		WHERE r.campaign_id IS DISTINCT FROM i.campaign_id`), "the trigger sets each item's campaign")
 
-	s := NewService(pool, Settings{Lease: time.Hour, MaxInstances: 10})
+	s := NewService(pool, nil, Settings{Lease: time.Hour, MaxInstances: 10})
 	cat, dog := labels["cat"], labels["dog"]
 	filters := []struct {
 		name string

@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/problem"
@@ -42,16 +43,17 @@ type Settings struct {
 
 // Service runs reviews on one database.
 type Service struct {
-	pool *pgxpool.Pool
-	q    *queries.Queries
-	set  Settings
+	pool  *pgxpool.Pool
+	river *river.Client[pgx.Tx] // queues the review.submitted deliveries
+	q     *queries.Queries
+	set   Settings
 	// draw decides whether a review gets a second one; tests replace it.
 	draw func() float64
 }
 
 // NewService makes a Service.
-func NewService(pool *pgxpool.Pool, s Settings) *Service {
-	return &Service{pool: pool, q: queries.New(), set: s, draw: rand.Float64}
+func NewService(pool *pgxpool.Pool, client *river.Client[pgx.Tx], s Settings) *Service {
+	return &Service{pool: pool, river: client, q: queries.New(), set: s, draw: rand.Float64}
 }
 
 // Filter narrows which items a reviewer is given.
@@ -243,7 +245,7 @@ func (s *Service) Submit(ctx context.Context, reviewer, itemID uuid.UUID, sub Su
 				}
 			}
 		}
-		if err := webhook.Emit(ctx, tx, webhook.ReviewSubmitted, webhook.Review(item.ID, item.ImageID)); err != nil {
+		if err := webhook.Emit(ctx, tx, s.river, webhook.ReviewSubmitted, webhook.Review(item.ID, item.ImageID)); err != nil {
 			return err
 		}
 		res.Item, err = s.q.ReviewGet(ctx, tx, item.ID)

@@ -77,7 +77,7 @@ const expireSQL = `
 
 // Sweep runs the lease expiry once.
 func (s *Service) Sweep(ctx context.Context) error {
-	if _, err := finishing(ctx, s.pool, expireSQL); err != nil {
+	if _, err := s.finishing(ctx, expireSQL); err != nil {
 		return fmt.Errorf("error ending lapsed leases: %w", err)
 	}
 	return nil
@@ -198,7 +198,7 @@ func (s *Service) Fail(ctx context.Context, id uuid.UUID, token, msg string) err
 	if len(msg) > 4000 {
 		msg = msg[:4000]
 	}
-	n, err := finishing(ctx, s.pool, `UPDATE trainings SET
+	n, err := s.finishing(ctx, `UPDATE trainings SET
 		state = CASE WHEN attempt >= max_attempts THEN 'failed'::training_state ELSE 'queued'::training_state END,
 		error = $3, finished_at = CASE WHEN attempt >= max_attempts THEN now() END,
 		lease_hash = NULL, lease_expires_at = NULL, data_key_hash = NULL

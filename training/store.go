@@ -169,7 +169,7 @@ func (s *Service) Cancel(ctx context.Context, id, by uuid.UUID, admin bool) (Tra
 	if _, err := s.Get(ctx, id, by, admin); err != nil {
 		return Training{}, err
 	}
-	n, err := finishing(ctx, s.pool, `UPDATE trainings SET state = 'cancelled', finished_at = now()
+	n, err := s.finishing(ctx, `UPDATE trainings SET state = 'cancelled', finished_at = now()
 		WHERE id = $1 AND state IN ('queued', 'running', 'evaluating')
 		RETURNING id, state::text`, id)
 	if err != nil {

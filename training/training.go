@@ -379,9 +379,9 @@ func dataFormat(f string) dataset.Format {
 // finishing runs sql (an UPDATE of trainings that returns id and
 // state::text) in one transaction with the training.finished events of the
 // trainings it ended, and returns how many rows it changed.
-func finishing(ctx context.Context, db *pgxpool.Pool, sql string, args ...any) (int, error) {
+func (s *Service) finishing(ctx context.Context, sql string, args ...any) (int, error) {
 	n := 0
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
 			return err
@@ -406,7 +406,7 @@ func finishing(ctx context.Context, db *pgxpool.Pool, sql string, args ...any) (
 			return err
 		}
 		for _, e := range done {
-			if err := webhook.Emit(ctx, tx, webhook.TrainingFinished, webhook.Training(e.id, e.state)); err != nil {
+			if err := webhook.Emit(ctx, tx, s.river, webhook.TrainingFinished, webhook.Training(e.id, e.state)); err != nil {
 				return err
 			}
 		}

@@ -38,8 +38,9 @@ type WatchWorker struct {
 	poll time.Duration
 }
 
-// AddWorkers registers the watch worker (jobs.Options.More). The service's
-// River client is not needed to run it.
+// AddWorkers registers the watch worker (jobs.Options.More). Its service
+// has no River client yet (workers are registered before the client is
+// made): each job runs with the client working it (Work).
 func AddWorkers(w *river.Workers, d jobs.Deps) error {
 	c := d.Config
 	svc := NewService(d.Pool, d.Blobs, nil, Options{Lease: c.TrainingLease, MaxAttempts: c.TrainingMaxAttempts})
@@ -49,7 +50,11 @@ func AddWorkers(w *river.Workers, d jobs.Deps) error {
 
 // Work moves the training on.
 func (w *WatchWorker) Work(ctx context.Context, job *river.Job[WatchArgs]) error {
-	t, err := get(ctx, w.svc.pool, job.Args.TrainingID)
+	// The training.finished deliveries of the runs this job ends are
+	// queued with the client that works it.
+	svc := *w.svc
+	svc.river = river.ClientFromContext[pgx.Tx](ctx)
+	t, err := get(ctx, svc.pool, job.Args.TrainingID)
 	var pe *problem.Error
 	if errors.As(err, &pe) {
 		return nil
@@ -61,7 +66,7 @@ func (w *WatchWorker) Work(ctx context.Context, job *river.Job[WatchArgs]) error
 	case Succeeded, Failed, Cancelled:
 		return nil
 	case Queued, Running:
-		if err := w.svc.Sweep(ctx); err != nil {
+		if err := svc.Sweep(ctx); err != nil {
 			return err
 		}
 		return river.JobSnooze(w.poll)
@@ -78,7 +83,7 @@ func (w *WatchWorker) Work(ctx context.Context, job *river.Job[WatchArgs]) error
 	if msg != "" {
 		state = Failed
 	}
-	if _, err := finishing(ctx, w.svc.pool, `UPDATE trainings SET state = $2::training_state, error = nullif($3, ''), finished_at = now()
+	if _, err := svc.finishing(ctx, `UPDATE trainings SET state = $2::training_state, error = nullif($3, ''), finished_at = now()
 		WHERE id = $1 AND state = 'evaluating' RETURNING id, state::text`, t.ID, state, msg); err != nil {
 		return fmt.Errorf("error finishing the training: %w", err)
 	}

@@ -83,9 +83,12 @@ func NewWorker(pool *pgxpool.Pool, logger *slog.Logger, set Settings) *Worker {
 	return &Worker{pool: pool, q: queries.New(), logger: logger, set: set, http: newHTTPClient(set.Timeout, set.AllowPrivate)}
 }
 
-// Timeout leaves the job time to record a try that took all of its own.
+// Timeout is the try's own (Settings.Timeout) and room to read the
+// delivery before it; the try is recorded after it whatever the job's
+// deadline (record). River rescues the job of a hub that died mid-try
+// once both this and JOB_RESCUE_AFTER have passed, so it is kept short.
 func (w *Worker) Timeout(*river.Job[DeliverArgs]) time.Duration {
-	return w.set.Timeout + 30*time.Second
+	return w.set.Timeout + 5*time.Second
 }
 
 // NextRetry is Settings' backoff: Backoff, doubling, capped at MaxBackoff.

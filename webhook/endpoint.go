@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
@@ -29,13 +30,14 @@ const (
 // Service manages endpoints and their deliveries for admins.
 type Service struct {
 	pool         *pgxpool.Pool
+	river        *river.Client[pgx.Tx] // queues a delivery sent again
 	q            *queries.Queries
 	allowPrivate bool
 }
 
 // NewService makes the service; allowPrivate is Settings.AllowPrivate.
-func NewService(pool *pgxpool.Pool, allowPrivate bool) *Service {
-	return &Service{pool: pool, q: queries.New(), allowPrivate: allowPrivate}
+func NewService(pool *pgxpool.Pool, client *river.Client[pgx.Tx], allowPrivate bool) *Service {
+	return &Service{pool: pool, river: client, q: queries.New(), allowPrivate: allowPrivate}
 }
 
 // NewEndpoint is what registering an endpoint takes.
@@ -253,7 +255,7 @@ func (s *Service) Redeliver(ctx context.Context, endpoint, delivery uuid.UUID) (
 			return fmt.Errorf("error requeueing webhook delivery: %w", err)
 		}
 		d.State, d.FinishedAt = StatePending, nil
-		return queueDeliveries(ctx, tx, []uuid.UUID{d.ID})
+		return queueDeliveries(ctx, tx, s.river, []uuid.UUID{d.ID})
 	})
 	return d, err
 }

@@ -6,22 +6,23 @@
 // An event is emitted with Emit inside the transaction of the change it
 // reports: the delivery rows and their jobs commit with the change or not
 // at all, so a rolled-back change sends nothing and a committed one is
-// never lost, even when the process dies before the job runs.
+// never lost, even when the process dies before the job runs. The caller
+// passes the River client that queues the jobs (its own, or a worker's
+// river.ClientFromContext): the package holds none.
 package webhook
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/deepimageshub/imagehub/queries"
 )
@@ -99,17 +100,10 @@ func Campaign(id uuid.UUID) Object {
 	return Object{Type: "campaign", ID: id.String(), Path: "/api/v1/campaigns/" + id.String()}
 }
 
-// inserter is an insert-only River client. Events happen in code that
-// holds a transaction but not always a River client (the image life cycle,
-// review, evaluation scoring); InsertTx runs on the caller's transaction, so
-// a client without a pool serves every database, and it holds no settings.
-var inserter = sync.OnceValues(func() (*river.Client[pgx.Tx], error) {
-	return river.NewClient(riverpgxv5.New(nil), &river.Config{})
-})
-
 // Emit records ev about obj for every enabled endpoint that asked for it,
-// and queues their deliveries, in tx. It does nothing when none asked.
-func Emit(ctx context.Context, tx pgx.Tx, ev Event, obj Object) error {
+// and queues their deliveries with client, in tx. It does nothing when
+// none asked (client may then be nil, as in a process that only reads).
+func Emit(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ev Event, obj Object) error {
 	var state *string
 	if obj.State != "" {
 		state = &obj.State
@@ -120,16 +114,15 @@ func Emit(ctx context.Context, tx pgx.Tx, ev Event, obj Object) error {
 	if err != nil {
 		return fmt.Errorf("error recording webhook deliveries of %s: %w", ev, err)
 	}
-	return queueDeliveries(ctx, tx, ids)
+	return queueDeliveries(ctx, tx, client, ids)
 }
 
-func queueDeliveries(ctx context.Context, tx pgx.Tx, ids []uuid.UUID) error {
+func queueDeliveries(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], ids []uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	client, err := inserter()
-	if err != nil {
-		return fmt.Errorf("error creating the webhook job inserter: %w", err)
+	if client == nil {
+		return errors.New("error queueing webhook deliveries: no River client")
 	}
 	params := make([]river.InsertManyParams, len(ids))
 	for i, id := range ids {

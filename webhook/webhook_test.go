@@ -72,10 +72,13 @@ func hang(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
 
 type testBundle struct {
 	pool *pgxpool.Pool
-	svc  *Service
-	set  Settings
-	q    *queries.Queries
-	user uuid.UUID
+	// river queues the deliveries of emitted events (insert only; start
+	// runs a client that works them).
+	river *river.Client[pgx.Tx]
+	svc   *Service
+	set   Settings
+	q     *queries.Queries
+	user  uuid.UUID
 }
 
 func setup(t *testing.T) *testBundle {
@@ -84,8 +87,10 @@ func setup(t *testing.T) *testBundle {
 	var user uuid.UUID
 	require.NoError(t, pool.QueryRow(context.Background(),
 		`INSERT INTO users (email, name, role, password_hash) VALUES ('admin@example.com', 'Admin', 'admin', 'x') RETURNING id`).Scan(&user))
+	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	require.NoError(t, err)
 	return &testBundle{
-		pool: pool, svc: NewService(pool, true), q: queries.New(), user: user,
+		pool: pool, river: inserter, svc: NewService(pool, inserter, true), q: queries.New(), user: user,
 		set: Settings{
 			BaseURL: "https://hub.example.com/", Timeout: 300 * time.Millisecond, MaxAttempts: 5,
 			Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
@@ -134,7 +139,7 @@ func (b *testBundle) emit(t *testing.T, ev Event, commit bool) Object {
 	ctx := context.Background()
 	tx, err := b.pool.Begin(ctx)
 	require.NoError(t, err)
-	require.NoError(t, Emit(ctx, tx, ev, obj))
+	require.NoError(t, Emit(ctx, tx, b.river, ev, obj))
 	if commit {
 		require.NoError(t, tx.Commit(ctx))
 	} else {
@@ -338,7 +343,7 @@ func TestEndpointDisabledAfterARunOfFailures(t *testing.T) {
 func TestPrivateAddressesRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	strict := NewService(b.pool, false)
+	strict := NewService(b.pool, b.river, false)
 	for _, u := range []string{"http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/", "http://169.254.169.254/latest", "http://[::1]/", "http://100.64.0.1/"} {
 		_, _, err := strict.Create(context.Background(), b.user, NewEndpoint{URL: u, Events: []string{string(ImageAccepted)}})
 		pe, ok := problem.As(err)

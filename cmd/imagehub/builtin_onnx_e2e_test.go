@@ -19,6 +19,7 @@ import (
 	"github.com/deepimageshub/imagehub/dataset"
 	"github.com/deepimageshub/imagehub/dataset/datasettest"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
+	"github.com/deepimageshub/imagehub/openapi/openapitest"
 	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
 
@@ -89,7 +90,7 @@ func TestTrainedONNXServedByBuiltinWorker(t *testing.T) {
 	req.Header.Set("X-Artifact-Format", "onnx")
 	req.Header.Set("X-Artifact-Layout", "yolo-seg")
 	req.Header.Set("Content-Type", "application/octet-stream")
-	res, err := http.DefaultClient.Do(req)
+	res, err := openapitest.Client(t).Do(req)
 	require.NoError(t, err)
 	var up map[string]any
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&up))

@@ -22,6 +22,7 @@ import (
 	"github.com/deepimageshub/imagehub/dbtest"
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 	"github.com/deepimageshub/imagehub/mask"
+	"github.com/deepimageshub/imagehub/openapi/openapitest"
 )
 
 // workerProc is a running `imagehub worker`.
@@ -339,7 +340,7 @@ func uploadPhoto(t *testing.T, base, token, name string, data []byte, labels ...
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
+	res, err := openapitest.Client(t).Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
 	var body struct {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +21,22 @@ import (
 	"github.com/deepimageshub/imagehub/blob"
 	"github.com/deepimageshub/imagehub/dataset/datasettest"
 	"github.com/deepimageshub/imagehub/mask"
+	"github.com/deepimageshub/imagehub/openapi/openapitest"
 )
+
+// apiProxy passes requests to target through openapitest.Transport: the
+// requests of a program the test runs (imagehub download) and the hub's
+// answers to them are held to the API description.
+func apiProxy(t *testing.T, target string) *httptest.Server {
+	u, err := url.Parse(target)
+	require.NoError(t, err)
+	srv := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u) },
+		Transport: openapitest.Transport(t, nil),
+	})
+	t.Cleanup(srv.Close)
+	return srv
+}
 
 // cutProxy passes requests to target and, for the first len(cuts)
 // requests, breaks the connection after cuts[i] bytes of the body.
@@ -103,13 +120,17 @@ func TestDownload(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "not published: %v", v)
 	}
 
+	// The command talks to the hub through a proxy that checks its calls;
+	// the test's own servers below (ranges, a flipped byte) are not the
+	// hub and are not held to its description.
+	hub := apiProxy(t, srv.base).URL
 	dir := t.TempDir()
 	dl := func(base, out string, extra ...string) (string, string, error) {
 		args := append([]string{"download", "--token", premium, "--url", base, id, "1", "-o", filepath.Join(dir, out),
 			"--retry-wait", "10ms"}, extra...)
 		return runCmd(t, nil, args...)
 	}
-	stdout, stderr, err := dl(srv.base, "a.zip")
+	stdout, stderr, err := dl(hub, "a.zip")
 	require.NoError(t, err, stderr)
 	require.Contains(t, stdout, "4 images, verified")
 	want, err := os.ReadFile(filepath.Join(dir, "a.zip"))
@@ -126,14 +147,14 @@ func TestDownload(t *testing.T) {
 	}
 
 	// Two connections cut, at a third and two thirds: taken up again.
-	stdout, stderr, err = dl(cutProxy(t, srv.base, size/3, 2*size/3).URL, "b.zip", "--retries", "3")
+	stdout, stderr, err = dl(cutProxy(t, hub, size/3, 2*size/3).URL, "b.zip", "--retries", "3")
 	require.NoError(t, err, stderr)
 	require.Contains(t, stdout, "resumed 2 times")
 	require.Contains(t, stderr, "broke off")
 	same("b.zip")
 
 	// The command gives up (no retries) and is run again, as after a kill.
-	proxy := cutProxy(t, srv.base, size/2)
+	proxy := cutProxy(t, hub, size/2)
 	_, stderr, err = dl(proxy.URL, "c.zip", "--retries", "0")
 	require.Error(t, err)
 	require.Contains(t, stderr, "run the same command again")
@@ -149,7 +170,7 @@ func TestDownload(t *testing.T) {
 	junk := bytes.Clone(want[:size/2])
 	junk[size/4] ^= 0xff
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "d.zip.part"), junk, 0o644))
-	_, stderr, err = dl(srv.base, "d.zip")
+	_, stderr, err = dl(hub, "d.zip")
 	require.NoError(t, err, stderr)
 	require.Contains(t, stderr, fmt.Sprintf("differ from %s's from byte %d", filepath.Join(dir, "d.zip.part"), size/4))
 	same("d.zip")
@@ -169,7 +190,7 @@ func TestDownload(t *testing.T) {
 	same("e.zip")
 
 	// By name, with a subset.
-	stdout, stderr, err = runCmd(t, nil, "download", "--token", premium, "--url", srv.base, "shots", "1", "--split", "train", "-o", filepath.Join(dir, "f.zip"))
+	stdout, stderr, err = runCmd(t, nil, "download", "--token", premium, "--url", hub, "shots", "1", "--split", "train", "-o", filepath.Join(dir, "f.zip"))
 	require.NoError(t, err, stderr)
 	require.Contains(t, stdout, "verified")
 
@@ -178,14 +199,14 @@ func TestDownload(t *testing.T) {
 		{premium, "9", "404"},
 		{h.token + "x", "1", "401"},
 	} {
-		_, stderr, err := runCmd(t, nil, "download", "--token", tc.token, "--url", srv.base, id, tc.version, "-o", filepath.Join(dir, "g.zip"))
+		_, stderr, err := runCmd(t, nil, "download", "--token", tc.token, "--url", hub, id, tc.version, "-o", filepath.Join(dir, "g.zip"))
 		require.Error(t, err)
 		require.Contains(t, stderr, tc.want)
 	}
 	if _, err := os.Stat("/dev/full"); err == nil {
 		// A full disk: /dev/full refuses every write.
 		require.NoError(t, os.Symlink("/dev/full", filepath.Join(dir, "h.zip.part")))
-		_, stderr, err := dl(srv.base, "h.zip")
+		_, stderr, err := dl(hub, "h.zip")
 		require.Error(t, err)
 		require.Contains(t, stderr, "cannot write")
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 	"github.com/deepimageshub/imagehub/mask"
+	"github.com/deepimageshub/imagehub/openapi/openapitest"
 )
 
 // A Label Studio ML backend as label-studio-ml-backend's server answers:
@@ -317,7 +318,7 @@ func TestEndToEndLabelStudio(t *testing.T) {
 	req, err := http.NewRequest("GET", srv.base+"/api/v1/images/"+id, nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+h.token)
-	res, err := http.DefaultClient.Do(req)
+	res, err := openapitest.Client(t).Do(req)
 	require.NoError(t, err)
 	require.NoError(t, json.NewDecoder(res.Body).Decode(&runs))
 	res.Body.Close()

@@ -26,6 +26,7 @@ import (
 	"github.com/deepimageshub/imagehub/layout"
 	"github.com/deepimageshub/imagehub/mask"
 	"github.com/deepimageshub/imagehub/oip"
+	"github.com/deepimageshub/imagehub/openapi/openapitest"
 )
 
 // The end-to-end checks of the stock layouts: the real `imagehub serve`
@@ -97,11 +98,12 @@ type hubModel struct {
 func waitProposals(t *testing.T, srv *server, token, id string, within time.Duration, logs func() string) ([]hubProposal, []byte) {
 	t.Helper()
 	deadline := time.Now().Add(within)
+	hc := openapitest.Client(t)
 	for {
 		req, err := http.NewRequest("GET", srv.base+"/api/v1/images/"+id, nil)
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := http.DefaultClient.Do(req)
+		res, err := hc.Do(req)
 		require.NoError(t, err)
 		var img struct {
 			Status    string        `json:"status"`
@@ -117,7 +119,7 @@ func waitProposals(t *testing.T, srv *server, token, id string, within time.Dura
 			req, err := http.NewRequest("GET", srv.base+"/api/v1/images/"+id+"/file", nil)
 			require.NoError(t, err)
 			req.Header.Set("Authorization", "Bearer "+token)
-			res, err := http.DefaultClient.Do(req)
+			res, err := hc.Do(req)
 			require.NoError(t, err)
 			data, err := io.ReadAll(res.Body)
 			res.Body.Close()

@@ -148,11 +148,9 @@ func startServer(t testing.TB, vars map[string]string) *server {
 func call(t *testing.T, method, url, token string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var r io.Reader
-	sent := new(bytes.Buffer)
 	if body != nil {
 		b, err := json.Marshal(body)
 		require.NoError(t, err)
-		sent.Write(b)
 		r = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, url, r)
@@ -163,13 +161,12 @@ func call(t *testing.T, method, url, token string, body any) (int, map[string]an
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	// The real program's answers are held to the OpenAPI description too.
+	res, err := openapitest.Client(t).Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
 	var m map[string]any
 	b, _ := io.ReadAll(res.Body)
-	// The real program's answers are held to the OpenAPI description too.
-	openapitest.Check(t, req, sent, res, b)
 	_ = json.Unmarshal(b, &m)
 	return res.StatusCode, m, res.Header
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
+	"github.com/deepimageshub/imagehub/openapi/openapitest"
 )
 
 // throwawayPG is a PostgreSQL cluster of this test alone (scripts/localpg.sh
@@ -68,7 +69,7 @@ func (pg *throwawayPG) run(what string) string {
 
 // uploadStatus sends one photo and returns the status and the Retry-After
 // header of the answer.
-func uploadStatus(base, token string, data []byte) (int, string, error) {
+func uploadStatus(t testing.TB, base, token string, data []byte) (int, string, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	fw, _ := mw.CreateFormFile("files", "p.jpg")
@@ -80,7 +81,7 @@ func uploadStatus(base, token string, data []byte) (int, string, error) {
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
+	res, err := openapitest.Client(t).Do(req)
 	if err != nil {
 		return 0, "", err
 	}
@@ -112,7 +113,7 @@ func TestServeSurvivesADatabaseRestart(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
 				data := imagingtest.JPEG(imagingtest.Photo(320, 240, uint64(20_000+u*10_000+i)))
-				code, retry, err := uploadStatus(srv.base, token, data)
+				code, retry, err := uploadStatus(t, srv.base, token, data)
 				if err != nil {
 					t.Errorf("upload: %v", err)
 					return
@@ -156,7 +157,7 @@ func TestServeSurvivesADatabaseRestart(t *testing.T) {
 	for s := range codes {
 		require.Contains(t, []int{http.StatusCreated, http.StatusServiceUnavailable}, s, "%v\n%s", codes, srv.logs)
 	}
-	code, _, err := uploadStatus(srv.base, token, imagingtest.JPEG(imagingtest.Photo(320, 240, 99)))
+	code, _, err := uploadStatus(t, srv.base, token, imagingtest.JPEG(imagingtest.Photo(320, 240, 99)))
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, code)
 }

@@ -1,6 +1,8 @@
 // Package openapitest checks a test's API calls against the hub's OpenAPI
-// description (package openapi): the app's test client and the black-box
-// tests of the program both call Check for every /api/v1 call they make.
+// description (package openapi). Tests make their /api/v1 calls through
+// Transport, which calls Check for each: the app's test client, the
+// black-box tests of the program, and the program's own requests (through a
+// proxy) when a test runs one of its clients such as `imagehub download`.
 package openapitest
 
 import (
