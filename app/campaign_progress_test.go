@@ -1,10 +1,12 @@
 package app
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deepimageshub/imagehub/auth"
@@ -48,4 +50,64 @@ func TestCampaignProgress(t *testing.T) {
 	require.Contains(t, doc.Find(".figures").Text(), "closed")
 	require.Equal(t, "2", c.get("/campaigns").doc(t).Find("#campaign-"+id+" progress").AttrOr("value", ""))
 	require.Equal(t, http.StatusNotFound, c.get("/campaigns/00000000-0000-0000-0000-000000000001/progress").StatusCode)
+}
+
+// TestUploadPageOpenCampaigns: the upload page opens with the open
+// campaigns, in the campaigns list's order (highest priority first), each
+// with its labels, progress and closing date and a link that opens the
+// form with it chosen; a closed campaign is neither listed nor offered.
+func TestUploadPageOpenCampaigns(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	admin, _ := tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
+	closes := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+	create := func(title string, priority int, labels ...string) string {
+		t.Helper()
+		res := admin.json(http.MethodPost, "/api/v1/campaigns", map[string]any{
+			"title": title, "labels": labels, "target_count": 4, "priority": priority,
+			"closes_at": closes.Format(time.RFC3339),
+		})
+		require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
+		return res.json(t)["campaign"].(map[string]any)["id"].(string)
+	}
+	low := create("More bicycles", 0, "bicycle")
+	high := create("More cats and dogs", 5, "cat", "dog")
+	closed := create("Old campaign", 9, "person")
+	_, err := tb.pool.Exec(context.Background(), `UPDATE campaigns SET closes_at = now() - interval '1 hour' WHERE id = $1`, closed)
+	require.NoError(t, err)
+
+	c, _ := tb.userWithRole(t, "c@example.com", auth.RoleContributor)
+	res := c.upload(photos(1, 90), map[string][]string{"campaign_id": {low}, "labels": {"bicycle"}})
+	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
+
+	doc := c.get("/upload").doc(t)
+	require.Equal(t, 1, doc.Find("h1 + #open-campaigns").Length(), "the campaigns come first, before the form")
+	cards := doc.Find("#open-campaigns li.campaign")
+	var ids []string
+	cards.Each(func(_ int, s *goquery.Selection) { ids = append(ids, s.AttrOr("data-campaign-id", "")) })
+	require.Equal(t, []string{high, low}, ids, "by priority; the closed one is not there")
+	first := cards.First()
+	require.Equal(t, "More cats and dogs", first.Find("h3").Text())
+	require.Equal(t, "cat, dog", first.Find(".labels").Text())
+	require.Equal(t, "closes "+closes.Format("2 Jan 2006"), first.Find(".closes").Text())
+	require.Equal(t, "0 of 4 images (0%)", first.Find(".progress-text").Text())
+	second := cards.Eq(1)
+	require.Equal(t, "1 of 4 images (25%)", second.Find(".progress-text").Text())
+	require.Equal(t, "1", second.Find("progress").AttrOr("value", ""))
+	require.Equal(t, "/upload?campaign_id="+low, second.Find("a.button").AttrOr("href", ""))
+	require.Zero(t, doc.Find(`#campaign_id option[value="`+closed+`"]`).Length())
+	require.Zero(t, doc.Find("#open-campaigns .chosen").Length())
+
+	// The card's link opens the form with that campaign chosen.
+	doc = c.get(second.Find("a.button").AttrOr("href", "")).doc(t)
+	require.Equal(t, low, doc.Find("#campaign_id option[selected]").AttrOr("value", ""))
+	require.Equal(t, low, doc.Find("#open-campaigns li.chosen").AttrOr("data-campaign-id", ""))
+	require.Zero(t, doc.Find("#open-campaigns li.chosen a").Length())
+
+	// With no open campaign, the page is the form alone.
+	_, err = tb.pool.Exec(context.Background(), `UPDATE campaigns SET closes_at = now() - interval '1 hour'`)
+	require.NoError(t, err)
+	doc = c.get("/upload").doc(t)
+	require.Zero(t, doc.Find("#open-campaigns").Length())
+	require.Equal(t, 1, doc.Find("h1 ~ #upload-form").Length())
 }

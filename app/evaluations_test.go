@@ -346,8 +346,19 @@ func TestModelComparison(t *testing.T) {
 		apA, apB := a.(map[string]any)["AP"].(float64), b["AP"].(float64)
 		require.Equal(t, fmt.Sprintf("%+.3f", apB-apA), row.Find("td.ap").Text(), label)
 		require.Equal(t, apB < apA, row.Find("td.ap").HasClass("worse"), label)
+		ap50A, ap50B := a.(map[string]any)["AP50"].(float64), b["AP50"].(float64)
+		require.Equal(t, fmt.Sprintf("%+.3f", ap50B-ap50A), row.Find("td.ap50").Text(), label)
+		require.Equal(t, ap50B < ap50A, row.Find("td.ap50").HasClass("worse"), label)
+		require.Equal(t, ap50B > ap50A, row.Find("td.ap50").HasClass("better"), label)
+		// Both measures drawn, a bar per evaluation.
+		for chart, m := range map[string]string{"compare-chart": "AP", "compare-chart-ap50": "AP50"} {
+			g := doc.Find(fmt.Sprintf(`#%s g[data-label="%s"]`, chart, label))
+			require.Equal(t, fmt.Sprintf("%.1f", 300*a.(map[string]any)[m].(float64)), g.Find("rect.bar-a").AttrOr("width", ""), "%s %s", chart, label)
+			require.Equal(t, fmt.Sprintf("%.1f", 300*b[m].(float64)), g.Find("rect.bar-b").AttrOr("width", ""), "%s %s", chart, label)
+		}
 	}
 	require.Equal(t, len(perA), doc.Find("#compare-chart rect.bar-a").Length())
+	require.Equal(t, len(perA), doc.Find("#compare-chart-ap50 rect.bar-b").Length())
 	require.Equal(t, fmt.Sprintf("%.1f", 300*perA["cat"].(map[string]any)["AP"].(float64)),
 		doc.Find(`#compare-chart rect.bar-a`).First().AttrOr("width", ""), "cat comes first")
 	require.Equal(t, 2, doc.Find("#compare-verdicts tbody tr").Length())
@@ -437,6 +448,22 @@ func TestClassInsights(t *testing.T) {
 
 	doc := w.admin.get("/insights").doc(t)
 	require.Equal(t, "person", doc.Find("#class-insights tbody tr").First().AttrOr("data-label", ""))
+	// Per class, the images and instances reviewed in each split of the
+	// version, as the API counts them; every image is in test here.
+	for _, it := range items {
+		it := it.(map[string]any)
+		row := doc.Find(fmt.Sprintf(`#class-insights tr[data-label="%s"]`, it["label"]))
+		for _, m := range []string{"images", "instances"} {
+			require.Equal(t, fmt.Sprint(it[m]), row.Find("td."+m).Text(), "%s %s", it["label"], m)
+			for split, n := range it[m+"_by_split"].(map[string]any) {
+				require.Equal(t, fmt.Sprint(n), row.Find("td."+m+"-"+split).Text(), "%s %s in %s", it["label"], m, split)
+			}
+		}
+	}
+	person0 := doc.Find(`#class-insights tr[data-label="person"]`)
+	require.Equal(t, "0", person0.Find("td.instances-train").Text())
+	require.Equal(t, "2", person0.Find("td.instances-test").Text())
+	require.Equal(t, "2", person0.Find("td.images-test").Text())
 	form := doc.Find(`#class-insights tr[data-label="person"] form.ask`)
 	values := url.Values{}
 	form.Find("input").Each(func(_ int, in *goquery.Selection) { values.Set(in.AttrOr("name", ""), in.AttrOr("value", "")) })

@@ -40,7 +40,7 @@ func (s *Server) uploadPageData(c *fiber.Ctx) (views.UploadPage, error) {
 		return d, err
 	}
 	for _, cp := range camps {
-		d.Campaigns = append(d.Campaigns, views.CampaignOption{ID: cp.ID, Title: cp.Title})
+		d.Campaigns = append(d.Campaigns, campaignRow(cp))
 	}
 	return d, nil
 }

@@ -52,8 +52,8 @@ func normalRows[T any](t *testing.T, rows []T) []string {
 }
 
 // requireSummariesMatch compares every insights query that reads the
-// summaries of migration 00015 with the same figure counted from the
-// tables, over every model and label.
+// summaries of migrations 00018 and 00027 with the same figure counted
+// from the tables, over every model, label and reviewer.
 func requireSummariesMatch(t *testing.T, tb *testBundle, step string) {
 	t.Helper()
 	ctx := context.Background()
@@ -99,6 +99,34 @@ func requireSummariesMatch(t *testing.T, tb *testBundle, step string) {
 	slow5, err := q.LabelModelVerdictsFullCount(ctx, db, labels)
 	require.NoError(t, err)
 	require.Equal(t, normalRows(t, slow5), normalRows(t, fast5), "%s: LabelModelVerdicts", step)
+
+	requireReviewerSummaryMatch(t, tb, step)
+}
+
+// requireReviewerSummaryMatch compares the scorecards read from
+// reviewer_summary (migration 00027) with the same figures counted from
+// the tables, for everyone and for each reviewer alone.
+func requireReviewerSummaryMatch(t *testing.T, tb *testBundle, step string) {
+	t.Helper()
+	ctx := context.Background()
+	q, db := tb.q, tb.pool
+	fast, err := q.ReviewerStats(ctx, db, nil)
+	require.NoError(t, err)
+	slow, err := q.ReviewerStatsFullCount(ctx, db, nil)
+	require.NoError(t, err)
+	require.Equal(t, normalRows(t, slow), normalRows(t, fast), "%s: ReviewerStats", step)
+	for _, r := range slow {
+		fast, err := q.ReviewerStats(ctx, db, &r.ID)
+		require.NoError(t, err)
+		slow, err := q.ReviewerStatsFullCount(ctx, db, &r.ID)
+		require.NoError(t, err)
+		require.Equal(t, normalRows(t, slow), normalRows(t, fast), "%s: ReviewerStats of %s", step, r.Email)
+	}
+	// ReviewerStats leaves out whoever has no items; their figures must
+	// all be 0 then, or a stale one would come back with their next review.
+	require.Zero(t, tb.count(t, `SELECT count(*) FROM reviewer_summary_now WHERE items = 0
+		AND (timed_items <> 0 OR time_spent_ms <> 0 OR accepted <> 0 OR corrected <> 0 OR rejected <> 0
+		     OR second_reviews <> 0 OR agreement_sum <> 0 OR agreement_n <> 0)`), "%s: figures of no items", step)
 }
 
 // reviewNext submits reviewer c's next item: how decides, per proposal
@@ -148,7 +176,7 @@ func reviewNext(t *testing.T, w *committeeWorld, c *client, how func(model strin
 func TestInsightSummariesMatchFullCount(t *testing.T) {
 	t.Parallel()
 	w := newCommitteeWorld(t, func(c *config.Config) { c.SecondReviewShare = 1; c.SecondReviewMinAgreement = 0.8 })
-	bob, _ := w.tb.userWithRole(t, "bob@example.com", auth.RoleReviewer)
+	bob, bobUser := w.tb.userWithRole(t, "bob@example.com", auth.RoleReviewer)
 	ctx := context.Background()
 	requireSummariesMatch(t, w.tb, "empty")
 
@@ -219,7 +247,22 @@ func TestInsightSummariesMatchFullCount(t *testing.T) {
 	require.NoError(t, err)
 	_, err = w.tb.pool.Exec(ctx, `UPDATE model_agreements SET agreement = 1 - agreement`)
 	require.NoError(t, err)
+	_, err = w.tb.pool.Exec(ctx, `UPDATE proposal_verdicts SET verdict = CASE verdict WHEN 'accepted' THEN 'corrected' ELSE 'accepted' END`)
+	require.NoError(t, err)
+	_, err = w.tb.pool.Exec(ctx, `UPDATE review_items SET time_spent_ms = NULL WHERE kind = 'second'`)
+	require.NoError(t, err)
 	requireSummariesMatch(t, w.tb, "bulk updates")
+	// A first review handed to another reviewer takes the second review of
+	// its image along; a verdict written after the review finished counts.
+	_, err = w.tb.pool.Exec(ctx, `UPDATE review_items SET done_by = $1 WHERE kind = 'first' AND image_id = $2`, bobUser.ID, photos[0])
+	require.NoError(t, err)
+	requireSummariesMatch(t, w.tb, "a first review reassigned")
+	_, err = w.tb.pool.Exec(ctx, `
+		INSERT INTO proposal_verdicts (review_item_id, proposal_id, verdict)
+		SELECT r.id, p.id, 'rejected' FROM review_items r JOIN proposals p ON p.image_id = r.image_id
+		WHERE r.kind = 'second' AND r.image_id = $1`, photos[0])
+	require.NoError(t, err)
+	requireSummariesMatch(t, w.tb, "late verdicts")
 	_, err = w.tb.pool.Exec(ctx, `DELETE FROM proposals WHERE model_id = (SELECT id FROM models WHERE name = 'blind')`)
 	require.NoError(t, err)
 	requireSummariesMatch(t, w.tb, "a model's proposals deleted")
@@ -292,6 +335,121 @@ func TestInsightSummariesUnderConcurrentReviews(t *testing.T) {
 	}
 	require.Equal(t, items*3, tb.count(t, "SELECT count(*) FROM proposal_verdicts"))
 	requireSummariesMatch(t, tb, "concurrent reviews")
+}
+
+// TestReviewerSummaryUnderConcurrentReviews: reviewers submitting first
+// and blind second reviews at the same time, each second review counting
+// for its own reviewer and for the first reviewer of its image, leave the
+// scorecards' summary equal to the full count, before and after the
+// deltas are folded in.
+func TestReviewerSummaryUnderConcurrentReviews(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, func(c *config.Config) { c.SecondReviewShare = 1; c.SecondReviewMinAgreement = 0.8 })
+	_, owner := tb.userWithRole(t, "owner@example.com", auth.RoleContributor)
+	const reviewers = 4
+	var clients []*client
+	for i := range reviewers {
+		c, _ := tb.userWithRole(t, fmt.Sprintf("rev%d@example.com", i), auth.RoleReviewer)
+		clients = append(clients, c)
+	}
+	type lease struct {
+		c    *client
+		item map[string]any
+	}
+	// round leases every item the reviewers may take, in turn (a second
+	// review goes to anyone but the first reviewer), then submits them all
+	// at once: first reviews keep, redraw or reject each proposal, second
+	// reviews draw a mask that agrees with the first more or less; some
+	// report their time, the others are timed from the lease.
+	round := func(name string) (firsts, seconds int) {
+		var leases []lease
+		for more := true; more; {
+			more = false
+			for _, c := range clients {
+				if status, item := next(t, c); status == http.StatusOK {
+					leases = append(leases, lease{c, item})
+					more = true
+				}
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, len(leases))
+		for i, l := range leases {
+			if l.item["kind"] == "second" {
+				seconds++
+			} else {
+				firsts++
+			}
+			wg.Go(func() {
+				instances, rejected := []any{}, []any{}
+				if l.item["kind"] == "second" {
+					instances = append(instances, map[string]any{"label": "cat", "mask": rect(60, 80, 2, 3, 20+i%3*20, 30)})
+				} else {
+					for j, p := range l.item["proposals"].([]any) {
+						p := p.(map[string]any)
+						switch (i + j) % 3 {
+						case 0:
+							instances = append(instances, map[string]any{"proposal_id": p["id"], "label": "cat", "mask": p["mask"]})
+						case 1:
+							instances = append(instances, map[string]any{"proposal_id": p["id"], "label": "dog", "mask": rect(60, 80, 10, 10, 40, 40)})
+						default:
+							rejected = append(rejected, p["id"])
+						}
+					}
+				}
+				body := map[string]any{"instances": instances, "rejected_proposals": rejected}
+				if i%2 == 0 {
+					body["time_spent_ms"] = 1000 + 500*i
+				}
+				res := l.c.json(http.MethodPost, "/api/v1/review/"+l.item["item_id"].(string), body)
+				if res.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("%s, review %d: %d %s", name, i, res.StatusCode, res.body)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		requireReviewerSummaryMatch(t, tb, name)
+		return firsts, seconds
+	}
+
+	for i := range 12 {
+		seedReview(t, tb, owner.ID, 3, float32(i)/12)
+	}
+	firsts, seconds := round("first reviews")
+	require.Equal(t, 12, firsts)
+	require.Zero(t, seconds)
+	// The second reviews of those beside first reviews of new photos: the
+	// same reviewers' rows changed by both at once.
+	for i := range 8 {
+		seedReview(t, tb, owner.ID, 3, float32(i)/8)
+	}
+	firsts, seconds = round("second reviews beside first reviews")
+	require.Equal(t, 8, firsts)
+	require.Equal(t, 12, seconds)
+	_, seconds = round("the last second reviews")
+	require.Equal(t, 8, seconds)
+
+	rows, err := tb.q.ReviewerStats(context.Background(), tb.pool, nil)
+	require.NoError(t, err)
+	require.Len(t, rows, reviewers)
+	var items, second, flagged int32
+	for _, r := range rows {
+		items += r.Items
+		second += r.SecondReviews
+	}
+	require.Equal(t, int32(2*20), items, "20 first reviews and 20 second reviews")
+	require.Equal(t, int32(20), second)
+	require.NoError(t, tb.pool.QueryRow(context.Background(), `SELECT count(*) FROM review_items WHERE flagged`).Scan(&flagged))
+	require.Positive(t, flagged, "some second reviews disagree")
+	require.Positive(t, tb.count(t, "SELECT count(*) FROM reviewer_summary_deltas"))
+	_, err = tb.q.InsightCompactSummaries(context.Background(), tb.pool)
+	require.NoError(t, err)
+	require.Zero(t, tb.count(t, "SELECT count(*) FROM reviewer_summary_deltas"))
+	requireReviewerSummaryMatch(t, tb, "compacted")
 }
 
 // rerunSummaryMigration rolls the database back to before the summaries'

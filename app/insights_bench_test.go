@@ -26,9 +26,12 @@ import (
 // verdicts on all of them (a half accepted, three tenths corrected with an
 // IoU below 1, a fifth rejected; all of bench-b's rejected), the model
 // agreements of bench-b's images, a published version with its classes
-// and a finished evaluation per model on its test split. Rows go in with
-// triggers off, as the bulk seeders write them; the summaries are then
-// filled by the migration's backfill, which it times.
+// and a finished evaluation per model on its test split. The first reviews
+// are spread over 50 reviewers, nine in ten with a time, and a tenth of
+// the images have a blind second review by another reviewer, a fifth of
+// them flagged. Rows go in with triggers off, as the bulk seeders write
+// them; the summaries are then filled by the migrations' backfill, which
+// it times.
 func seedInsights(b *testing.B, tb *testBundle, owner uuid.UUID) (datasetID uuid.UUID, backfill time.Duration) {
 	b.Helper()
 	ctx := context.Background()
@@ -36,6 +39,21 @@ func seedInsights(b *testing.B, tb *testBundle, owner uuid.UUID) (datasetID uuid
 		steps := []string{
 			`SET LOCAL session_replication_role = replica`,
 			`INSERT INTO models (name, version) VALUES ('bench-a', '1'), ('bench-b', '1')`,
+			`INSERT INTO users (email, name, password_hash, role)
+			 SELECT 'bench-rev' || i || '@example.com', 'bench-rev' || i, 'x', 'reviewer' FROM generate_series(1, 50) i`,
+			`CREATE TEMP TABLE bench_reviewers ON COMMIT DROP AS
+			 SELECT array_agg(id ORDER BY email) AS ids FROM users WHERE email LIKE 'bench-rev%'`,
+			`UPDATE review_items r SET done_by = b.ids[1 + abs(hashtext(r.id::text || 'r')) % cardinality(b.ids)],
+			        time_spent_ms = CASE WHEN abs(hashtext(r.id::text || 't')) % 10 = 0 THEN NULL
+			                             ELSE 5000 + abs(hashtext(r.id::text || 't')) % 60000 END
+			 FROM bench_reviewers b WHERE r.kind = 'first'`,
+			`INSERT INTO review_items (image_id, kind, done_by, done_at, time_spent_ms, agreement, flagged)
+			 SELECT f.image_id, 'second', b.ids[1 + array_position(b.ids, f.done_by) % cardinality(b.ids)],
+			        now() - make_interval(secs => abs(hashtext(f.image_id::text || 'd')) % 1000000), 20000,
+			        g.agreement, g.agreement < 0.8
+			 FROM review_items f CROSS JOIN bench_reviewers b
+			 CROSS JOIN LATERAL (SELECT 0.75 + (abs(hashtext(f.image_id::text || 'a')) % 26) / 100.0 AS agreement) g
+			 WHERE f.kind = 'first' AND abs(hashtext(f.image_id::text || 's')) % 10 = 0`,
 			`CREATE TEMP TABLE bench_labels ON COMMIT DROP AS SELECT array_agg(id ORDER BY name) AS ids FROM labels`,
 			`INSERT INTO proposals (id, image_id, model_id, rank, label_id, score, bbox, area, height, width, counts)
 			 SELECT md5('pa' || a.id)::uuid, a.image_id, (SELECT id FROM models WHERE name = 'bench-a'),
@@ -74,15 +92,19 @@ func seedInsights(b *testing.B, tb *testBundle, owner uuid.UUID) (datasetID uuid
 	if err != nil {
 		b.Fatalf("seeding insights: %v", err)
 	}
-	if _, err := tb.pool.Exec(ctx, "VACUUM ANALYZE proposals, proposal_verdicts, annotations, model_agreements"); err != nil {
+	if _, err := tb.pool.Exec(ctx, "VACUUM ANALYZE proposals, proposal_verdicts, annotations, model_agreements, review_items"); err != nil {
 		b.Fatal(err)
 	}
-	// What migration 00015 runs on an existing database.
+	// What migrations 00018 and 00027 run on an existing database.
 	start := time.Now()
 	if _, err := tb.pool.Exec(ctx, `SELECT insight_recount_proposals(coalesce(array_agg(id), '{}')) FROM proposals`); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := tb.pool.Exec(ctx, `SELECT insight_agreements_add(array_agg(label_id), array_agg(agreement), 1) FROM model_agreements`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tb.pool.Exec(ctx, `SELECT reviewer_recount_items(coalesce(array_agg(id), '{}')) FROM review_items
+		WHERE done_by IS NOT NULL OR (kind = 'second' AND done_at IS NOT NULL)`); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := tb.q.InsightCompactSummaries(ctx, tb.pool); err != nil {
@@ -129,11 +151,13 @@ func seedInsights(b *testing.B, tb *testBundle, owner uuid.UUID) (datasetID uuid
 	return d.ID, backfill
 }
 
-// BenchmarkInsights times every insights query and page at a million
-// images and three million annotations (BulkRows, then a second review of
-// half of them), with two models' proposals and verdicts on every one
-// (seedInsights): each figure is the median of benchInsightsRounds calls,
-// in ms. The full counts the summaries replace are timed once beside them.
+// BenchmarkInsights times every insights query and page, and the
+// reviewer scorecards, at a million images and three million annotations
+// (BulkRows, then a second look at half of them), with two models'
+// proposals and verdicts on every one and reviewers' first and second
+// reviews (seedInsights): each figure is the median of
+// benchInsightsRounds calls, in ms. The full counts the summaries replace
+// are timed once beside them.
 // IMAGEHUB_BENCH_IMAGES makes it smaller for a quick try.
 func BenchmarkInsights(b *testing.B) {
 	n := 1_000_000
@@ -164,6 +188,19 @@ func BenchmarkInsights(b *testing.B) {
 	if err := tb.pool.QueryRow(ctx, `SELECT array_agg(id) FROM labels`).Scan(&labels); err != nil {
 		b.Fatal(err)
 	}
+	var evalA, evalB string
+	if err := tb.pool.QueryRow(ctx, `
+		SELECT (array_agg(e.id::text ORDER BY m.name))[1], (array_agg(e.id::text ORDER BY m.name))[2]
+		FROM evaluations e JOIN models m ON m.id = e.model_id`).Scan(&evalA, &evalB); err != nil {
+		b.Fatal(err)
+	}
+	var reviewers, seconds, flagged int
+	if err := tb.pool.QueryRow(ctx, `
+		SELECT count(DISTINCT done_by), count(*) FILTER (WHERE kind = 'second'), count(*) FILTER (WHERE flagged)
+		FROM review_items`).Scan(&reviewers, &seconds, &flagged); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d reviewers, %d second reviews, %d flagged", reviewers, seconds, flagged)
 	q, db := tb.q, tb.pool
 	page := func(path string) func() error {
 		return func() error {
@@ -175,6 +212,12 @@ func BenchmarkInsights(b *testing.B) {
 		}
 	}
 	ds := datasetID.String()
+	// The evaluations list is timed narrowed to the version both models
+	// were evaluated on: it must find them.
+	evals := admin.get("/api/v1/evaluations?dataset_id=" + ds + "&version=1").json(b)["items"].([]any)
+	if len(evals) != 2 {
+		b.Fatalf("the evaluations of the version: %d, want 2", len(evals))
+	}
 	timed := []struct {
 		name string
 		f    func() error
@@ -182,6 +225,10 @@ func BenchmarkInsights(b *testing.B) {
 		{"page-insights", page("/insights?dataset_id=" + ds)},
 		{"api-classes", page("/api/v1/insights/classes?dataset_id=" + ds)},
 		{"page-models", page("/insights/models")},
+		{"page-models-ab", page("/insights/models?a=" + evalA + "&b=" + evalB)},
+		{"api-evaluations", page("/api/v1/evaluations?dataset_id=" + ds + "&version=1")},
+		{"page-review-stats", page("/review/stats")},
+		{"csv-review-stats", page("/review/stats.csv")},
 		{"api-stats-models", page("/api/v1/stats/models")},
 		{"q-ModelVerdictTotals", func() error { _, err := q.ModelVerdictTotals(ctx, db, models); return err }},
 		{"q-ModelLabelConfusion", func() error { _, err := q.ModelLabelConfusion(ctx, db, models[0]); return err }},
@@ -189,6 +236,8 @@ func BenchmarkInsights(b *testing.B) {
 		{"q-ModelQuality", func() error { _, err := q.ModelQuality(ctx, db); return err }},
 		{"q-CommitteeByLabel", func() error { _, err := q.CommitteeByLabel(ctx, db, labels); return err }},
 		{"q-LabelModelVerdicts", func() error { _, err := q.LabelModelVerdicts(ctx, db, labels); return err }},
+		{"q-ReviewerStats", func() error { _, err := q.ReviewerStats(ctx, db, nil); return err }},
+		{"q-ReviewsFlagged", func() error { _, err := q.ReviewsFlagged(ctx, db); return err }},
 	}
 	const benchInsightsRounds = 15
 	medians := make([]time.Duration, len(timed))
@@ -221,6 +270,11 @@ func BenchmarkInsights(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(time.Since(s).Milliseconds()), "ms-fullcount-CommitteeByLabel")
+	s = time.Now()
+	if _, err := q.ReviewerStatsFullCount(ctx, db, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(time.Since(s).Milliseconds()), "ms-fullcount-ReviewerStats")
 }
 
 func median(d []time.Duration) time.Duration {

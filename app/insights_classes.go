@@ -231,8 +231,11 @@ func (s *Server) insightsPage(c *fiber.Ctx) error {
 		}
 		for _, it := range items {
 			row := views.ClassInsightRow{Label: it.Label, Images: it.Images, Instances: it.Instances,
-				Test: it.InstancesBySplit["test"], Priority: it.Priority, Reason: it.PriorityReason,
+				Priority: it.Priority, Reason: it.PriorityReason,
 				Target: it.SuggestedTarget, Title: it.SuggestedCampaign, AP: -1, MeanIoU: -1, Acceptance: -1}
+			for i, split := range views.Splits {
+				row.ImagesBySplit[i], row.InstancesBySplit[i] = it.ImagesBySplit[split], it.InstancesBySplit[split]
+			}
 			if it.AP != nil {
 				row.AP = *it.AP
 			}

@@ -85,3 +85,27 @@ JOIN models m ON m.id = p.model_id
 WHERE p.label_id = ANY(@label_ids::uuid[])
 GROUP BY p.label_id, m.name, m.version
 ORDER BY p.label_id, m.name, m.version;
+
+-- name: ReviewerStatsFullCount :many
+-- Per reviewer: first and second reviews done, those with a time and the
+-- time they took, what their reviews made of the models' proposals, and how
+-- well their first reviews agreed with the second reviews of the same
+-- images. What reviewer_summary (migration 00027) must always equal.
+SELECT u.id, u.name, u.email,
+    count(r.id)::int AS items,
+    count(r.id) FILTER (WHERE r.time_spent_ms > 0)::int AS timed_items,
+    coalesce(sum(r.time_spent_ms) FILTER (WHERE r.time_spent_ms > 0), 0)::bigint AS time_spent_ms,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'accepted')::int AS accepted,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'corrected')::int AS corrected,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'rejected')::int AS rejected,
+    coalesce((SELECT avg(s.agreement) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
+     WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL), 0)::float8 AS agreement,
+    (SELECT count(*) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
+     WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL)::int AS second_reviews
+FROM users u JOIN review_items r ON r.done_by = u.id
+WHERE (sqlc.narg(user_id)::uuid IS NULL OR u.id = sqlc.narg(user_id)::uuid)
+GROUP BY u.id
+ORDER BY items DESC, u.name;

@@ -309,3 +309,74 @@ func (q *Queries) ModelVerdictTotalsFullCount(ctx context.Context, db DBTX, mode
 	}
 	return items, nil
 }
+
+const reviewerStatsFullCount = `-- name: ReviewerStatsFullCount :many
+SELECT u.id, u.name, u.email,
+    count(r.id)::int AS items,
+    count(r.id) FILTER (WHERE r.time_spent_ms > 0)::int AS timed_items,
+    coalesce(sum(r.time_spent_ms) FILTER (WHERE r.time_spent_ms > 0), 0)::bigint AS time_spent_ms,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'accepted')::int AS accepted,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'corrected')::int AS corrected,
+    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
+     WHERE vr.done_by = u.id AND v.verdict = 'rejected')::int AS rejected,
+    coalesce((SELECT avg(s.agreement) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
+     WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL), 0)::float8 AS agreement,
+    (SELECT count(*) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
+     WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL)::int AS second_reviews
+FROM users u JOIN review_items r ON r.done_by = u.id
+WHERE ($1::uuid IS NULL OR u.id = $1::uuid)
+GROUP BY u.id
+ORDER BY items DESC, u.name
+`
+
+type ReviewerStatsFullCountRow struct {
+	ID            uuid.UUID
+	Name          string
+	Email         string
+	Items         int32
+	TimedItems    int32
+	TimeSpentMs   int64
+	Accepted      int32
+	Corrected     int32
+	Rejected      int32
+	Agreement     float64
+	SecondReviews int32
+}
+
+// Per reviewer: first and second reviews done, those with a time and the
+// time they took, what their reviews made of the models' proposals, and how
+// well their first reviews agreed with the second reviews of the same
+// images. What reviewer_summary (migration 00027) must always equal.
+func (q *Queries) ReviewerStatsFullCount(ctx context.Context, db DBTX, userID *uuid.UUID) ([]ReviewerStatsFullCountRow, error) {
+	rows, err := db.Query(ctx, reviewerStatsFullCount, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ReviewerStatsFullCountRow
+	for rows.Next() {
+		var i ReviewerStatsFullCountRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Email,
+			&i.Items,
+			&i.TimedItems,
+			&i.TimeSpentMs,
+			&i.Accepted,
+			&i.Corrected,
+			&i.Rejected,
+			&i.Agreement,
+			&i.SecondReviews,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -1148,6 +1148,59 @@ type ReviewItem struct {
 	CampaignID     *uuid.UUID
 }
 
+type ReviewerOutcome struct {
+	ReviewItemID  uuid.UUID
+	UserID        uuid.UUID
+	Items         int64
+	TimedItems    int64
+	TimeSpentMs   int64
+	Accepted      int64
+	Corrected     int64
+	Rejected      int64
+	SecondReviews int64
+	AgreementSum  pgtype.Numeric
+	AgreementN    int64
+}
+
+type ReviewerSummary struct {
+	UserID        uuid.UUID
+	Items         int64
+	TimedItems    int64
+	TimeSpentMs   int64
+	Accepted      int64
+	Corrected     int64
+	Rejected      int64
+	SecondReviews int64
+	AgreementSum  pgtype.Numeric
+	AgreementN    int64
+}
+
+type ReviewerSummaryDelta struct {
+	UserID        uuid.UUID
+	Items         int64
+	TimedItems    int64
+	TimeSpentMs   int64
+	Accepted      int64
+	Corrected     int64
+	Rejected      int64
+	SecondReviews int64
+	AgreementSum  pgtype.Numeric
+	AgreementN    int64
+}
+
+type ReviewerSummaryNow struct {
+	UserID        uuid.UUID
+	Items         int64
+	TimedItems    int64
+	TimeSpentMs   int64
+	Accepted      int64
+	Corrected     int64
+	Rejected      int64
+	SecondReviews int64
+	AgreementSum  int64
+	AgreementN    int64
+}
+
 type Session struct {
 	IDHash     []byte
 	UserID     uuid.UUID

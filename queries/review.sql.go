@@ -733,23 +733,18 @@ func (q *Queries) ReviewUpcomingRest(ctx context.Context, db DBTX, arg ReviewUpc
 
 const reviewerStats = `-- name: ReviewerStats :many
 SELECT u.id, u.name, u.email,
-    count(r.id)::int AS items,
-    count(r.id) FILTER (WHERE r.time_spent_ms > 0)::int AS timed_items,
-    coalesce(sum(r.time_spent_ms) FILTER (WHERE r.time_spent_ms > 0), 0)::bigint AS time_spent_ms,
-    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
-     WHERE vr.done_by = u.id AND v.verdict = 'accepted')::int AS accepted,
-    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
-     WHERE vr.done_by = u.id AND v.verdict = 'corrected')::int AS corrected,
-    (SELECT count(*) FROM proposal_verdicts v JOIN review_items vr ON vr.id = v.review_item_id
-     WHERE vr.done_by = u.id AND v.verdict = 'rejected')::int AS rejected,
-    coalesce((SELECT avg(s.agreement) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
-     WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL), 0)::float8 AS agreement,
-    (SELECT count(*) FROM review_items f JOIN review_items s ON s.image_id = f.image_id AND s.kind = 'second'
-     WHERE f.kind = 'first' AND f.done_by = u.id AND s.done_at IS NOT NULL)::int AS second_reviews
-FROM users u JOIN review_items r ON r.done_by = u.id
-WHERE ($1::uuid IS NULL OR u.id = $1::uuid)
-GROUP BY u.id
-ORDER BY items DESC, u.name
+    s.items::int AS items,
+    s.timed_items::int AS timed_items,
+    s.time_spent_ms::bigint AS time_spent_ms,
+    s.accepted::int AS accepted,
+    s.corrected::int AS corrected,
+    s.rejected::int AS rejected,
+    coalesce(s.agreement_sum / nullif(s.agreement_n, 0), 0)::float8 AS agreement,
+    s.second_reviews::int AS second_reviews
+FROM reviewer_summary_now s JOIN users u ON u.id = s.user_id
+WHERE s.items > 0
+  AND ($1::uuid IS NULL OR s.user_id = $1::uuid)
+ORDER BY s.items DESC, u.name
 `
 
 type ReviewerStatsRow struct {
@@ -769,7 +764,8 @@ type ReviewerStatsRow struct {
 // Per reviewer: first and second reviews done, those with a time and the
 // time they took, what their reviews made of the models' proposals, and how
 // well their first reviews agreed with the second reviews of the same
-// images.
+// images. From reviewer_summary, kept by triggers (migration 00027);
+// ReviewerStatsFullCount is the same figures counted from the tables.
 func (q *Queries) ReviewerStats(ctx context.Context, db DBTX, userID *uuid.UUID) ([]ReviewerStatsRow, error) {
 	rows, err := db.Query(ctx, reviewerStats, userID)
 	if err != nil {
@@ -823,7 +819,8 @@ type ReviewsFlaggedRow struct {
 	SecondBy  *uuid.UUID
 }
 
-// Second reviews that disagreed with the first, for admins.
+// Second reviews that disagreed with the first, for admins, the latest
+// first (read from review_items_flagged_idx).
 func (q *Queries) ReviewsFlagged(ctx context.Context, db DBTX) ([]ReviewsFlaggedRow, error) {
 	rows, err := db.Query(ctx, reviewsFlagged)
 	if err != nil {

@@ -10,8 +10,9 @@ type GrowthVersion struct {
 	Instances [3]int64
 }
 
-// growthSplits names the splits in the order of GrowthVersion's arrays.
-var growthSplits = [3]string{"train", "val", "test"}
+// Splits names a version's splits in the order of GrowthVersion's and
+// ClassInsightRow's arrays.
+var Splits = [3]string{"train", "val", "test"}
 
 // growthBar is one split's segment of one version's stacked bar.
 type growthBar struct {
@@ -64,8 +65,8 @@ func layoutGrowth(id, measure string, vs []GrowthVersion, which func(GrowthVersi
 				h = int(n * growthHeight / c.Max)
 			}
 			y -= h
-			c.Bars = append(c.Bars, growthBar{Split: growthSplits[s], X: x, Y: y, W: growthBarW, H: h,
-				Title: fmt.Sprintf("version %d, %s: %d %s", v.Number, growthSplits[s], n, measure)})
+			c.Bars = append(c.Bars, growthBar{Split: Splits[s], X: x, Y: y, W: growthBarW, H: h,
+				Title: fmt.Sprintf("version %d, %s: %d %s", v.Number, Splits[s], n, measure)})
 		}
 		c.Axis = append(c.Axis, growthTick{X: x + growthBarW/2, Label: fmt.Sprintf("v%d", v.Number), Total: fmt.Sprint(total)})
 	}
