@@ -9,6 +9,38 @@ import (
 	"context"
 )
 
+const endpointMoveTrained = `-- name: EndpointMoveTrained :one
+WITH moved AS (
+    UPDATE model_endpoints e SET base_url = $1::text, failures = 0, cool_until = NULL, last_error = NULL
+    WHERE e.base_url = ANY($2::text[]) AND e.base_url <> $1::text
+      AND e.model_id IN (SELECT t.model_id FROM trainings t WHERE t.model_id IS NOT NULL)
+      AND NOT EXISTS (SELECT 1 FROM model_endpoints o WHERE o.model_id = e.model_id AND o.base_url = $1::text)
+    RETURNING e.id
+), freed AS (
+    UPDATE endpoint_slots SET held_until = NULL, holder = NULL
+    WHERE endpoint_id IN (SELECT id FROM moved)
+    RETURNING 1
+)
+SELECT count(*)::int AS moved FROM moved
+`
+
+type EndpointMoveTrainedParams struct {
+	ToUrl    string
+	FromUrls []string
+}
+
+// Moves the models trainings registered on the built-in worker at one of
+// @from_urls (the address the worker had before this start: it listens on a
+// new loopback port at each) to @to_url, where it listens now, and frees
+// the slots the process before held there. Returns how many moved. A
+// trained model an admin put on other endpoints keeps them.
+func (q *Queries) EndpointMoveTrained(ctx context.Context, db DBTX, arg EndpointMoveTrainedParams) (int32, error) {
+	row := db.QueryRow(ctx, endpointMoveTrained, arg.ToUrl, arg.FromUrls)
+	var moved int32
+	err := row.Scan(&moved)
+	return moved, err
+}
+
 const trainingArtifactReferenced = `-- name: TrainingArtifactReferenced :one
 SELECT EXISTS (SELECT 1 FROM trainings WHERE artifact_key = $1::text)
 `
