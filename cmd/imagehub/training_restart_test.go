@@ -48,7 +48,10 @@ func TestTrainingServeKilled(t *testing.T) {
 	const stuck = 4 * time.Second // JOB_TIMEOUT and JOB_RESCUE_AFTER
 	// The same address across restarts, as a deployment has.
 	port := freePort(t)
-	h := newTrainingHub(t, 120, map[string]string{"BUILTIN_TRAINER": "true", "TRAINING_LEASE": "3s",
+	// A lease long enough that a trainer starved of CPU by the tests
+	// beside it still renews in time, short enough to lapse soon after
+	// the restart.
+	h := newTrainingHub(t, 120, map[string]string{"BUILTIN_TRAINER": "true", "TRAINING_LEASE": "6s",
 		"JOB_TIMEOUT": stuck.String(), "JOB_RESCUE_AFTER": stuck.String(),
 		"PORT": port, "BASE_URL": "http://127.0.0.1:" + port})
 	ctx := context.Background()
@@ -67,14 +70,14 @@ func TestTrainingServeKilled(t *testing.T) {
 	h.restart(t, killedAt, stuck)
 
 	tr, _ := h.wait(t, id, 90*time.Second, func(tr map[string]any) bool { return tr["state"] == "evaluating" })
-	require.Equal(t, 2.0, tr["attempt"], "the attempt that died with the hub lapsed; the next one trained")
+	require.Equal(t, 2.0, tr["attempt"], "the attempt that died with the hub lapsed; the next one trained: %v", tr)
 	killedAt = h.kill(t)
 	s, _ = state(id)
 	require.Equal(t, "evaluating", s, "killed while evaluating")
 	h.restart(t, killedAt, stuck)
 
 	tr, _ = h.wait(t, id, 90*time.Second, succeeded)
-	require.Equal(t, 2.0, tr["attempt"], "no attempt more for the evaluation the restart carried on")
+	require.Equal(t, 2.0, tr["attempt"], "no attempt more for the evaluation the restart carried on: %v", tr)
 	name, _ := h.checkModel(t, tr)
 	require.Equal(t, 1, count(t, h.pool, "SELECT count(*) FROM trainings"), "one run, not a copy")
 	require.Equal(t, 2, count(t, h.pool, "SELECT count(DISTINCT attempt) FROM training_progress"), "progress of two attempts")
