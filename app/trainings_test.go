@@ -669,8 +669,11 @@ func TestTrainingLeaseConcurrent(t *testing.T) {
 	require.Len(t, seen, 4)
 }
 
-// TestTrainingHubRestart: a new hub on the same database carries on with
-// the run a trainer holds: its lease, progress and upload.
+// TestTrainingHubRestart: a second HTTP server on the same database carries
+// on with the run a trainer holds: its lease, progress and upload live in the
+// database, not in the server that handed them out. The first bundle's River
+// client keeps running, so this is no process restart; TestTrainingServeKilled
+// (cmd/imagehub) SIGKILLs a whole serve mid-training and mid-evaluation.
 func TestTrainingHubRestart(t *testing.T) {
 	t.Parallel()
 	w := newTrainingWorld(t)

@@ -18,7 +18,9 @@ import (
 
 // SweepArgs deletes blobs that no image needs any more: uploads whose image
 // was never recorded (a failed transaction) or has been ingested, and
-// canonical files, thumbnails and embeddings of images that are gone.
+// canonical files, thumbnails and embeddings of images that are gone; and
+// trained artifacts no training records (the hub stored the upload, then
+// died or failed before its transaction committed).
 type SweepArgs struct{}
 
 // Kind is the job kind.
@@ -47,7 +49,7 @@ type SweepWorker struct {
 func (w *SweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error {
 	cutoff := time.Now().Add(-w.grace)
 	deleted := 0
-	for _, prefix := range []string{"uploads/", "images/", "thumbs/", "embeddings/"} {
+	for _, prefix := range []string{"uploads/", "images/", "thumbs/", "embeddings/", "trainings/"} {
 		err := w.blobs.List(ctx, prefix, func(info blob.Info) error {
 			if info.ModTime.After(cutoff) {
 				return nil
@@ -57,9 +59,14 @@ func (w *SweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error
 				return nil // not ours to judge
 			}
 			var needed bool
-			if prefix == "uploads/" {
+			switch prefix {
+			case "uploads/":
 				needed, err = w.q.ImageUploadStillNeeded(ctx, w.pool, sum)
-			} else {
+			case "trainings/":
+				// trainings/<run>/<sha256>, as training.Service.Upload
+				// stores it: kept while a training names that key.
+				needed, err = w.q.TrainingArtifactReferenced(ctx, w.pool, info.Key)
+			default:
 				needed, err = w.q.ImageReferencesHash(ctx, w.pool, sum)
 			}
 			if err != nil {

@@ -98,8 +98,15 @@ func (s *Service) Upload(ctx context.Context, id uuid.UUID, token, format, layou
 		return s.register(ctx, tx, t, key, sum[:], int64(len(data)), format, layoutKind, labels)
 	})
 	if err != nil {
-		// Nothing points at the blob: remove it so no half-stored model stays.
-		_ = s.blobs.Delete(context.WithoutCancel(ctx), key)
+		// Nothing points at the blob: remove it so no half-stored model
+		// stays. The key is the run's and the content's, so a second upload
+		// of the same file that lost the race to the first (which committed)
+		// must not delete the first's artifact. A hub that dies before this
+		// leaves the blob to the blob sweep (jobs.SweepArgs).
+		dctx := context.WithoutCancel(ctx)
+		if used, qerr := s.q.TrainingArtifactReferenced(dctx, s.pool, key); qerr == nil && !used {
+			_ = s.blobs.Delete(dctx, key)
+		}
 		return Training{}, err
 	}
 	return get(ctx, s.pool, id)

@@ -38,12 +38,13 @@ type Recipe struct {
 }
 
 // DefaultRecipes is the recipe a GPU trainer around Ultralytics can take
-// (docs/training.md). The hub's list is static (Options.Recipes): it is what
+// (docs/training.md). No trainer of this project implements it (the CPU
+// trainer's recipes are trainer.Recipes()): its runs need an external one. The hub's list is static (Options.Recipes): it is what
 // users may ask for, whether or not a trainer is connected right now, so a
 // run waits queued until one that declares its recipe leases it.
 var DefaultRecipes = []Recipe{{
 	Name:        "yolo-seg",
-	Description: "Ultralytics YOLO instance segmentation (yolov8n-seg fine-tuned), for a GPU trainer; the artifact is an ONNX export in the yolo-seg layout.",
+	Description: "Ultralytics YOLO instance segmentation (yolov8n-seg fine-tuned). This project ships no trainer for it: a run waits queued until an external GPU trainer (for example one around Ultralytics, written to docs/training.md) leases it, and that trainer uploads an ONNX export in the yolo-seg layout (X-Artifact-Format: onnx, X-Artifact-Layout: yolo-seg) whose classes are the run's labels, in order.",
 	Format:      FormatYOLOSeg,
 	Params: map[string]Param{
 		"epochs": {Type: "int", Min: 1, Max: 1000, Default: 50, Description: "passes over the train split"},

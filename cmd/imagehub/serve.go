@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -318,6 +319,11 @@ func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[p
 		err = pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
 			if old, err := q.ModelGetByNameVersion(ctx, tx, queries.ModelGetByNameVersionParams{Name: spec.Name, Version: spec.Version}); err == nil {
 				spec.Enabled = &old.Enabled
+				if spec.Task == dispatch.TaskSegmentation {
+					if err := moveTrained(ctx, tx, e, old.ID, spec.Endpoints[0]); err != nil {
+						return err
+					}
+				}
 			}
 			_, _, err := jobs.SaveModel(ctx, tx, riverClient, spec, check)
 			return err
@@ -329,4 +335,29 @@ func startBuiltinWorker(ctx context.Context, e *env, riverClient *river.Client[p
 		e.logger.Info("built-in inference worker registered", "model", spec.Name, "task", spec.Task, "endpoint", spec.Endpoints[0], "capacity", capacity, "enabled", *spec.Enabled)
 	}
 	return stop, "http://" + ln.Addr().String(), nil
+}
+
+// moveTrained moves the trained models the built-in worker served at its
+// last address (the segmenter's endpoints, model builtin, before this start
+// registers it again) to its address now, in tx: the worker listens on a new
+// loopback port at each start, and a trained model left on the old one
+// would answer nothing after a restart (its evaluation, its proposals).
+func moveTrained(ctx context.Context, tx pgx.Tx, e *env, builtin uuid.UUID, to string) error {
+	q := queries.New()
+	eps, err := q.EndpointList(ctx, tx, builtin)
+	if err != nil {
+		return fmt.Errorf("error reading the built-in worker's last address: %w", err)
+	}
+	from := make([]string, 0, len(eps))
+	for _, ep := range eps {
+		from = append(from, ep.BaseUrl)
+	}
+	n, err := q.EndpointMoveTrained(ctx, tx, queries.EndpointMoveTrainedParams{FromUrls: from, ToUrl: to})
+	if err != nil {
+		return fmt.Errorf("error moving trained models to the built-in worker: %w", err)
+	}
+	if n > 0 {
+		e.logger.Info("trained models moved to the built-in worker's new address", "models", n, "from", from, "endpoint", to)
+	}
+	return nil
 }

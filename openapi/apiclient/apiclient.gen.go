@@ -2433,6 +2433,8 @@ type ClientInterface interface {
 
 	// ListRecipes The recipes trainings can use (premium)
 	//
+	// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued.
+	//
 	// Corresponds with GET /api/v1/trainings/recipes (the `ListRecipes` operationId).
 	ListRecipes(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -3909,6 +3911,8 @@ func (c *Client) CreateTraining(ctx context.Context, body CreateTrainingJSONRequ
 }
 
 // ListRecipes The recipes trainings can use (premium)
+//
+// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued.
 //
 // Corresponds with GET /api/v1/trainings/recipes (the `ListRecipes` operationId).
 func (c *Client) ListRecipes(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8116,6 +8120,8 @@ type ClientWithResponsesInterface interface {
 	CreateTrainingWithResponse(ctx context.Context, body CreateTrainingJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTrainingResponse, error)
 
 	// ListRecipesWithResponse The recipes trainings can use (premium)
+	//
+	// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -13410,6 +13416,8 @@ func (c *ClientWithResponses) CreateTrainingWithResponse(ctx context.Context, bo
 }
 
 // ListRecipesWithResponse The recipes trainings can use (premium)
+//
+// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued.
 //
 // Returns a wrapper object for the known response body format(s).
 //

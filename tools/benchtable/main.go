@@ -77,6 +77,9 @@ var goals = []goal{
 	{bench: "InteractivePrompt", unit: "ms/prompt", limit: 50, want: 1, lower: true},
 	{bench: "ReviewSegment", unit: "first-ms", peer: "p50-ms", want: 1.2, lower: true},
 	{bench: "RegionClassifier", unit: "AP50", peer: "segmenter_AP50", want: 1},
+	// Per class of trainertest.Labels (the generated shapes it trains on).
+	{bench: "RegionClassifier", unit: "AP50-disc", peer: "segmenter_AP50-disc", want: 1},
+	{bench: "RegionClassifier", unit: "AP50-square", peer: "segmenter_AP50-square", want: 1},
 	// Half of pycocotools' time per mask as the issue measured it here
 	// (294 µs to encode, 397 µs to decode): pycocotools is not installable
 	// on these machines, so its figures are limits, not a peer.
