@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -18,6 +20,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/deepimageshub/imagehub/app"
 	"github.com/deepimageshub/imagehub/config"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/tooltest"
@@ -45,6 +48,78 @@ func helm(t *testing.T, args ...string) string {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	require.NoError(t, cmd.Run(), "helm %s\n%s%s", strings.Join(args, " "), errb.String(), out.String())
 	return out.String()
+}
+
+// helmFails runs helm, which must fail, and returns what it said.
+func helmFails(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := tooltest.Binary("helm.sh/helm/v3/cmd/helm")
+	require.NoError(t, err)
+	home := t.TempDir()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"HOME=" + home, "HELM_CACHE_HOME=" + home, "HELM_CONFIG_HOME=" + home, "HELM_DATA_HOME=" + home}
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "helm %s\n%s", strings.Join(args, " "), out)
+	return string(out)
+}
+
+// chartValues is values.yaml with files laid over it, as helm merges them,
+// so that a test compares what was rendered with what the values asked.
+func chartValues(t *testing.T, files []string) map[string]any {
+	t.Helper()
+	var vals map[string]any
+	for _, f := range append([]string{"values.yaml"}, files...) {
+		b, err := os.ReadFile(filepath.Join(chart, f))
+		require.NoError(t, err)
+		var layer map[string]any
+		require.NoError(t, yaml.Unmarshal(b, &layer), f)
+		vals = mergeValues(vals, layer)
+	}
+	return vals
+}
+
+func mergeValues(base, over map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		b, bok := out[k].(map[string]any)
+		o, ook := v.(map[string]any)
+		if bok && ook {
+			out[k] = mergeValues(b, o)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// value is the value at a dotted path, such as "hub.port".
+func value(t *testing.T, vals map[string]any, path string) any {
+	t.Helper()
+	var v any = vals
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		require.True(t, ok, "values: %s is not a map at %s", path, k)
+		v, ok = m[k]
+		require.True(t, ok, "values: no %s", path)
+	}
+	return v
+}
+
+func intValue(t *testing.T, vals map[string]any, path string) int64 {
+	t.Helper()
+	f, ok := value(t, vals, path).(float64)
+	require.True(t, ok, "values: %s is not a number", path)
+	return int64(f)
+}
+
+func stringValue(t *testing.T, vals map[string]any, path string) string {
+	t.Helper()
+	s, ok := value(t, vals, path).(string)
+	require.True(t, ok, "values: %s is not a string", path)
+	return s
 }
 
 func valuesArgs(files []string) []string {
@@ -213,11 +288,7 @@ func TestChartRenders(t *testing.T) {
 			require.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
 			require.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
 			require.NotNil(t, pod.Affinity.PodAntiAffinity)
-			shutdown := strings.TrimSuffix(cm.Data["SHUTDOWN_TIMEOUT"], "s")
-			var secs int64
-			_, err = fmt.Sscan(shutdown, &secs)
-			require.NoError(t, err)
-			require.Greater(t, *pod.TerminationGracePeriodSeconds, secs, "the kubelet waits longer than the hub drains")
+			requireGracefulShutdown(t, chartValues(t, files), cm, pod)
 
 			var envNames []string
 			for _, e := range c.Env {
@@ -251,6 +322,30 @@ func TestChartRenders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// requireGracefulShutdown: a stopping hub keeps serving while the
+// endpoints forget it (the preStop sleep), then has SHUTDOWN_TIMEOUT to
+// finish the longest request and then its jobs, and the kubelet waits for
+// all of that and the 10 s the hub gives the jobs it cancels.
+func requireGracefulShutdown(t *testing.T, vals map[string]any, cm *corev1.ConfigMap, pod corev1.PodSpec) {
+	t.Helper()
+	c := pod.Containers[0]
+	require.NotNil(t, c.Lifecycle, "a preStop hook")
+	require.NotNil(t, c.Lifecycle.PreStop.Sleep, "the kubelet sleeps: the image has no shell")
+	drain := c.Lifecycle.PreStop.Sleep.Seconds
+	require.Equal(t, intValue(t, vals, "hub.preStopSleepSeconds"), drain)
+	require.Positive(t, drain)
+	longest := int64(app.ReadTimeout / time.Second)
+	require.GreaterOrEqual(t, intValue(t, vals, "hub.longestRequestSeconds"), longest, "an upload may take the server's ReadTimeout")
+	longest = max(longest, intValue(t, vals, "hub.longestRequestSeconds"))
+	forJobs := intValue(t, vals, "hub.shutdownTimeoutSeconds")
+	shutdown, err := time.ParseDuration(cm.Data["SHUTDOWN_TIMEOUT"])
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, int64(shutdown/time.Second), longest+forJobs, "the hub waits for the longest request, then its jobs")
+	const cancelled = 10 // cmd/imagehub serve: StopAndCancel after SHUTDOWN_TIMEOUT
+	require.Greater(t, *pod.TerminationGracePeriodSeconds, drain+int64(shutdown/time.Second)+cancelled,
+		"the kubelet waits longer than the preStop sleep, the longest request, the jobs and their cancelling")
 }
 
 func requireRestricted(t *testing.T, key string, spec *corev1.PodSpec) {
@@ -311,15 +406,17 @@ func checkProduction(t *testing.T, objects map[string]any) {
 func TestChartRefusesManagedSettings(t *testing.T) {
 	t.Parallel()
 	for _, key := range []string{"BUILTIN_WORKER", "DATABASE_URL"} {
-		bin, err := tooltest.Binary("helm.sh/helm/v3/cmd/helm")
-		require.NoError(t, err)
-		home := t.TempDir()
-		cmd := exec.Command(bin, "template", "hub", chart, "--set", "hub.settings."+key+"=x")
-		cmd.Env = []string{"HOME=" + home, "HELM_CACHE_HOME=" + home, "HELM_CONFIG_HOME=" + home, "HELM_DATA_HOME=" + home}
-		out, err := cmd.CombinedOutput()
-		require.Error(t, err, "%s", out)
-		require.Contains(t, string(out), "hub.settings."+key+" is set by the chart")
+		out := helmFails(t, "template", "hub", chart, "--set", "hub.settings."+key+"=x")
+		require.Contains(t, out, "hub.settings."+key+" is set by the chart")
 	}
+}
+
+// TestChartRefusesShortShutdown: the shutdown budget cannot be smaller
+// than the longest an upload may take to arrive.
+func TestChartRefusesShortShutdown(t *testing.T) {
+	t.Parallel()
+	out := helmFails(t, "template", "hub", chart, "--set", "hub.longestRequestSeconds=30")
+	require.Contains(t, out, "hub.longestRequestSeconds must be at least 60")
 }
 
 // TestChartPrometheusTrigger: the alternative trigger reads the hub's queue

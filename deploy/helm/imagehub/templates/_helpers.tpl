@@ -77,3 +77,15 @@ env:
         key: {{ .Values.oidc.clientSecretKey }}
 {{- end }}
 {{- end -}}
+
+{{/* SHUTDOWN_TIMEOUT in seconds: the hub's one deadline for finishing its
+requests and then its River jobs (cmd/imagehub serve), so the longest
+request first and the jobs' time after it. 60 is the server's ReadTimeout
+(app.ReadTimeout): an upload caught by SIGTERM must be able to finish. */}}
+{{- define "imagehub.shutdownSeconds" -}}
+{{- $longest := int .Values.hub.longestRequestSeconds -}}
+{{- if lt $longest 60 -}}
+{{- fail "hub.longestRequestSeconds must be at least 60, the hub's ReadTimeout: an upload in flight at shutdown would be cut" -}}
+{{- end -}}
+{{- add $longest (int .Values.hub.shutdownTimeoutSeconds) -}}
+{{- end -}}
