@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/deepimageshub/imagehub/app"
 	"github.com/deepimageshub/imagehub/config"
+	"github.com/deepimageshub/imagehub/dispatch"
 	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/tooltest"
 )
@@ -34,6 +36,7 @@ var valueSets = map[string][]string{
 	"default":    nil,
 	"minimal":    {"ci/minimal-values.yaml"},
 	"production": {"ci/production-values.yaml"},
+	"triton-pvc": {"ci/triton-pvc-values.yaml"},
 }
 
 func helm(t *testing.T, args ...string) string {
@@ -142,7 +145,9 @@ type meta struct {
 
 type scaledObjectSpec struct {
 	ScaleTargetRef struct {
-		Name string `json:"name"`
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Name       string `json:"name"`
 	} `json:"scaleTargetRef"`
 	MinReplicaCount int `json:"minReplicaCount"`
 	MaxReplicaCount int `json:"maxReplicaCount"`
@@ -182,6 +187,8 @@ func newObject(apiVersion, kind string) (any, bool) {
 	switch apiVersion + " " + kind {
 	case "apps/v1 Deployment":
 		return &appsv1.Deployment{}, true
+	case "apps/v1 StatefulSet":
+		return &appsv1.StatefulSet{}, true
 	case "v1 Service":
 		return &corev1.Service{}, true
 	case "v1 ConfigMap":
@@ -225,10 +232,12 @@ func decodeStrict(doc []byte, into any) error {
 	return dec.Decode(into)
 }
 
-// render runs helm template and decodes every object strictly.
-func render(t *testing.T, files []string) map[string]any {
+// render runs helm template with the value files and further arguments
+// (--set) and decodes every object strictly.
+func render(t *testing.T, files []string, args ...string) map[string]any {
 	t.Helper()
-	out := helm(t, append([]string{"template", "hub", chart, "--namespace", "imagehub"}, valuesArgs(files)...)...)
+	args = append(append([]string{"template", "hub", chart, "--namespace", "imagehub"}, valuesArgs(files)...), args...)
+	out := helm(t, args...)
 	objects := map[string]any{}
 	for _, doc := range strings.Split(out, "\n---") {
 		if strings.TrimSpace(strings.TrimPrefix(doc, "---")) == "" {
@@ -248,6 +257,15 @@ func render(t *testing.T, files []string) map[string]any {
 		objects[key] = obj
 	}
 	return objects
+}
+
+// object is the rendered object of key ("Kind/name") as type T, failing
+// the test (not panicking) when it was not rendered or has another type.
+func object[T any](t *testing.T, objects map[string]any, key string) T {
+	t.Helper()
+	o, ok := objects[key].(T)
+	require.True(t, ok, "%s rendered as %T", key, objects[key])
+	return o
 }
 
 func TestChartLint(t *testing.T) {
@@ -310,12 +328,18 @@ func TestChartRenders(t *testing.T) {
 				switch o := obj.(type) {
 				case *appsv1.Deployment:
 					spec = &o.Spec.Template.Spec
+				case *appsv1.StatefulSet:
+					spec = &o.Spec.Template.Spec
 				case *batchv1.Job:
 					spec = &o.Spec.Template.Spec
 				default:
 					continue
 				}
 				requireRestricted(t, key, spec)
+			}
+			vals := chartValues(t, files)
+			if value(t, vals, "triton.enabled") == true {
+				checkTriton(t, objects, vals)
 			}
 			if name == "production" {
 				checkProduction(t, objects)
@@ -375,14 +399,10 @@ func checkProduction(t *testing.T, objects map[string]any) {
 	hub := objects["Deployment/hub"].(*appsv1.Deployment)
 	require.Nil(t, hub.Spec.Replicas, "the HPA owns the replica count")
 
-	triton := objects["Deployment/hub-triton"].(*appsv1.Deployment)
-	gpu := triton.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceName("nvidia.com/gpu")]
-	require.Equal(t, int64(1), gpu.Value())
 	so := objects["ScaledObject/hub-triton"].(*struct {
 		meta
 		Spec scaledObjectSpec `json:"spec"`
 	})
-	require.Equal(t, "hub-triton", so.Spec.ScaleTargetRef.Name)
 	trig := so.Spec.Triggers[0]
 	require.Equal(t, "postgresql", trig.Type)
 	require.Contains(t, trig.Metadata["query"], "queue = '"+jobs.QueueInfer+"'")
@@ -390,15 +410,111 @@ func checkProduction(t *testing.T, objects map[string]any) {
 	require.NotEmpty(t, trig.Metadata["targetQueryValue"])
 	require.Contains(t, objects, "TriggerAuthentication/hub-keda-pg")
 
-	reg := objects["Job/hub-register-model"].(*batchv1.Job)
-	require.Equal(t, "post-install,post-upgrade", reg.Annotations["helm.sh/hook"])
-	require.Equal(t, []string{"models", "register"}, reg.Spec.Template.Spec.Containers[0].Args[:2])
-	model := objects["ConfigMap/hub-model"].(*corev1.ConfigMap)
-	var spec map[string]any
-	require.NoError(t, json.Unmarshal([]byte(model.Data["model.json"]), &spec))
-	require.Equal(t, []any{"http://hub-triton:8000"}, spec["endpoints"])
 	require.Contains(t, objects, "NetworkPolicy/hub-hub")
 	require.Contains(t, objects, "NetworkPolicy/hub-triton")
+}
+
+// checkTriton: the GPU workers are a StatefulSet behind a headless
+// Service, every pod the release may run is registered as one endpoint
+// taking the model's capacity, so the hub's capacity grows with the pods
+// KEDA starts; the registration never waits for a pod under KEDA; the
+// model repository is the claim or the image the values name.
+func checkTriton(t *testing.T, objects map[string]any, vals map[string]any) {
+	t.Helper()
+	sts := object[*appsv1.StatefulSet](t, objects, "StatefulSet/hub-triton")
+	require.NotContains(t, objects, "Deployment/hub-triton")
+	svc := object[*corev1.Service](t, objects, "Service/hub-triton")
+	require.Equal(t, svc.Name, sts.Spec.ServiceName, "the pods' DNS names come from this Service")
+	require.Equal(t, corev1.ClusterIPNone, svc.Spec.ClusterIP, "headless: one DNS name per pod")
+	require.Equal(t, appsv1.ParallelPodManagement, sts.Spec.PodManagementPolicy)
+	pod := sts.Spec.Template.Spec
+	gpu := pod.Containers[0].Resources.Limits[corev1.ResourceName("nvidia.com/gpu")]
+	require.Equal(t, int64(1), gpu.Value())
+
+	keda := value(t, vals, "triton.keda.enabled") == true
+	pods := intValue(t, vals, "triton.replicas")
+	if keda {
+		so := object[*struct {
+			meta
+			Spec scaledObjectSpec `json:"spec"`
+		}](t, objects, "ScaledObject/hub-triton")
+		require.Equal(t, "apps/v1", so.Spec.ScaleTargetRef.APIVersion)
+		require.Equal(t, "StatefulSet", so.Spec.ScaleTargetRef.Kind)
+		require.Equal(t, sts.Name, so.Spec.ScaleTargetRef.Name)
+		require.Equal(t, intValue(t, vals, "triton.keda.minReplicas"), int64(so.Spec.MinReplicaCount))
+		pods = intValue(t, vals, "triton.keda.maxReplicas")
+		require.Equal(t, pods, int64(so.Spec.MaxReplicaCount))
+		require.Nil(t, sts.Spec.Replicas, "KEDA owns the replica count")
+	}
+	model := object[*corev1.ConfigMap](t, objects, "ConfigMap/hub-model")
+	var spec dispatch.Spec
+	dec := json.NewDecoder(strings.NewReader(model.Data["model.json"]))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(&spec), "models register reads it strictly")
+	require.NoError(t, spec.Normalize())
+	var want []string
+	for i := range pods {
+		want = append(want, fmt.Sprintf("http://%s-%d.%s.imagehub.svc:8000", sts.Name, i, svc.Name))
+	}
+	require.Equal(t, want, spec.Endpoints, "one endpoint per pod, never the Service's one address")
+	perPod := intValue(t, vals, "triton.register.model.capacity")
+	require.Equal(t, perPod, int64(spec.Capacity), "capacity is one pod's")
+	require.Equal(t, perPod*pods, int64(len(spec.Endpoints)*spec.Capacity), "the hub's capacity is a pod's times the pods")
+
+	reg := object[*batchv1.Job](t, objects, "Job/hub-register-model")
+	require.Equal(t, "post-install,post-upgrade", reg.Annotations["helm.sh/hook"])
+	args := reg.Spec.Template.Spec.Containers[0].Args
+	require.Equal(t, []string{"models", "register"}, args[:2])
+	i := slices.Index(args, "--wait")
+	require.Positive(t, i, "%v", args)
+	wait := args[i+1]
+	if keda {
+		// With minReplicas 0 no pod runs until the queue has jobs, which
+		// need the model: the Job must not wait for one.
+		require.Equal(t, "0s", wait, "saved at once, whatever runs")
+	} else {
+		require.Equal(t, "10m", wait, "every pod of a fixed count is expected")
+	}
+	require.Empty(t, reg.Spec.Template.Spec.InitContainers)
+
+	var models *corev1.Volume
+	for i := range pod.Volumes {
+		if pod.Volumes[i].Name == "models" {
+			models = &pod.Volumes[i]
+		}
+	}
+	require.NotNil(t, models)
+	switch stringValue(t, vals, "triton.modelRepository.type") {
+	case "pvc":
+		require.NotNil(t, models.PersistentVolumeClaim, "the model repository is the claim")
+		require.Equal(t, stringValue(t, vals, "triton.modelRepository.claimName"), models.PersistentVolumeClaim.ClaimName)
+		require.True(t, models.PersistentVolumeClaim.ReadOnly)
+		require.Empty(t, pod.InitContainers)
+		for _, m := range pod.Containers[0].VolumeMounts {
+			if m.Name == "models" {
+				require.Equal(t, "/models", m.MountPath)
+				require.True(t, m.ReadOnly, "every pod shares the claim read-only")
+			}
+		}
+	case "image":
+		require.NotNil(t, models.EmptyDir)
+		require.Equal(t, stringValue(t, vals, "triton.modelRepository.image"), pod.InitContainers[0].Image)
+	default:
+		t.Fatalf("unknown triton.modelRepository.type")
+	}
+}
+
+// TestChartFixedTriton: without KEDA the registration names exactly the
+// pods of triton.replicas and waits for them.
+func TestChartFixedTriton(t *testing.T) {
+	t.Parallel()
+	objects := render(t, []string{"ci/triton-pvc-values.yaml"}, "--set", "triton.keda.enabled=false", "--set", "triton.replicas=3")
+	require.NotContains(t, objects, "ScaledObject/hub-triton")
+	vals := chartValues(t, []string{"ci/triton-pvc-values.yaml"})
+	vals["triton"].(map[string]any)["keda"].(map[string]any)["enabled"] = false
+	vals["triton"].(map[string]any)["replicas"] = float64(3)
+	checkTriton(t, objects, vals)
+	require.Equal(t, int32(3), *object[*appsv1.StatefulSet](t, objects, "StatefulSet/hub-triton").Spec.Replicas)
 }
 
 // TestChartRefusesManagedSettings: hub.settings cannot turn the built-in
