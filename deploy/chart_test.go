@@ -308,18 +308,22 @@ func TestChartRenders(t *testing.T) {
 			require.NotNil(t, pod.Affinity.PodAntiAffinity)
 			requireGracefulShutdown(t, chartValues(t, files), cm, pod)
 
-			var envNames []string
-			for _, e := range c.Env {
-				envNames = append(envNames, e.Name)
-				if e.Name == "DATABASE_URL" {
-					require.NotNil(t, e.ValueFrom.SecretKeyRef, "from a Secret")
-				}
+			vals := chartValues(t, files)
+			secrets := secretEnv(t, vals)
+			require.Contains(t, secrets, "DATABASE_URL")
+			requireSecretEnv(t, "Deployment/hub", c, secrets)
+			for _, k := range []string{"DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OIDC_CLIENT_SECRET"} {
+				require.NotContains(t, cm.Data, k, "a secret in the ConfigMap")
 			}
-			require.Contains(t, envNames, "DATABASE_URL")
 
 			migrate := objects["Job/hub-migrate"].(*batchv1.Job)
 			require.Equal(t, "pre-install,pre-upgrade", migrate.Annotations["helm.sh/hook"])
 			require.Equal(t, []string{"migrate"}, migrate.Spec.Template.Spec.Containers[0].Args)
+			requireSecretEnv(t, "Job/hub-migrate", migrate.Spec.Template.Spec.Containers[0],
+				map[string]corev1.SecretKeySelector{"DATABASE_URL": secrets["DATABASE_URL"]})
+			if reg, ok := objects["Job/hub-register-model"].(*batchv1.Job); ok {
+				requireSecretEnv(t, "Job/hub-register-model", reg.Spec.Template.Spec.Containers[0], secrets)
+			}
 			require.Contains(t, objects, "PodDisruptionBudget/hub")
 			require.Contains(t, objects, "Service/hub")
 
@@ -337,15 +341,55 @@ func TestChartRenders(t *testing.T) {
 				}
 				requireRestricted(t, key, spec)
 			}
-			vals := chartValues(t, files)
 			if value(t, vals, "triton.enabled") == true {
 				checkTriton(t, objects, vals)
 			}
 			if name == "production" {
 				checkProduction(t, objects)
+				require.Len(t, secrets, 4, "production takes the database URL, the S3 keys and the OIDC secret from Secrets")
 			}
 		})
 	}
+}
+
+// secretEnv is the environment the values say comes from Secrets: the
+// database URL always, the S3 keys when s3.existingSecret is set, the
+// OpenID client secret when OIDC is on.
+func secretEnv(t *testing.T, vals map[string]any) map[string]corev1.SecretKeySelector {
+	t.Helper()
+	ref := func(secret, key string) corev1.SecretKeySelector {
+		return corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}
+	}
+	env := map[string]corev1.SecretKeySelector{
+		"DATABASE_URL": ref(stringValue(t, vals, "database.existingSecret"), stringValue(t, vals, "database.secretKey")),
+	}
+	if s3 := stringValue(t, vals, "s3.existingSecret"); s3 != "" {
+		env["AWS_ACCESS_KEY_ID"] = ref(s3, stringValue(t, vals, "s3.accessKeyIdKey"))
+		env["AWS_SECRET_ACCESS_KEY"] = ref(s3, stringValue(t, vals, "s3.secretAccessKeyKey"))
+	}
+	if value(t, vals, "oidc.enabled") == true {
+		env["OIDC_CLIENT_SECRET"] = ref(stringValue(t, vals, "oidc.existingSecret"), stringValue(t, vals, "oidc.clientSecretKey"))
+	}
+	return env
+}
+
+// requireSecretEnv: c takes each of want from its Secret and key, and no
+// secret variable, wanted or not, as a plain value.
+func requireSecretEnv(t *testing.T, key string, c corev1.Container, want map[string]corev1.SecretKeySelector) {
+	t.Helper()
+	got := map[string]corev1.SecretKeySelector{}
+	for _, e := range c.Env {
+		switch e.Name {
+		case "DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "OIDC_CLIENT_SECRET":
+		default:
+			continue
+		}
+		require.Empty(t, e.Value, "%s %s: %s as a plain value", key, c.Name, e.Name)
+		require.NotNil(t, e.ValueFrom, "%s %s: %s", key, c.Name, e.Name)
+		require.NotNil(t, e.ValueFrom.SecretKeyRef, "%s %s: %s from a Secret", key, c.Name, e.Name)
+		got[e.Name] = *e.ValueFrom.SecretKeyRef
+	}
+	require.Equal(t, want, got, "%s %s: the Secrets and keys the values name", key, c.Name)
 }
 
 // requireGracefulShutdown: a stopping hub keeps serving while the
