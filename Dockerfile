@@ -1,7 +1,7 @@
 # The hub's image for those who build with Docker. `make image` builds the
 # same image without Docker (tools/mkimage); deploy/image_test.go checks
 # that both say the same user, entrypoint, ports and writable /tmp.
-FROM golang:1.26 AS build
+FROM golang:1.26.8 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

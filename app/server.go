@@ -171,8 +171,8 @@ func New(d Deps) (*Server, error) {
 		AppName:               "imagehub",
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
-		ReadTimeout:           60 * time.Second,
-		WriteTimeout:          10 * time.Minute, // downloads stream for a long time
+		ReadTimeout:           ReadTimeout,
+		WriteTimeout:          WriteTimeout,
 		IdleTimeout:           120 * time.Second,
 		// Bodies stream: fasthttp reads at most 8 KiB of one before the
 		// handlers run, and each route's body policy (routes.go) says how
@@ -187,6 +187,16 @@ func New(d Deps) (*Server, error) {
 	s.mount()
 	return s, nil
 }
+
+// ReadTimeout bounds the reading of a whole request, an upload's body
+// included: the longest an upload may take to arrive. The Helm chart's
+// shutdown budget (deploy/helm/imagehub, hub.longestRequestSeconds) must
+// cover it, which deploy's tests check.
+const ReadTimeout = 60 * time.Second
+
+// WriteTimeout bounds writing a response; dataset downloads stream for a
+// long time and push their own deadline on as they write.
+const WriteTimeout = 10 * time.Minute
 
 // App is the Fiber app, for tests (app.Test) and for Serve.
 func (s *Server) App() *fiber.App { return s.app }

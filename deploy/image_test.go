@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"debug/buildinfo"
 	"encoding/json"
 	"io"
 	"os"
@@ -16,18 +17,26 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// buildImage runs tools/mkimage (what `make image` runs) and returns the
-// image digest it printed and the tarball's files.
-func buildImage(t *testing.T) (string, map[string][]byte) {
+// buildImage runs tools/mkimage (what `make image` runs) with env added to
+// its environment and returns the image digest it printed and the
+// tarball's files.
+func buildImage(t *testing.T, env ...string) (string, map[string][]byte) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "image.tar")
-	args := []string{"run", "./mkimage", "-src", "..", "-o", out}
+	dir := t.TempDir()
+	mkimage := filepath.Join(dir, "mkimage")
+	build := exec.Command("go", "build", "-o", mkimage, "./mkimage")
+	build.Dir = "../tools"
+	build.Env = append(os.Environ(), "GOWORK=off")
+	outb, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", outb)
+	out := filepath.Join(dir, "image.tar")
+	args := []string{"-src", "..", "-o", out}
 	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err != nil {
 		args = append(args, "-ca", "") // a machine without Debian's ca-certificates
 	}
-	cmd := exec.Command("go", args...)
+	cmd := exec.Command(mkimage, args...)
 	cmd.Dir = "../tools"
-	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Env = append(append(os.Environ(), "GOWORK=off"), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), stderr.String())
@@ -71,7 +80,10 @@ type descriptor struct {
 func TestImageReproducibleAndMinimal(t *testing.T) {
 	t.Parallel()
 	d1, files1 := buildImage(t)
-	d2, files2 := buildImage(t)
+	// Whatever Go the builder's environment asks for (here one that does
+	// not exist, and nothing may be downloaded), mkimage builds with the
+	// Go that go.mod names, so the digest does not depend on the machine.
+	d2, files2 := buildImage(t, "GOTOOLCHAIN=go1.99.0", "GOPROXY=off")
 	require.Equal(t, d1, d2, "same tree, same digest")
 	require.Equal(t, files1, files2, "same tree, same bytes")
 
@@ -105,6 +117,9 @@ func TestImageReproducibleAndMinimal(t *testing.T) {
 	require.NoError(t, err)
 	layer := readTar(t, gz)
 	require.Contains(t, layer, "usr/local/bin/imagehub")
+	info, err := buildinfo.Read(bytes.NewReader(layer["usr/local/bin/imagehub"]))
+	require.NoError(t, err)
+	require.Equal(t, goModVersion(t, "../go.mod"), info.GoVersion, "built with the Go that go.mod names")
 	require.Contains(t, layer, "tmp/")
 	require.Contains(t, string(layer["etc/passwd"]), "nonroot:x:65532:65532:")
 	for name := range layer {
@@ -124,6 +139,33 @@ func TestImageReproducibleAndMinimal(t *testing.T) {
 	require.ElementsMatch(t, strings.Fields(df["EXPOSE"]), ports)
 	require.ElementsMatch(t, []string{"/tmp"}, keys(cfg.Config.Volumes))
 	require.Contains(t, df["FROM"], "distroless/static")
+}
+
+// goModVersion is gomod's go line as a toolchain name, "go1.26.8".
+func goModVersion(t *testing.T, gomod string) string {
+	t.Helper()
+	b, err := os.ReadFile(gomod)
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "go "); ok {
+			return "go" + strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("%s has no go line", gomod)
+	return ""
+}
+
+// TestToolchainPinned: the program's and the tools' modules name one exact
+// Go release, and the Dockerfile builds with that release's image, so that
+// `make image` and `docker build` compile with the same Go.
+func TestToolchainPinned(t *testing.T) {
+	t.Parallel()
+	v := goModVersion(t, "../go.mod")
+	require.Equal(t, 2, strings.Count(v, "."), "go.mod names an exact release: %s", v)
+	require.Equal(t, v, goModVersion(t, "../tools/go.mod"))
+	df, err := os.ReadFile("../Dockerfile")
+	require.NoError(t, err)
+	require.Contains(t, string(df), "\nFROM golang:"+strings.TrimPrefix(v, "go")+" AS build\n")
 }
 
 func keys(m map[string]struct{}) []string {

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -70,6 +71,34 @@ func epoch() (time.Time, error) {
 	return time.Unix(0, 0).UTC(), nil
 }
 
+// pinnedToolchain is the Go toolchain of the module at gomod: its
+// toolchain line, else its go line as "go1.26.8". A go line names an exact
+// release (three numbers) here; `toolchain` equal to it is refused by the
+// go command itself, so the go line is the pin.
+func pinnedToolchain(gomod string) (string, error) {
+	b, err := os.ReadFile(gomod)
+	if err != nil {
+		return "", fmt.Errorf("error reading %s: %w", gomod, err)
+	}
+	var goLine, toolchain string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "go":
+			goLine = "go" + f[1]
+		case len(f) == 2 && f[0] == "toolchain":
+			toolchain = f[1]
+		}
+	}
+	if toolchain != "" {
+		return toolchain, nil
+	}
+	if strings.Count(goLine, ".") != 2 {
+		return "", fmt.Errorf("%s: the go line %q names no exact release (go 1.26.8) to build the image with", gomod, goLine)
+	}
+	return goLine, nil
+}
+
 func run(src, out, arch, ca, tag string) error {
 	when, err := epoch()
 	if err != nil {
@@ -81,10 +110,18 @@ func run(src, out, arch, ca, tag string) error {
 	}
 	defer os.RemoveAll(work)
 
+	toolchain, err := pinnedToolchain(filepath.Join(src, "go.mod"))
+	if err != nil {
+		return err
+	}
 	bin := filepath.Join(work, "imagehub")
 	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", bin, "./cmd/imagehub")
 	build.Dir = src
-	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off", "GOFLAGS=-mod=readonly")
+	// The compiler is part of the binary's bytes: build with exactly the Go
+	// that go.mod names, whatever Go runs this (the go command fetches it
+	// when the local one differs, and uses the local one when it is that).
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off", "GOFLAGS=-mod=readonly",
+		"GOTOOLCHAIN="+toolchain)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("error building imagehub: %w", err)

@@ -77,3 +77,34 @@ env:
         key: {{ .Values.oidc.clientSecretKey }}
 {{- end }}
 {{- end -}}
+
+{{/* SHUTDOWN_TIMEOUT in seconds: the hub's one deadline for finishing its
+requests and then its River jobs (cmd/imagehub serve), so the longest
+request first and the jobs' time after it. 60 is the server's ReadTimeout
+(app.ReadTimeout): an upload caught by SIGTERM must be able to finish. */}}
+{{- define "imagehub.shutdownSeconds" -}}
+{{- $longest := int .Values.hub.longestRequestSeconds -}}
+{{- if lt $longest 60 -}}
+{{- fail "hub.longestRequestSeconds must be at least 60, the hub's ReadTimeout: an upload in flight at shutdown would be cut" -}}
+{{- end -}}
+{{- add $longest (int .Values.hub.shutdownTimeoutSeconds) -}}
+{{- end -}}
+
+{{/* The Triton pods the hub may ever see: KEDA's most, or the fixed count. */}}
+{{- define "imagehub.tritonPods" -}}
+{{- $n := ternary (int .Values.triton.keda.maxReplicas) (int .Values.triton.replicas) .Values.triton.keda.enabled -}}
+{{- if or (lt $n 1) (gt $n 64) -}}
+{{- fail "triton.keda.maxReplicas (or triton.replicas without KEDA) is 1 to 64: the hub takes at most 64 endpoints a model" -}}
+{{- end -}}
+{{- $n -}}
+{{- end -}}
+
+{{/* One endpoint per Triton pod, by its StatefulSet DNS name, as JSON. */}}
+{{- define "imagehub.tritonEndpoints" -}}
+{{- $full := include "imagehub.fullname" . -}}
+{{- $eps := list -}}
+{{- range $i := until (include "imagehub.tritonPods" . | int) -}}
+{{- $eps = append $eps (printf "http://%s-triton-%d.%s-triton.%s.svc:8000" $full $i $full $.Release.Namespace) -}}
+{{- end -}}
+{{- toJson $eps -}}
+{{- end -}}
