@@ -164,7 +164,7 @@ SELECT s.label_id, m.name AS model_name, m.version AS model_version,
     coalesce(sum(s.n) FILTER (WHERE s.verdict = 'accepted'), 0)::int AS accepted,
     coalesce(sum(s.n) FILTER (WHERE s.verdict = 'corrected'), 0)::int AS corrected,
     sum(s.n)::int AS judged
-FROM proposal_summary_now s
+FROM proposal_summary_parts s
 JOIN models m ON m.id = s.model_id
 WHERE s.label_id = ANY($1::uuid[]) AND s.verdict <> ''
 GROUP BY s.label_id, m.name, m.version

@@ -74,7 +74,7 @@ SELECT label_id,
     coalesce(sum(n) FILTER (WHERE verdict = 'accepted'), 0)::int AS accepted,
     sum(n)::int AS judged,
     coalesce(sum(iou_sum) / nullif(sum(iou_n), 0), 0)::float8 AS mean_iou
-FROM proposal_summary_now
+FROM proposal_summary_parts
 WHERE label_id = ANY($1::uuid[]) AND verdict <> ''
 GROUP BY label_id
 HAVING sum(n) > 0
@@ -116,7 +116,7 @@ func (q *Queries) LabelReviewQuality(ctx context.Context, db DBTX, labelIds []uu
 
 const modelLabelConfusion = `-- name: ModelLabelConfusion :many
 SELECT pl.name AS proposed, coalesce(al.name, '')::text AS final, sum(s.n)::int AS n
-FROM proposal_summary_now s
+FROM proposal_summary_parts s
 JOIN labels pl ON pl.id = s.label_id
 LEFT JOIN labels al ON al.id = s.final_label_id
 WHERE s.model_id = $1 AND s.verdict <> ''
@@ -159,7 +159,7 @@ SELECT model_id,
     coalesce(sum(n) FILTER (WHERE verdict = 'corrected'), 0)::int AS corrected,
     coalesce(sum(n) FILTER (WHERE verdict = 'rejected'), 0)::int AS rejected,
     coalesce(sum(iou_sum) / nullif(sum(iou_n), 0), 0)::float8 AS mean_iou
-FROM proposal_summary_now
+FROM proposal_summary_parts
 WHERE model_id = ANY($1::uuid[]) AND verdict <> ''
 GROUP BY model_id
 HAVING sum(n) > 0
@@ -176,7 +176,7 @@ type ModelVerdictTotalsRow struct {
 // What reviewers did with each model version's proposals: accepted
 // unchanged, corrected, rejected, and the mean IoU of the final masks with
 // the proposals (a rejected one counting 0). From proposal_summary, kept
-// by triggers (migration 00015); ModelVerdictTotalsFullCount is the same
+// by triggers (migration 00018, read through 00028's proposal_summary_parts); ModelVerdictTotalsFullCount is the same
 // figure counted from the tables.
 func (q *Queries) ModelVerdictTotals(ctx context.Context, db DBTX, modelIds []uuid.UUID) ([]ModelVerdictTotalsRow, error) {
 	rows, err := db.Query(ctx, modelVerdictTotals, modelIds)

@@ -1123,6 +1123,16 @@ type ProposalSummaryNow struct {
 	IouN         int64
 }
 
+type ProposalSummaryPart struct {
+	ModelID      uuid.UUID
+	LabelID      uuid.UUID
+	FinalLabelID uuid.UUID
+	Verdict      string
+	N            int64
+	IouSum       pgtype.Numeric
+	IouN         int64
+}
+
 type ProposalVerdict struct {
 	ReviewItemID uuid.UUID
 	ProposalID   uuid.UUID

@@ -16,7 +16,7 @@ SELECT m.name AS model_name, m.version AS model_version, l.name AS label,
     coalesce(sum(s.n) FILTER (WHERE s.verdict = 'corrected'), 0)::int AS corrected,
     coalesce(sum(s.n) FILTER (WHERE s.verdict = 'rejected'), 0)::int AS rejected,
     coalesce(sum(s.iou_sum) FILTER (WHERE s.verdict <> '') / nullif(sum(s.iou_n) FILTER (WHERE s.verdict <> ''), 0), 0)::float8 AS mean_iou
-FROM proposal_summary_now s
+FROM proposal_summary_parts s
 JOIN models m ON m.id = s.model_id
 JOIN labels l ON l.id = s.label_id
 GROUP BY m.name, m.version, l.name
