@@ -480,6 +480,11 @@ func TestTrainingBadInput(t *testing.T) {
 		{with("enable", true), "enable"},
 		{with("model_name", "bad name!"), "model_name"},
 		{with("model_name", "today"), "model_name"},
+		{with("seed", -1), "seed"},
+		{with("seed", 1.5), "seed"},
+		{with("seed", int64(1)<<31), "seed"},
+		{with("seed", "42"), "seed"},
+		{with("seed", []int{1}), "seed"},
 	} {
 		res := w.premium.json(http.MethodPost, "/api/v1/trainings", c.body)
 		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%v: %s", c.body, res.body)
@@ -706,8 +711,9 @@ func TestTrainingHubRestart(t *testing.T) {
 func TestTrainingRetrain(t *testing.T) {
 	t.Parallel()
 	w := newTrainingWorld(t)
-	id := w.start(t, w.premium, map[string]any{"model_name": "trained", "retrain": true, "labels": []string{"cat"}})
+	id := w.start(t, w.premium, map[string]any{"model_name": "trained", "retrain": true, "labels": []string{"cat"}, "seed": 2147483647})
 	run := w.lease(t, w.trainer)
+	require.EqualValues(t, 2147483647, run.Seed, "the seed asked for, the largest there is")
 	require.Equal(t, http.StatusOK, w.upload(w.trainer, run, []byte(testModelMagic+"cat")).StatusCode)
 	w.waitState(t, id, "succeeded")
 
@@ -722,6 +728,7 @@ func TestTrainingRetrain(t *testing.T) {
 	}
 	require.NotEqual(t, id, again.ID)
 	require.Equal(t, []string{"cat"}, again.Labels)
+	require.Equal(t, run.Seed, again.Seed, "a retrain reuses its training's seed")
 	res := w.upload(w.trainer, again, []byte(testModelMagic+"cat"))
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	require.Equal(t, map[string]any{"name": "trained", "version": "2"}, res.json(t)["model"])

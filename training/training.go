@@ -19,9 +19,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,6 +142,10 @@ type Request struct {
 	Recipe    string                     `json:"recipe"`
 	Params    map[string]json.RawMessage `json:"params"`
 	Retrain   bool                       `json:"retrain"`
+	// Seed is the seed the trainer draws every random choice from; absent
+	// (or null), the hub picks one. Raw so a wrong type is refused as 400
+	// "seed" by the same check as a value out of range.
+	Seed json.RawMessage `json:"seed"`
 	// ModelName names the resulting model; empty is train-<first 8 of id>.
 	ModelName string `json:"model_name"`
 	// Enable registers the model enabled at once (admins only).
@@ -173,6 +179,10 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 		return Training{}, problem.BadInput("unknown_recipe", "recipe", fmt.Sprintf("There is no recipe %q.", req.Recipe))
 	}
 	params, err := r.resolveParams(req.Params)
+	if err != nil {
+		return Training{}, err
+	}
+	seed, err := resolveSeed(req.Seed)
 	if err != nil {
 		return Training{}, err
 	}
@@ -284,9 +294,6 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 	if err != nil {
 		return Training{}, fmt.Errorf("error encoding params: %w", err)
 	}
-	var seedBytes [8]byte
-	_, _ = rand.Read(seedBytes[:])
-	seed := int64(binary.BigEndian.Uint64(seedBytes[:]) >> 33) // fits every trainer's int32 seed
 	_, err = tx.Exec(ctx, `
 		INSERT INTO trainings (id, created_by, dataset_id, version_id, version_number, label_ids, label_names,
 		                       recipe, params, seed, retrain, retrain_of, enable, model_name, max_attempts)
@@ -302,6 +309,29 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 		}
 	}
 	return get(ctx, tx, id)
+}
+
+// MaxSeed is the largest seed a run takes: every trainer's int32 seed
+// holds it.
+const MaxSeed = math.MaxInt32
+
+// resolveSeed reads a request's seed, a whole number from 0 to MaxSeed, or
+// picks one at random when there is none.
+func resolveSeed(raw json.RawMessage) (int64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		return int64(binary.BigEndian.Uint64(b[:]) >> 33), nil // 0..MaxSeed
+	}
+	bad := problem.BadInput("invalid", "seed", fmt.Sprintf("seed is a whole number from 0 to %d.", MaxSeed))
+	var v float64
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, bad
+	}
+	if v < 0 || v > MaxSeed || v != math.Trunc(v) {
+		return 0, bad
+	}
+	return int64(v), nil
 }
 
 // Retrain queues, in tx, a run of every retrain training of the dataset of
@@ -344,8 +374,10 @@ func (s *Service) Retrain(ctx context.Context, tx pgx.Tx, v queries.DatasetVersi
 		if len(t.LabelIDs) > 0 {
 			labels = t.Labels
 		}
+		// The same seed too: a retrain differs from its training only
+		// by the data.
 		req := Request{DatasetID: t.DatasetID.String(), Version: int(v.Number), Labels: labels, Recipe: t.Recipe,
-			Params: params, Retrain: true, ModelName: t.ModelName, Enable: t.Enable && u.Role == auth.RoleAdmin}
+			Params: params, Seed: json.RawMessage(strconv.FormatInt(t.Seed, 10)), Retrain: true, ModelName: t.ModelName, Enable: t.Enable && u.Role == auth.RoleAdmin}
 		// A savepoint: one training that no longer fits must not undo
 		// the others.
 		sp, err := tx.Begin(ctx)
