@@ -414,35 +414,43 @@ func dataFormat(f string) dataset.Format {
 func (s *Service) finishing(ctx context.Context, sql string, args ...any) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return err
-		}
-		type ended struct {
-			id    uuid.UUID
-			state string
-		}
-		var done []ended
-		for rows.Next() {
-			var e ended
-			if err := rows.Scan(&e.id, &e.state); err != nil {
-				rows.Close()
-				return err
-			}
-			n++
-			if e.state == Succeeded || e.state == Failed || e.state == Cancelled {
-				done = append(done, e)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, e := range done {
-			if err := webhook.Emit(ctx, tx, s.river, webhook.TrainingFinished, webhook.Training(e.id, e.state)); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		n, err = s.finishingTx(ctx, tx, sql, args...)
+		return err
 	})
 	return n, err
+}
+
+// finishingTx is finishing in the caller's transaction.
+func (s *Service) finishingTx(ctx context.Context, tx pgx.Tx, sql string, args ...any) (int, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	type ended struct {
+		id    uuid.UUID
+		state string
+	}
+	n := 0
+	var done []ended
+	for rows.Next() {
+		var e ended
+		if err := rows.Scan(&e.id, &e.state); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		n++
+		if e.state == Succeeded || e.state == Failed || e.state == Cancelled {
+			done = append(done, e)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, e := range done {
+		if err := webhook.Emit(ctx, tx, s.river, webhook.TrainingFinished, webhook.Training(e.id, e.state)); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }

@@ -2453,7 +2453,7 @@ type ClientInterface interface {
 
 	// CancelTrainingWithBody Cancel a training (premium own, admin)
 	//
-	// 409 once it has finished.
+	// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2462,7 +2462,7 @@ type ClientInterface interface {
 
 	// CancelTraining Cancel a training (premium own, admin)
 	//
-	// 409 once it has finished.
+	// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3962,7 +3962,7 @@ func (c *Client) DownloadTrainingArtifact(ctx context.Context, id Id, reqEditors
 
 // CancelTrainingWithBody Cancel a training (premium own, admin)
 //
-// 409 once it has finished.
+// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3981,7 +3981,7 @@ func (c *Client) CancelTrainingWithBody(ctx context.Context, id Id, contentType 
 
 // CancelTraining Cancel a training (premium own, admin)
 //
-// 409 once it has finished.
+// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8147,7 +8147,7 @@ type ClientWithResponsesInterface interface {
 
 	// CancelTrainingWithBodyWithResponse Cancel a training (premium own, admin)
 	//
-	// 409 once it has finished.
+	// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8156,7 +8156,7 @@ type ClientWithResponsesInterface interface {
 
 	// CancelTrainingWithResponse Cancel a training (premium own, admin)
 	//
-	// 409 once it has finished.
+	// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13461,7 +13461,7 @@ func (c *ClientWithResponses) DownloadTrainingArtifactWithResponse(ctx context.C
 
 // CancelTrainingWithBodyWithResponse Cancel a training (premium own, admin)
 //
-// 409 once it has finished.
+// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13476,7 +13476,7 @@ func (c *ClientWithResponses) CancelTrainingWithBodyWithResponse(ctx context.Con
 
 // CancelTrainingWithResponse Cancel a training (premium own, admin)
 //
-// 409 once it has finished.
+// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
