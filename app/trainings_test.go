@@ -28,6 +28,7 @@ import (
 	"github.com/deepimageshub/imagehub/dbtest"
 	"github.com/deepimageshub/imagehub/training"
 	"github.com/deepimageshub/imagehub/worker"
+	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
 
 // testModelMagic starts every artifact the test's checker accepts; the
@@ -80,6 +81,8 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 			Params: map[string]training.Param{"epochs": {Type: "int", Min: 1, Max: 10, Default: 2}},
 		}},
 		CheckArtifact: map[string]training.Checker{
+			// As imagehub serve wires it: ONNX files are loaded.
+			training.ArtifactONNX: onnxworker.CheckLoads(onnxworker.Library(os.Getenv), t.TempDir()),
 			training.ArtifactRegion: func(_ context.Context, data []byte) ([]string, error) {
 				rest, ok := bytes.CutPrefix(data, []byte(testModelMagic))
 				if !ok {
@@ -895,8 +898,22 @@ func TestTrainingONNXArtifact(t *testing.T) {
 		require.Equal(t, "invalid_artifact", code)
 		require.Equal(t, c.field, field, "%s", res.body)
 	}
+	// A file whose graph signature reads well but whose weights ONNX
+	// Runtime refuses: initializer BN, [3, 4] in 48 bytes, said to be
+	// [3, 5].
+	require.NoError(t, onnxworker.LoadRuntime(onnxworker.Library(os.Getenv)), "this test loads ONNX files (make onnxruntime)")
+	corrupt := bytes.Clone(model)
+	at := bytes.Index(corrupt, []byte{0x08, 0x03, 0x08, 0x04, 0x10, 0x01, 0x42, 0x02, 'B', 'N'})
+	require.Positive(t, at, "BN's dims in maskrcnn.onnx")
+	corrupt[at+3] = 0x05
+	res := put("maskrcnn", corrupt)
+	require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
+	code, field := res.apiError(t)
+	require.Equal(t, []string{"invalid_artifact", "artifact"}, []string{code, field})
+	require.Contains(t, string(res.body), "ONNX Runtime cannot load it")
+	require.NotContains(t, string(res.body), "upload-", "no temporary file name")
 	require.Empty(t, w.artifactBlobs(t))
-	res := put("maskrcnn", model)
+	res = put("maskrcnn", model)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	require.Equal(t, "evaluating", res.json(t)["state"])
 	var layout string

@@ -69,9 +69,11 @@ type Options struct {
 	// BaseURL is the hub's public address, for the data URLs.
 	BaseURL string
 	// CheckArtifact checks an artifact by its X-Artifact-Format:
-	// "imagehub-region" is wired to the CPU trainer's regionmodel.Check;
-	// without an entry for "onnx" the structural check of checkONNX runs
-	// alone. A format without a checker is refused.
+	// "imagehub-region" is wired to the CPU trainer's regionmodel.Check,
+	// "onnx" to onnxworker.CheckLoads (after the structural check of
+	// checkONNX, which runs alone without an entry; an ONNX checker that
+	// returns no labels keeps checkONNX's). A format without a checker is
+	// refused.
 	CheckArtifact map[string]Checker
 	// Endpoint is the inference endpoint (the built-in worker) that serves
 	// trained models; it becomes the registered model version's endpoint.
