@@ -28,6 +28,7 @@ import (
 	"github.com/deepimageshub/imagehub/dbtest"
 	"github.com/deepimageshub/imagehub/training"
 	"github.com/deepimageshub/imagehub/worker"
+	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
 
 // testModelMagic starts every artifact the test's checker accepts; the
@@ -47,6 +48,8 @@ type trainingWorld struct {
 	// noONNX, when set, is why the trained models' worker cannot serve
 	// ONNX files (training.Options.ServeONNX).
 	noONNX *atomic.Pointer[string]
+	// endpoint, when set, replaces the worker that serves trained models.
+	endpoint *atomic.Pointer[string]
 }
 
 func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld {
@@ -65,6 +68,7 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 	trained := httptest.NewServer(worker.New(worker.Config{Model: "trained", Synthetic: true, Capacity: 2}))
 	t.Cleanup(trained.Close)
 	noONNX := &atomic.Pointer[string]{}
+	endpoint := &atomic.Pointer[string]{}
 	topts := training.Options{
 		ServeONNX: func() error {
 			if why := noONNX.Load(); why != nil {
@@ -77,6 +81,8 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 			Params: map[string]training.Param{"epochs": {Type: "int", Min: 1, Max: 10, Default: 2}},
 		}},
 		CheckArtifact: map[string]training.Checker{
+			// As imagehub serve wires it: ONNX files are loaded.
+			training.ArtifactONNX: onnxworker.CheckLoads(onnxworker.Library(os.Getenv), t.TempDir()),
 			training.ArtifactRegion: func(_ context.Context, data []byte) ([]string, error) {
 				rest, ok := bytes.CutPrefix(data, []byte(testModelMagic))
 				if !ok {
@@ -86,10 +92,15 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 				return strings.Split(string(line), ","), nil
 			},
 		},
-		Endpoint: func() string { return trained.URL },
+		Endpoint: func() string {
+			if u := endpoint.Load(); u != nil {
+				return *u
+			}
+			return trained.URL
+		},
 	}
 	tb := startBundleWith(t, cfg, pool, blobs, ln, topts)
-	w := &trainingWorld{cfg: cfg, topts: topts, noONNX: noONNX, datasetWorld: &datasetWorld{testBundle: tb, fx: datasettest.New(t, tb.pool, tb.blobs),
+	w := &trainingWorld{cfg: cfg, topts: topts, noONNX: noONNX, endpoint: endpoint, datasetWorld: &datasetWorld{testBundle: tb, fx: datasettest.New(t, tb.pool, tb.blobs),
 		anns: map[string][]datasettest.Annotation{}, images: map[string]datasettest.Image{}}}
 	w.admin, _ = tb.userWithRole(t, "admin@example.com", auth.RoleAdmin)
 	w.premium, _ = tb.userWithRole(t, "premium@example.com", auth.RolePremium)
@@ -480,6 +491,11 @@ func TestTrainingBadInput(t *testing.T) {
 		{with("enable", true), "enable"},
 		{with("model_name", "bad name!"), "model_name"},
 		{with("model_name", "today"), "model_name"},
+		{with("seed", -1), "seed"},
+		{with("seed", 1.5), "seed"},
+		{with("seed", int64(1)<<31), "seed"},
+		{with("seed", "42"), "seed"},
+		{with("seed", []int{1}), "seed"},
 	} {
 		res := w.premium.json(http.MethodPost, "/api/v1/trainings", c.body)
 		require.Equal(t, http.StatusBadRequest, res.StatusCode, "%v: %s", c.body, res.body)
@@ -700,14 +716,87 @@ func TestTrainingHubRestart(t *testing.T) {
 	require.Equal(t, 1.0, tr["attempt"])
 }
 
+// TestTrainingCancelEvaluating: a run cancelled while the hub evaluates its
+// artifact leaves no model half in service: with the cancel its model
+// version (registered enabled here) is disabled and its evaluation ends
+// failed, its jobs cancelled, instead of going on to score a model no one
+// wants.
+func TestTrainingCancelEvaluating(t *testing.T) {
+	t.Parallel()
+	w := newTrainingWorld(t)
+	w.registerToday(t)
+	// The trained model answers slowly, so its evaluation is still
+	// running when the cancel comes.
+	slow := httptest.NewServer(worker.New(worker.Config{Model: "trained", Synthetic: true, Capacity: 2, SimulateLatency: time.Minute}))
+	t.Cleanup(func() { slow.CloseClientConnections(); slow.Close() })
+	w.endpoint.Store(&slow.URL)
+	ctx := context.Background()
+	count := func(sql string, args ...any) int {
+		var n int
+		require.NoError(t, w.pool.QueryRow(ctx, sql, args...).Scan(&n))
+		return n
+	}
+	enabled := func() bool {
+		var on bool
+		require.NoError(t, w.pool.QueryRow(ctx, `SELECT enabled FROM models WHERE name = 'trained' AND version = '1'`).Scan(&on))
+		return on
+	}
+
+	id := w.start(t, w.admin, map[string]any{"labels": []string{"cat"}, "model_name": "trained", "enable": true})
+	run := w.lease(t, w.trainer)
+	require.NotNil(t, run)
+	res := w.upload(w.trainer, run, []byte(testModelMagic+"cat"))
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	require.Equal(t, "evaluating", res.json(t)["state"])
+	require.True(t, enabled(), "an admin's training registers its model enabled")
+	var evalID string
+	require.NoError(t, w.pool.QueryRow(ctx, `SELECT evaluation_id::text FROM trainings WHERE id = $1`, id).Scan(&evalID))
+	const evalJobs = `SELECT count(*) FROM river_job WHERE kind IN ('evaluate', 'infer')
+		AND args @> jsonb_build_object('evaluation_id', $1::text) AND finalized_at IS NULL`
+	deadline := time.Now().Add(30 * time.Second)
+	for count(`SELECT count(*) FROM river_job WHERE kind = 'infer' AND args @> jsonb_build_object('evaluation_id', $1::text)`, evalID) == 0 {
+		require.True(t, time.Now().Before(deadline), "the evaluation queued no inference")
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	res = w.admin.json(http.MethodPost, "/api/v1/trainings/"+id+"/cancel", map[string]any{})
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+	require.Equal(t, "cancelled", res.json(t)["state"])
+	require.False(t, enabled(), "the cancelled run's model proposes nothing")
+	var state, msg string
+	require.NoError(t, w.pool.QueryRow(ctx, `SELECT state::text, coalesce(error, '') FROM evaluations WHERE id = $1`, evalID).Scan(&state, &msg))
+	require.Equal(t, "failed", state)
+	require.Contains(t, msg, "training was cancelled")
+	require.Zero(t, count(`SELECT count(*) FROM evaluations e JOIN trainings t ON e.id = t.baseline_evaluation_id
+		WHERE t.id = $1 AND e.state NOT IN ('done', 'failed')`, id), "the baseline's evaluation ends too")
+	// A job in the middle of a call learns of its cancel from River soon
+	// after; none is left to run.
+	deadline = time.Now().Add(20 * time.Second)
+	for count(evalJobs, evalID) > 0 {
+		require.True(t, time.Now().Before(deadline), "the evaluation's jobs are still live")
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.Zero(t, count(`SELECT count(*) FROM inference_runs r JOIN models m ON m.id = r.model_id
+		WHERE m.name = 'trained' AND r.state IN ('queued', 'running')`), "no run of the model is left waiting")
+	time.Sleep(500 * time.Millisecond) // the training's watch had its chance
+	require.Equal(t, "cancelled", w.get(t, id)["state"])
+	require.Equal(t, "failed", func() string {
+		require.NoError(t, w.pool.QueryRow(ctx, `SELECT state::text FROM evaluations WHERE id = $1`, evalID).Scan(&state))
+		return state
+	}())
+	res = w.admin.json(http.MethodPost, "/api/v1/trainings/"+id+"/cancel", map[string]any{})
+	require.Equal(t, http.StatusConflict, res.StatusCode, "%s", res.body)
+}
+
 // TestTrainingRetrain: a retrain training runs again on the next version
 // of its dataset, as version 2 of the same model, evaluated against
 // version 1.
 func TestTrainingRetrain(t *testing.T) {
 	t.Parallel()
 	w := newTrainingWorld(t)
-	id := w.start(t, w.premium, map[string]any{"model_name": "trained", "retrain": true, "labels": []string{"cat"}})
+	id := w.start(t, w.premium, map[string]any{"model_name": "trained", "retrain": true, "labels": []string{"cat"}, "seed": 2147483647})
 	run := w.lease(t, w.trainer)
+	require.EqualValues(t, 2147483647, run.Seed, "the seed asked for, the largest there is")
 	require.Equal(t, http.StatusOK, w.upload(w.trainer, run, []byte(testModelMagic+"cat")).StatusCode)
 	w.waitState(t, id, "succeeded")
 
@@ -722,6 +811,7 @@ func TestTrainingRetrain(t *testing.T) {
 	}
 	require.NotEqual(t, id, again.ID)
 	require.Equal(t, []string{"cat"}, again.Labels)
+	require.Equal(t, run.Seed, again.Seed, "a retrain reuses its training's seed")
 	res := w.upload(w.trainer, again, []byte(testModelMagic+"cat"))
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	require.Equal(t, map[string]any{"name": "trained", "version": "2"}, res.json(t)["model"])
@@ -808,8 +898,22 @@ func TestTrainingONNXArtifact(t *testing.T) {
 		require.Equal(t, "invalid_artifact", code)
 		require.Equal(t, c.field, field, "%s", res.body)
 	}
+	// A file whose graph signature reads well but whose weights ONNX
+	// Runtime refuses: initializer BN, [3, 4] in 48 bytes, said to be
+	// [3, 5].
+	require.NoError(t, onnxworker.LoadRuntime(onnxworker.Library(os.Getenv)), "this test loads ONNX files (make onnxruntime)")
+	corrupt := bytes.Clone(model)
+	at := bytes.Index(corrupt, []byte{0x08, 0x03, 0x08, 0x04, 0x10, 0x01, 0x42, 0x02, 'B', 'N'})
+	require.Positive(t, at, "BN's dims in maskrcnn.onnx")
+	corrupt[at+3] = 0x05
+	res := put("maskrcnn", corrupt)
+	require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
+	code, field := res.apiError(t)
+	require.Equal(t, []string{"invalid_artifact", "artifact"}, []string{code, field})
+	require.Contains(t, string(res.body), "ONNX Runtime cannot load it")
+	require.NotContains(t, string(res.body), "upload-", "no temporary file name")
 	require.Empty(t, w.artifactBlobs(t))
-	res := put("maskrcnn", model)
+	res = put("maskrcnn", model)
 	require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
 	require.Equal(t, "evaluating", res.json(t)["state"])
 	var layout string

@@ -47,6 +47,49 @@ func StartEvaluation(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx
 	return e, nil
 }
 
+// CancelEvaluation ends, in tx, an evaluation not yet done as failed with
+// reason, with its evaluation.finished event, and cancels the jobs working
+// for it (its evaluate job and the infer jobs it queued, whose runs end
+// failed) so that nothing keeps running for a result no one wants. An
+// evaluation already done or failed is left as it is.
+func CancelEvaluation(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], id uuid.UUID, reason string) error {
+	n, err := queries.New().EvaluationFail(ctx, tx, queries.EvaluationFailParams{ID: id, Error: &reason})
+	if err != nil {
+		return fmt.Errorf("error ending the evaluation: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if client != nil {
+		rows, err := tx.Query(ctx, `SELECT id FROM river_job
+			WHERE kind IN ('evaluate', 'infer') AND finalized_at IS NULL
+			  AND args @> jsonb_build_object('evaluation_id', $1::text)`, id.String())
+		if err != nil {
+			return fmt.Errorf("error finding the evaluation's jobs: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return fmt.Errorf("error finding the evaluation's jobs: %w", err)
+		}
+		for _, j := range ids {
+			if _, err := client.JobCancelTx(ctx, tx, j); err != nil {
+				return fmt.Errorf("error cancelling job %d of the evaluation: %w", j, err)
+			}
+		}
+	}
+	// Only the runs no proposal waits for: an image still awaiting
+	// inference shares its run with the model's proposal for it.
+	if _, err := tx.Exec(ctx, `UPDATE inference_runs r SET state = 'failed', error_kind = 'canceled',
+			last_error = $2, updated_at = now()
+		FROM evaluations e, dataset_version_images m, images i
+		WHERE e.id = $1 AND r.model_id = e.model_id AND m.version_id = e.version_id AND m.split = e.split
+		  AND r.image_id = m.image_id AND i.id = m.image_id AND i.status <> 'awaiting_inference'
+		  AND r.state IN ('queued', 'running')`, id, reason); err != nil {
+		return fmt.Errorf("error ending the evaluation's inference runs: %w", err)
+	}
+	return webhook.Emit(ctx, tx, client, webhook.EvaluationFinished, webhook.Evaluation(id, string(queries.EvaluationStateFailed)))
+}
+
 // EvaluateNewVersion starts, in tx, the evaluations a newly published
 // version gets (evaluation.ForNewVersion): one per enabled model on its
 // test split.

@@ -145,6 +145,13 @@ func (s *Service) check(ctx context.Context, format, layoutKind string, data []b
 		if err != nil || fn == nil {
 			return labels, err
 		}
+		// The injected check (loading the file, say) refuses or names
+		// the labels; naming none keeps the ones read here.
+		more, err := fn(ctx, data)
+		if err != nil || more != nil {
+			return more, err
+		}
+		return labels, nil
 	}
 	if fn == nil {
 		return nil, fmt.Errorf("this hub has no checker for %s artifacts", format)

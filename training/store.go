@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/deepimageshub/imagehub/blob"
+	"github.com/deepimageshub/imagehub/jobs"
 	"github.com/deepimageshub/imagehub/problem"
 	"github.com/deepimageshub/imagehub/queries"
 )
@@ -83,6 +84,18 @@ func scanTraining(row pgx.Row) (Training, error) {
 
 func get(ctx context.Context, db queries.DBTX, id uuid.UUID) (Training, error) {
 	t, err := scanTraining(db.QueryRow(ctx, `SELECT `+trainingColumns+` FROM trainings WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Training{}, problem.NotFound
+	}
+	if err != nil {
+		return Training{}, fmt.Errorf("error reading training: %w", err)
+	}
+	return t, nil
+}
+
+// getForUpdate is get with the row locked until tx ends.
+func getForUpdate(ctx context.Context, tx pgx.Tx, id uuid.UUID) (Training, error) {
+	t, err := scanTraining(tx.QueryRow(ctx, `SELECT `+trainingColumns+` FROM trainings WHERE id = $1 FOR UPDATE`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Training{}, problem.NotFound
 	}
@@ -169,9 +182,24 @@ func (s *Service) Cancel(ctx context.Context, id, by uuid.UUID, admin bool) (Tra
 	if _, err := s.Get(ctx, id, by, admin); err != nil {
 		return Training{}, err
 	}
-	n, err := s.finishing(ctx, `UPDATE trainings SET state = 'cancelled', finished_at = now()
-		WHERE id = $1 AND state IN ('queued', 'running', 'evaluating')
-		RETURNING id, state::text`, id)
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The state it leaves, read under the row's lock: a run cancelled
+		// while evaluating has a registered model to take back.
+		t, err := getForUpdate(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if n, err = s.finishingTx(ctx, tx, `UPDATE trainings SET state = 'cancelled', finished_at = now()
+			WHERE id = $1 AND state IN ('queued', 'running', 'evaluating')
+			RETURNING id, state::text`, id); err != nil {
+			return err
+		}
+		if n == 1 && t.State == Evaluating {
+			return s.unregister(ctx, tx, t)
+		}
+		return nil
+	})
 	if err != nil {
 		return Training{}, fmt.Errorf("error cancelling training: %w", err)
 	}
@@ -180,6 +208,28 @@ func (s *Service) Cancel(ctx context.Context, id, by uuid.UUID, admin bool) (Tra
 		return t, problem.Conflict("already_finished", "", fmt.Sprintf("The training is %s already.", t.State))
 	}
 	return t, err
+}
+
+// unregister takes back, in tx, what the artifact of a run cancelled
+// while evaluating set going, so no half-stored model stays: its model
+// version is disabled (it proposes nothing; the artifact and the row stay
+// for an admin, as with a failed run) and its evaluations not yet done end
+// failed, their jobs cancelled.
+func (s *Service) unregister(ctx context.Context, tx pgx.Tx, t Training) error {
+	if t.ModelID != nil {
+		if _, err := tx.Exec(ctx, `UPDATE models SET enabled = false, updated_at = now() WHERE id = $1`, *t.ModelID); err != nil {
+			return fmt.Errorf("error disabling the trained model: %w", err)
+		}
+	}
+	for _, e := range []*uuid.UUID{t.EvaluationID, t.BaselineID} {
+		if e == nil {
+			continue
+		}
+		if err := jobs.CancelEvaluation(ctx, tx, s.river, *e, "its training was cancelled"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Store reads trained artifacts for the worker that serves them.

@@ -19,9 +19,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,9 +69,11 @@ type Options struct {
 	// BaseURL is the hub's public address, for the data URLs.
 	BaseURL string
 	// CheckArtifact checks an artifact by its X-Artifact-Format:
-	// "imagehub-region" is wired to the CPU trainer's regionmodel.Check;
-	// without an entry for "onnx" the structural check of checkONNX runs
-	// alone. A format without a checker is refused.
+	// "imagehub-region" is wired to the CPU trainer's regionmodel.Check,
+	// "onnx" to onnxworker.CheckLoads (after the structural check of
+	// checkONNX, which runs alone without an entry; an ONNX checker that
+	// returns no labels keeps checkONNX's). A format without a checker is
+	// refused.
 	CheckArtifact map[string]Checker
 	// Endpoint is the inference endpoint (the built-in worker) that serves
 	// trained models; it becomes the registered model version's endpoint.
@@ -140,6 +144,10 @@ type Request struct {
 	Recipe    string                     `json:"recipe"`
 	Params    map[string]json.RawMessage `json:"params"`
 	Retrain   bool                       `json:"retrain"`
+	// Seed is the seed the trainer draws every random choice from; absent
+	// (or null), the hub picks one. Raw so a wrong type is refused as 400
+	// "seed" by the same check as a value out of range.
+	Seed json.RawMessage `json:"seed"`
 	// ModelName names the resulting model; empty is train-<first 8 of id>.
 	ModelName string `json:"model_name"`
 	// Enable registers the model enabled at once (admins only).
@@ -173,6 +181,10 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 		return Training{}, problem.BadInput("unknown_recipe", "recipe", fmt.Sprintf("There is no recipe %q.", req.Recipe))
 	}
 	params, err := r.resolveParams(req.Params)
+	if err != nil {
+		return Training{}, err
+	}
+	seed, err := resolveSeed(req.Seed)
 	if err != nil {
 		return Training{}, err
 	}
@@ -284,9 +296,6 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 	if err != nil {
 		return Training{}, fmt.Errorf("error encoding params: %w", err)
 	}
-	var seedBytes [8]byte
-	_, _ = rand.Read(seedBytes[:])
-	seed := int64(binary.BigEndian.Uint64(seedBytes[:]) >> 33) // fits every trainer's int32 seed
 	_, err = tx.Exec(ctx, `
 		INSERT INTO trainings (id, created_by, dataset_id, version_id, version_number, label_ids, label_names,
 		                       recipe, params, seed, retrain, retrain_of, enable, model_name, max_attempts)
@@ -302,6 +311,29 @@ func (s *Service) create(ctx context.Context, tx pgx.Tx, by queries.User, req Re
 		}
 	}
 	return get(ctx, tx, id)
+}
+
+// MaxSeed is the largest seed a run takes: every trainer's int32 seed
+// holds it.
+const MaxSeed = math.MaxInt32
+
+// resolveSeed reads a request's seed, a whole number from 0 to MaxSeed, or
+// picks one at random when there is none.
+func resolveSeed(raw json.RawMessage) (int64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		return int64(binary.BigEndian.Uint64(b[:]) >> 33), nil // 0..MaxSeed
+	}
+	bad := problem.BadInput("invalid", "seed", fmt.Sprintf("seed is a whole number from 0 to %d.", MaxSeed))
+	var v float64
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, bad
+	}
+	if v < 0 || v > MaxSeed || v != math.Trunc(v) {
+		return 0, bad
+	}
+	return int64(v), nil
 }
 
 // Retrain queues, in tx, a run of every retrain training of the dataset of
@@ -344,8 +376,10 @@ func (s *Service) Retrain(ctx context.Context, tx pgx.Tx, v queries.DatasetVersi
 		if len(t.LabelIDs) > 0 {
 			labels = t.Labels
 		}
+		// The same seed too: a retrain differs from its training only
+		// by the data.
 		req := Request{DatasetID: t.DatasetID.String(), Version: int(v.Number), Labels: labels, Recipe: t.Recipe,
-			Params: params, Retrain: true, ModelName: t.ModelName, Enable: t.Enable && u.Role == auth.RoleAdmin}
+			Params: params, Seed: json.RawMessage(strconv.FormatInt(t.Seed, 10)), Retrain: true, ModelName: t.ModelName, Enable: t.Enable && u.Role == auth.RoleAdmin}
 		// A savepoint: one training that no longer fits must not undo
 		// the others.
 		sp, err := tx.Begin(ctx)
@@ -382,35 +416,43 @@ func dataFormat(f string) dataset.Format {
 func (s *Service) finishing(ctx context.Context, sql string, args ...any) (int, error) {
 	n := 0
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return err
-		}
-		type ended struct {
-			id    uuid.UUID
-			state string
-		}
-		var done []ended
-		for rows.Next() {
-			var e ended
-			if err := rows.Scan(&e.id, &e.state); err != nil {
-				rows.Close()
-				return err
-			}
-			n++
-			if e.state == Succeeded || e.state == Failed || e.state == Cancelled {
-				done = append(done, e)
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		for _, e := range done {
-			if err := webhook.Emit(ctx, tx, s.river, webhook.TrainingFinished, webhook.Training(e.id, e.state)); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		n, err = s.finishingTx(ctx, tx, sql, args...)
+		return err
 	})
 	return n, err
+}
+
+// finishingTx is finishing in the caller's transaction.
+func (s *Service) finishingTx(ctx context.Context, tx pgx.Tx, sql string, args ...any) (int, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	type ended struct {
+		id    uuid.UUID
+		state string
+	}
+	n := 0
+	var done []ended
+	for rows.Next() {
+		var e ended
+		if err := rows.Scan(&e.id, &e.state); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		n++
+		if e.state == Succeeded || e.state == Failed || e.state == Cancelled {
+			done = append(done, e)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, e := range done {
+		if err := webhook.Emit(ctx, tx, s.river, webhook.TrainingFinished, webhook.Training(e.id, e.state)); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }

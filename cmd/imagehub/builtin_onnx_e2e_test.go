@@ -83,19 +83,34 @@ func TestTrainedONNXServedByBuiltinWorker(t *testing.T) {
 	lease := run["lease"].(map[string]any)["token"].(string)
 	file, err := os.ReadFile(filepath.Join(onnxTestdata, "yolo-seg.onnx"))
 	require.NoError(t, err)
-	req, err := http.NewRequest(http.MethodPut, h.srv.base+"/api/v1/trainer/runs/"+id+"/artifact", bytes.NewReader(file))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+trainerToken)
-	req.Header.Set("X-Lease-Token", lease)
-	req.Header.Set("X-Artifact-Format", "onnx")
-	req.Header.Set("X-Artifact-Layout", "yolo-seg")
-	req.Header.Set("Content-Type", "application/octet-stream")
-	res, err := openapitest.Client(t).Do(req)
-	require.NoError(t, err)
-	var up map[string]any
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&up))
-	res.Body.Close()
-	require.Equal(t, http.StatusOK, res.StatusCode, "%v", up)
+	upload := func(file []byte) (int, map[string]any) {
+		req, err := http.NewRequest(http.MethodPut, h.srv.base+"/api/v1/trainer/runs/"+id+"/artifact", bytes.NewReader(file))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+trainerToken)
+		req.Header.Set("X-Lease-Token", lease)
+		req.Header.Set("X-Artifact-Format", "onnx")
+		req.Header.Set("X-Artifact-Layout", "yolo-seg")
+		req.Header.Set("Content-Type", "application/octet-stream")
+		res, err := openapitest.Client(t).Do(req)
+		require.NoError(t, err)
+		var up map[string]any
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&up))
+		res.Body.Close()
+		return res.StatusCode, up
+	}
+	// A copy with corrupt weights (initializer W0, [3, 3276] as varints
+	// 03 and cc 19, said to be [3, 3275]) has the right signature; the hub
+	// loads it and refuses it.
+	corrupt := bytes.Clone(file)
+	at := bytes.Index(corrupt, []byte{0x08, 0x03, 0x08, 0xcc, 0x19, 0x10, 0x01, 0x42, 0x02, 'W', '0'})
+	require.Positive(t, at, "W0's dims in yolo-seg.onnx")
+	corrupt[at+3] = 0xcb
+	code, up := upload(corrupt)
+	require.Equal(t, http.StatusBadRequest, code, "%v", up)
+	require.Contains(t, up["error"].(map[string]any)["message"], "ONNX Runtime cannot load it", "%v", up)
+	t.Logf("a corrupt file: %v", up["error"].(map[string]any)["message"])
+	code, up = upload(file)
+	require.Equal(t, http.StatusOK, code, "%v", up)
 	require.Equal(t, "evaluating", up["state"], "%v", up)
 
 	// The evaluation ran the model through the built-in worker's ONNX

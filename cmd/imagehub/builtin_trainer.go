@@ -17,6 +17,7 @@ import (
 	"github.com/deepimageshub/imagehub/regionmodel"
 	"github.com/deepimageshub/imagehub/trainer"
 	"github.com/deepimageshub/imagehub/training"
+	"github.com/deepimageshub/imagehub/worker/onnxworker"
 )
 
 // hubRecipes is what serve offers users: the recipes a GPU trainer takes
@@ -35,10 +36,12 @@ func hubRecipes() []training.Recipe {
 	return out
 }
 
-// artifactCheckers checks the uploads of the CPU trainer; ONNX files get
-// the hub's structural check alone.
-func artifactCheckers() map[string]training.Checker {
-	return map[string]training.Checker{regionmodel.Format: regionmodel.Check}
+// artifactCheckers checks the uploads: the CPU trainer's with its own
+// checker, ONNX files (after the hub's structural check) by loading them
+// into ONNX Runtime from lib where this process can, so that a file with
+// corrupt weights is refused at upload rather than failing in the worker.
+func artifactCheckers(lib string) map[string]training.Checker {
+	return map[string]training.Checker{regionmodel.Format: regionmodel.Check, training.ArtifactONNX: onnxworker.CheckLoads(lib, "")}
 }
 
 // trainedLoader lets the built-in worker serve the region models trainings

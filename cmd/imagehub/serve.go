@@ -126,7 +126,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	onnxLib := onnxworker.Library(getenv)
 	topts := training.Options{
 		Recipes:       hubRecipes(),
-		CheckArtifact: artifactCheckers(),
+		CheckArtifact: artifactCheckers(onnxLib),
 		Endpoint:      func() string { return trainedEndpoint.Load().(string) },
 		// The built-in worker serves trained ONNX files when this process
 		// can load ONNX Runtime; it is loaded on the first such upload.

@@ -325,3 +325,33 @@ func TestTrainingTrainerKilled(t *testing.T) {
 	require.Equal(t, 2.0, tr["attempt"])
 	h.checkModel(t, tr)
 }
+
+// TestTrainingReproducible is issue 14's point 6 on the real CPU trainer:
+// two trainings of the same version, labels, recipe, params and seed end
+// with the same artifact, byte for byte, and the same metrics.
+func TestTrainingReproducible(t *testing.T) {
+	t.Parallel()
+	h := newTrainingHub(t, 60, map[string]string{"BUILTIN_TRAINER": "true"})
+	run := func() map[string]any {
+		status, body, _ := call(t, "POST", h.srv.base+"/api/v1/trainings", h.premium, map[string]any{
+			"dataset_id": h.datasetID, "version": h.version, "labels": []string{h.trainedLabel},
+			"recipe": "region-classifier", "params": map[string]any{"epochs": 10}, "seed": 424242,
+		})
+		require.Equal(t, http.StatusAccepted, status, "%v", body)
+		tr, _ := h.wait(t, body["training"].(map[string]any)["id"].(string), 3*time.Minute, succeeded)
+		require.Equal(t, 424242.0, tr["seed"], "the seed asked for is recorded")
+		require.NotEmpty(t, tr["trainer"], "and the trainer's version")
+		return tr
+	}
+	first, second := run(), run() // one at a time: a user runs one training at once
+	require.NotEqual(t, first["model"], second["model"], "two trainings, two models")
+	sha := func(tr map[string]any) any { return tr["artifact"].(map[string]any)["sha256"] }
+	require.NotEmpty(t, sha(first))
+	require.Equal(t, sha(first), sha(second), "the same artifact, byte for byte")
+	figures := func(tr map[string]any) []any {
+		ev := tr["metrics"].(map[string]any)["evaluation"].(map[string]any)
+		return []any{ev["images"], ev["detections"], ev["metrics"], ev["per_class"]}
+	}
+	require.NotNil(t, figures(first)[2])
+	require.Equal(t, figures(first), figures(second), "the same metrics")
+}

@@ -1581,7 +1581,10 @@ type CreateTrainingJSONBody struct {
 	Params    *map[string]float32 `json:"params,omitempty"`
 	Recipe    string              `json:"recipe"`
 	Retrain   *bool               `json:"retrain,omitempty"`
-	Version   int                 `json:"version"`
+
+	// Seed The seed of every random choice of the trainer (absent: the hub picks one); a retrain reuses its training's.
+	Seed    *int `json:"seed,omitempty"`
+	Version int  `json:"version"`
 }
 
 // ListRecipes200JSONResponseBodyItemsParamsType defines parameters for ListRecipes.
@@ -2415,7 +2418,7 @@ type ClientInterface interface {
 
 	// CreateTrainingWithBody Train a model on a dataset version (premium)
 	//
-	// An unknown dataset, version, label or recipe, an empty subset or a param out of range is 400 naming the field (`params.<name>`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
+	// An unknown dataset, version, label or recipe, an empty subset, a param out of range or a seed that is not a whole number from 0 to 2147483647 is 400 naming the field (`params.<name>`, `seed`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2424,7 +2427,7 @@ type ClientInterface interface {
 
 	// CreateTraining Train a model on a dataset version (premium)
 	//
-	// An unknown dataset, version, label or recipe, an empty subset or a param out of range is 400 naming the field (`params.<name>`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
+	// An unknown dataset, version, label or recipe, an empty subset, a param out of range or a seed that is not a whole number from 0 to 2147483647 is 400 naming the field (`params.<name>`, `seed`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2450,7 +2453,7 @@ type ClientInterface interface {
 
 	// CancelTrainingWithBody Cancel a training (premium own, admin)
 	//
-	// 409 once it has finished.
+	// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2459,7 +2462,7 @@ type ClientInterface interface {
 
 	// CancelTraining Cancel a training (premium own, admin)
 	//
-	// 409 once it has finished.
+	// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3874,7 +3877,7 @@ func (c *Client) ListTrainings(ctx context.Context, params *ListTrainingsParams,
 
 // CreateTrainingWithBody Train a model on a dataset version (premium)
 //
-// An unknown dataset, version, label or recipe, an empty subset or a param out of range is 400 naming the field (`params.<name>`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
+// An unknown dataset, version, label or recipe, an empty subset, a param out of range or a seed that is not a whole number from 0 to 2147483647 is 400 naming the field (`params.<name>`, `seed`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3893,7 +3896,7 @@ func (c *Client) CreateTrainingWithBody(ctx context.Context, contentType string,
 
 // CreateTraining Train a model on a dataset version (premium)
 //
-// An unknown dataset, version, label or recipe, an empty subset or a param out of range is 400 naming the field (`params.<name>`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
+// An unknown dataset, version, label or recipe, an empty subset, a param out of range or a seed that is not a whole number from 0 to 2147483647 is 400 naming the field (`params.<name>`, `seed`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3959,7 +3962,7 @@ func (c *Client) DownloadTrainingArtifact(ctx context.Context, id Id, reqEditors
 
 // CancelTrainingWithBody Cancel a training (premium own, admin)
 //
-// 409 once it has finished.
+// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 //
 // Takes any type of body and a specified content type.
 //
@@ -3978,7 +3981,7 @@ func (c *Client) CancelTrainingWithBody(ctx context.Context, id Id, contentType 
 
 // CancelTraining Cancel a training (premium own, admin)
 //
-// 409 once it has finished.
+// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8103,7 +8106,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateTrainingWithBodyWithResponse Train a model on a dataset version (premium)
 	//
-	// An unknown dataset, version, label or recipe, an empty subset or a param out of range is 400 naming the field (`params.<name>`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
+	// An unknown dataset, version, label or recipe, an empty subset, a param out of range or a seed that is not a whole number from 0 to 2147483647 is 400 naming the field (`params.<name>`, `seed`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8112,7 +8115,7 @@ type ClientWithResponsesInterface interface {
 
 	// CreateTrainingWithResponse Train a model on a dataset version (premium)
 	//
-	// An unknown dataset, version, label or recipe, an empty subset or a param out of range is 400 naming the field (`params.<name>`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
+	// An unknown dataset, version, label or recipe, an empty subset, a param out of range or a seed that is not a whole number from 0 to 2147483647 is 400 naming the field (`params.<name>`, `seed`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8144,7 +8147,7 @@ type ClientWithResponsesInterface interface {
 
 	// CancelTrainingWithBodyWithResponse Cancel a training (premium own, admin)
 	//
-	// 409 once it has finished.
+	// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8153,7 +8156,7 @@ type ClientWithResponsesInterface interface {
 
 	// CancelTrainingWithResponse Cancel a training (premium own, admin)
 	//
-	// 409 once it has finished.
+	// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -13387,7 +13390,7 @@ func (c *ClientWithResponses) ListTrainingsWithResponse(ctx context.Context, par
 
 // CreateTrainingWithBodyWithResponse Train a model on a dataset version (premium)
 //
-// An unknown dataset, version, label or recipe, an empty subset or a param out of range is 400 naming the field (`params.<name>`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
+// An unknown dataset, version, label or recipe, an empty subset, a param out of range or a seed that is not a whole number from 0 to 2147483647 is 400 naming the field (`params.<name>`, `seed`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13402,7 +13405,7 @@ func (c *ClientWithResponses) CreateTrainingWithBodyWithResponse(ctx context.Con
 
 // CreateTrainingWithResponse Train a model on a dataset version (premium)
 //
-// An unknown dataset, version, label or recipe, an empty subset or a param out of range is 400 naming the field (`params.<name>`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
+// An unknown dataset, version, label or recipe, an empty subset, a param out of range or a seed that is not a whole number from 0 to 2147483647 is 400 naming the field (`params.<name>`, `seed`), nothing queued; 429 `too_many_trainings` past `TRAINING_MAX_CONCURRENT`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13458,7 +13461,7 @@ func (c *ClientWithResponses) DownloadTrainingArtifactWithResponse(ctx context.C
 
 // CancelTrainingWithBodyWithResponse Cancel a training (premium own, admin)
 //
-// 409 once it has finished.
+// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -13473,7 +13476,7 @@ func (c *ClientWithResponses) CancelTrainingWithBodyWithResponse(ctx context.Con
 
 // CancelTrainingWithResponse Cancel a training (premium own, admin)
 //
-// 409 once it has finished.
+// 409 once it has finished. A training cancelled while evaluating has its model version disabled and its evaluations still going ended failed, in the same transaction.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
