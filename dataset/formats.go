@@ -467,26 +467,17 @@ func (x *export) vocMasks(ctx context.Context) error {
 				if i >= vocMaxObjects {
 					out.unnumbered++
 				}
-				runs, err := mask.RLE{Size: [2]int{h, w}, Counts: in.Counts}.Runs()
-				if err != nil {
-					return pngs{}, fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
-				}
 				c, o := uint8(idx[in.LabelID]+1), uint8(min(i+1, vocMaxObjects))
-				pos := 0
-				for k, n := range runs {
-					if k%2 == 1 {
-						// The run, column by column (RLE is column-major).
-						for p, end := pos, pos+int(n); p < end; {
-							x, last := p/h, min(end, (p/h+1)*h)
-							for at := (p%h)*w + x; p < last; p, at = p+1, at+w {
-								cls.Pix[at] = c
-								if i < vocMaxObjects {
-									obj.Pix[at] = o
-								}
-							}
+				err := mask.RLE{Size: [2]int{h, w}, Counts: in.Counts}.ColumnRuns(func(x, y0, y1 int) {
+					for at := y0*w + x; y0 < y1; y0, at = y0+1, at+w {
+						cls.Pix[at] = c
+						if i < vocMaxObjects {
+							obj.Pix[at] = o
 						}
 					}
-					pos += int(n)
+				})
+				if err != nil {
+					return pngs{}, fmt.Errorf("error decoding annotation %s: %w", in.AnnotationID, err)
 				}
 			}
 			enc := png.Encoder{CompressionLevel: png.BestSpeed}

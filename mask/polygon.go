@@ -172,28 +172,14 @@ func gridOfRLE(r RLE) (grid, error) {
 	if box[2] == 0 {
 		return grid{box: box}, nil
 	}
-	runs, err := r.Runs()
-	if err != nil {
-		return grid{}, err
-	}
-	h := r.Size[0]
 	g := grid{gw: box[2] + 2, gh: box[3] + 2, box: box}
 	g.fg = make([]bool, g.gw*g.gh)
-	pos := 0
-	for k, n := range runs {
-		if k%2 == 1 {
-			// The run, column by column (RLE is column-major).
-			for p, end := pos, pos+int(n); p < end; {
-				x, y := p/h, p%h
-				last := min(end, (x+1)*h)
-				for i := (y-box[1]+1)*g.gw + x - box[0] + 1; p < last; p, i = p+1, i+g.gw {
-					g.fg[i] = true
-				}
-			}
+	err = r.ColumnRuns(func(x, y0, y1 int) {
+		for i := (y0-box[1]+1)*g.gw + x - box[0] + 1; y0 < y1; y0, i = y0+1, i+g.gw {
+			g.fg[i] = true
 		}
-		pos += int(n)
-	}
-	return g, nil
+	})
+	return g, err
 }
 
 // traceParts labels the grid's 4-connected parts and returns each one's
@@ -517,13 +503,24 @@ func fillPolygon(out *Bitmap, p Polygon) {
 	// or before it; equal toggles cancel, as rleFrPoly's merging of empty
 	// runs does.
 	for j := 0; j+1 < len(toggles); j += 2 {
-		for i, end := toggles[j], min(toggles[j+1], h*w); i < end; {
-			x, y := i/h, i%h
-			last := min(end, (x+1)*h) // the run's end within column x
-			for p := y * w; i < last; i, p = i+1, p+w {
-				out.Pix[p+x] = 1
+		columnSpans(toggles[j], min(toggles[j+1], h*w), h, func(x, y0, y1 int) {
+			for p := y0*w + x; y0 < y1; y0, p = y0+1, p+w {
+				out.Pix[p] = 1
 			}
-		}
+		})
+	}
+}
+
+// columnSpans calls fn with each column's part of [a, b), a range of
+// pixel indices in column-major order (RLE's) of an image h pixels high:
+// column x, rows y0 to y1 (exclusive). Callers walk a run a column at a
+// time instead of dividing every pixel's index by h.
+func columnSpans(a, b, h int, fn func(x, y0, y1 int)) {
+	for a < b {
+		x, y := a/h, a%h
+		n := min(b-a, h-y)
+		fn(x, y, y+n)
+		a += n
 	}
 }
 

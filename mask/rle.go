@@ -489,6 +489,23 @@ func (r RLE) decode(b *Bitmap) {
 	}
 }
 
+// ColumnRuns calls fn with every run of set pixels, split where a column
+// ends: column x, rows y0 to y1 (exclusive). It checks r as Runs does.
+func (r RLE) ColumnRuns(fn func(x, y0, y1 int)) error {
+	runs, err := r.Runs()
+	if err != nil {
+		return err
+	}
+	pos := 0
+	for k, n := range runs {
+		if k%2 == 1 {
+			columnSpans(pos, pos+int(n), r.Size[0], fn)
+		}
+		pos += int(n)
+	}
+	return nil
+}
+
 // Runs returns the uncompressed counts, after checking r (see Validate).
 func (r RLE) Runs() ([]uint32, error) {
 	rr, err := newRunReader(r)
