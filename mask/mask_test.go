@@ -511,7 +511,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint16(10), uint16(1), "5050")
 	f.Add(uint16(40), uint16(40), "R")
 	f.Add(uint16(478), uint16(640), "VQi31m>0O2N100O100O2N100O10001N101O1N2O1O2M2O1O1N3N1O1N2O2N1N2O1O1N3N1O1N")
-	for _, m := range cocoMasks(f) {
+	for _, m := range seedMasks(f) {
 		f.Add(uint16(m.Size[0]), uint16(m.Size[1]), m.Counts)
 	}
 	f.Fuzz(func(t *testing.T, h, w uint16, counts string) {

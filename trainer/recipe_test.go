@@ -37,8 +37,8 @@ func train(t testing.TB, train, val *trainer.Split, seed int64) *trainer.Result 
 // that the same seed gives the same model bytes and metrics.
 func TestRegionClassifierLearns(t *testing.T) {
 	t.Parallel()
-	tr := openShapes(t, "train", 300, 1, 7)
-	val := openShapes(t, "val", 100, 10001, 8)
+	tr := openShapes(t, "train", 150, 1, 7)
+	val := openShapes(t, "val", 50, 10001, 8)
 	res := train(t, tr, val, 42)
 	t.Logf("metrics: %v", res.Metrics)
 	ap, base := res.Metrics["AP50"].(float64), res.Metrics["baseline_AP50"].(float64)

@@ -51,13 +51,13 @@ func TestImportThenKillDuringIngest(t *testing.T) {
 	_, errOut, err = runCmdInput(t, vars, "a long password\n", "users", "create", "--email", "admin@example.com", "--role", "admin")
 	require.NoError(t, err, errOut)
 
-	const n = 60
+	const n = 30
 	dir := t.TempDir()
 	var labels strings.Builder
 	labels.WriteString("ImageID,Source,LabelName,Confidence\n")
 	for i := range n {
 		id := fmt.Sprintf("%016x", 0xab00+i)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, id+".jpg"), imagingtest.JPEG(imagingtest.Photo(1024, 768, uint64(1000+i))), 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, id+".jpg"), imagingtest.JPEG(imagingtest.Photo(800, 600, uint64(1000+i))), 0o644))
 		fmt.Fprintf(&labels, "%s,verification,/m/01yrx,1\n%s,verification,/m/0bt9lr,0\n", id, id)
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a photo"), 0o644))
