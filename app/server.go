@@ -142,6 +142,7 @@ func New(d Deps) (*Server, error) {
 	}
 	topts := d.Training
 	topts.MaxConcurrent, topts.MaxAttempts = d.Config.TrainingMaxConcurrent, d.Config.TrainingMaxAttempts
+	topts.QueueTimeout = d.Config.TrainingQueueTimeout
 	topts.Lease, topts.MaxArtifactBytes, topts.BaseURL = d.Config.TrainingLease, d.Config.TrainingArtifactMaxBytes, d.Config.BaseURL
 	s.webhooks = webhook.NewService(d.Pool, d.River, d.Config.WebhookAllowPrivate)
 	s.training = training.NewService(d.Pool, d.Blobs, d.River, topts)

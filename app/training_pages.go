@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -46,8 +47,16 @@ func (s *Server) renderTrainings(c *fiber.Ctx, status int, form views.TrainingFo
 			}
 		}
 	}
+	seen, err := s.training.TrainersSeen(ctx)
+	if err != nil {
+		return err
+	}
 	for _, r := range s.training.Recipes() {
-		d.Recipes = append(d.Recipes, views.TrainingChoice{Value: r.Name, Text: r.Name + " — " + r.Description})
+		text := r.Name + " — " + r.Description
+		if w := trainerAbsence(r.Name, seen); w != "" {
+			text += " (" + w + ")"
+		}
+		d.Recipes = append(d.Recipes, views.TrainingChoice{Value: r.Name, Text: text})
 	}
 	for _, t := range ts {
 		row := views.TrainingRow{ID: t.ID.String(), State: t.State, Dataset: names[t.DatasetID.String()], Version: t.VersionNumber,
@@ -102,6 +111,24 @@ func (s *Server) trainingStatusPartial(c *fiber.Ctx) error {
 
 const curveW, curveH = 480, 160
 
+// trainerGone is how long since a trainer of a recipe last asked for work
+// before the pages say none is there: idle trainers ask every few seconds,
+// and one training a run asks again when it is done.
+const trainerGone = 10 * time.Minute
+
+// trainerAbsence says, for the pages, that no trainer of recipe has asked
+// for work lately ("" when one has).
+func trainerAbsence(recipe string, seen map[string]training.TrainerSeen) string {
+	t, ok := seen[recipe]
+	switch {
+	case !ok:
+		return "no trainer of " + recipe + " has asked this hub for work"
+	case time.Since(t.At) > trainerGone:
+		return "no trainer of " + recipe + " has asked for work since " + t.At.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	return ""
+}
+
 func (s *Server) trainingView(c *fiber.Ctx) (views.TrainingView, error) {
 	t, err := s.trainingParam(c)
 	if err != nil {
@@ -121,6 +148,16 @@ func (s *Server) trainingView(c *fiber.Ctx) (views.TrainingView, error) {
 	}
 	if t.Error != nil {
 		v.Error = *t.Error
+	}
+	if t.State == training.Queued {
+		seen, err := s.training.TrainersSeen(ctx)
+		if err != nil {
+			return views.TrainingView{}, err
+		}
+		if w := trainerAbsence(t.Recipe, seen); w != "" {
+			v.Waiting = fmt.Sprintf("Waiting for a trainer: %s. Unless one takes it, the run ends failed at %s, freeing your training slot; cancel it to free the slot now.",
+				w, t.CreatedAt.Add(s.cfg.TrainingQueueTimeout).UTC().Format("2006-01-02 15:04 UTC"))
+		}
 	}
 	if t.Loss != nil {
 		v.Loss = fmt.Sprintf("%.4g", *t.Loss)

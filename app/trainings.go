@@ -170,9 +170,32 @@ func (s *Server) apiTrainingCancel(c *fiber.Ctx) error {
 	return c.JSON(s.toTrainingJSON(c.UserContext(), t))
 }
 
+// recipeJSON is a recipe with the trainer last seen asking for its work.
+type recipeJSON struct {
+	training.Recipe
+	Trainer *trainerSeenJSON `json:"trainer"`
+}
+
+type trainerSeenJSON struct {
+	Name   string    `json:"name"`
+	SeenAt time.Time `json:"seen_at"`
+}
+
 // apiTrainingRecipes: GET /api/v1/trainings/recipes.
 func (s *Server) apiTrainingRecipes(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"items": s.training.Recipes()})
+	seen, err := s.training.TrainersSeen(c.UserContext())
+	if err != nil {
+		return err
+	}
+	items := []recipeJSON{}
+	for _, r := range s.training.Recipes() {
+		item := recipeJSON{Recipe: r}
+		if t, ok := seen[r.Name]; ok {
+			item.Trainer = &trainerSeenJSON{Name: t.Trainer, SeenAt: t.At.UTC()}
+		}
+		items = append(items, item)
+	}
+	return c.JSON(fiber.Map{"items": items})
 }
 
 // apiTrainingArtifact: GET /api/v1/trainings/{id}/artifact, the trained file.

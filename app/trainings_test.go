@@ -961,3 +961,56 @@ func (w *trainingWorld) modelID(t *testing.T, name, version string) string {
 	require.NoError(t, w.pool.QueryRow(context.Background(), `SELECT id::text FROM models WHERE name = $1 AND version = $2`, name, version).Scan(&id))
 	return id
 }
+
+// TestTrainingUnclaimed: a run of a recipe no trainer asks for says so on
+// its page and in the recipes list, ends failed after
+// TRAINING_QUEUE_TIMEOUT with the reason, and frees its owner's slot; a run
+// whose recipe's trainer is busy on another run (so asks for no work)
+// waits on past the timeout.
+func TestTrainingUnclaimed(t *testing.T) {
+	t.Parallel()
+	w := newTrainingWorld(t, func(c *config.Config) { c.TrainingQueueTimeout = 2 * time.Second })
+	recipeTrainer := func() any {
+		res := w.premium.get("/api/v1/trainings/recipes")
+		require.Equal(t, http.StatusOK, res.StatusCode, "%s", res.body)
+		items := res.json(t)["items"].([]any)
+		require.Len(t, items, 1)
+		return items[0].(map[string]any)["trainer"]
+	}
+	require.Nil(t, recipeTrainer(), "no trainer ever asked")
+
+	id := w.start(t, w.premium, nil)
+	page := w.premium.get("/trainings/" + id)
+	require.Equal(t, http.StatusOK, page.StatusCode)
+	require.Contains(t, string(page.body), "Waiting for a trainer: no trainer of test-recipe has asked this hub for work")
+	form := w.premium.get("/trainings")
+	require.Contains(t, string(form.body), "(no trainer of test-recipe has asked this hub for work)")
+
+	tr := w.waitState(t, id, "failed")
+	require.Equal(t, "no trainer took this run within 2s: no trainer that trains test-recipe has asked this hub for work "+
+		"(docs/training.md: a trainer names the recipes it trains when it asks)", tr["error"])
+	require.Equal(t, 0.0, tr["attempt"])
+	page = w.premium.get("/trainings/" + id)
+	require.NotContains(t, string(page.body), "Waiting for a trainer")
+
+	// The slot is free again; this time a trainer takes the run.
+	second := w.start(t, w.premium, nil)
+	run := w.lease(t, w.trainer)
+	require.NotNil(t, run)
+	require.Equal(t, second, run.ID)
+	seen, ok := recipeTrainer().(map[string]any)
+	require.True(t, ok, "the trainer that asked is listed")
+	require.Equal(t, "test-trainer/1.0", seen["name"])
+	require.NotContains(t, string(w.premium.get("/trainings").body), "has asked this hub for work")
+
+	// Another user's run waits past the timeout while the trainer works.
+	third := w.start(t, w.admin, nil)
+	require.NotContains(t, string(w.admin.get("/trainings/"+third).body), "Waiting for a trainer")
+	time.Sleep(3 * time.Second)
+	require.Equal(t, http.StatusOK, w.progress(w.trainer, run, 1, 0.5).StatusCode)
+	// Every lease call sweeps first; one for a recipe the hub does not know
+	// records no poll.
+	res := w.trainer.json(http.MethodPost, "/api/v1/trainer/lease", map[string]any{"recipes": []string{"no-such-recipe"}, "trainer": "other/1"})
+	require.Equal(t, http.StatusNoContent, res.StatusCode, "%s", res.body)
+	require.Equal(t, "queued", w.get(t, third)["state"], "a trainer holds a run of its recipe")
+}

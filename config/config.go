@@ -159,6 +159,10 @@ type Config struct {
 	// TrainingLease is how long a trainer holds a run without reporting
 	// progress; it is told to report every third of it.
 	TrainingLease time.Duration `env:"TRAINING_LEASE" envDefault:"2m"`
+	// TrainingQueueTimeout ends a run that no trainer took within it
+	// (failed, saying so): a recipe without a trainer, such as yolo-seg
+	// on make run, must not hold its owner's slot for ever.
+	TrainingQueueTimeout time.Duration `env:"TRAINING_QUEUE_TIMEOUT" envDefault:"24h"`
 	// TrainingArtifactMaxBytes caps an uploaded trained model.
 	TrainingArtifactMaxBytes int64 `env:"TRAINING_ARTIFACT_MAX_BYTES" envDefault:"536870912"`
 
@@ -306,8 +310,9 @@ func (c *Config) validate() error {
 		!(c.SecondReviewShare >= 0 && c.SecondReviewShare <= 1) || !(c.SecondReviewMinAgreement >= 0 && c.SecondReviewMinAgreement <= 1) {
 		return fmt.Errorf("REVIEW_LEASE must be at least 10s, REVIEW_MAX_INSTANCES at least 1, SECOND_REVIEW_SHARE and SECOND_REVIEW_MIN_AGREEMENT in [0, 1]")
 	}
-	if c.TrainingMaxConcurrent < 1 || c.TrainingMaxAttempts < 1 || c.TrainingLease < time.Second || c.TrainingArtifactMaxBytes < 1 {
-		return fmt.Errorf("TRAINING_MAX_CONCURRENT, TRAINING_MAX_ATTEMPTS and TRAINING_ARTIFACT_MAX_BYTES must be at least 1, TRAINING_LEASE at least 1s")
+	if c.TrainingMaxConcurrent < 1 || c.TrainingMaxAttempts < 1 || c.TrainingLease < time.Second || c.TrainingArtifactMaxBytes < 1 ||
+		c.TrainingQueueTimeout < time.Second {
+		return fmt.Errorf("TRAINING_MAX_CONCURRENT, TRAINING_MAX_ATTEMPTS and TRAINING_ARTIFACT_MAX_BYTES must be at least 1, TRAINING_LEASE and TRAINING_QUEUE_TIMEOUT at least 1s")
 	}
 	if c.SessionTTL < time.Minute || c.SessionMaxAge < time.Minute {
 		return fmt.Errorf("SESSION_TTL %s and SESSION_MAX_AGE %s must be at least 1m", c.SessionTTL, c.SessionMaxAge)

@@ -1232,6 +1232,12 @@ type SignupThrottle struct {
 	Attempts    int32
 }
 
+type TrainerPoll struct {
+	Recipe   string
+	Trainer  string
+	PolledAt time.Time
+}
+
 type Training struct {
 	ID                   uuid.UUID
 	CreatedBy            uuid.UUID

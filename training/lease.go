@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,12 +76,100 @@ const expireSQL = `
 	WHERE state = 'running' AND lease_expires_at < now()
 	RETURNING id, state::text`
 
-// Sweep runs the lease expiry once.
+// unclaimedSQL ends runs that no trainer took within the queue timeout
+// ($1 seconds, $2 as the error says it), when nothing that trains their
+// recipe asked for work or held a run of it in that time: the recipe has
+// no trainer (yolo-seg on make run), and the run would otherwise hold its
+// owner's training slot for ever. A run once taken has had a trainer and
+// waits on: its trainer may come back.
+const unclaimedSQL = `
+	UPDATE trainings t SET state = 'failed', finished_at = now(),
+		error = 'no trainer took this run within ' || $2 || ': ' || coalesce(
+			'the last trainer of ' || t.recipe || ' asked for work at ' ||
+			  to_char((SELECT p.polled_at FROM trainer_polls p WHERE p.recipe = t.recipe) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+			'no trainer that trains ' || t.recipe || ' has asked this hub for work (docs/training.md: a trainer names the recipes it trains when it asks)')
+	WHERE t.state = 'queued' AND t.attempt = 0 AND t.created_at < now() - make_interval(secs => $1)
+	  AND NOT EXISTS (SELECT 1 FROM trainer_polls p WHERE p.recipe = t.recipe AND p.polled_at > now() - make_interval(secs => $1))
+	  AND NOT EXISTS (SELECT 1 FROM trainings r WHERE r.recipe = t.recipe AND r.state = 'running')
+	RETURNING t.id, t.state::text`
+
+// Sweep runs the lease expiry, and the end of runs no trainer claims, once.
 func (s *Service) Sweep(ctx context.Context) error {
 	if _, err := s.finishing(ctx, expireSQL); err != nil {
 		return fmt.Errorf("error ending lapsed leases: %w", err)
 	}
+	if _, err := s.finishing(ctx, unclaimedSQL, s.opts.QueueTimeout.Seconds(), shortDuration(s.opts.QueueTimeout)); err != nil {
+		return fmt.Errorf("error ending trainings no trainer took: %w", err)
+	}
 	return nil
+}
+
+// shortDuration writes d as people do: "24h", "1h30m", "90s" rather than
+// "24h0m0s".
+func shortDuration(d time.Duration) string {
+	t := d.String()
+	if strings.HasSuffix(t, "m0s") {
+		t = strings.TrimSuffix(t, "0s")
+	}
+	if strings.HasSuffix(t, "h0m") {
+		t = strings.TrimSuffix(t, "0m")
+	}
+	return t
+}
+
+// recordPoll notes that trainer asked for work of recipes (those the hub
+// knows, once each), at most every few seconds per recipe so that idle
+// trainers polling do not make a write each.
+func (s *Service) recordPoll(ctx context.Context, recipes []string, trainer string) error {
+	var known []string
+	for _, name := range recipes {
+		if _, ok := s.recipe(name); ok && !slices.Contains(known, name) {
+			known = append(known, name)
+		}
+	}
+	if len(known) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO trainer_polls (recipe, trainer, polled_at)
+		SELECT r, $2, now() FROM unnest($1::text[]) r
+		ON CONFLICT (recipe) DO UPDATE SET trainer = EXCLUDED.trainer, polled_at = EXCLUDED.polled_at
+		WHERE trainer_polls.polled_at < now() - interval '5 seconds'`, known, trainer)
+	if err != nil {
+		return fmt.Errorf("error recording the trainer's poll: %w", err)
+	}
+	return nil
+}
+
+// TrainerSeen is when a trainer of a recipe last asked for work, and its
+// name/version.
+type TrainerSeen struct {
+	Trainer string
+	At      time.Time
+}
+
+// TrainersSeen says, by recipe, when a trainer last asked for work of it,
+// or now for a recipe whose run a trainer holds a live lease on (it asks
+// again only when done); a recipe missing from the map has never had one.
+func (s *Service) TrainersSeen(ctx context.Context) (map[string]TrainerSeen, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (recipe) recipe, trainer, at FROM (
+			SELECT recipe, trainer, polled_at AS at FROM trainer_polls
+			UNION ALL
+			SELECT recipe, trainer, now() FROM trainings WHERE state = 'running' AND lease_expires_at > now() AND trainer IS NOT NULL
+		) seen ORDER BY recipe, at DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("error reading the trainers' polls: %w", err)
+	}
+	seen := map[string]TrainerSeen{}
+	var recipe string
+	var t TrainerSeen
+	_, err = pgx.ForEachRow(rows, []any{&recipe, &t.Trainer, &t.At}, func() error {
+		seen[recipe] = t
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("error reading the trainers' polls: %w", err)
+	}
+	return seen, nil
 }
 
 // Take leases the oldest queued run of one of recipes to trainer, or
@@ -93,6 +182,9 @@ func (s *Service) Take(ctx context.Context, recipes []string, trainer string) (*
 	trainer = strings.TrimSpace(trainer)
 	if trainer == "" || len(trainer) > 200 {
 		return nil, problem.BadInput("missing_field", "trainer", "Say the trainer's name/version (up to 200 characters): it is recorded with the run.")
+	}
+	if err := s.recordPoll(ctx, recipes, trainer); err != nil {
+		return nil, err
 	}
 	if err := s.Sweep(ctx); err != nil {
 		return nil, err

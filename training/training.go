@@ -64,6 +64,10 @@ type Options struct {
 	MaxAttempts int
 	// Lease is how long a trainer holds a run between reports (default 2m).
 	Lease time.Duration
+	// QueueTimeout ends a run that no trainer took within it, when no
+	// trainer of its recipe asked for work or held a run of it in that
+	// time either (default 24h).
+	QueueTimeout time.Duration
 	// MaxArtifactBytes caps an upload (default 512 MiB).
 	MaxArtifactBytes int64
 	// BaseURL is the hub's public address, for the data URLs.
@@ -99,6 +103,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Lease <= 0 {
 		o.Lease = 2 * time.Minute
+	}
+	if o.QueueTimeout <= 0 {
+		o.QueueTimeout = 24 * time.Hour
 	}
 	if o.MaxArtifactBytes <= 0 {
 		o.MaxArtifactBytes = 512 << 20

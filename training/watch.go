@@ -43,7 +43,8 @@ type WatchWorker struct {
 // made): each job runs with the client working it (Work).
 func AddWorkers(w *river.Workers, d jobs.Deps) error {
 	c := d.Config
-	svc := NewService(d.Pool, d.Blobs, nil, Options{Lease: c.TrainingLease, MaxAttempts: c.TrainingMaxAttempts})
+	svc := NewService(d.Pool, d.Blobs, nil, Options{Lease: c.TrainingLease, MaxAttempts: c.TrainingMaxAttempts,
+		QueueTimeout: c.TrainingQueueTimeout})
 	poll := min(max(c.TrainingLease/4, 50*time.Millisecond), 5*time.Second)
 	return river.AddWorkerSafely(w, &WatchWorker{svc: svc, poll: poll})
 }
@@ -132,6 +133,7 @@ func (w *WatchWorker) evaluationsDone(ctx context.Context, t Training) (bool, st
 func AfterPublish(d jobs.Deps, opts Options) func(context.Context, pgx.Tx, *river.Client[pgx.Tx], queries.DatasetVersion) error {
 	c := d.Config
 	opts.MaxAttempts, opts.MaxConcurrent = c.TrainingMaxAttempts, c.TrainingMaxConcurrent
+	opts.QueueTimeout = c.TrainingQueueTimeout
 	return func(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], v queries.DatasetVersion) error {
 		svc := NewService(d.Pool, d.Blobs, client, opts)
 		_, err := svc.Retrain(ctx, tx, v)

@@ -2436,7 +2436,7 @@ type ClientInterface interface {
 
 	// ListRecipes The recipes trainings can use (premium)
 	//
-	// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued.
+	// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued. `trainer` says when a trainer of the recipe last asked this hub for work (null: never); a run that no trainer takes within `TRAINING_QUEUE_TIMEOUT` (24h) ends `failed` saying so.
 	//
 	// Corresponds with GET /api/v1/trainings/recipes (the `ListRecipes` operationId).
 	ListRecipes(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3915,7 +3915,7 @@ func (c *Client) CreateTraining(ctx context.Context, body CreateTrainingJSONRequ
 
 // ListRecipes The recipes trainings can use (premium)
 //
-// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued.
+// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued. `trainer` says when a trainer of the recipe last asked this hub for work (null: never); a run that no trainer takes within `TRAINING_QUEUE_TIMEOUT` (24h) ends `failed` saying so.
 //
 // Corresponds with GET /api/v1/trainings/recipes (the `ListRecipes` operationId).
 func (c *Client) ListRecipes(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8124,7 +8124,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListRecipesWithResponse The recipes trainings can use (premium)
 	//
-	// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued.
+	// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued. `trainer` says when a trainer of the recipe last asked this hub for work (null: never); a run that no trainer takes within `TRAINING_QUEUE_TIMEOUT` (24h) ends `failed` saying so.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11519,6 +11519,13 @@ type ListRecipesResponse struct {
 				Min         float32                                       `json:"min"`
 				Type        ListRecipes200JSONResponseBodyItemsParamsType `json:"type"`
 			} `json:"params"`
+
+			// Trainer The trainer that last asked for work of this recipe, and when; null when none ever did.
+			Trainer *struct {
+				// Name The trainer's name/version, as it said when it asked.
+				Name   string    `json:"name"`
+				SeenAt time.Time `json:"seen_at"`
+			} `json:"trainer,omitempty"`
 		} `json:"items"`
 	}
 	// JSONDefault the response for an HTTP default `application/json` response
@@ -11541,6 +11548,13 @@ func (r ListRecipesResponse) GetJSON200() *struct {
 			Min         float32                                       `json:"min"`
 			Type        ListRecipes200JSONResponseBodyItemsParamsType `json:"type"`
 		} `json:"params"`
+
+		// Trainer The trainer that last asked for work of this recipe, and when; null when none ever did.
+		Trainer *struct {
+			// Name The trainer's name/version, as it said when it asked.
+			Name   string    `json:"name"`
+			SeenAt time.Time `json:"seen_at"`
+		} `json:"trainer,omitempty"`
 	} `json:"items"`
 } {
 	return r.JSON200
@@ -13420,7 +13434,7 @@ func (c *ClientWithResponses) CreateTrainingWithResponse(ctx context.Context, bo
 
 // ListRecipesWithResponse The recipes trainings can use (premium)
 //
-// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued.
+// Every recipe a user may ask for, whether or not a trainer that takes it is connected: a run waits queued until one leases it. The CPU trainer that `imagehub serve` runs (`BUILTIN_TRAINER`) takes `region-classifier`. `yolo-seg` has no trainer in this project: it needs an external GPU trainer (for example one around Ultralytics) that speaks the protocol of docs/training.md and uploads an ONNX export in the yolo-seg layout (`X-Artifact-Format: onnx`, `X-Artifact-Layout: yolo-seg`) whose classes are the run's labels; without one its runs stay queued. `trainer` says when a trainer of the recipe last asked this hub for work (null: never); a run that no trainer takes within `TRAINING_QUEUE_TIMEOUT` (24h) ends `failed` saying so.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -16361,6 +16375,13 @@ func ParseListRecipesResponse(rsp *http.Response) (*ListRecipesResponse, error) 
 					Min         float32                                       `json:"min"`
 					Type        ListRecipes200JSONResponseBodyItemsParamsType `json:"type"`
 				} `json:"params"`
+
+				// Trainer The trainer that last asked for work of this recipe, and when; null when none ever did.
+				Trainer *struct {
+					// Name The trainer's name/version, as it said when it asked.
+					Name   string    `json:"name"`
+					SeenAt time.Time `json:"seen_at"`
+				} `json:"trainer,omitempty"`
 			} `json:"items"`
 		}
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
