@@ -248,10 +248,11 @@ BENCHES := \
 	./worker/onnxworker/:BenchmarkONNXWorker:200x \
 	./worker/segment/:BenchmarkInteractivePrompt:200x \
 	./app/:BenchmarkReviewSegment:1x \
-	./trainer/:BenchmarkRegionClassifier:1x
+	./trainer/:BenchmarkRegionClassifier:1x \
+	./cmd/imagehub/:BenchmarkTrainingThroughHub:1x
 
 .PHONY: bench
-bench: imagemagick vips turbojpeg chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, 12-megapixel phone photos beside vipsthumbnail, near-duplicate lookup at 1M, near-duplicate precision and recall with crops, dispatch efficiency with and without batching, review brush frames, click to mask, dataset publish at 1M, Open Images labels CSV import at 1M rows and 20k classes beside their 60 s and 5 s limits, export beside tar, download memory, insights at 1M images, every list and queue at 1M images (p99 beside its limit), COCO RLE encode and decode, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub, training the region-classifier recipe on 500 images beside the segmenter's AP50) and print a table
+bench: imagemagick vips turbojpeg chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, 12-megapixel phone photos beside vipsthumbnail, near-duplicate lookup at 1M, near-duplicate precision and recall with crops, dispatch efficiency with and without batching, review brush frames, click to mask, dataset publish at 1M, Open Images labels CSV import at 1M rows and 20k classes beside their 60 s and 5 s limits, export beside tar, download memory, insights at 1M images, every list and queue at 1M images (p99 beside its limit), COCO RLE encode and decode, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub, training the region-classifier recipe on 500 images beside the segmenter's AP50, alone and through a served hub with its own evaluation) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
 	out=$$(mktemp); \

@@ -101,7 +101,7 @@ type hub struct {
 // newHub migrates a fresh database, creates an admin with a token and
 // returns the environment for `imagehub serve` without the built-in worker
 // and with short timeouts, so that faults resolve within a test.
-func newHub(t *testing.T, extra map[string]string) *hub {
+func newHub(t testing.TB, extra map[string]string) *hub {
 	t.Helper()
 	vars := map[string]string{
 		"DATABASE_URL": dbtest.NewURL(t), "DATA_DIR": t.TempDir(), "BUILTIN_WORKER": "false",

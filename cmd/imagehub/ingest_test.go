@@ -16,7 +16,7 @@ import (
 	"github.com/deepimageshub/imagehub/imaging/imagingtest"
 )
 
-func count(t *testing.T, pool *pgxpool.Pool, sql string) int {
+func count(t testing.TB, pool *pgxpool.Pool, sql string) int {
 	t.Helper()
 	var n int
 	require.NoError(t, pool.QueryRow(context.Background(), sql).Scan(&n))

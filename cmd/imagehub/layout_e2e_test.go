@@ -80,6 +80,7 @@ func e2eSetup(t *testing.T) (*hub, *server) {
 
 // hubProposal is a proposal as GET /api/v1/images/{id} shows it.
 type hubProposal struct {
+	ID    string   `json:"id"`
 	Label string   `json:"label"`
 	Score float64  `json:"score"`
 	BBox  []int    `json:"bbox"`

@@ -145,7 +145,7 @@ func startServer(t testing.TB, vars map[string]string) *server {
 	return s
 }
 
-func call(t *testing.T, method, url, token string, body any) (int, map[string]any, http.Header) {
+func call(t testing.TB, method, url, token string, body any) (int, map[string]any, http.Header) {
 	t.Helper()
 	var r io.Reader
 	if body != nil {

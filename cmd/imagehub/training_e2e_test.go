@@ -38,7 +38,7 @@ type trainingHub struct {
 // upload at the end, and the trained model sees the same scale.
 const shapeSide = 200
 
-func newTrainingHub(t *testing.T, images int, extra map[string]string) *trainingHub {
+func newTrainingHub(t testing.TB, images int, extra map[string]string) *trainingHub {
 	t.Helper()
 	h := startTrainingHub(t, extra, trainertest.Labels...)
 	h.trainedLabel = "disc"
@@ -67,7 +67,7 @@ func newTrainingHub(t *testing.T, images int, extra map[string]string) *training
 
 // startTrainingHub serves a hub (with the built-in worker, unless extra
 // says otherwise) that has a premium user and the given labels.
-func startTrainingHub(t *testing.T, extra map[string]string, labels ...string) *trainingHub {
+func startTrainingHub(t testing.TB, extra map[string]string, labels ...string) *trainingHub {
 	t.Helper()
 	vars := map[string]string{"BUILTIN_WORKER": "true", "BUILTIN_WORKER_CAPACITY": "2", "EVALUATION_POLL": "200ms"}
 	for k, v := range extra {
@@ -89,7 +89,7 @@ func startTrainingHub(t *testing.T, extra map[string]string, labels ...string) *
 }
 
 // fixture writes reviewed images into the hub's database and blob folder.
-func (h *trainingHub) fixture(t *testing.T) *datasettest.Fixture {
+func (h *trainingHub) fixture(t testing.TB) *datasettest.Fixture {
 	t.Helper()
 	blobs, err := blob.Open(context.Background(), "file://"+filepath.Join(h.vars["DATA_DIR"], "blobs"))
 	require.NoError(t, err)
@@ -97,7 +97,7 @@ func (h *trainingHub) fixture(t *testing.T) *datasettest.Fixture {
 }
 
 // createDataset makes the dataset "shapes" of every reviewed image.
-func (h *trainingHub) createDataset(t *testing.T, splits map[string]float64) {
+func (h *trainingHub) createDataset(t testing.TB, splits map[string]float64) {
 	t.Helper()
 	status, body, _ := call(t, "POST", h.srv.base+"/api/v1/datasets", h.token, map[string]any{"name": "shapes", "splits": splits})
 	require.Equal(t, http.StatusCreated, status, "%v", body)
@@ -105,7 +105,7 @@ func (h *trainingHub) createDataset(t *testing.T, splits map[string]float64) {
 }
 
 // publish publishes the dataset's next version and waits until it is.
-func (h *trainingHub) publish(t *testing.T) {
+func (h *trainingHub) publish(t testing.TB) {
 	t.Helper()
 	status, body, _ := call(t, "POST", h.srv.base+"/api/v1/datasets/"+h.datasetID+"/versions", h.token, map[string]any{})
 	require.Equal(t, http.StatusAccepted, status, "%v", body)
@@ -123,7 +123,7 @@ func (h *trainingHub) publish(t *testing.T) {
 }
 
 // start asks for a region-classifier training on the trained label.
-func (h *trainingHub) start(t *testing.T) string {
+func (h *trainingHub) start(t testing.TB) string {
 	t.Helper()
 	status, body, _ := call(t, "POST", h.srv.base+"/api/v1/trainings", h.premium, map[string]any{
 		"dataset_id": h.datasetID, "version": h.version, "labels": []string{h.trainedLabel},
@@ -133,7 +133,7 @@ func (h *trainingHub) start(t *testing.T) string {
 	return body["training"].(map[string]any)["id"].(string)
 }
 
-func (h *trainingHub) training(t *testing.T, id string) map[string]any {
+func (h *trainingHub) training(t testing.TB, id string) map[string]any {
 	t.Helper()
 	status, body, _ := call(t, "GET", h.srv.base+"/api/v1/trainings/"+id, h.premium, nil)
 	require.Equal(t, http.StatusOK, status, "%v", body)
@@ -142,7 +142,7 @@ func (h *trainingHub) training(t *testing.T, id string) map[string]any {
 
 // wait polls the training until until says so, and returns every state
 // and step it saw on the way.
-func (h *trainingHub) wait(t *testing.T, id string, within time.Duration, until func(map[string]any) bool) (last map[string]any, steps []float64) {
+func (h *trainingHub) wait(t testing.TB, id string, within time.Duration, until func(map[string]any) bool) (last map[string]any, steps []float64) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -164,7 +164,7 @@ func succeeded(tr map[string]any) bool { return tr["state"] == "succeeded" }
 // checkModel checks that a succeeded training registered exactly one model
 // version, with its artifact stored once, and that it beats the segmenter on
 // the trained label; it returns the model's name and version.
-func (h *trainingHub) checkModel(t *testing.T, tr map[string]any) (string, string) {
+func (h *trainingHub) checkModel(t testing.TB, tr map[string]any) (string, string) {
 	t.Helper()
 	model := tr["model"].(map[string]any)
 	name, version := model["name"].(string), model["version"].(string)
@@ -260,6 +260,21 @@ func TestTrainingEndToEnd(t *testing.T) {
 		}
 	}
 	require.Positive(t, mine, "the trained model proposes on a new upload: %+v", props)
+
+	// A reviewer sees them: the upload is the review queue's next item, and
+	// the trained model's proposals are among those the editor gets.
+	status, item, _ := call(t, "POST", h.srv.base+"/api/v1/review/next", h.token, nil)
+	require.Equal(t, http.StatusOK, status, "%v", item)
+	require.Equal(t, imgID, item["image"].(map[string]any)["id"], "the only image awaiting review")
+	shown := map[string]bool{}
+	for _, p := range item["proposals"].([]any) {
+		shown[p.(map[string]any)["id"].(string)] = true
+	}
+	for _, p := range props {
+		if p.Model.Name == name {
+			require.True(t, shown[p.ID], "the reviewer gets the trained model's proposal %s: %v", p.ID, item["proposals"])
+		}
+	}
 }
 
 func freePort(t testing.TB) string {

@@ -80,6 +80,11 @@ var goals = []goal{
 	// Per class of trainertest.Labels (the generated shapes it trains on).
 	{bench: "RegionClassifier", unit: "AP50-disc", peer: "segmenter_AP50-disc", want: 1},
 	{bench: "RegionClassifier", unit: "AP50-square", peer: "segmenter_AP50-square", want: 1},
+	// The same recipe as a premium user runs it: the hub's export, the
+	// built-in trainer over the trainer protocol, the hub's evaluation.
+	{bench: "TrainingThroughHub", unit: "AP50", peer: "segmenter_AP50", want: 1},
+	{bench: "TrainingThroughHub", unit: "AP50-disc", peer: "segmenter_AP50-disc", want: 1},
+	{bench: "TrainingThroughHub", unit: "AP50-square", peer: "segmenter_AP50-square", want: 1},
 	// Half of pycocotools' time per mask as the issue measured it here
 	// (294 µs to encode, 397 µs to decode): pycocotools is not installable
 	// on these machines, so its figures are limits, not a peer.
