@@ -152,7 +152,9 @@ func TestPublishSplitsMatchGo(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	require.True(t, seen["train"] && seen["test"], "groups land in both train and test: %v", seen)
+	// Any two splits show the groups are spread by their roots; asking for
+	// train and test in particular failed one run in 300 (0.7^16 of no test).
+	require.GreaterOrEqual(t, len(seen), 2, "groups land in more than one split: %v", seen)
 
 	// More images, re-reviews and a removal; nobody changes split.
 	for range 10 {
