@@ -156,11 +156,11 @@ func TestUploadQuota(t *testing.T) {
 	// A refused file is not counted.
 	res := ada.upload([]file{{"notes.txt", []byte("not an image at all")}}, nil)
 	require.Equal(t, http.StatusBadRequest, res.StatusCode, "%s", res.body)
-	res = ada.upload(photos(2, 300), nil)
+	res = ada.upload(smallPhotos(2, 300), nil)
 	require.Equal(t, http.StatusCreated, res.StatusCode, "%s", res.body)
 	require.Empty(t, res.Header.Get("Retry-After"))
 
-	res = ada.upload(photos(2, 310), nil)
+	res = ada.upload(smallPhotos(2, 310), nil)
 	require.Equal(t, http.StatusMultiStatus, res.StatusCode, "%s", res.body)
 	results := res.json(t)["results"].([]any)
 	require.Equal(t, "created", results[0].(map[string]any)["status"])
@@ -172,7 +172,7 @@ func TestUploadQuota(t *testing.T) {
 	require.Regexp(t, `^photo-1\.jpg was not stored: you have reached today's upload limit \(3 files a day\)\. It starts again at midnight UTC, in \d+h \d\dm\.$`, e["message"])
 	require.NotEmpty(t, res.Header.Get("Retry-After"))
 
-	res = ada.upload(photos(1, 320), nil)
+	res = ada.upload(smallPhotos(1, 320), nil)
 	require.Equal(t, http.StatusTooManyRequests, res.StatusCode, "%s", res.body)
 	code, _ := res.apiError(t)
 	require.Equal(t, "quota_exceeded", code)
@@ -182,7 +182,7 @@ func TestUploadQuota(t *testing.T) {
 	require.Equal(t, 3, tb.count(t, "SELECT count(*) FROM images WHERE owner_id = $1", adaUser.ID))
 
 	// The upload page says the same.
-	body, ct := multipartBody(t, photos(1, 330), nil)
+	body, ct := multipartBody(t, smallPhotos(1, 330), nil)
 	page := ada.do(http.MethodPost, "/upload", body, http.Header{"Content-Type": {ct}, "Origin": {tb.base}, "Sec-Fetch-Site": {"same-origin"}})
 	require.Equal(t, http.StatusTooManyRequests, page.StatusCode, "%s", page.body)
 	require.Contains(t, page.doc(t).Find("#upload-results").Text(), "today's upload limit")
@@ -190,7 +190,7 @@ func TestUploadQuota(t *testing.T) {
 	// Twelve parallel uploads of one file each by a fresh contributor: at
 	// most three are stored.
 	bea, beaUser := tb.userWithRole(t, "bea@example.com", auth.RoleContributor)
-	files := photos(12, 400)
+	files := smallPhotos(12, 400)
 	statuses := make([]int, len(files))
 	var wg sync.WaitGroup
 	for i, f := range files {
@@ -211,7 +211,7 @@ func TestUploadQuota(t *testing.T) {
 // TestUploadQuotaBytes: the byte quota refuses the file that would pass it.
 func TestUploadQuotaBytes(t *testing.T) {
 	t.Parallel()
-	files := photos(3, 500)
+	files := smallPhotos(3, 500)
 	limit := int64(len(files[0].data) + len(files[1].data))
 	tb := setup(t, func(c *config.Config) { c.UploadQuotaBytesPerDay = limit })
 	c, _ := tb.userWithRole(t, "cy@example.com", auth.RoleContributor)

@@ -57,10 +57,17 @@ func (c *client) upload(files []file, fields map[string][]string) *response {
 	return c.do(http.MethodPost, "/api/v1/images", body, http.Header{"Content-Type": {ct}})
 }
 
-func photos(n int, seed uint64) []file {
+func photos(n int, seed uint64) []file { return photosSized(n, seed, 1024, 768) }
+
+// smallPhotos are for tests that only count uploads (quotas, outages):
+// 400×300 is above ingest's smallest side, and a seventh of the race-enabled
+// time a 1024×768 photo costs to make and ingest.
+func smallPhotos(n int, seed uint64) []file { return photosSized(n, seed, 400, 300) }
+
+func photosSized(n int, seed uint64, w, h int) []file {
 	out := make([]file, n)
 	for i := range out {
-		out[i] = file{fmt.Sprintf("photo-%d.jpg", i), imagingtest.JPEG(imagingtest.Photo(1024, 768, seed+uint64(i)))}
+		out[i] = file{fmt.Sprintf("photo-%d.jpg", i), imagingtest.JPEG(imagingtest.Photo(w, h, seed+uint64(i)))}
 	}
 	return out
 }

@@ -21,7 +21,7 @@ import (
 // Not parallel: it reads the process's allocation counter.
 func TestMemoryCoversDecoding(t *testing.T) {
 	// Just over the 1600 px derivative, so every path scales down.
-	const w, h = 1650, 500
+	const w, h = 1650, 300
 	photo := imagingtest.Photo(w, h, 3)
 	conv := func(dst draw.Image) image.Image {
 		draw.Draw(dst, dst.Bounds(), photo, image.Point{}, draw.Src)

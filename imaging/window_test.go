@@ -16,11 +16,12 @@ import (
 func TestWindowHashesMatchCrops(t *testing.T) {
 	t.Parallel()
 	for seed := uint64(0); seed < 4; seed++ {
-		photo := imagingtest.Photo(1000, 750, 900+seed)
+		const pw, ph = 640, 480
+		photo := imagingtest.Photo(pw, ph, 900+seed)
 		windows := imaging.WindowHashes(imaging.Thumbnail(photo, imaging.GridSize))
 		require.Len(t, windows, len(imaging.Windows))
 		for i, w := range imaging.Windows {
-			r := image.Rect(int(w.X*1000), int(w.Y*750), int((w.X+w.W)*1000), int((w.Y+w.H)*750))
+			r := image.Rect(int(w.X*pw), int(w.Y*ph), int((w.X+w.W)*pw), int((w.Y+w.H)*ph))
 			crop := imaging.PHash(imaging.Thumbnail(photo.SubImage(r), imaging.GridSize))
 			require.LessOrEqual(t, imaging.Hamming(crop, windows[i]), imaging.WindowDistance, "seed %d, window %d", seed, i)
 			require.Greater(t, imaging.Hamming(crop, imaging.PHash(imaging.Thumbnail(photo, imaging.GridSize))), imaging.WindowDistance,

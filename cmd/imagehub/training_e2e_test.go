@@ -195,7 +195,7 @@ func (h *trainingHub) checkModel(t testing.TB, tr map[string]any) (string, strin
 // new upload.
 func TestTrainingEndToEnd(t *testing.T) {
 	t.Parallel()
-	h := newTrainingHub(t, 200, map[string]string{"BUILTIN_TRAINER": "true"})
+	h := newTrainingHub(t, 120, map[string]string{"BUILTIN_TRAINER": "true"})
 	require.Contains(t, h.srv.logs.String(), "built-in trainer is leasing runs")
 	// The service account behind the built-in trainer's token cannot sign in.
 	status, _, _ := call(t, "POST", h.srv.base+"/api/v1/auth/login", "", map[string]string{"email": account.BuiltinTrainerEmail, "password": "a long password"})
@@ -346,7 +346,7 @@ func TestTrainingTrainerKilled(t *testing.T) {
 // with the same artifact, byte for byte, and the same metrics.
 func TestTrainingReproducible(t *testing.T) {
 	t.Parallel()
-	h := newTrainingHub(t, 60, map[string]string{"BUILTIN_TRAINER": "true"})
+	h := newTrainingHub(t, 40, map[string]string{"BUILTIN_TRAINER": "true"})
 	run := func() map[string]any {
 		status, body, _ := call(t, "POST", h.srv.base+"/api/v1/trainings", h.premium, map[string]any{
 			"dataset_id": h.datasetID, "version": h.version, "labels": []string{h.trainedLabel},

@@ -24,6 +24,11 @@ import (
 // learn to leave them out.
 var Labels = []string{"disc", "square"}
 
+// pngEncoder writes at zlib's fastest level: the tests that seed hundreds
+// of these images run under the race detector, where deflate's default
+// level was most of their time, and the pixels are the same.
+var pngEncoder = png.Encoder{CompressionLevel: png.BestSpeed}
+
 // Shapes returns a zip of n images of size×size pixels for split (their
 // ids from firstID), the same bytes for the same arguments.
 func Shapes(split string, n, size int, firstID int, seed uint64) []byte {
@@ -37,7 +42,7 @@ func Shapes(split string, n, size int, firstID int, seed uint64) []byte {
 		img, masks, cats := draw(rng, size)
 		name := fmt.Sprintf("%06d.png", id)
 		w, _ := zw.Create("images/" + name)
-		if err := png.Encode(w, img); err != nil {
+		if err := pngEncoder.Encode(w, img); err != nil {
 			panic(err)
 		}
 		file.Images = append(file.Images, dataset.COCOImage{ID: id, FileName: name, Width: size, Height: size, Split: split})
@@ -161,7 +166,7 @@ func Samples(n, size, firstID int, seed uint64) []Sample {
 	for range n {
 		img, masks, cats := draw(rng, size)
 		var buf bytes.Buffer
-		if err := png.Encode(&buf, img); err != nil {
+		if err := pngEncoder.Encode(&buf, img); err != nil {
 			panic(err)
 		}
 		s := Sample{PNG: buf.Bytes(), Size: size}
