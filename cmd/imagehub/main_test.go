@@ -255,14 +255,21 @@ func TestServeAsANewUser(t *testing.T) {
 	require.NotEmpty(t, hdr.Get("Retry-After"))
 
 	// Ctrl-C: a graceful stop.
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGINT))
-	select {
-	case err := <-srv.done:
-		require.NoError(t, err, "serve exits cleanly on SIGINT\n%s", srv.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop on SIGINT\n%s", srv.logs)
-	}
+	srv.stop(t, syscall.SIGINT, 30*time.Second)
 	require.Contains(t, srv.logs.String(), `"msg":"stopped"`)
+}
+
+// stop sends sig and requires serve to exit cleanly (status 0: every part
+// stopped within SHUTDOWN_TIMEOUT) before within has passed.
+func (s *server) stop(t testing.TB, sig os.Signal, within time.Duration) {
+	t.Helper()
+	require.NoError(t, s.cmd.Process.Signal(sig))
+	select {
+	case err := <-s.done:
+		require.NoError(t, err, "serve exits cleanly on %v\n%s", sig, s.logs)
+	case <-time.After(within):
+		t.Fatalf("serve did not stop on %v within %v\n%s", sig, within, s.logs)
+	}
 }
 
 // setupCode is the one-time setup code serve logged.

@@ -38,16 +38,10 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Contains(t, string(body), `imagehub_http_requests_total{method="GET",route="/healthz",status="200"} 1`)
 
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-srv.done:
-		require.NoError(t, err, "serve exits cleanly\n%s", srv.logs)
-	case <-time.After(45 * time.Second):
-		// Longer than the hub's own bound (SHUTDOWN_TIMEOUT, then 10 s of
-		// cancelled jobs): this test is about the listeners, and a loaded
-		// machine has seen River's stop wait out the first 30 s.
-		t.Fatalf("serve did not stop\n%s", srv.logs)
-	}
+	// Longer than the hub's own bound (SHUTDOWN_TIMEOUT, then 10 s of
+	// cancelled jobs): this test is about the listeners, and a loaded
+	// machine has seen River's stop wait out the first 30 s.
+	srv.stop(t, syscall.SIGTERM, 45*time.Second)
 	_, err = net.DialTimeout("tcp", addr, time.Second)
 	require.Error(t, err, "the metrics listener is closed")
 }
