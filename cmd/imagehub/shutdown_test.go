@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -19,9 +18,10 @@ import (
 // request, or stalls in its first request's headers, does not hold a
 // graceful stop until SHUTDOWN_TIMEOUT. Go's HTTP client leaves such
 // connections behind (a dial that lost the race to an idle connection is
-// kept, unused), and fasthttp before 1.7x counted them active for the whole
-// ReadTimeout, so serve failed its stop with "context deadline exceeded"
-// while a request in flight still finished.
+// kept, unused). fasthttp 1.51 counted them active for the whole
+// ReadTimeout (60 s), so serve failed its stop with "context deadline
+// exceeded"; 1.79 closes them after a 5 s grace. serve exits 0 only when
+// the HTTP server's shutdown ended before SHUTDOWN_TIMEOUT.
 func TestShutdownNotHeldBySilentConnections(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, map[string]string{"DATABASE_URL": dbtest.NewURL(t), "BUILTIN_WORKER": "false", "BUILTIN_TRAINER": "false", "SHUTDOWN_TIMEOUT": "25s"})
@@ -39,11 +39,4 @@ func TestShutdownNotHeldBySilentConnections(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // both accepted before the stop
 
 	srv.stop(t, syscall.SIGTERM, 60*time.Second) // SHUTDOWN_TIMEOUT is 25 s
-	for _, c := range []net.Conn{silent, stalled} {
-		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, err := c.Read(make([]byte, 1))
-		require.Error(t, err, "the server closed the connection")
-		var ne net.Error
-		require.False(t, errors.As(err, &ne) && ne.Timeout(), "closed, not left open: %v", err)
-	}
 }
