@@ -39,8 +39,9 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	require.Contains(t, string(body), `imagehub_http_requests_total{method="GET",route="/healthz",status="200"} 1`)
 
 	// Longer than the hub's own bound (SHUTDOWN_TIMEOUT, then 10 s of
-	// cancelled jobs): this test is about the listeners, and a loaded
-	// machine has seen River's stop wait out the first 30 s.
+	// cancelled jobs): this test is about the listeners. (The 30 s waits
+	// once seen here were the HTTP server's, held by a connection that
+	// never sent a request: TestShutdownNotHeldBySilentConnections.)
 	srv.stop(t, syscall.SIGTERM, 45*time.Second)
 	_, err = net.DialTimeout("tcp", addr, time.Second)
 	require.Error(t, err, "the metrics listener is closed")
