@@ -97,3 +97,43 @@ func TestEncodeAnyNonZero(t *testing.T) {
 		require.Equal(t, ones, back)
 	}
 }
+
+// TestDecodeBox checks decoding on masks whose pixels sit in a box away
+// from the edges, wide enough for the XOR pass's 32- and 8-byte steps:
+// decoding keeps to the box around the pixels, so one off by one there
+// loses a row or column, or leaves a run's end uncancelled below it.
+func TestDecodeBox(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(11, 12))
+	into := NewBitmap(200, 150)
+	for i := range into.Pix {
+		into.Pix[i] = 1 // DecodeInto must clear what was there
+	}
+	for range 300 {
+		want := NewBitmap(200, 150)
+		for range 1 + rng.IntN(3) {
+			x0, y0 := rng.IntN(200), rng.IntN(150)
+			x1, y1 := x0+1+rng.IntN(200-x0), y0+1+rng.IntN(150-y0)
+			for y := y0; y < y1; y++ {
+				for x := x0; x < x1; x++ {
+					if rng.IntN(8) != 0 { // holes, so runs also end inside the box
+						want.Set(x, y, true)
+					}
+				}
+			}
+		}
+		r := Encode(want)
+		got, err := r.Decode()
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		require.NoError(t, r.DecodeInto(into))
+		require.Equal(t, want, into)
+	}
+	for _, p := range [][2]int{{0, 0}, {199, 0}, {0, 149}, {199, 149}, {100, 75}} {
+		want := NewBitmap(200, 150)
+		want.Set(p[0], p[1], true)
+		got, err := Encode(want).Decode()
+		require.NoError(t, err)
+		require.Equal(t, want, got, "one pixel at %v", p)
+	}
+}

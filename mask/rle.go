@@ -137,14 +137,17 @@ func Encode(b *Bitmap) RLE {
 	return RLE{Size: [2]int{h, w}, Counts: cw.sb.String()}
 }
 
-// scratch holds the buffers encodeChanges sorts the changes in, kept
-// between calls so that encoding a mask allocates only its string.
+// scratch holds the buffers encodeChanges sorts the changes in, and those
+// decoding reads the runs into, kept between calls so that encoding a mask
+// allocates only its string, and decoding one only its bitmap.
 type scratch struct {
-	changes, sorted []uint32
-	perCol          []int32
+	changes, sorted, runs []uint32
+	perCol                []int32
 }
 
-func (s *scratch) size() int { return 4 * (cap(s.changes) + cap(s.sorted) + cap(s.perCol)) }
+func (s *scratch) size() int {
+	return 4 * (cap(s.changes) + cap(s.sorted) + cap(s.runs) + cap(s.perCol))
+}
 
 // maxPooled is the most bytes of scratch buffers kept for the next mask.
 const maxPooled = 1 << 20
@@ -403,71 +406,131 @@ func FromRuns(h, w int, runs []uint32) RLE {
 
 // Decode expands r into a bitmap, after checking it (see Validate).
 func (r RLE) Decode() (*Bitmap, error) {
-	// Check the whole string before allocating: a bad string could
-	// otherwise make the server allocate a large bitmap for nothing.
-	if err := r.Validate(); err != nil {
-		return nil, err
-	}
-	b := NewBitmap(r.Size[1], r.Size[0])
-	r.decode(b)
-	return b, nil
+	var b *Bitmap
+	err := r.withRuns(func(runs []uint32) {
+		b = NewBitmap(r.Size[1], r.Size[0])
+		decodeRuns(b, runs)
+	})
+	return b, err
 }
 
 // DecodeInto expands r into b, which must have r's size, after checking r
 // (see Validate); b is left as it was when r is not a valid mask. It saves
 // allocating a bitmap per mask when decoding many of one size.
 func (r RLE) DecodeInto(b *Bitmap) error {
-	if err := r.Validate(); err != nil {
+	if err := checkSize(r.Size[0], r.Size[1]); err != nil {
 		return err
 	}
 	if b.H != r.Size[0] || b.W != r.Size[1] || len(b.Pix) != b.W*b.H {
 		return fmt.Errorf("error decoding a %dx%d mask into a %dx%d bitmap", r.Size[1], r.Size[0], b.W, b.H)
 	}
-	clear(b.Pix)
-	r.decode(b)
+	return r.withRuns(func(runs []uint32) {
+		clear(b.Pix)
+		decodeRuns(b, runs)
+	})
+}
+
+// withRuns reads and checks r's runs into a pooled buffer and, when r is a
+// valid mask, calls fn with them. Reading them all before fn touches a
+// bitmap means a bad string costs no bitmap, and the string is parsed
+// once rather than once to check it and again to decode it.
+func (r RLE) withRuns(fn func(runs []uint32)) error {
+	s := scratchPool.Get().(*scratch)
+	defer func() {
+		if s.size() <= maxPooled {
+			scratchPool.Put(s)
+		}
+	}()
+	var err error
+	s.runs, err = r.appendRuns(s.runs[:0])
+	if err != nil {
+		return err
+	}
+	fn(s.runs)
 	return nil
 }
 
-// decode sets the pixels of b, all 0 and of r's size, from r, which has
-// been checked.
-//
-// Stepping down the columns of a row-major bitmap a byte at a time, as the
-// runs go, is what made decoding slow. So decode first writes only where
-// the runs change: pixel (x, y) of row y > 0 is 1 where it differs from the
-// pixel above it, and the top row holds the pixels themselves. Then one pass
-// down the rows, eight pixels at a time, sets each row to itself XOR the
-// row above, which turns the changes into the pixels. The changes toggle
-// their pixel, so the two ends of an empty run cancel out.
-func (r RLE) decode(b *Bitmap) {
-	h, w, pix := b.H, b.W, b.Pix
-	total := h * w
-	change := func(pos int) {
-		if y := pos % h; y != 0 && pos < total {
-			pix[y*w+pos/h] ^= 1
-		}
+// appendRuns appends r's uncompressed counts to dst, checking them (see
+// Validate).
+func (r RLE) appendRuns(dst []uint32) ([]uint32, error) {
+	rr, err := newRunReader(r)
+	if err != nil {
+		return dst, err
 	}
-	rr := runReader{s: r.Counts, h: int64(h), w: int64(w), total: int64(total)}
-	pos := 0
 	for {
 		n, err := rr.next()
-		if err != nil { // io.EOF: r was checked
-			break
+		if err == io.EOF {
+			return dst, nil
 		}
-		if rr.on() {
-			end := pos + int(n)
-			// The columns that begin inside the run begin with a 1.
-			for x := (pos + h - 1) / h; x*h < end; x++ {
-				pix[x] = 1
-			}
-			change(pos)
-			change(end)
+		if err != nil {
+			return dst, err
 		}
-		pos += int(n)
+		dst = append(dst, uint32(n))
 	}
-	for y := 1; y < h; y++ {
-		row, up := pix[y*w:(y+1)*w], pix[(y-1)*w:y*w]
+}
+
+// decodeRuns sets the pixels of b, all 0 and of the runs' size, from runs
+// that have been checked.
+//
+// Stepping down the columns of a row-major bitmap a byte at a time, as the
+// runs go, is what made decoding slow. So decodeRuns first writes only
+// where the runs change: pixel (x, y) of row y > 0 is 1 where it differs
+// from the pixel above it, and the top row holds the pixels themselves.
+// Then one pass down the rows, eight pixels at a time, sets each row to
+// itself XOR the row above, which turns the changes into the pixels.
+//
+// That pass reads the whole bitmap, the largest cost after allocating it,
+// so it keeps to the box around the mask's pixels: outside it there are
+// neither pixels nor changes, and a row XOR a row of 0s is itself. Where
+// each run begins is kept as a column and row, rather than divided out of
+// its offset, since most runs stay in their column.
+func decodeRuns(b *Bitmap, runs []uint32) {
+	h, w, pix := b.H, b.W, b.Pix
+	x0, x1, y0, y1 := w, -1, h, -1 // the box, inclusive; empty so far
+	x, y := 0, 0                   // where the next run begins
+	for k, n := range runs {
+		if n == 0 {
+			continue
+		}
+		ex, ey := x, y+int(n) // where the run ends (the pixel after it)
+		if ey >= h {
+			ex, ey = ex+ey/h, ey%h
+		}
+		if k%2 == 1 { // a run of 1s: runs begin with 0s
+			lastX, lastY := ex, ey-1 // its last pixel
+			if ey == 0 {
+				lastX, lastY = ex-1, h-1
+			}
+			// The columns that begin inside the run begin with a 1.
+			firstStart := x
+			if y != 0 {
+				firstStart++
+				pix[y*w+x] ^= 1
+			}
+			for c := firstStart; c <= lastX; c++ {
+				pix[c] = 1
+			}
+			if ey != 0 {
+				pix[ey*w+ex] ^= 1
+			}
+			x0, x1 = min(x0, x), max(x1, lastX)
+			if lastX == x {
+				y0, y1 = min(y0, y), max(y1, lastY)
+			} else { // the run goes from one column's bottom to the next one's top
+				y0, y1 = 0, h-1
+			}
+		}
+		x, y = ex, ey
+	}
+	if x1 < 0 {
+		return // no pixel set
+	}
+	// Rows above y0 are 0 and hold no change; the row below y1 holds the
+	// changes that end the runs reaching y1, and the rows below it are 0.
+	for y := max(y0+1, 1); y <= min(y1+1, h-1); y++ {
+		row, up := pix[y*w+x0:y*w+x1+1], pix[(y-1)*w+x0:(y-1)*w+x1+1]
 		x := 0
-		for ; x+32 <= w; x += 32 {
+		for ; x+32 <= len(row); x += 32 {
 			r, v := row[x:x+32], up[x:x+32]
 			v0, v1 := binary.LittleEndian.Uint64(v), binary.LittleEndian.Uint64(v[8:])
 			v2, v3 := binary.LittleEndian.Uint64(v[16:]), binary.LittleEndian.Uint64(v[24:])
@@ -479,11 +542,11 @@ func (r RLE) decode(b *Bitmap) {
 			binary.LittleEndian.PutUint64(r[16:], binary.LittleEndian.Uint64(r[16:])^v2)
 			binary.LittleEndian.PutUint64(r[24:], binary.LittleEndian.Uint64(r[24:])^v3)
 		}
-		for ; x+8 <= w; x += 8 {
+		for ; x+8 <= len(row); x += 8 {
 			d := binary.LittleEndian.Uint64(row[x:]) ^ binary.LittleEndian.Uint64(up[x:])
 			binary.LittleEndian.PutUint64(row[x:], d)
 		}
-		for ; x < w; x++ {
+		for ; x < len(row); x++ {
 			row[x] ^= up[x]
 		}
 	}
@@ -508,25 +571,15 @@ func (r RLE) ColumnRuns(fn func(x, y0, y1 int)) error {
 
 // Runs returns the uncompressed counts, after checking r (see Validate).
 func (r RLE) Runs() ([]uint32, error) {
-	rr, err := newRunReader(r)
+	if err := checkSize(r.Size[0], r.Size[1]); err != nil {
+		return nil, err
+	}
+	// Every run takes at least one character, so this is the most needed.
+	runs, err := r.appendRuns(make([]uint32, 0, min(len(r.Counts), r.Size[0]*r.Size[1]+1)))
 	if err != nil {
 		return nil, err
 	}
-	if err := rr.drain(); err != nil {
-		return nil, err
-	}
-	runs := make([]uint32, 0, rr.n)
-	rr = runReader{s: r.Counts, h: rr.h, w: rr.w, total: rr.total}
-	for {
-		n, err := rr.next()
-		if err == io.EOF {
-			return runs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		runs = append(runs, uint32(n))
-	}
+	return runs, nil
 }
 
 // Validate checks that r is an h×w mask: each side from 1 to MaxSide and at
