@@ -255,15 +255,17 @@ BENCHES := \
 bench: imagemagick vips turbojpeg chromium onnxruntime ## run the benchmarks (ingest beside ImageMagick, 12-megapixel phone photos beside vipsthumbnail, near-duplicate lookup at 1M, near-duplicate precision and recall with crops, dispatch efficiency with and without batching, review brush frames, click to mask, dataset publish at 1M, Open Images labels CSV import at 1M rows and 20k classes beside their 60 s and 5 s limits, export beside tar, download memory, insights at 1M images, every list and queue at 1M images (p99 beside its limit), COCO RLE encode and decode, load, ONNX worker images/s, interactive ms per prompt, click-to-mask through the hub, training the region-classifier recipe on 500 images beside the segmenter's AP50, alone and through a served hub with its own evaluation) and print a table
 	@set -e; \
 	if [ -z "$$TEST_DATABASE_URL" ]; then TEST_DATABASE_URL=$$(scripts/localpg.sh start); export TEST_DATABASE_URL; fi; \
-	out=$$(mktemp); \
+	out=$$(mktemp); failed=; \
 	for b in $(BENCHES); do \
 		pkg=$${b%%:*}; rest=$${b#*:}; name=$${rest%%:*}; time=$${rest#*:}; \
-		$(GO) test -run '^$$' -bench "^$$name$$" -benchtime "$$time" -benchmem -timeout 20m "$$pkg" | tee -a "$$out" | grep -E '^(Benchmark|ingest:|load:)' >&2 || true; \
+		$(GO) test -run '^$$' -bench "^$$name$$" -benchtime "$$time" -benchmem -timeout 20m "$$pkg" | tee -a "$$out" | { grep -E '^(Benchmark|ingest:|load:)' >&2 || true; }; \
+		[ "$${PIPESTATUS[0]}" -eq 0 ] || failed="$$failed $$pkg:$$name"; \
 	done; \
 	echo; echo "machine: $$(nproc) cores, $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"; \
 	grep -E '^load:' "$$out" || true; \
 	(cd tools && GOWORK=off $(GO) run ./benchtable) < "$$out"; \
-	rm -f "$$out"
+	rm -f "$$out"; \
+	if [ -n "$$failed" ]; then echo "make bench: these benchmarks failed, so their figures are missing above:$$failed" >&2; exit 1; fi
 
 .PHONY: load
 load: ## load test: LOAD_UPLOADERS (200) uploaders and LOAD_REVIEWERS (32) reviewers for LOAD_DURATION (60s) against a real serve and a synthetic worker; prints a table
