@@ -127,9 +127,7 @@ func Encode(b *Bitmap) RLE {
 	}
 	s := scratchPool.Get().(*scratch)
 	last, ok := encodeChanges(&cw, b, s)
-	if s.size() <= maxPooled {
-		scratchPool.Put(s)
-	}
+	putScratch(s)
 	if !ok {
 		last = encodeBlocks(&cw, b)
 	}
@@ -153,6 +151,13 @@ func (s *scratch) size() int {
 const maxPooled = 1 << 20
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// putScratch keeps s for the next mask unless its buffers grew too large.
+func putScratch(s *scratch) {
+	if s.size() <= maxPooled {
+		scratchPool.Put(s)
+	}
+}
 
 // encodeChanges writes the runs of b but the last from where its pixels
 // change, and returns where the last run begins. It writes nothing and
@@ -436,11 +441,7 @@ func (r RLE) DecodeInto(b *Bitmap) error {
 // once rather than once to check it and again to decode it.
 func (r RLE) withRuns(fn func(runs []uint32)) error {
 	s := scratchPool.Get().(*scratch)
-	defer func() {
-		if s.size() <= maxPooled {
-			scratchPool.Put(s)
-		}
-	}()
+	defer putScratch(s)
 	var err error
 	s.runs, err = r.appendRuns(s.runs[:0])
 	if err != nil {
@@ -571,11 +572,8 @@ func (r RLE) ColumnRuns(fn func(x, y0, y1 int)) error {
 
 // Runs returns the uncompressed counts, after checking r (see Validate).
 func (r RLE) Runs() ([]uint32, error) {
-	if err := checkSize(r.Size[0], r.Size[1]); err != nil {
-		return nil, err
-	}
 	// Every run takes at least one character, so this is the most needed.
-	runs, err := r.appendRuns(make([]uint32, 0, min(len(r.Counts), r.Size[0]*r.Size[1]+1)))
+	runs, err := r.appendRuns(make([]uint32, 0, len(r.Counts)))
 	if err != nil {
 		return nil, err
 	}
