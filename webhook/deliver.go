@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -168,7 +169,11 @@ func (w *Worker) send(ctx context.Context, url, secret string, d queries.Webhook
 	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
 	res, err := w.http.Do(req)
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The try's deadline, the client's and the transport's wait for
+		// the headers are all Timeout: whichever fires first, on a busy
+		// machine even before ctx's own timer has run, it is no answer.
+		var ne net.Error
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 			return 0, fmt.Errorf("no answer within %s", w.set.Timeout)
 		}
 		return 0, err
