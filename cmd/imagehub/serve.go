@@ -157,6 +157,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err := server.Start(bgCtx); err != nil {
 		return err
 	}
+	// The code comes before "imagehub is serving", so that whoever (or
+	// whatever script) waits for that line already has it. A stop that comes
+	// while the code is being issued is a stop, not a failure.
+	if err := printSetupCode(ctx, e, stderr); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("error listening on port %d: %w", cfg.Port, err)
@@ -194,11 +203,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		stopTrainer = startBuiltinTrainer(bgCtx, e, "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "")
 	}
 	defer stopTrainer() // on an early return; a second call does nothing
-	// A stop that comes while the code is being issued is a stop, not a
-	// failure: shut down as below.
-	if err := printSetupCode(ctx, e, stderr); err != nil && ctx.Err() == nil {
-		return err
-	}
 
 	select {
 	case <-ctx.Done():
