@@ -196,7 +196,9 @@ func (h *trainingHub) checkModel(t testing.TB, tr map[string]any) (string, strin
 func TestTrainingEndToEnd(t *testing.T) {
 	t.Parallel()
 	h := newTrainingHub(t, 120, map[string]string{"BUILTIN_TRAINER": "true"})
-	require.Contains(t, h.srv.logs.String(), "built-in trainer is leasing runs")
+	// The trainer starts after serve says it is serving: wait for its line.
+	require.Eventually(t, func() bool { return strings.Contains(h.srv.logs.String(), "built-in trainer is leasing runs") },
+		30*time.Second, 50*time.Millisecond, "the built-in trainer did not start\n%s", h.srv.logs)
 	// The service account behind the built-in trainer's token cannot sign in.
 	status, _, _ := call(t, "POST", h.srv.base+"/api/v1/auth/login", "", map[string]string{"email": account.BuiltinTrainerEmail, "password": "a long password"})
 	require.Equal(t, http.StatusUnauthorized, status)
