@@ -128,11 +128,16 @@ func (s *Server) warmPrompts(reviewer, item uuid.UUID, f review.Filter) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := s.prompts.Warm(ctx, reviewer, item); err != nil {
+		enabled, err := s.prompts.Warm(ctx, reviewer, item)
+		if err != nil {
 			s.logger.Warn("the interactive model could not prepare a leased image; its first click will be slower", "item_id", item, "error", err)
 			return
 		}
-		s.prepareUpcoming(ctx, reviewer, f, promptPrefetch)
+		// Without an interactive model the next items need nothing
+		// either: spare the database their six reads on every lease.
+		if enabled {
+			s.prepareUpcoming(ctx, reviewer, f, promptPrefetch)
+		}
 	}()
 }
 

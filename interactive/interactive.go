@@ -176,17 +176,19 @@ func (s *Service) Segment(ctx context.Context, reviewer, item uuid.UUID, r Reque
 // Warm sends the image of item to the interactive model with an empty
 // prompt, so the model prepares it (the built-in worker computes and caches
 // its superpixels) before the reviewer's first click. Errors only matter to
-// logs: a click works without it, only slower.
-func (s *Service) Warm(ctx context.Context, reviewer, item uuid.UUID) error {
+// logs: a click works without it, only slower. enabled is false when no
+// interactive model is enabled, so that there is nothing to prepare ahead
+// either.
+func (s *Service) Warm(ctx context.Context, reviewer, item uuid.UUID) (enabled bool, err error) {
 	img, err := s.q.ReviewLeasedImage(ctx, s.pool, queries.ReviewLeasedImageParams{ID: item, Reviewer: &reviewer})
 	if err != nil {
-		return fmt.Errorf("error reading the leased item: %w", err)
+		return true, fmt.Errorf("error reading the leased item: %w", err)
 	}
 	_, err = s.ask(ctx, img.ImageID, img.Sha256, int(img.Width), int(img.Height), inference.Prompt{})
 	if errors.Is(err, errNoModel) {
-		return nil
+		return false, nil
 	}
-	return err
+	return true, err
 }
 
 // Prepare readies an image for prompts ahead of any lease (the River job
