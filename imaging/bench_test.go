@@ -103,6 +103,17 @@ func BenchmarkStageThumbnail(b *testing.B) {
 	measure(b, func() { imaging.Thumbnail(img, imaging.GridSize) })
 }
 
+// BenchmarkStageThumbnailPhone is the review image of a phone photo as
+// ingest makes it: from the 1512×2016 that a 3024×4032 JPEG decodes to at
+// half size, to 1200×1600.
+func BenchmarkStageThumbnailPhone(b *testing.B) {
+	img, err := jpeg.Decode(bytes.NewReader(imagingtest.JPEG(imagingtest.Photo(1512, 2016, 1))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	measure(b, func() { imaging.Thumbnail(img, imaging.ReviewSize) })
+}
+
 func BenchmarkStageEncodeGrid(b *testing.B) {
 	g := imaging.Thumbnail(decoded(b), imaging.GridSize)
 	measure(b, func() { _, _ = imaging.EncodeJPEG(g, 82) })

@@ -24,7 +24,10 @@ const (
 // where Catmull-Rom over the whole reduction would take 13 taps a side on
 // four times the pixels; bilinear sampling without the box would skip
 // pixels and alias. A decoded JPEG is reduced plane by plane, its chroma
-// from its own lower resolution, and converted to RGB only at the end.
+// from its own lower resolution, and stays in planes (an *image.YCbCr):
+// the JPEG encoder takes them as they are, and the hash and quality
+// measures read its Y plane as their luma, so that nothing converts a
+// thumbnail to RGB and back.
 func Thumbnail(img image.Image, maxSide int) image.Image {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
@@ -78,8 +81,8 @@ type plane struct {
 	ex, ey float64 // the extent it covers, in its own pixels: more than w, h when a box left out a remainder
 }
 
-// thumbYCbCr reduces each plane of a decoded JPEG to tw×th, then converts.
-func thumbYCbCr(src *image.YCbCr, tw, th int) *image.RGBA {
+// thumbYCbCr reduces each plane of a decoded JPEG to tw×th.
+func thumbYCbCr(src *image.YCbCr, tw, th int) *image.YCbCr {
 	r := src.Rect
 	w, h := r.Dx(), r.Dy()
 	y := plane{pix: src.Y[src.YOffset(r.Min.X, r.Min.Y):], w: w, h: h, stride: src.YStride, ex: float64(w), ey: float64(h)}
@@ -118,18 +121,28 @@ func thumbYCbCr(src *image.YCbCr, tw, th int) *image.RGBA {
 	cwt, cht := (tw+hs)>>hs, (th+vs)>>vs
 	cox, coy := float64(tw)/float64(int(1)<<hs), float64(th)/float64(int(1)<<vs)
 	cb, cr = shrinkPlane(cb, cwt, cht, cox, coy), shrinkPlane(cr, cwt, cht, cox, coy)
-	dst := image.NewRGBA(image.Rect(0, 0, tw, th))
-	for j := range th {
-		d := dst.Pix[j*dst.Stride : j*dst.Stride+4*tw]
-		yr := y.pix[j*y.stride : j*y.stride+tw]
-		c := (j >> vs) * cb.stride
-		br, rr := cb.pix[c:c+cwt], cr.pix[c:c+cwt]
-		for i := range tw {
-			d[4*i], d[4*i+1], d[4*i+2] = ycbcrToRGB(yr[i], br[i>>hs], rr[i>>hs])
-			d[4*i+3] = 0xFF
-		}
-	}
+	ratio := [2][2]image.YCbCrSubsampleRatio{
+		{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440},
+		{image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420},
+	}[hs][vs]
+	dst := image.NewYCbCr(image.Rect(0, 0, tw, th), ratio)
+	copyPlane(dst.Y, dst.YStride, y, tw, th)
+	copyPlane(dst.Cb, dst.CStride, cb, cwt, cht)
+	copyPlane(dst.Cr, dst.CStride, cr, cwt, cht)
 	return dst
+}
+
+// copyPlane copies the w×h pixels of p into dst, rows stride apart. A
+// plane that shrinkPlane made already has dst's layout (stride w), and
+// is then taken whole.
+func copyPlane(dst []uint8, stride int, p plane, w, h int) {
+	if p.stride == stride && len(p.pix) == len(dst) {
+		copy(dst, p.pix)
+		return
+	}
+	for j := range h {
+		copy(dst[j*stride:j*stride+w], p.pix[j*p.stride:j*p.stride+w])
+	}
 }
 
 // shrinkPlane scales a plane to mw×mh pixels covering ox×oy (the same but
@@ -201,27 +214,6 @@ func boxRGBA(src *image.RGBA, k int) *image.RGBA {
 		}
 	}
 	return dst
-}
-
-// ycbcrToRGB is JFIF's conversion, in the fixed point of image/color.
-func ycbcrToRGB(y, cb, cr uint8) (uint8, uint8, uint8) {
-	yy := int32(y) * 0x10101
-	cb1 := int32(cb) - 128
-	cr1 := int32(cr) - 128
-	r := yy + 91881*cr1
-	g := yy - 22554*cb1 - 46802*cr1
-	b := yy + 116130*cb1
-	return clamp16(r), clamp16(g), clamp16(b)
-}
-
-func clamp16(v int32) uint8 {
-	switch {
-	case v < 0:
-		return 0
-	case v > 0xFFFFFF:
-		return 0xFF
-	}
-	return uint8(v >> 16)
 }
 
 // taps are the weights of each output pixel along one axis: output pixel
@@ -305,10 +297,21 @@ func resamplePlane(p plane, tw, th int, sx, sy float64) plane {
 	for y := range th {
 		clear(acc)
 		ws := yt.weights[y*yt.width : (y+1)*yt.width]
-		for k, wt := range ws {
-			row := tmp[tw*(yt.start[y]+k-y0):]
-			row = row[:len(acc)]
-			for i, v := range row {
+		row := func(k int) []uint8 { return tmp[tw*(yt.start[y]+k-y0):][:len(acc)] }
+		// Four source rows a pass, then two, then one: acc is read and
+		// written once for several taps (twice for Catmull-Rom's 7 at a
+		// review image's reduction, rather than seven times).
+		k := 0
+		for ; k+4 <= len(ws); k += 4 {
+			addRows4(acc, row(k), row(k+1), row(k+2), row(k+3), ws[k:k+4])
+		}
+		if k+2 <= len(ws) {
+			addRows2(acc, row(k), row(k+1), ws[k], ws[k+1])
+			k += 2
+		}
+		if k < len(ws) {
+			wt := ws[k]
+			for i, v := range row(k) {
 				acc[i] += wt * int32(v)
 			}
 		}
@@ -319,6 +322,24 @@ func resamplePlane(p plane, tw, th int, sx, sy float64) plane {
 		}
 	}
 	return dst
+}
+
+// addRows4 adds four rows, weighted by ws, to acc; the rows are as long as
+// acc.
+func addRows4(acc []int32, r0, r1, r2, r3 []uint8, ws []int32) {
+	w0, w1, w2, w3 := ws[0], ws[1], ws[2], ws[3]
+	r0, r1, r2, r3 = r0[:len(acc)], r1[:len(acc)], r2[:len(acc)], r3[:len(acc)]
+	for i := range acc {
+		acc[i] += w0*int32(r0[i]) + w1*int32(r1[i]) + w2*int32(r2[i]) + w3*int32(r3[i])
+	}
+}
+
+// addRows2 is addRows4 for two rows.
+func addRows2(acc []int32, r0, r1 []uint8, w0, w1 int32) {
+	r0, r1 = r0[:len(acc)], r1[:len(acc)]
+	for i := range acc {
+		acc[i] += w0*int32(r0[i]) + w1*int32(r1[i])
+	}
 }
 
 // horizontal filters one row of a plane into out with the taps t.

@@ -153,3 +153,48 @@ func TestThumbnailOfOtherPixelTypes(t *testing.T) {
 		require.Equal(t, ref.Bounds(), got.Bounds(), "%T", img)
 	}
 }
+
+// TestThumbnailOfPlanes: a decoded JPEG's thumbnail stays in planes, with
+// the chroma at half the thumbnail's resolution where the source had it
+// subsampled, and shows the same picture as the thumbnail of its RGB
+// pixels, for each subsampling and odd sizes.
+func TestThumbnailOfPlanes(t *testing.T) {
+	t.Parallel()
+	photo := imagingtest.Photo(1001, 751, 5)
+	want := map[image.YCbCrSubsampleRatio]image.YCbCrSubsampleRatio{
+		image.YCbCrSubsampleRatio444: image.YCbCrSubsampleRatio444,
+		image.YCbCrSubsampleRatio422: image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420: image.YCbCrSubsampleRatio420,
+		image.YCbCrSubsampleRatio440: image.YCbCrSubsampleRatio440,
+		image.YCbCrSubsampleRatio411: image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio410: image.YCbCrSubsampleRatio420,
+	}
+	for ratio, out := range want {
+		src := image.NewYCbCr(photo.Bounds(), ratio)
+		b := src.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				c := photo.RGBAAt(x, y)
+				yy, cb, cr := color.RGBToYCbCr(c.R, c.G, c.B)
+				src.Y[src.YOffset(x, y)] = yy
+				src.Cb[src.COffset(x, y)], src.Cr[src.COffset(x, y)] = cb, cr
+			}
+		}
+		got, ok := imaging.Thumbnail(src, 321).(*image.YCbCr)
+		require.True(t, ok, "%v: planes in, planes out", ratio)
+		require.Equal(t, out, got.SubsampleRatio, "%v", ratio)
+		require.Equal(t, image.Rect(0, 0, 321, 241), got.Rect, "%v", ratio)
+		rgb := image.NewRGBA(src.Bounds())
+		draw.Draw(rgb, rgb.Bounds(), src, image.Point{}, draw.Src)
+		ref := imaging.Thumbnail(rgb, 321)
+		var diff float64
+		for y := range 241 {
+			for x := range 321 {
+				r0, g0, b0, _ := ref.At(x, y).RGBA()
+				r1, g1, b1, _ := got.At(x, y).RGBA()
+				diff += math.Abs(float64(r0>>8)-float64(r1>>8)) + math.Abs(float64(g0>>8)-float64(g1>>8)) + math.Abs(float64(b0>>8)-float64(b1>>8))
+			}
+		}
+		require.Less(t, diff/(3*321*241), 4.0, "%v: mean difference per channel", ratio)
+	}
+}
