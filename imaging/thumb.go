@@ -125,24 +125,25 @@ func thumbYCbCr(src *image.YCbCr, tw, th int) *image.YCbCr {
 		{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio440},
 		{image.YCbCrSubsampleRatio422, image.YCbCrSubsampleRatio420},
 	}[hs][vs]
-	dst := image.NewYCbCr(image.Rect(0, 0, tw, th), ratio)
-	copyPlane(dst.Y, dst.YStride, y, tw, th)
-	copyPlane(dst.Cb, dst.CStride, cb, cwt, cht)
-	copyPlane(dst.Cr, dst.CStride, cr, cwt, cht)
-	return dst
+	return &image.YCbCr{
+		Y: y.own(tw, th), Cb: cb.own(cwt, cht), Cr: cr.own(cwt, cht),
+		YStride: tw, CStride: cwt, SubsampleRatio: ratio, Rect: image.Rect(0, 0, tw, th),
+	}
 }
 
-// copyPlane copies the w×h pixels of p into dst, rows stride apart. A
-// plane that shrinkPlane made already has dst's layout (stride w), and
-// is then taken whole.
-func copyPlane(dst []uint8, stride int, p plane, w, h int) {
-	if p.stride == stride && len(p.pix) == len(dst) {
-		copy(dst, p.pix)
-		return
+// own is the w×h pixels of p in a slice of their own, rows w apart. The
+// planes shrinkPlane makes are that already and are taken as they are
+// (thumbYCbCr reduces every plane, so none is the source's); any other is
+// copied.
+func (p plane) own(w, h int) []uint8 {
+	if p.stride == w && len(p.pix) == w*h {
+		return p.pix
 	}
+	out := make([]uint8, w*h)
 	for j := range h {
-		copy(dst[j*stride:j*stride+w], p.pix[j*p.stride:j*p.stride+w])
+		copy(out[j*w:j*w+w], p.pix[j*p.stride:j*p.stride+w])
 	}
+	return out
 }
 
 // shrinkPlane scales a plane to mw×mh pixels covering ox×oy (the same but
