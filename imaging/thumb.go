@@ -306,8 +306,8 @@ func resamplePlane(p plane, tw, th int, sx, sy float64) plane {
 		ws := yt.weights[y*yt.width : (y+1)*yt.width]
 		row := func(k int) []uint8 { return tmp[tw*(yt.start[y]+k-y0):][:len(acc)] }
 		// Four source rows a pass, then two, then one: acc is read and
-		// written once for several taps (twice for Catmull-Rom's 7 at a
-		// review image's reduction, rather than seven times).
+		// written once for several taps (twice for the 8 that most
+		// reductions take, see filterTaps, rather than eight times).
 		k := 0
 		for ; k+4 <= len(ws); k += 4 {
 			addRows4(acc, row(k), row(k+1), row(k+2), row(k+3), ws[k:k+4])
