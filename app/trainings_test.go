@@ -106,7 +106,7 @@ func newTrainingWorld(t *testing.T, mods ...func(*config.Config)) *trainingWorld
 	w.premium, _ = tb.userWithRole(t, "premium@example.com", auth.RolePremium)
 	// 32 images, 16 with a cat: the 60/40 split falls on random dataset
 	// ids, and with 16 images (8 cats) none reached val about once in 60
-	// runs (0.6^8), as CI saw.
+	// runs (0.6^8): a fresh-clone make test saw it.
 	w.addImages(t, 32)
 	w.datasetID = w.createDataset(t, map[string]any{"name": "train-me", "splits": map[string]float64{"train": 0.6, "val": 0.4, "test": 0}})
 	w.version = int(w.publish(t, w.datasetID)["number"].(float64))

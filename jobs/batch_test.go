@@ -228,7 +228,8 @@ func TestInferBatchPoisonImage(t *testing.T) {
 	require.Zero(t, other)
 	st := b.stats()
 	// Refused in its batch, then alone: two refusals, or one when the
-	// batch the poison image went in held only it (CI saw one).
+	// batch the poison image went in held only it (a fresh-clone make
+	// test saw one).
 	require.GreaterOrEqual(t, st.BadRequests, int64(1), "the poison image was refused")
 	require.Greater(t, st.LargestBatch, int64(1))
 }
